@@ -1,0 +1,5 @@
+"""`python -m forgeline` is the `forgeline` command."""
+
+from forgeline.cli import main
+
+main()

@@ -1,0 +1,306 @@
+"""The content-addressed artifact store: Parquet datasets (and later model folders) with lineage.
+
+Layout under the store root::
+
+    objects/<sha[:2]>/<sha256>[.parquet]   immutable content, named by its digest
+    staging/                                 in-progress writes; swept at open
+    catalog.db                               SQLite index: id, kind, name, version, lineage
+
+A write goes to staging/, is fsynced, hashed and renamed into objects/ (atomic on one
+filesystem), and only then indexed. A crash at any point leaves either nothing or a complete,
+unreferenced object: never a half-written artifact that a reader can see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forgeline import __version__
+from forgeline.errors import DataLoss, InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+ID_PREFIX = {"dataset": "ds", "model": "mdl", "adapter": "adp", "index": "idx", "report": "rpt"}
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Which operation, inputs and config made an artifact."""
+
+    parent_ids: list[str] = field(default_factory=list)
+    producer: str = ""
+    operation: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    forgeline_version: str = __version__
+    pipeline_run: str = ""
+    pipeline_step: str = ""
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    id: str
+    kind: str
+    uri: str
+    sha256: str
+    size_bytes: int
+    name: str
+    version: int
+    metadata: dict[str, Any]
+    lineage: Lineage
+    create_time: datetime
+    request_id: str = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.uri.removeprefix("file://"))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ArtifactStore:
+    """Content-addressed artifacts on a local (or mounted) folder with a SQLite catalog."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+        self._objects = self.root / "objects"
+        self._staging = self.root / "staging"
+        self._objects.mkdir(parents=True, exist_ok=True)
+        if self._staging.exists():
+            shutil.rmtree(self._staging)  # leftovers of writes that never committed
+        self._staging.mkdir(parents=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.root / "catalog.db", check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        with self._lock, self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                """CREATE TABLE IF NOT EXISTS artifacts (
+                    id TEXT PRIMARY KEY, kind TEXT NOT NULL, uri TEXT NOT NULL,
+                    sha256 TEXT NOT NULL, size_bytes INTEGER NOT NULL,
+                    name TEXT NOT NULL, version INTEGER NOT NULL,
+                    metadata TEXT NOT NULL, lineage TEXT NOT NULL,
+                    create_time TEXT NOT NULL, request_id TEXT NOT NULL DEFAULT '',
+                    UNIQUE (kind, name, version))"""
+            )
+            self._db.execute(
+                "CREATE INDEX IF NOT EXISTS artifacts_request ON artifacts (request_id)"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- writing ----------------------------------------------------------------------------
+    @contextmanager
+    def staging_path(self, suffix: str = "") -> Iterator[Path]:
+        """A fresh path in staging/; removed afterwards unless it was committed."""
+        path = self._staging / f"{uuid.uuid4().hex}{suffix}"
+        try:
+            yield path
+        finally:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+
+    def commit_file(
+        self,
+        staged: Path,
+        *,
+        kind: str,
+        name: str,
+        metadata: dict[str, Any],
+        lineage: Lineage,
+        suffix: str = "",
+        request_id: str = "",
+    ) -> ArtifactRecord:
+        """Moves a fully written staged file into objects/ and indexes it as a new version."""
+        with open(staged, "rb+") as fh:
+            os.fsync(fh.fileno())
+        sha = sha256_file(staged)
+        target = self._objects / sha[:2] / f"{sha}{suffix}"
+        target.parent.mkdir(exist_ok=True)
+        size = staged.stat().st_size
+        if target.exists():
+            staged.unlink()  # identical content is already stored
+        else:
+            os.replace(staged, target)
+        return self._index(kind, name, target, sha, size, metadata, lineage, request_id)
+
+    def put_table(
+        self,
+        table: pa.Table,
+        *,
+        name: str,
+        metadata: dict[str, Any],
+        lineage: Lineage,
+        request_id: str = "",
+    ) -> ArtifactRecord:
+        """Writes ``table`` as a Parquet dataset artifact (a new version of ``name``)."""
+        import pyarrow.parquet as pq
+
+        with self.staging_path(".parquet") as staged:
+            pq.write_table(table, staged, compression="zstd")
+            return self.commit_file(
+                staged,
+                kind="dataset",
+                name=name,
+                metadata=metadata,
+                lineage=lineage,
+                suffix=".parquet",
+                request_id=request_id,
+            )
+
+    def _index(
+        self,
+        kind: str,
+        name: str,
+        target: Path,
+        sha: str,
+        size: int,
+        metadata: dict[str, Any],
+        lineage: Lineage,
+        request_id: str,
+    ) -> ArtifactRecord:
+        if not name:
+            raise InvalidArgument.for_field("name", "an artifact name is required")
+        artifact_id = f"{ID_PREFIX.get(kind, kind[:3])}_{uuid.uuid4().hex[:12]}"
+        now = datetime.now(UTC)
+        with self._lock, self._db:
+            row = self._db.execute(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM artifacts WHERE kind=? AND name=?",
+                (kind, name),
+            ).fetchone()
+            version = int(row[0])
+            self._db.execute(
+                "INSERT INTO artifacts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    artifact_id,
+                    kind,
+                    target.resolve().as_uri(),
+                    sha,
+                    size,
+                    name,
+                    version,
+                    json.dumps(metadata),
+                    json.dumps(asdict(lineage)),
+                    now.isoformat(),
+                    request_id,
+                ),
+            )
+        return self.get(artifact_id)
+
+    # --- reading ----------------------------------------------------------------------------
+    def get(self, ref: str, *, kind: str | None = None) -> ArtifactRecord:
+        """By id, by "name" (latest version) or by "name@version"."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM artifacts WHERE id=?", (ref,)).fetchone()
+            if row is None:
+                name, _, version = ref.partition("@")
+                query = "SELECT * FROM artifacts WHERE name=?"
+                args: list[Any] = [name]
+                if kind:
+                    query += " AND kind=?"
+                    args.append(kind)
+                if version:
+                    if not version.isdigit():
+                        raise InvalidArgument.for_field("id", f"bad version in {ref!r}")
+                    query += " AND version=?"
+                    args.append(int(version))
+                row = self._db.execute(query + " ORDER BY version DESC LIMIT 1", args).fetchone()
+        if row is None or (kind and row["kind"] != kind):
+            raise NotFound(
+                f"no {kind or 'artifact'} {ref!r}; list them with ListDatasets or "
+                f"`forgeline data list`",
+                reason="ARTIFACT_NOT_FOUND",
+                metadata={"id": ref},
+            )
+        return _record(row)
+
+    def find_by_request_id(self, request_id: str) -> ArtifactRecord | None:
+        if not request_id:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM artifacts WHERE request_id=? LIMIT 1", (request_id,)
+            ).fetchone()
+        return _record(row) if row else None
+
+    def list(
+        self, *, kind: str | None = None, name: str = "", offset: int = 0, limit: int = 100
+    ) -> list[ArtifactRecord]:
+        """Newest first."""
+        query, args = "SELECT * FROM artifacts WHERE 1=1", []
+        if kind:
+            query += " AND kind=?"
+            args.append(kind)
+        if name:
+            query += " AND name=?"
+            args.append(name)
+        query += " ORDER BY create_time DESC, id LIMIT ? OFFSET ?"
+        args += [limit, offset]
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return [_record(r) for r in rows]
+
+    def verify(self, record: ArtifactRecord) -> Path:
+        """The content path, after checking it exists and still matches its digest."""
+        path = record.path
+        if not path.exists():
+            raise DataLoss(
+                f"artifact {record.id} is indexed but its content {path} is missing",
+                reason="ARTIFACT_CONTENT_MISSING",
+                metadata={"id": record.id},
+            )
+        actual = sha256_file(path)
+        if actual != record.sha256:
+            raise DataLoss(
+                f"artifact {record.id} content digest {actual[:12]} does not match its "
+                f"manifest {record.sha256[:12]}; refusing to use it",
+                reason="ARTIFACT_DIGEST_MISMATCH",
+                metadata={"id": record.id},
+            )
+        return path
+
+    def read_table(self, record: ArtifactRecord, columns: list[str] | None = None) -> pa.Table:
+        """A dataset's rows, after verifying its digest."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.verify(record), columns=columns)
+
+
+def _record(row: sqlite3.Row) -> ArtifactRecord:
+    return ArtifactRecord(
+        id=row["id"],
+        kind=row["kind"],
+        uri=row["uri"],
+        sha256=row["sha256"],
+        size_bytes=row["size_bytes"],
+        name=row["name"],
+        version=row["version"],
+        metadata=json.loads(row["metadata"]),
+        lineage=Lineage(**json.loads(row["lineage"])),
+        create_time=datetime.fromisoformat(row["create_time"]),
+        request_id=row["request_id"],
+    )

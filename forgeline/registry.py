@@ -1,0 +1,349 @@
+"""Plugins: the base class, the contract of each kind, and the two-phase entry-point registry.
+
+(This module is forgeline.registry, not forgeline.plugins: that name is the built-in plugins
+folder, plugins/ = forgeline.plugins, per the layout rule.)
+
+A plugin is a class with a short lowercase ``name``, a pydantic ``Config`` (extra="forbid", every
+field described, so its JSON Schema documents it) and the one verb method of its kind. The only
+registration is an entry point in the group ``forgeline.<kind>``; forgeline's own plugins are
+declared the same way, so a third-party plugin is a peer.
+
+Loading has two phases (as in flake8 and pytest): ``discover`` lists entry points without
+importing anything; ``load`` imports on first use, checks the contract and rejects duplicates. A
+plugin that fails to import is logged with its package and skipped unless settings require it.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from forgeline.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from forgeline.logging import get_logger
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+GROUP_PREFIX = "forgeline."
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+log = get_logger(__name__)
+
+
+class PluginConfig(BaseModel):
+    """Base of every plugin Config: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Plugin:
+    """Base of every plugin. Subclass a kind below, never this directly."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[PluginConfig]] = PluginConfig
+
+    def __init__(self, config: PluginConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def description(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+# --- loaders -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadSource:
+    """What a loader reads. ``path`` is already resolved inside the configured roots."""
+
+    path: Path | None = None
+    url: str | None = None
+    # Refuse inputs beyond these limits (ResourceExhausted).
+    max_rows: int = 50_000_000
+    max_bytes: int = 20 * 1024**3
+
+
+class Loader(Plugin, ABC):
+    """Turns a source into an Arrow table. Raise InvalidArgument naming the line for bad rows."""
+
+    kind = "loaders"
+    # File extensions (lowercase, with dot) this loader is chosen for when none is named.
+    extensions: ClassVar[tuple[str, ...]] = ()
+    # True for loaders whose source is a URL (or a file listing URLs) instead of a data file.
+    reads_urls: ClassVar[bool] = False
+
+    @classmethod
+    def detects(cls, path: Path) -> bool:
+        """Whether this loader recognises ``path`` (a folder layout, say) beyond its extension."""
+        return path.is_file() and path.suffix.lower() in cls.extensions
+
+    @abstractmethod
+    def load(self, source: LoadSource) -> pa.Table: ...
+
+
+# --- cleaners ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CleanContext:
+    """Which columns hold the text and the label ("" when none), and the seed for sampling."""
+
+    text_column: str = "text"
+    label_column: str = ""
+    seed: int = 0
+
+
+@dataclass
+class CleanResult:
+    """A cleaner's output: the new table, a few examples of dropped or changed rows, numbers."""
+
+    table: pa.Table
+    # (text, reason) pairs, at most a handful.
+    examples: list[tuple[str, str]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Cleaner(Plugin, ABC):
+    """Maps an Arrow table to an Arrow table (fewer rows, changed text, or more rows)."""
+
+    kind = "cleaners"
+    MAX_EXAMPLES: ClassVar[int] = 5
+
+    @abstractmethod
+    def clean(self, table: pa.Table, ctx: CleanContext) -> CleanResult: ...
+
+
+# --- augmenters --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AugmentContext:
+    text_column: str = "text"
+    label_column: str = ""
+    seed: int = 0
+
+
+class Augmenter(Plugin, ABC):
+    """Generates new rows from a table; returns only the new rows, with the input's schema."""
+
+    kind = "augmenters"
+
+    @abstractmethod
+    def augment(self, table: pa.Table, ctx: AugmentContext) -> pa.Table: ...
+
+
+KIND_CONTRACTS: dict[str, type[Plugin]] = {
+    "loaders": Loader,
+    "cleaners": Cleaner,
+    "augmenters": Augmenter,
+}
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """A discovered entry point, not yet imported."""
+
+    kind: str
+    name: str
+    value: str
+    distribution: str
+    version: str
+
+
+@dataclass(frozen=True)
+class LoadError:
+    kind: str
+    name: str
+    distribution: str
+    error: str
+
+
+class PluginRegistry:
+    """Finds plugins by entry point, imports them on first use, validates their configs."""
+
+    def __init__(
+        self,
+        *,
+        allow: Iterable[str] = (),
+        required: Iterable[str] = (),
+        autoload: bool = True,
+    ) -> None:
+        # allow / required items are "kind:name" or a bare "name" (any kind).
+        self._allow = set(allow)
+        self._required = set(required)
+        self._autoload = autoload
+        self._loaded: dict[tuple[str, str], type[Plugin]] = {}
+        self._errors: dict[tuple[str, str, str], LoadError] = {}
+
+    # phase 1 --------------------------------------------------------------------------------
+    def discover(self, kind: str) -> list[PluginEntry]:
+        """Entry points of ``kind`` that settings permit, sorted, without importing any."""
+        entries = []
+        for ep in metadata.entry_points(group=GROUP_PREFIX + kind):
+            dist = ep.dist
+            entry = PluginEntry(
+                kind=kind,
+                name=ep.name,
+                value=ep.value,
+                distribution=dist.metadata["Name"] if dist else "unknown",
+                version=dist.version if dist else "0",
+            )
+            if self._permitted(entry):
+                entries.append(entry)
+        entries.sort(key=lambda e: (e.name, e.distribution != "forgeline", e.distribution))
+        return entries
+
+    def _permitted(self, entry: PluginEntry) -> bool:
+        if self._matches(self._allow, entry) or self._matches(self._required, entry):
+            return True
+        if self._allow:
+            return False
+        return self._autoload or entry.distribution == "forgeline"
+
+    @staticmethod
+    def _matches(names: set[str], entry: PluginEntry) -> bool:
+        return entry.name in names or f"{entry.kind}:{entry.name}" in names
+
+    # phase 2 --------------------------------------------------------------------------------
+    def load_kind(self, kind: str) -> list[type[Plugin]]:
+        """Imports every permitted plugin of ``kind``; broken ones are recorded and skipped."""
+        seen: dict[str, PluginEntry] = {}
+        for entry in self.discover(kind):
+            if entry.name in seen:
+                first = seen[entry.name]
+                self._fail(
+                    entry,
+                    f"duplicate plugin name {entry.name!r}: already provided by "
+                    f"{first.distribution}=={first.version} ({first.value})",
+                )
+                continue
+            seen[entry.name] = entry
+            if (kind, entry.name) not in self._loaded:
+                self._import(entry)
+        return [cls for (k, _), cls in sorted(self._loaded.items()) if k == kind]
+
+    def get(self, kind: str, name: str) -> type[Plugin]:
+        """The plugin class, importing it on first use. NotFound lists the known names."""
+        if (kind, name) in self._loaded:
+            return self._loaded[(kind, name)]
+        entries = [e for e in self.discover(kind) if e.name == name]
+        if entries:
+            cls = self._import(entries[0])
+            if cls is not None:
+                return cls
+            error = self._errors[(kind, name, entries[0].distribution)].error
+            raise FailedPrecondition(
+                f"{kind} plugin {name!r} is installed but failed to load: {error}",
+                reason="PLUGIN_BROKEN",
+                metadata={"kind": kind, "plugin": name},
+            )
+        known = ", ".join(e.name for e in self.discover(kind)) or "none"
+        raise NotFound(
+            f"unknown {kind} plugin {name!r}; known: {known}",
+            reason="PLUGIN_NOT_FOUND",
+            metadata={"kind": kind, "plugin": name, "known": known},
+        )
+
+    def create(
+        self, kind: str, name: str, config: Mapping[str, Any] | None, field_path: str
+    ) -> Plugin:
+        """An instance with a validated config; every bad config field is named under field_path."""
+        try:
+            cls = self.get(kind, name)
+        except NotFound as exc:
+            raise InvalidArgument.for_field(
+                f"{field_path}.name", exc.message, reason="PLUGIN_NOT_FOUND"
+            ) from exc
+        try:
+            cfg = cls.Config.model_validate(dict(config or {}))
+        except ValidationError as exc:
+            violations = [
+                FieldViolation(
+                    ".".join([f"{field_path}.config", *map(str, err["loc"])]), err["msg"]
+                )
+                for err in exc.errors()
+            ]
+            raise InvalidArgument(
+                f"invalid config for {kind} plugin {name!r}: "
+                + "; ".join(f"{v.field}: {v.description}" for v in violations),
+                reason="INVALID_PLUGIN_CONFIG",
+                violations=violations,
+            ) from exc
+        return cls(cfg)
+
+    def errors(self, kind: str | None = None) -> list[LoadError]:
+        return [e for e in self._errors.values() if kind is None or e.kind == kind]
+
+    def check_required(self) -> None:
+        """Raises when a plugin that settings list as required did not load."""
+        for error in self._errors.values():
+            if f"{error.kind}:{error.name}" in self._required or error.name in self._required:
+                raise FailedPrecondition(
+                    f"required plugin {error.kind}:{error.name} ({error.distribution}) "
+                    f"failed to load: {error.error}",
+                    reason="REQUIRED_PLUGIN_BROKEN",
+                )
+
+    def _import(self, entry: PluginEntry) -> type[Plugin] | None:
+        try:
+            ep = metadata.EntryPoint(entry.name, entry.value, GROUP_PREFIX + entry.kind)
+            cls = ep.load()
+            problem = contract_problem(entry.kind, entry.name, cls)
+        except Exception as exc:  # a broken third-party package must not take the service down
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            self._fail(entry, problem)
+            return None
+        self._loaded[(entry.kind, entry.name)] = cls
+        return cls
+
+    def _fail(self, entry: PluginEntry, error: str) -> None:
+        log.warning(
+            "plugin_load_failed",
+            kind=entry.kind,
+            plugin=entry.name,
+            package=f"{entry.distribution}=={entry.version}",
+            error=error,
+        )
+        self._errors[(entry.kind, entry.name, entry.distribution)] = LoadError(
+            entry.kind, entry.name, entry.distribution, error
+        )
+
+
+def contract_problem(kind: str, name: str, cls: object) -> str | None:
+    """Why ``cls`` does not fulfil the contract of ``kind`` under ``name``; None when it does."""
+    base = KIND_CONTRACTS.get(kind)
+    if base is None:
+        return f"unknown plugin kind {kind!r}; known kinds: {', '.join(sorted(KIND_CONTRACTS))}"
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        return f"{cls!r} is not a subclass of {base.__module__}.{base.__name__}"
+    if getattr(cls, "__abstractmethods__", None):
+        return f"{cls.__name__} leaves abstract methods: {sorted(cls.__abstractmethods__)}"
+    if cls.name != name:
+        return f"{cls.__name__}.name is {cls.name!r} but its entry point is named {name!r}"
+    if not _NAME_RE.match(name):
+        return f"plugin name {name!r} must be short lowercase letters, digits and underscores"
+    config = cls.Config
+    if not (isinstance(config, type) and issubclass(config, PluginConfig)):
+        return f"{cls.__name__}.Config must subclass forgeline.registry.PluginConfig"
+    undocumented = [f for f, info in config.model_fields.items() if not info.description]
+    if undocumented:
+        return f"{cls.__name__}.Config fields without a description: {undocumented}"
+    return None
+
+
+def config_schema(cls: type[Plugin]) -> dict[str, Any]:
+    """The JSON Schema of a plugin's config."""
+    return cls.Config.model_json_schema()

@@ -1,0 +1,342 @@
+"""serve(): the one bootstrap every forgeline service runs.
+
+A grpc.aio server with: the service's own servicers (found through the ``forgeline.services``
+entry point group), google.longrunning.Operations, forgeline.v1.EventService and PluginService,
+grpc.health.v1.Health (NOT_SERVING until plugins are loaded and stores are open) and server
+reflection; interceptors for errors (google.rpc.Status with ErrorInfo/BadRequest), request id and
+logging, and optional bearer-token auth; optional TLS/mTLS; message size limits; and a graceful
+stop on SIGTERM that lets in-flight calls finish and leaves running operations to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import grpc
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from forgeline import logging as flog
+from forgeline.artifacts import ArtifactStore
+from forgeline.errors import ForgelineError, Internal, NotFound, Unauthenticated, to_status
+from forgeline.operations import (
+    EventServicer,
+    MethodSpec,
+    OperationRunner,
+    OperationsServicer,
+    OperationStore,
+)
+from forgeline.paths import PathValidator
+from forgeline.plugin_service import PluginServicer
+from forgeline.registry import PluginRegistry
+from forgeline.settings import Settings
+from forgeline.v1 import (
+    event_service_pb2,
+    event_service_pb2_grpc,
+    plugin_service_pb2,
+    plugin_service_pb2_grpc,
+)
+
+log = flog.get_logger(__name__)
+SERVICES_GROUP = "forgeline.services"
+_PUBLIC_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+@dataclass
+class Kernel:
+    """What a service's build() gets: the process's settings, stores and registry."""
+
+    settings: Settings
+    registry: PluginRegistry
+    artifacts: ArtifactStore
+    operations: OperationRunner
+    paths: PathValidator
+
+    @classmethod
+    def open(cls, settings: Settings) -> Kernel:
+        home = settings.home.expanduser()
+        home.mkdir(parents=True, exist_ok=True)
+        return cls(
+            settings=settings,
+            registry=PluginRegistry(
+                allow=settings.plugins_allow,
+                required=settings.plugins_required,
+                autoload=settings.plugins_autoload,
+            ),
+            artifacts=ArtifactStore(settings.artifacts_dir),
+            operations=OperationRunner(
+                OperationStore(settings.operations_db), settings.worker_threads
+            ),
+            paths=PathValidator(settings.roots),
+        )
+
+    def close(self) -> None:
+        self.operations.stop()
+        self.operations.store.close()
+        self.artifacts.close()
+
+
+@dataclass
+class ServiceDefinition:
+    """One gRPC service a process hosts, as returned by a service's build(kernel)."""
+
+    full_name: str  # e.g. "forgeline.v1.DataService"
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    # Long-running methods, registered with the operation runner.
+    methods: list[MethodSpec] = field(default_factory=list)
+    # Plugin kinds to load before the service reports SERVING.
+    plugin_kinds: tuple[str, ...] = ()
+
+
+def service_builder(name: str) -> Callable[[Kernel], list[ServiceDefinition]]:
+    """The build() function a ``forgeline.services`` entry point names."""
+    entry_points = {ep.name: ep for ep in metadata.entry_points(group=SERVICES_GROUP)}
+    if name not in entry_points:
+        known = ", ".join(sorted(entry_points)) or "none"
+        raise NotFound(f"no service named {name!r}; installed: {known}", reason="SERVICE_NOT_FOUND")
+    return entry_points[name].load()
+
+
+def installed_services() -> list[str]:
+    return sorted(ep.name for ep in metadata.entry_points(group=SERVICES_GROUP))
+
+
+# --- interceptors --------------------------------------------------------------------------------
+
+
+def _wrap_handler(handler: grpc.RpcMethodHandler, wrap_unary, wrap_stream) -> grpc.RpcMethodHandler:
+    """A copy of ``handler`` whose behaviour is wrapped (unary responses vs. streamed ones)."""
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(wrap_unary(handler.unary_unary), **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(wrap_unary(handler.stream_unary), **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(wrap_stream(handler.unary_stream), **kwargs)
+    return grpc.stream_stream_rpc_method_handler(wrap_stream(handler.stream_stream), **kwargs)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    if isinstance(exc, ForgelineError):
+        error = exc
+    else:
+        log.exception("rpc_crashed", exc_info=exc)
+        error = Internal(f"internal error in {method}; the service log has the details")
+    status = to_status(error)
+    await context.abort(
+        error.code,
+        error.message,
+        trailing_metadata=((rpc_status.GRPC_DETAILS_METADATA_KEY, status.SerializeToString()),),
+    )
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Request id + one log line per call + ForgelineError -> google.rpc.Status, for every RPC."""
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = details.method
+        meta = dict(details.invocation_metadata or ())
+        request_id = meta.get("x-request-id") or uuid.uuid4().hex[:16]
+
+        def wrap_unary(behaviour):
+            async def run(request, context):
+                start = time.perf_counter()
+                with flog.bound(request_id=request_id, rpc=method):
+                    try:
+                        response = await behaviour(request, context)
+                    except (grpc.aio.AbortError, asyncio.CancelledError):
+                        raise
+                    except BaseException as exc:
+                        _log_call(exc, start)
+                        await _abort(context, exc, method)
+                    _log_call(None, start)
+                    return response
+
+            return run
+
+        def wrap_stream(behaviour):
+            async def run(request, context):
+                start = time.perf_counter()
+                with flog.bound(request_id=request_id, rpc=method):
+                    try:
+                        async for response in behaviour(request, context):
+                            yield response
+                    except (grpc.aio.AbortError, asyncio.CancelledError):
+                        raise
+                    except BaseException as exc:
+                        _log_call(exc, start)
+                        await _abort(context, exc, method)
+                    _log_call(None, start)
+
+            return run
+
+        return _wrap_handler(handler, wrap_unary, wrap_stream)
+
+
+def _log_call(error: BaseException | None, start: float) -> None:
+    ms = round((time.perf_counter() - start) * 1000, 2)
+    if error is None:
+        log.info("rpc", code="OK", ms=ms)
+    else:
+        code = error.code.name if isinstance(error, ForgelineError) else "INTERNAL"
+        log.info("rpc", code=code, ms=ms, error=str(error))
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Requires 'authorization: Bearer <token>' on every call but health checks."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(_PUBLIC_PREFIXES):
+            return handler
+        given = dict(details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(given.encode(), self._expected):
+            return handler
+        error = Unauthenticated(
+            "missing or wrong bearer token: send metadata 'authorization: Bearer <token>'",
+            reason="BAD_TOKEN",
+        )
+
+        def deny_unary(_behaviour):
+            async def run(request, context):
+                raise error
+
+            return run
+
+        def deny_stream(_behaviour):
+            async def run(request, context):
+                raise error
+                yield  # pragma: no cover - makes this an async generator
+
+            return run
+
+        return _wrap_handler(handler, deny_unary, deny_stream)
+
+
+# --- bootstrap ----------------------------------------------------------------------------------
+
+
+def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert:
+        return None
+    if not settings.tls_key:
+        raise ValueError("FORGELINE_TLS_CERT is set but FORGELINE_TLS_KEY is not")
+    ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+
+
+async def serve(
+    name: str,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    on_ready: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Runs service ``name`` until SIGTERM/SIGINT (or ``stop`` is set)."""
+    build = service_builder(name)
+    kernel = Kernel.open(settings)
+    limits = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    interceptors: list[grpc.aio.ServerInterceptor] = [CallInterceptor()]
+    if settings.auth_token:
+        interceptors.append(AuthInterceptor(settings.auth_token))
+    server = grpc.aio.server(interceptors=interceptors, options=limits)
+
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    definitions = build(kernel)
+    names = [d.full_name for d in definitions]
+    response_types = {}
+    for definition in definitions:
+        definition.add_to_server(definition.servicer, server)
+        for spec in definition.methods:
+            kernel.operations.register(spec)
+            response_types[spec.method] = spec.response_type
+    operations_pb2_grpc.add_OperationsServicer_to_server(
+        OperationsServicer(kernel.operations, response_types), server
+    )
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(
+        EventServicer(kernel.operations.store), server
+    )
+    plugin_service_pb2_grpc.add_PluginServiceServicer_to_server(
+        PluginServicer(kernel.registry), server
+    )
+    served = [
+        *names,
+        operations_pb2.DESCRIPTOR.services_by_name["Operations"].full_name,
+        event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+        plugin_service_pb2.DESCRIPTOR.services_by_name["PluginService"].full_name,
+    ]
+    reflection.enable_server_reflection([*served, reflection.SERVICE_NAME], server)
+    for service in ["", *served]:
+        await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    address = f"{settings.host}:{settings.port_for(name) if port is None else port}"
+    credentials = _credentials(settings)
+    bound_port = (
+        server.add_secure_port(address, credentials)
+        if credentials
+        else server.add_insecure_port(address)
+    )
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+
+    # Plugins load and unfinished operations resume before the service reports SERVING.
+    for kind in sorted({k for d in definitions for k in d.plugin_kinds}):
+        await asyncio.to_thread(kernel.registry.load_kind, kind)
+    kernel.registry.check_required()
+    resumed, failed = await asyncio.to_thread(kernel.operations.recover)
+    for service in ["", *served]:
+        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "serving",
+        service=name,
+        address=f"{settings.host}:{bound_port}",
+        tls=credentials is not None,
+        auth=bool(settings.auth_token),
+        resumed=resumed,
+        failed=failed,
+    )
+    if on_ready:
+        on_ready(bound_port)
+
+    await stop.wait()
+    log.info("stopping", grace_seconds=settings.grace_seconds)
+    await health.enter_graceful_shutdown()
+    await server.stop(settings.grace_seconds)
+    await asyncio.to_thread(kernel.close)
+    log.info("stopped")

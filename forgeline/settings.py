@@ -1,0 +1,110 @@
+"""The one typed settings object per process (FORGELINE_* environment variables).
+
+Nothing else reads os.environ. Validated at start: a bad value stops the process with the
+variable named, before any port opens.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_PORTS = {
+    "gateway": 50050,
+    "data": 50051,
+    "training": 50052,
+    "tuning": 50053,
+    "compression": 50054,
+    "memory": 50055,
+    "safety": 50056,
+    "serving": 50057,
+}
+
+
+class Settings(BaseSettings):
+    """Every knob of a forgeline process. Env: FORGELINE_<FIELD>, lists as JSON or commas."""
+
+    model_config = SettingsConfigDict(env_prefix="FORGELINE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path.home() / ".forgeline",
+        description="Root of the embedded stores: operations.db, artifacts/.",
+    )
+    data_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders client-given paths may point into. Empty: the current directory.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface services listen on.")
+    port: int | None = Field(default=None, description="Port override for `forgeline serve`.")
+    log_level: str = Field(default="INFO", description="Log level.")
+    log_json: bool = Field(default=True, description="JSON log lines (services).")
+    auth_token: str = Field(
+        default="", description="When set, every call must carry 'authorization: Bearer <token>'."
+    )
+    tls_cert: Path | None = Field(default=None, description="PEM server certificate.")
+    tls_key: Path | None = Field(default=None, description="PEM server private key.")
+    tls_client_ca: Path | None = Field(
+        default=None, description="PEM CA; when set, clients must present a certificate (mTLS)."
+    )
+    max_message_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest gRPC message in either direction."
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, ge=1024, description="Largest total UploadRecords stream."
+    )
+    max_rows: int = Field(default=50_000_000, ge=1, description="Largest dataset in rows.")
+    worker_threads: int = Field(
+        default=4, ge=1, description="Threads running operations and blocking calls."
+    )
+    grace_seconds: float = Field(
+        default=10.0, ge=0, description="On SIGTERM, how long in-flight calls get to finish."
+    )
+    addresses: dict[str, str] = Field(
+        default_factory=dict,
+        description='Where clients find services, e.g. {"data": "10.0.0.5:50051"}. '
+        "Missing: 127.0.0.1 on the default port.",
+    )
+    plugins_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="If set, only these plugins ('kind:name' or 'name') are available.",
+    )
+    plugins_required: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Plugins whose load failure stops the service."
+    )
+    plugins_autoload: bool = Field(
+        default=True, description="False: only forgeline's own plugins (plus allowed) load."
+    )
+
+    @field_validator("data_roots", "plugins_allow", "plugins_required", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @cached_property
+    def roots(self) -> list[Path]:
+        """Resolved data roots (the artifact folder is always one)."""
+        roots = [p.expanduser().resolve() for p in self.data_roots] or [Path.cwd().resolve()]
+        return [*roots, self.artifacts_dir.resolve()]
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home.expanduser() / "artifacts"
+
+    @property
+    def operations_db(self) -> Path:
+        return self.home.expanduser() / "operations.db"
+
+    def address_for(self, service: str) -> str:
+        return self.addresses.get(service) or f"127.0.0.1:{DEFAULT_PORTS.get(service, 50059)}"
+
+    def port_for(self, service: str) -> int:
+        return self.port or DEFAULT_PORTS.get(service, 50059)

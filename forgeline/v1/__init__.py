@@ -1,0 +1,1 @@
+"""Generated from protos/forgeline/v1 by `make proto`. Never edited by hand."""

@@ -1,0 +1,1 @@
+"""The gateway: pipelines that chain the services, and the run reports (the gateway issue)."""

@@ -1,0 +1,1 @@
+"""Built-in strategies, registered through entry points exactly like third-party plugins."""

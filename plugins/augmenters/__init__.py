@@ -1,0 +1,1 @@
+"""Augmenter plugins: generate new rows from existing ones, seeded and reproducible."""

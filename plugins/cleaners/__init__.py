@@ -1,0 +1,1 @@
+"""Cleaner plugins: map an Arrow table to an Arrow table plus what was dropped and why."""

@@ -1,0 +1,1 @@
+"""Loader plugins: turn a source (file, folder, URL list) into an Arrow table."""

@@ -1,0 +1,1 @@
+"""The gRPC services, one folder each: servicer.py (gRPC <-> domain) beside domain modules."""

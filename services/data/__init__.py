@@ -1,0 +1,1 @@
+"""The data service: ingest, upload, clean, augment, split, profile and read datasets."""

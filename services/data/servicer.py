@@ -1,0 +1,307 @@
+"""forgeline.v1.DataService over gRPC: translates messages to DataJobs calls and back, no more."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pyarrow as pa
+from forgeline.services.data.datasets import Dataset, DatasetRepository
+from forgeline.services.data.jobs import SERVICE, ColumnMapping, DataJobs, PluginChoice
+
+from forgeline.convert import artifact, from_struct, struct
+from forgeline.errors import InvalidArgument, ResourceExhausted
+from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.server import Kernel, ServiceDefinition
+from forgeline.v1 import data_service_pb2 as pb
+from forgeline.v1 import data_service_pb2_grpc
+
+
+def build(kernel: Kernel) -> list[ServiceDefinition]:
+    """The entry point of ``forgeline.services: data``."""
+    jobs = DataJobs(
+        kernel.registry, DatasetRepository(kernel.artifacts), kernel.paths, kernel.settings
+    )
+    servicer = DataServicer(kernel, jobs)
+    return [
+        ServiceDefinition(
+            full_name=SERVICE,
+            servicer=servicer,
+            add_to_server=data_service_pb2_grpc.add_DataServiceServicer_to_server,
+            methods=servicer.method_specs(),
+            plugin_kinds=("loaders", "cleaners", "augmenters"),
+        )
+    ]
+
+
+def dataset_pb(dataset: Dataset) -> pb.Dataset:
+    return pb.Dataset(
+        artifact=artifact(dataset.record),
+        name=dataset.name,
+        version=dataset.record.version,
+        num_rows=dataset.num_rows,
+        columns=[pb.Column(name=n, type=t) for n, t in dataset.columns],
+        text_column=dataset.text_column,
+        label_column=dataset.label_column,
+    )
+
+
+def _choices(specs) -> list[PluginChoice]:
+    return [PluginChoice(s.name, from_struct(s.config)) for s in specs]
+
+
+def _choice(spec) -> PluginChoice | None:
+    return PluginChoice(spec.name, from_struct(spec.config)) if spec.name else None
+
+
+def _fractions(request: pb.SplitDatasetRequest) -> dict[str, float]:
+    return {
+        "train": request.train_fraction,
+        "validation": request.validation_fraction,
+        "test": request.test_fraction,
+    }
+
+
+class DataServicer(data_service_pb2_grpc.DataServiceServicer):
+    def __init__(self, kernel: Kernel, jobs: DataJobs) -> None:
+        self._kernel = kernel
+        self._jobs = jobs
+        self._ops = kernel.operations
+
+    # --- long-running methods: (validate, run) pairs registered with the operation runner ----
+    def method_specs(self) -> list[MethodSpec]:
+        jobs = self._jobs
+
+        def ingest(r: pb.IngestDatasetRequest, ctx) -> pb.IngestDatasetResponse:
+            mapping = ColumnMapping(r.columns.text, r.columns.label, tuple(r.columns.keep))
+            dataset, rows = jobs.run_ingest(
+                r.source, _choice(r.loader), mapping, r.name, ctx, r.request_id
+            )
+            return pb.IngestDatasetResponse(dataset=dataset_pb(dataset), rows_read=rows)
+
+        def clean(r: pb.CleanDatasetRequest, ctx) -> pb.CleanDatasetResponse:
+            outcome = jobs.run_clean(r.dataset_id, _choices(r.cleaners), r.output_name, r.seed, ctx)
+            return pb.CleanDatasetResponse(
+                dataset=dataset_pb(outcome.dataset),
+                steps=[
+                    pb.CleaningStepReport(
+                        cleaner=s.cleaner,
+                        rows_in=s.rows_in,
+                        rows_out=s.rows_out,
+                        examples=[pb.CleaningExample(text=t, reason=w) for t, w in s.examples],
+                        details=struct(s.details),
+                        seconds=s.seconds,
+                    )
+                    for s in outcome.steps
+                ],
+            )
+
+        def augment(r: pb.AugmentDatasetRequest, ctx) -> pb.AugmentDatasetResponse:
+            dataset, added = jobs.run_augment(
+                r.dataset_id, _choices(r.augmenters), r.output_name, r.seed, r.drop_original, ctx
+            )
+            return pb.AugmentDatasetResponse(dataset=dataset_pb(dataset), rows_added=added)
+
+        def split(r: pb.SplitDatasetRequest, ctx) -> pb.SplitDatasetResponse:
+            parts = jobs.run_split(r.dataset_id, _fractions(r), r.stratify, r.seed, ctx)
+            return pb.SplitDatasetResponse(**{k: dataset_pb(d) for k, d in parts.items()})
+
+        def profile(r: pb.ProfileDatasetRequest, ctx) -> pb.ProfileDatasetResponse:
+            p = jobs.run_profile(r.dataset_id, ctx)
+            return pb.ProfileDatasetResponse(
+                profile=pb.DatasetProfile(
+                    dataset_id=p.dataset_id,
+                    num_rows=p.num_rows,
+                    columns=[pb.Column(name=n, type=t) for n, t in p.columns],
+                    label_counts=p.label_counts,
+                    text_length=pb.LengthStats(**p.text_length),
+                    duplicate_rate=p.duplicate_rate,
+                    null_counts=p.null_counts,
+                )
+            )
+
+        def spec(name, request_type, response_type, run, validate):
+            return MethodSpec(f"{SERVICE}/{name}", request_type, response_type, run, validate)
+
+        return [
+            spec(
+                "IngestDataset",
+                pb.IngestDatasetRequest,
+                pb.IngestDatasetResponse,
+                ingest,
+                lambda r: jobs.plan_ingest(r.source, _choice(r.loader)),
+            ),
+            spec(
+                "CleanDataset",
+                pb.CleanDatasetRequest,
+                pb.CleanDatasetResponse,
+                clean,
+                lambda r: jobs.plan_clean(r.dataset_id, _choices(r.cleaners)),
+            ),
+            spec(
+                "AugmentDataset",
+                pb.AugmentDatasetRequest,
+                pb.AugmentDatasetResponse,
+                augment,
+                lambda r: jobs.plan_augment(r.dataset_id, _choices(r.augmenters)),
+            ),
+            spec(
+                "SplitDataset",
+                pb.SplitDatasetRequest,
+                pb.SplitDatasetResponse,
+                split,
+                lambda r: jobs.plan_split(r.dataset_id, _fractions(r), r.stratify),
+            ),
+            spec(
+                "ProfileDataset",
+                pb.ProfileDatasetRequest,
+                pb.ProfileDatasetResponse,
+                profile,
+                lambda r: jobs.datasets.get(r.dataset_id),
+            ),
+        ]
+
+    async def _start(self, name: str, request, request_id: str = ""):
+        row = await self._ops.start(f"{SERVICE}/{name}", request, request_id)
+        return to_operation(row)
+
+    async def IngestDataset(self, request, context):
+        return await self._start("IngestDataset", request, request.request_id)
+
+    async def CleanDataset(self, request, context):
+        return await self._start("CleanDataset", request, request.request_id)
+
+    async def AugmentDataset(self, request, context):
+        return await self._start("AugmentDataset", request, request.request_id)
+
+    async def SplitDataset(self, request, context):
+        return await self._start("SplitDataset", request, request.request_id)
+
+    async def ProfileDataset(self, request, context):
+        return await self._start("ProfileDataset", request, request.request_id)
+
+    # --- streaming and quick methods -------------------------------------------------------
+    async def UploadRecords(self, request_iterator, context):
+        limit = self._kernel.settings.max_upload_bytes
+        header, parts, received = None, [], 0
+        async for message in request_iterator:
+            received += message.ByteSize()
+            if received > limit:
+                raise ResourceExhausted(
+                    f"upload exceeds {limit} bytes (FORGELINE_MAX_UPLOAD_BYTES); nothing was kept",
+                    reason="UPLOAD_TOO_LARGE",
+                )
+            if message.HasField("header"):
+                if header is not None:
+                    raise InvalidArgument.for_field("header", "send the header once, first")
+                header = message.header
+                if not header.name:
+                    raise InvalidArgument.for_field("header.name", "a dataset name is required")
+                existing = await asyncio.to_thread(
+                    self._jobs.datasets.find_upload, header.request_id
+                )
+                if existing is not None:
+                    return pb.UploadRecordsResponse(dataset=dataset_pb(existing))
+                continue
+            if header is None:
+                raise InvalidArgument.for_field("header", "the first message must be the header")
+            parts.append(await asyncio.to_thread(_batch_table, message.batch, len(parts)))
+        if header is None:
+            raise InvalidArgument.for_field("header", "the stream was empty")
+        dataset = await asyncio.to_thread(
+            self._jobs.commit_upload,
+            parts,
+            header.name,
+            header.text_column,
+            header.label_column,
+            header.request_id,
+        )
+        return pb.UploadRecordsResponse(dataset=dataset_pb(dataset))
+
+    async def ReadRows(self, request, context):
+        if request.offset < 0 or request.limit < 0:
+            raise InvalidArgument.for_field("offset", "offset and limit must be >= 0")
+        if request.batch_size < 0:
+            raise InvalidArgument.for_field("batch_size", "must be >= 0")
+        dataset = await asyncio.to_thread(self._jobs.datasets.get, request.dataset_id)
+        unknown = [c for c in request.columns if c not in dataset.column_names]
+        if unknown:
+            raise InvalidArgument.for_field(
+                "columns",
+                f"{unknown} not in dataset {dataset.id}: columns are "
+                f"{', '.join(dataset.column_names)}",
+            )
+        batches = await asyncio.to_thread(
+            lambda: list(
+                self._jobs.datasets.batches(
+                    dataset,
+                    offset=request.offset,
+                    limit=request.limit,
+                    batch_size=request.batch_size or 1000,
+                    columns=list(request.columns),
+                )
+            )
+        )
+        arrow = request.format == pb.ROW_FORMAT_ARROW_IPC
+        for offset, batch in batches:
+            if arrow:
+                yield pb.ReadRowsResponse(offset=offset, arrow_ipc=_ipc_bytes(batch))
+            else:
+                yield pb.ReadRowsResponse(
+                    offset=offset, rows=[struct(row) for row in batch.to_pylist()]
+                )
+
+    async def ListDatasets(self, request, context):
+        offset = page_offset(request.page_token)
+        size = min(request.page_size or 50, 500)
+        found = await asyncio.to_thread(
+            self._jobs.datasets.list, name=request.name, offset=offset, limit=size + 1
+        )
+        return pb.ListDatasetsResponse(
+            datasets=[dataset_pb(d) for d in found[:size]],
+            next_page_token=str(offset + size) if len(found) > size else "",
+        )
+
+    async def GetDataset(self, request, context):
+        if not request.dataset_id:
+            raise InvalidArgument.for_field("dataset_id", "a dataset id or name is required")
+        dataset = await asyncio.to_thread(self._jobs.datasets.get, request.dataset_id)
+        return pb.GetDatasetResponse(dataset=dataset_pb(dataset))
+
+
+def _batch_table(batch: pb.RecordBatch, index: int) -> pa.Table:
+    """One uploaded batch as a table; the field path names the bad batch."""
+    where = f"batch[{index}]"
+    if batch.arrow_ipc and batch.rows:
+        raise InvalidArgument.for_field(where, "send rows or arrow_ipc, not both")
+    if batch.arrow_ipc:
+        try:
+            return pa.ipc.open_stream(batch.arrow_ipc).read_all()
+        except pa.ArrowInvalid as exc:
+            raise InvalidArgument.for_field(
+                f"{where}.arrow_ipc", f"not an Arrow IPC stream: {exc}"
+            ) from exc
+    rows = [from_struct(row) for row in batch.rows]
+    try:
+        return _integral_floats_to_int(pa.Table.from_pylist(rows))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidArgument.for_field(
+            f"{where}.rows", f"rows do not share a schema: {exc}"
+        ) from exc
+
+
+def _integral_floats_to_int(table: pa.Table) -> pa.Table:
+    """Struct numbers arrive as doubles (JSON); a column of whole numbers becomes int64 again."""
+    import pyarrow.compute as pc
+
+    for i, column in enumerate(table.columns):
+        if pa.types.is_floating(column.type) and column.null_count == 0 and len(column):
+            if pc.all(pc.equal(column, pc.floor(column))).as_py():
+                table = table.set_column(i, table.field(i).name, column.cast(pa.int64()))
+    return table
+
+
+def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
