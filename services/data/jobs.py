@@ -93,37 +93,72 @@ class DataJobs:
         self.settings = settings
 
     # --- ingest ---------------------------------------------------------------------------
-    def plan_ingest(self, source: str, loader: PluginChoice | None) -> tuple[Loader, LoadSource]:
-        """The loader and the resolved source, or an error naming the field."""
+    def plan_ingest(
+        self, source: str, loader: PluginChoice | None
+    ) -> tuple[Loader, list[LoadSource]]:
+        """The loader and the resolved sources, or an error naming the field.
+
+        A folder that no loader recognises as a whole (an HF datasets folder is recognised) is
+        read file by file: every file the loader takes, sorted, each row tagged with its file
+        name (column ``file``) so a folder per class or a file per class maps to labels.
+        """
         is_url = source.startswith(("http://", "https://"))
+        plugin = None
         if loader and loader.name:
             plugin = self.registry.create("loaders", loader.name, loader.config, "loader")
         elif is_url:
             plugin = self.registry.create("loaders", "http", {}, "loader")
-        else:
-            plugin = None
         if is_url:
-            if not getattr(plugin, "reads_urls", False):
+            if not plugin.reads_urls:
                 raise InvalidArgument.for_field(
                     "loader.name", f"loader {plugin.name!r} reads files, not URLs"
                 )
-            return plugin, LoadSource(url=source, max_rows=self.settings.max_rows)
+            return plugin, [LoadSource(url=source, max_rows=self.settings.max_rows)]
         path = self.paths.resolve(source, "source")
-        if plugin is None:
-            plugin = self._detect_loader(path)
-        return plugin, LoadSource(path=path, max_rows=self.settings.max_rows)
+        if plugin is None or (path.is_dir() and not plugin.detects(path)):
+            plugin, files = self._files_and_loader(path, plugin)
+        else:
+            files = [path]
+        return plugin, [LoadSource(path=f, max_rows=self.settings.max_rows) for f in files]
 
-    def _detect_loader(self, path: Path) -> Loader:
-        candidates = self.registry.load_kind("loaders")
-        for cls in candidates:
-            if cls.detects(path):
-                return self.registry.create("loaders", cls.name, {}, "loader")
-        known = sorted({ext for cls in candidates for ext in cls.extensions})
-        raise InvalidArgument.for_field(
-            "loader.name",
-            f"no loader recognises {path.name!r}; name one in loader.name, or use a file "
-            f"ending in {', '.join(known)}",
-        )
+    def _files_and_loader(self, path: Path, chosen: Loader | None) -> tuple[Loader, list[Path]]:
+        classes = self.registry.load_kind("loaders")
+        if chosen is None:
+            for cls in classes:
+                if cls.detects(path):
+                    return self.registry.create("loaders", cls.name, {}, "loader"), [path]
+        if not path.is_dir():
+            known = sorted({ext for cls in classes for ext in cls.extensions})
+            raise InvalidArgument.for_field(
+                "loader.name",
+                f"no loader recognises {path.name!r}; name one in loader.name, or use a file "
+                f"ending in {', '.join(known)}",
+            )
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if chosen is not None:
+            taken = [f for f in files if chosen.detects(f)]
+        else:
+            by_loader: dict[str, list[Path]] = {}
+            for f in files:
+                match = next((cls for cls in classes if cls.detects(f)), None)
+                if match is not None:
+                    by_loader.setdefault(match.name, []).append(f)
+            if len(by_loader) > 1:
+                raise InvalidArgument.for_field(
+                    "loader.name",
+                    f"folder {path.name!r} mixes file types ({', '.join(sorted(by_loader))}); "
+                    "name the loader to use",
+                )
+            if by_loader:
+                name, taken = next(iter(by_loader.items()))
+                chosen = self.registry.create("loaders", name, {}, "loader")
+            else:
+                taken = []
+        if not taken:
+            raise InvalidArgument.for_field(
+                "source", f"folder {path.name!r} holds no file a loader can read"
+            )
+        return chosen, taken
 
     def run_ingest(
         self,
@@ -132,17 +167,25 @@ class DataJobs:
         mapping: ColumnMapping,
         name: str,
         ctx: OperationContext,
-        request_id: str = "",
     ) -> tuple[Dataset, int]:
-        plugin, load_source = self.plan_ingest(source, loader)
-        ctx.progress(0.05, f"reading {source} with loader {plugin.name}")
-        raw = plugin.load(load_source)
-        ctx.check_cancelled()
-        if raw.num_rows > self.settings.max_rows:
-            raise ResourceExhausted(
-                f"{source} has {raw.num_rows} rows; the limit is {self.settings.max_rows}",
-                reason="TOO_MANY_ROWS",
-            )
+        import pyarrow as pa
+
+        plugin, sources = self.plan_ingest(source, loader)
+        parts, rows = [], 0
+        for i, load_source in enumerate(sources):
+            where = load_source.url or load_source.path.name
+            ctx.progress(0.7 * i / len(sources), f"reading {where} with loader {plugin.name}")
+            part = plugin.load(load_source)
+            rows += part.num_rows
+            if rows > self.settings.max_rows:
+                raise ResourceExhausted(
+                    f"{source} has more than {self.settings.max_rows} rows (FORGELINE_MAX_ROWS)",
+                    reason="TOO_MANY_ROWS",
+                )
+            if len(sources) > 1:
+                part = part.append_column("file", pa.array([load_source.path.stem] * len(part)))
+            parts.append(part)
+        raw = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
         table, text_column, label_column = apply_mapping(raw, mapping)
         ctx.progress(0.7, f"read {raw.num_rows} rows; writing dataset")
         lineage = Lineage(
@@ -150,21 +193,20 @@ class DataJobs:
             operation=ctx.name,
             config={
                 "source": source,
+                "files": len(sources),
                 "loader": plugin.name,
                 "mapping": asdict(mapping),
                 "loader_config": plugin.config.model_dump(mode="json"),
             },
         )
-        dataset_name = name or _name_from_source(source)
         dataset = self.datasets.save(
             table,
-            name=dataset_name,
+            name=name or _name_from_source(source),
             text_column=text_column,
             label_column=label_column,
             lineage=lineage,
-            request_id=request_id,
         )
-        ctx.metrics({"rows": dataset.num_rows})
+        ctx.metrics({"rows": dataset.num_rows, "files": len(sources)})
         return dataset, raw.num_rows
 
     # --- clean ------------------------------------------------------------------------------

@@ -73,9 +73,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
 
         def ingest(r: pb.IngestDatasetRequest, ctx) -> pb.IngestDatasetResponse:
             mapping = ColumnMapping(r.columns.text, r.columns.label, tuple(r.columns.keep))
-            dataset, rows = jobs.run_ingest(
-                r.source, _choice(r.loader), mapping, r.name, ctx, r.request_id
-            )
+            dataset, rows = jobs.run_ingest(r.source, _choice(r.loader), mapping, r.name, ctx)
             return pb.IngestDatasetResponse(dataset=dataset_pb(dataset), rows_read=rows)
 
         def clean(r: pb.CleanDatasetRequest, ctx) -> pb.CleanDatasetResponse:

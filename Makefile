@@ -1,0 +1,47 @@
+# forgeline developer entry points. `make test` and `make demo` set up everything they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BUF    := build/buf/node_modules/.bin/buf
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test lint proto proto-check demo bench clean
+
+setup: $(STAMP) $(BUF)
+
+$(STAMP): pyproject.toml setup.py constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+# buf is the real binary from the npm registry; it cannot reach its schema registry here, so the
+# google/* protos it needs are laid out from googleapis-common-protos (scripts/proto_deps.py).
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix build/buf @bufbuild/buf@1.75.0
+
+build/proto-deps: $(STAMP)
+	$(BIN)/python scripts/proto_deps.py
+
+test: setup build/proto-deps
+	$(BIN)/pytest -q
+
+lint: setup build/proto-deps
+	$(BUF) lint
+	$(BIN)/ruff check .
+
+proto: setup build/proto-deps
+	$(BUF) generate
+
+# Fails when the committed generated code differs from what buf generates now.
+proto-check: proto
+	git diff --exit-code -- forgeline/v1
+
+demo: setup
+	bash examples/data_demo.sh
+
+bench: setup
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,140 @@
+"""Shared fixtures: real forgeline services on loopback ports (in-process or as a subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from forgeline.client import Client
+from forgeline.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+def shared_data(relative: str) -> Path:
+    """A file under ../shared/data, or a clean skip when this checkout has none."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"../shared/data/{relative} is not present in this checkout")
+    return path
+
+
+class ServiceThread:
+    """Runs forgeline.server.serve() on its own event loop in a thread, on a free port."""
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        self.name, self.settings = name, settings
+        self.port = 0
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        from forgeline.server import serve
+
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await serve(self.name, self.settings, port=0, on_ready=self._on_ready,
+                        stop=self._stop)
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+            self._ready.set()
+
+    def _on_ready(self, port: int) -> None:
+        self.port = port
+        self._ready.set()
+
+    def start(self) -> ServiceThread:
+        self._thread.start()
+        self._ready.wait(60)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def make_settings(home: Path, roots: list[Path], **overrides) -> Settings:
+    return Settings(home=home, data_roots=roots, grace_seconds=1.0, **overrides)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data-root")
+
+
+@pytest.fixture(scope="session")
+def data_service(tmp_path_factory, data_root) -> Iterator[ServiceThread]:
+    roots = [data_root] + ([SHARED_DATA] if SHARED_DATA.exists() else [])
+    service = ServiceThread("data", make_settings(tmp_path_factory.mktemp("home"), roots))
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def client(data_service) -> Iterator[Client]:
+    with Client(data_service.address) as c:
+        c.wait_ready()
+        yield c
+
+
+class ServiceProcess:
+    """`forgeline serve NAME --port 0` as a real process (for kill/restart tests)."""
+
+    def __init__(self, name: str, home: Path, roots: list[Path], env: dict | None = None):
+        self.name, self.home, self.roots = name, home, roots
+        self.env = {
+            **os.environ,
+            "FORGELINE_HOME": str(home),
+            "FORGELINE_DATA_ROOTS": ",".join(map(str, roots)),
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self) -> ServiceProcess:
+        self.log = open(self.home / f"{self.name}.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "forgeline", "serve", self.name, "--port", "0"],
+            stdout=subprocess.PIPE, stderr=self.log, env=self.env, cwd=REPO,
+        )
+        line = self.proc.stdout.readline().decode()
+        if "serving on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"service did not start: {line!r}; see {self.log.name}")
+        self.port = int(line.rsplit(":", 1)[1])
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(30)
