@@ -3,7 +3,8 @@
 Layout under the store root::
 
     objects/<sha[:2]>/<sha256>[.parquet]   immutable content, named by its digest
-    staging/                                 in-progress writes; swept at open
+    staging/<pid>-<random>/                  in-progress writes, one folder per process; a
+                                             folder whose process is gone is swept at open
     catalog.db                               SQLite index: id, kind, name, version, lineage
 
 A write goes to staging/, is fsynced, hashed and renamed into objects/ (atomic on one
@@ -83,11 +84,13 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser()
         self._objects = self.root / "objects"
-        self._staging = self.root / "staging"
         self._objects.mkdir(parents=True, exist_ok=True)
-        if self._staging.exists():
-            shutil.rmtree(self._staging)  # leftovers of writes that never committed
-        self._staging.mkdir(parents=True)
+        staging_root = self.root / "staging"
+        staging_root.mkdir(exist_ok=True)
+        _sweep_dead_staging(staging_root)
+        # Several services share one store: each process writes only into its own folder.
+        self._staging = staging_root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._staging.mkdir()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "catalog.db", check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -110,6 +113,7 @@ class ArtifactStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        shutil.rmtree(self._staging, ignore_errors=True)
 
     # --- writing ----------------------------------------------------------------------------
     @contextmanager
@@ -136,6 +140,8 @@ class ArtifactStore:
         request_id: str = "",
     ) -> ArtifactRecord:
         """Moves a fully written staged file into objects/ and indexes it as a new version."""
+        if not name:
+            raise InvalidArgument.for_field("name", "an artifact name is required")
         with open(staged, "rb+") as fh:
             os.fsync(fh.fileno())
         sha = sha256_file(staged)
@@ -288,6 +294,26 @@ class ArtifactStore:
         import pyarrow.parquet as pq
 
         return pq.read_table(self.verify(record), columns=columns)
+
+
+def _sweep_dead_staging(staging_root: Path) -> None:
+    """Removes the staging folders of processes that no longer run (writes that never landed)."""
+    for folder in staging_root.iterdir():
+        pid = folder.name.split("-", 1)[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else folder.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _record(row: sqlite3.Row) -> ArtifactRecord:

@@ -236,7 +236,8 @@ class OperationStore:
         now = time.time()
         self._write(
             "UPDATE operations SET state=?, message=?, response=?, error=?, update_time=?, "
-            "end_time=?, progress=CASE WHEN ?=? THEN 1.0 ELSE progress END WHERE name=?",
+            "end_time=?, progress=CASE WHEN ?=? THEN 1.0 ELSE progress END "
+            f"WHERE name=? AND state NOT IN ({','.join('?' * len(_TERMINAL))})",
             (
                 state,
                 message,
@@ -247,6 +248,7 @@ class OperationStore:
                 state,
                 State.OPERATION_STATE_SUCCEEDED,
                 name,
+                *_TERMINAL,
             ),
         )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -51,6 +51,11 @@ class Plugin:
 
     def __init__(self, config: PluginConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def contract_config(cls) -> dict[str, Any] | None:
+        """A config the contract suites use when the defaults cannot run (None: defaults)."""
+        return None
 
     @classmethod
     def description(cls) -> str:
@@ -93,13 +98,22 @@ class Loader(Plugin, ABC):
 # --- cleaners ----------------------------------------------------------------------------------
 
 
+def _never_cancelled() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class CleanContext:
-    """Which columns hold the text and the label ("" when none), and the seed for sampling."""
+    """Which columns hold the text and the label ("" when none), and the seed for sampling.
+
+    Long cleaners call ``check_cancelled()`` now and then; it raises when the operation was
+    cancelled or the service is stopping.
+    """
 
     text_column: str = "text"
     label_column: str = ""
     seed: int = 0
+    check_cancelled: Callable[[], None] = _never_cancelled
 
 
 @dataclass
@@ -127,9 +141,12 @@ class Cleaner(Plugin, ABC):
 
 @dataclass(frozen=True)
 class AugmentContext:
+    """The text and label columns, the seed, and the cancellation check (see CleanContext)."""
+
     text_column: str = "text"
     label_column: str = ""
     seed: int = 0
+    check_cancelled: Callable[[], None] = _never_cancelled
 
 
 class Augmenter(Plugin, ABC):
@@ -287,13 +304,29 @@ class PluginRegistry:
         return [e for e in self._errors.values() if kind is None or e.kind == kind]
 
     def check_required(self) -> None:
-        """Raises when a plugin that settings list as required did not load."""
+        """Raises when a plugin that settings list as required is broken or missing."""
         for error in self._errors.values():
             if f"{error.kind}:{error.name}" in self._required or error.name in self._required:
                 raise FailedPrecondition(
                     f"required plugin {error.kind}:{error.name} ({error.distribution}) "
                     f"failed to load: {error.error}",
                     reason="REQUIRED_PLUGIN_BROKEN",
+                )
+        loaded = {name for _, name in self._loaded} | {f"{k}:{n}" for k, n in self._loaded}
+        for item in sorted(self._required):
+            kind, _, name = item.rpartition(":")
+            if kind and (kind, name) not in self._loaded:
+                try:
+                    self.get(kind, name)
+                except (NotFound, FailedPrecondition) as exc:
+                    raise FailedPrecondition(
+                        f"required plugin {item} is not available: {exc.message}",
+                        reason="REQUIRED_PLUGIN_MISSING",
+                    ) from exc
+            elif not kind and item not in loaded:
+                raise FailedPrecondition(
+                    f"required plugin {item!r} is not installed (or its kind was never loaded)",
+                    reason="REQUIRED_PLUGIN_MISSING",
                 )
 
     def _import(self, entry: PluginEntry) -> type[Plugin] | None:

@@ -64,7 +64,7 @@ class Kernel:
     paths: PathValidator
 
     @classmethod
-    def open(cls, settings: Settings) -> Kernel:
+    def open(cls, settings: Settings, service: str) -> Kernel:
         home = settings.home.expanduser()
         home.mkdir(parents=True, exist_ok=True)
         return cls(
@@ -76,7 +76,7 @@ class Kernel:
             ),
             artifacts=ArtifactStore(settings.artifacts_dir),
             operations=OperationRunner(
-                OperationStore(settings.operations_db), settings.worker_threads
+                OperationStore(settings.operations_db(service)), settings.worker_threads
             ),
             paths=PathValidator(settings.roots),
         )
@@ -260,7 +260,7 @@ async def serve(
 ) -> None:
     """Runs service ``name`` until SIGTERM/SIGINT (or ``stop`` is set)."""
     build = service_builder(name)
-    kernel = Kernel.open(settings)
+    kernel = Kernel.open(settings, name)
     limits = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),

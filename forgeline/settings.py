@@ -99,9 +99,9 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         return self.home.expanduser() / "artifacts"
 
-    @property
-    def operations_db(self) -> Path:
-        return self.home.expanduser() / "operations.db"
+    def operations_db(self, service: str) -> Path:
+        """Each service keeps its own operations (a restart recovers only its own)."""
+        return self.home.expanduser() / "services" / service / "operations.db"
 
     def address_for(self, service: str) -> str:
         return self.addresses.get(service) or f"127.0.0.1:{DEFAULT_PORTS.get(service, 50059)}"

@@ -33,9 +33,8 @@ def main() -> int:
             shutil.copy2(proto, target / proto.name)
     longrunning = OUT / "google" / "longrunning"
     longrunning.mkdir(parents=True)
-    shutil.copy2(
-        _package_dir(google.longrunning) / "operations_proto.proto", longrunning / "operations.proto"
-    )
+    source = _package_dir(google.longrunning) / "operations_proto.proto"
+    shutil.copy2(source, longrunning / "operations.proto")
     print(f"proto deps laid out in {OUT.relative_to(ROOT)}")
     return 0
 

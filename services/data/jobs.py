@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 SERVICE = "forgeline.v1.DataService"
 TEXT, LABEL = "text", "label"
+EXAMPLE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,9 @@ class DataJobs:
     ) -> CleanOutcome:
         dataset, plugins = self.plan_clean(dataset_id, cleaners)
         table = self.datasets.read(dataset)
-        clean_ctx = CleanContext(dataset.text_column or TEXT, dataset.label_column, seed)
+        clean_ctx = CleanContext(
+            dataset.text_column or TEXT, dataset.label_column, seed, ctx.check_cancelled
+        )
         steps: list[StepReport] = []
         started = time.perf_counter()
         for i, cleaner in enumerate(plugins):
@@ -241,7 +244,7 @@ class DataJobs:
                     cleaner=cleaner.name,
                     rows_in=table.num_rows,
                     rows_out=result.table.num_rows,
-                    examples=result.examples[: Cleaner.MAX_EXAMPLES],
+                    examples=_short_examples(result.examples),
                     details=result.details,
                     seconds=seconds,
                 )
@@ -302,7 +305,9 @@ class DataJobs:
 
         dataset, plugins = self.plan_augment(dataset_id, augmenters)
         table = self.datasets.read(dataset)
-        aug_ctx = AugmentContext(dataset.text_column, dataset.label_column, seed)
+        aug_ctx = AugmentContext(
+            dataset.text_column, dataset.label_column, seed, ctx.check_cancelled
+        )
         parts = [] if drop_original else [table]
         added: dict[str, int] = {}
         for i, augmenter in enumerate(plugins):
@@ -502,7 +507,9 @@ def apply_mapping(table: pa.Table, mapping: ColumnMapping) -> tuple[pa.Table, st
     label_source = mapping.label or (LABEL if LABEL in columns else "")
     problems = Violations()
     if not text_source:
-        problems.add("columns.text", f"name the text column; the source has: {available}")
+        problems.add(
+            "columns.text", f"name the text column: columns are {available}"
+        )
     elif text_source not in columns:
         problems.add(
             "columns.text", f"column {text_source!r} not in source: columns are {available}"
@@ -537,6 +544,14 @@ def _check_kept_columns(before: pa.Table, after: pa.Table, cleaner: str) -> None
     missing = [c for c in before.column_names if c not in after.column_names]
     if missing:
         raise Internal(f"cleaner {cleaner!r} dropped columns {missing}; cleaners must keep them")
+
+
+def _short_examples(examples: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """At most MAX_EXAMPLES examples, each text cut to EXAMPLE_CHARS (outliers are long)."""
+    return [
+        (text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…", reason)
+        for text, reason in examples[: Cleaner.MAX_EXAMPLES]
+    ]
 
 
 def _plugin_config(plugin) -> dict[str, Any]:
