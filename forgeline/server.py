@@ -165,6 +165,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     except (grpc.aio.AbortError, asyncio.CancelledError):
                         raise
                     except BaseException as exc:
+                        if _client_gone(context):
+                            log.info("rpc", code="CANCELLED", ms=_ms(start))
+                            raise
                         _log_call(exc, start)
                         await _abort(context, exc, method)
                     _log_call(None, start)
@@ -182,6 +185,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     except (grpc.aio.AbortError, asyncio.CancelledError):
                         raise
                     except BaseException as exc:
+                        if _client_gone(context):
+                            log.info("rpc", code="CANCELLED", ms=_ms(start))
+                            raise
                         _log_call(exc, start)
                         await _abort(context, exc, method)
                     _log_call(None, start)
@@ -191,13 +197,25 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return _wrap_handler(handler, wrap_unary, wrap_stream)
 
 
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+def _client_gone(context: grpc.aio.ServicerContext) -> bool:
+    """The client cancelled or hung up: nobody is left to send a status to."""
+    try:
+        return bool(context.cancelled())
+    except Exception:
+        return False
+
+
 def _log_call(error: BaseException | None, start: float) -> None:
-    ms = round((time.perf_counter() - start) * 1000, 2)
     if error is None:
-        log.info("rpc", code="OK", ms=ms)
+        log.info("rpc", code="OK", ms=_ms(start))
+    elif isinstance(error, ForgelineError):
+        log.info("rpc", code=error.code.name, ms=_ms(start), error=str(error))
     else:
-        code = error.code.name if isinstance(error, ForgelineError) else "INTERNAL"
-        log.info("rpc", code=code, ms=ms, error=str(error))
+        log.info("rpc", code="INTERNAL", ms=_ms(start), error=f"{type(error).__name__}: {error}")
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

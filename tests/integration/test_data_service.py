@@ -425,3 +425,27 @@ def test_cancel_stops_a_running_operation(client):
     with pytest.raises(Cancelled):
         client.wait(op, pb.CleanDatasetResponse, timeout=120)
     assert len(client.data.ListDatasets(pb.ListDatasetsRequest(name="cancel-me")).datasets) == 1
+
+
+def test_ingest_a_folder_of_files_tags_each_row_with_its_file(client, data_root):
+    folder = data_root / "by-class"
+    folder.mkdir()
+    (folder / "neg.txt").write_text("awful\nso slow\n", encoding="utf-8")
+    (folder / "pos.txt").write_text("tasty\n", encoding="utf-8")
+    (folder / "notes.bin").write_bytes(b"\x00\x01")  # no loader takes it: ignored
+    dataset = ingest(client, str(folder), columns=pb.ColumnMapping(label="file")).dataset
+    assert dataset.label_column == "label"
+    rows = read_all(client, dataset.artifact.id).to_pylist()
+    assert rows == [{"text": "awful", "label": "neg"}, {"text": "so slow", "label": "neg"},
+                    {"text": "tasty", "label": "pos"}]
+
+
+def test_ingest_detects_a_hugging_face_datasets_folder(client, data_root):
+    import datasets
+
+    saved = data_root / "hf-saved"
+    datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 0]}).save_to_disk(
+        str(saved))
+    dataset = ingest(client, str(saved)).dataset
+    assert dataset.num_rows == 3
+    assert dataset.artifact.lineage.config["loader"] == "hf_disk"
