@@ -41,9 +41,16 @@ def main() -> None:
 
 
 def _settings():
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     from forgeline.settings import Settings
 
-    return Settings()
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        err.print(f"[red]error[/red] bad settings (FORGELINE_* environment variables): {exc}")
+        raise typer.Exit(2) from None
 
 
 # --- serve / plugins ---------------------------------------------------------------------------

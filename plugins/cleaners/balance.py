@@ -11,10 +11,10 @@ from typing import Literal, Self
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from forgeline.plugins.cleaners.normalize import texts_at
 from pydantic import Field, model_validator
 
 from forgeline.errors import FailedPrecondition, InvalidArgument
+from forgeline.plugins.cleaners.normalize import texts_at
 from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Self
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from forgeline.plugins.cleaners.normalize import normalize_strings, string_column, texts_at
 from pydantic import Field, model_validator
 
 from forgeline.errors import InvalidArgument
+from forgeline.plugins.cleaners.normalize import normalize_strings, string_column, texts_at
 from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ from typing import Self
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from forgeline.plugins.cleaners.normalize import string_column
 from pydantic import Field, model_validator
 
+from forgeline.plugins.cleaners.normalize import string_column
 from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from forgeline.plugins.cleaners.normalize import string_column, texts_at
 from pydantic import Field
 
 from forgeline.errors import InvalidArgument
+from forgeline.plugins.cleaners.normalize import string_column, texts_at
 from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pyarrow as pa
-from forgeline.plugins.cleaners.normalize import changed_examples, string_column
 from pydantic import Field
 
+from forgeline.plugins.cleaners.normalize import changed_examples, string_column
 from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 

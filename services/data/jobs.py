@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline.services.data.datasets import Dataset, DatasetRepository
-
 from forgeline.artifacts import Lineage
 from forgeline.errors import Internal, InvalidArgument, ResourceExhausted, Violations
 from forgeline.registry import (
@@ -25,6 +23,7 @@ from forgeline.registry import (
     LoadSource,
     PluginRegistry,
 )
+from forgeline.services.data.datasets import Dataset, DatasetRepository
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -8,6 +8,9 @@ import unicodedata
 import numpy as np
 import pyarrow as pa
 import pytest
+from pydantic import ValidationError
+
+from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.plugins.cleaners.balance import BalanceLabels
 from forgeline.plugins.cleaners.dedup import ExactDedup, NearDedup
 from forgeline.plugins.cleaners.length import LengthFilter
@@ -18,9 +21,6 @@ from forgeline.plugins.cleaners.normalize import (
 )
 from forgeline.plugins.cleaners.outliers import ZScoreOutliers
 from forgeline.plugins.cleaners.segment import SegmentChinese
-from pydantic import ValidationError
-
-from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.registry import CleanContext
 
 CTX = CleanContext(text_column="text", label_column="label", seed=0)

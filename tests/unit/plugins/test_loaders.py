@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from forgeline.errors import InvalidArgument, ResourceExhausted, Unavailable
 from forgeline.plugins.loaders.files import (
     CsvLoader,
     JsonlLoader,
@@ -22,8 +24,6 @@ from forgeline.plugins.loaders.files import (
 )
 from forgeline.plugins.loaders.hf_disk import HfDiskLoader
 from forgeline.plugins.loaders.http import HttpLoader, visible_text_blocks
-
-from forgeline.errors import InvalidArgument, ResourceExhausted, Unavailable
 from forgeline.registry import LoadSource
 from tests.conftest import shared_data
 
