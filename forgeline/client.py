@@ -124,6 +124,8 @@ class Client:
         *,
         token: str | None = None,
         root_certificates: bytes | None = None,
+        client_certificate: bytes | None = None,
+        client_key: bytes | None = None,
         timeout: float = 30.0,
         stream_timeout: float = 3600.0,
         max_message_bytes: int = 64 * 1024 * 1024,
@@ -133,9 +135,10 @@ class Client:
             ("grpc.max_send_message_length", max_message_bytes),
         ]
         if root_certificates is not None:
-            raw = grpc.secure_channel(
-                address, grpc.ssl_channel_credentials(root_certificates), options=options
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates, private_key=client_key, certificate_chain=client_certificate
             )
+            raw = grpc.secure_channel(address, credentials, options=options)
         else:
             raw = grpc.insecure_channel(address, options=options)
         self.address = address

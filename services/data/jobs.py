@@ -469,6 +469,12 @@ class DataJobs:
             raise InvalidArgument.for_field(
                 "batch", f"batches do not share a schema: {exc}"
             ) from exc
+        if table.num_rows > self.settings.max_rows:
+            raise ResourceExhausted(
+                f"upload has {table.num_rows} rows; the limit is {self.settings.max_rows} "
+                "(FORGELINE_MAX_ROWS); nothing was kept",
+                reason="TOO_MANY_ROWS",
+            )
         mapping = ColumnMapping(text=text_column, label=label_column)
         table, text, label = apply_mapping(table, mapping)
         lineage = Lineage(producer=f"{SERVICE}/UploadRecords", config={"name": name})
@@ -506,9 +512,7 @@ def apply_mapping(table: pa.Table, mapping: ColumnMapping) -> tuple[pa.Table, st
     label_source = mapping.label or (LABEL if LABEL in columns else "")
     problems = Violations()
     if not text_source:
-        problems.add(
-            "columns.text", f"name the text column: columns are {available}"
-        )
+        problems.add("columns.text", f"name the text column: columns are {available}")
     elif text_source not in columns:
         problems.add(
             "columns.text", f"column {text_source!r} not in source: columns are {available}"

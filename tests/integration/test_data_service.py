@@ -214,7 +214,11 @@ def test_clean_chain_reports_each_step(client):
     result = client.wait(op, pb.CleanDatasetResponse)
     steps = {s.cleaner: s for s in result.steps}
     assert [s.cleaner for s in result.steps] == [
-        "normalize_text", "dedup_exact", "zscore_outliers", "length_filter"]
+        "normalize_text",
+        "dedup_exact",
+        "zscore_outliers",
+        "length_filter",
+    ]
     assert steps["normalize_text"].rows_in == steps["normalize_text"].rows_out == 63
     assert steps["dedup_exact"].rows_out == 62
     assert steps["dedup_exact"].examples and "duplicate" in steps["dedup_exact"].examples[0].reason
@@ -233,8 +237,11 @@ def test_clean_validates_every_cleaner_before_starting(client):
         client.data.CleanDataset(
             pb.CleanDatasetRequest(
                 dataset_id=source.artifact.id,
-                cleaners=[spec("dedup_exact"), spec("zscore_outliers", threshold="high"),
-                          spec("no_such_cleaner")],
+                cleaners=[
+                    spec("dedup_exact"),
+                    spec("zscore_outliers", threshold="high"),
+                    spec("no_such_cleaner"),
+                ],
             )
         )
     fields = [v.field for v in exc.value.violations]
@@ -250,8 +257,9 @@ def test_clean_validates_every_cleaner_before_starting(client):
 def test_clean_that_removes_every_row_writes_nothing(client):
     source = upload(client, "all-short", [{"text": "ab"}, {"text": "cd"}])
     op = client.data.CleanDataset(
-        pb.CleanDatasetRequest(dataset_id=source.artifact.id,
-                               cleaners=[spec("length_filter", min_chars=10)])
+        pb.CleanDatasetRequest(
+            dataset_id=source.artifact.id, cleaners=[spec("length_filter", min_chars=10)]
+        )
     )
     with pytest.raises(FailedPrecondition, match="no rows"):
         client.wait(op, pb.CleanDatasetResponse)
@@ -263,14 +271,17 @@ def test_clean_that_removes_every_row_writes_nothing(client):
 
 
 def test_augment_is_reproducible_under_a_seed(client):
-    rows = [{"text": f"the food was good and the delivery was quick {i}", "label": i % 2}
-            for i in range(20)]
+    rows = [
+        {"text": f"the food was good and the delivery was quick {i}", "label": i % 2}
+        for i in range(20)
+    ]
     source = upload(client, "augment-me", rows)
 
     def run(seed):
         op = client.data.AugmentDataset(
             pb.AugmentDatasetRequest(
-                dataset_id=source.artifact.id, seed=seed,
+                dataset_id=source.artifact.id,
+                seed=seed,
                 augmenters=[spec("random_swap", alpha=0.3), spec("random_deletion", alpha=0.3)],
             )
         )
@@ -289,9 +300,14 @@ def test_split_is_stratified_and_seeded(client):
 
     def run(seed):
         op = client.data.SplitDataset(
-            pb.SplitDatasetRequest(dataset_id=source.artifact.id, train_fraction=0.8,
-                                   validation_fraction=0.1, test_fraction=0.1,
-                                   stratify=True, seed=seed)
+            pb.SplitDatasetRequest(
+                dataset_id=source.artifact.id,
+                train_fraction=0.8,
+                validation_fraction=0.1,
+                test_fraction=0.1,
+                stratify=True,
+                seed=seed,
+            )
         )
         return client.wait(op, pb.SplitDatasetResponse)
 
@@ -301,14 +317,19 @@ def test_split_is_stratified_and_seeded(client):
     for part in (result.train, result.validation, result.test):
         labels = read_all(client, part.artifact.id).column("label").to_pylist()
         assert labels.count(1) / len(labels) == pytest.approx(0.1)
-    texts = [set(read_all(client, p.artifact.id).column("text").to_pylist())
-             for p in (result.train, result.validation, result.test)]
+    texts = [
+        set(read_all(client, p.artifact.id).column("text").to_pylist())
+        for p in (result.train, result.validation, result.test)
+    ]
     assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
     assert run(1).train.artifact.sha256 == result.train.artifact.sha256
     assert run(2).train.artifact.sha256 != result.train.artifact.sha256
     with pytest.raises(InvalidArgument) as exc:
-        client.data.SplitDataset(pb.SplitDatasetRequest(
-            dataset_id=source.artifact.id, train_fraction=0.9, validation_fraction=0.5))
+        client.data.SplitDataset(
+            pb.SplitDatasetRequest(
+                dataset_id=source.artifact.id, train_fraction=0.9, validation_fraction=0.5
+            )
+        )
     assert exc.value.violations[0].field == "test_fraction"
 
 
@@ -339,15 +360,26 @@ def test_upload_arrow_ipc_and_read_back_in_pages(client):
     dataset = client.data.UploadRecords(messages()).dataset
     assert dataset.num_rows == 2500
     assert read_all(client, dataset.artifact.id).equals(table)
-    pages = list(client.data.ReadRows(pb.ReadRowsRequest(
-        dataset_id=dataset.artifact.id, offset=1000, limit=1200, batch_size=500,
-        columns=["label"])))
+    pages = list(
+        client.data.ReadRows(
+            pb.ReadRowsRequest(
+                dataset_id=dataset.artifact.id,
+                offset=1000,
+                limit=1200,
+                batch_size=500,
+                columns=["label"],
+            )
+        )
+    )
     assert [p.offset for p in pages] == [1000, 1500, 2000]
     values = [from_struct(r)["label"] for p in pages for r in p.rows]
     assert values == list(range(1000, 2200))
     with pytest.raises(InvalidArgument, match="columns"):
-        list(client.data.ReadRows(pb.ReadRowsRequest(dataset_id=dataset.artifact.id,
-                                                     columns=["nope"])))
+        list(
+            client.data.ReadRows(
+                pb.ReadRowsRequest(dataset_id=dataset.artifact.id, columns=["nope"])
+            )
+        )
 
 
 def test_a_broken_upload_stream_leaves_nothing(client):
@@ -368,15 +400,18 @@ def test_upload_request_id_is_idempotent(client):
     assert len(client.data.ListDatasets(pb.ListDatasetsRequest(name="idem")).datasets) == 1
 
 
-def test_upload_over_the_size_limit_is_refused(tmp_path):
-    settings = make_settings(tmp_path / "home", [tmp_path], max_upload_bytes=50_000)
+def test_upload_over_the_size_or_row_limit_is_refused(tmp_path):
+    settings = make_settings(tmp_path / "home", [tmp_path], max_upload_bytes=50_000, max_rows=10)
     service = ServiceThread("data", settings).start()
     try:
         with Client(service.address) as small:
             rows = [{"text": "x" * 100} for _ in range(2000)]
             with pytest.raises(ResourceExhausted, match="exceeds 50000 bytes"):
                 upload(small, "too-big", rows)
+            with pytest.raises(ResourceExhausted, match="11 rows; the limit is 10"):
+                upload(small, "too-many", [{"text": "x"}] * 11)
             assert not small.data.ListDatasets(pb.ListDatasetsRequest()).datasets
+            assert upload(small, "fits", [{"text": "x"}] * 10).num_rows == 10
     finally:
         service.stop()
 
@@ -391,8 +426,9 @@ def test_operations_are_listed_idempotent_and_their_events_resumable(client):
     assert client.data.ProfileDataset(request).name == op.name
     client.wait(op, pb.ProfileDatasetResponse)
     with pytest.raises(InvalidArgument) as exc:
-        client.data.ProfileDataset(pb.ProfileDatasetRequest(dataset_id="ops",
-                                                            request_id="profile-ops-1"))
+        client.data.ProfileDataset(
+            pb.ProfileDatasetRequest(dataset_id="ops", request_id="profile-ops-1")
+        )
     assert exc.value.violations[0].field == "request_id"
 
     events = list(client.stream_events(op.name))
@@ -407,18 +443,23 @@ def test_operations_are_listed_idempotent_and_their_events_resumable(client):
     assert meta.state == common_pb2.OPERATION_STATE_SUCCEEDED and meta.progress == 1.0
     assert meta.method == "forgeline.v1.DataService/ProfileDataset"
     page = client.operations.ListOperations(
-        operations_pb2.ListOperationsRequest(name="operations", page_size=2, filter="done=true"))
+        operations_pb2.ListOperationsRequest(name="operations", page_size=2, filter="done=true")
+    )
     assert len(page.operations) == 2 and page.next_page_token
     with pytest.raises(NotFound):
         client.operations.GetOperation(operations_pb2.GetOperationRequest(name="operations/x"))
 
 
 def test_cancel_stops_a_running_operation(client):
-    rows = [{"text": f"near duplicate text number {i} with some padding words"}
-            for i in range(4000)]
+    rows = [
+        {"text": f"near duplicate text number {i} with some padding words"} for i in range(4000)
+    ]
     source = upload(client, "cancel-me", rows)
-    op = client.data.CleanDataset(pb.CleanDatasetRequest(
-        dataset_id=source.artifact.id, cleaners=[spec("dedup_near", threshold=0.9)]))
+    op = client.data.CleanDataset(
+        pb.CleanDatasetRequest(
+            dataset_id=source.artifact.id, cleaners=[spec("dedup_near", threshold=0.9)]
+        )
+    )
     client.operations.CancelOperation(operations_pb2.CancelOperationRequest(name=op.name))
     from forgeline.errors import Cancelled
 
@@ -436,8 +477,11 @@ def test_ingest_a_folder_of_files_tags_each_row_with_its_file(client, data_root)
     dataset = ingest(client, str(folder), columns=pb.ColumnMapping(label="file")).dataset
     assert dataset.label_column == "label"
     rows = read_all(client, dataset.artifact.id).to_pylist()
-    assert rows == [{"text": "awful", "label": "neg"}, {"text": "so slow", "label": "neg"},
-                    {"text": "tasty", "label": "pos"}]
+    assert rows == [
+        {"text": "awful", "label": "neg"},
+        {"text": "so slow", "label": "neg"},
+        {"text": "tasty", "label": "pos"},
+    ]
 
 
 def test_ingest_detects_a_hugging_face_datasets_folder(client, data_root):
@@ -445,7 +489,8 @@ def test_ingest_detects_a_hugging_face_datasets_folder(client, data_root):
 
     saved = data_root / "hf-saved"
     datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 0]}).save_to_disk(
-        str(saved))
+        str(saved)
+    )
     dataset = ingest(client, str(saved)).dataset
     assert dataset.num_rows == 3
     assert dataset.artifact.lineage.config["loader"] == "hf_disk"

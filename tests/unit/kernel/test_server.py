@@ -194,3 +194,27 @@ def test_tls_serves_clients_that_trust_the_certificate(tmp_path):
                 plaintext.data.ListDatasets(pb.ListDatasetsRequest())
     finally:
         service.stop()
+
+
+def test_mutual_tls_requires_a_client_certificate_the_server_trusts(tmp_path):
+    (tmp_path / "server").mkdir()
+    (tmp_path / "client").mkdir()
+    cert, key = self_signed(tmp_path / "server")
+    client_cert, client_key = self_signed(tmp_path / "client")
+    settings = make_settings(
+        tmp_path / "home", [tmp_path], tls_cert=cert, tls_key=key, tls_client_ca=client_cert
+    )
+    service = ServiceThread("data", settings).start()
+    try:
+        with Client(
+            service.address,
+            root_certificates=cert.read_bytes(),
+            client_certificate=client_cert.read_bytes(),
+            client_key=client_key.read_bytes(),
+        ) as client:
+            assert list(client.data.ListDatasets(pb.ListDatasetsRequest()).datasets) == []
+        with Client(service.address, root_certificates=cert.read_bytes(), timeout=5) as anonymous:
+            with pytest.raises(Unavailable):
+                anonymous.data.ListDatasets(pb.ListDatasetsRequest())
+    finally:
+        service.stop()
