@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from forgeline.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from forgeline.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from forgeline.logging import get_logger
 
 if TYPE_CHECKING:
@@ -75,6 +81,16 @@ class LoadSource:
     # Refuse inputs beyond these limits (ResourceExhausted).
     max_rows: int = 50_000_000
     max_bytes: int = 20 * 1024**3
+
+    def file_size(self) -> int:
+        """The size of ``path``; ResourceExhausted when it is over ``max_bytes``."""
+        size = self.path.stat().st_size
+        if size > self.max_bytes:
+            raise ResourceExhausted(
+                f"{self.path}: {size} bytes is over the limit of {self.max_bytes} bytes",
+                reason="TOO_MANY_BYTES",
+            )
+        return size
 
 
 class Loader(Plugin, ABC):

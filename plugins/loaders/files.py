@@ -206,12 +206,7 @@ def _checked_path(source: LoadSource, loader: str) -> Path:
     if source.path is None:
         raise InvalidArgument.for_field("source", f"loader {loader!r} reads files, not URLs")
     path = source.path
-    size = path.stat().st_size
-    if size > source.max_bytes:
-        raise ResourceExhausted(
-            f"{path}: {size} bytes is over the limit of {source.max_bytes} bytes",
-            reason="TOO_MANY_BYTES",
-        )
+    size = source.file_size()
     if size == 0 or (size <= 4096 and not path.read_bytes().removeprefix(_BOM).strip()):
         raise InvalidArgument(f"{path}: the file is empty", reason="EMPTY_DATASET")
     return path

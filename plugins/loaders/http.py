@@ -200,12 +200,7 @@ def _urls(source: LoadSource) -> list[str]:
     if source.path is None:
         raise InvalidArgument.for_field("source", "give an http(s) URL or a file listing URLs")
     path = source.path
-    size = path.stat().st_size
-    if size > source.max_bytes:
-        raise ResourceExhausted(
-            f"{path}: {size} bytes is over the limit of {source.max_bytes} bytes",
-            reason="TOO_MANY_BYTES",
-        )
+    source.file_size()
     try:
         lines = path.read_text(encoding="utf-8-sig").split("\n")
     except UnicodeDecodeError as exc:
