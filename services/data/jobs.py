@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline.artifacts import Lineage
+from forgeline.datasets import Dataset, DatasetRepository
 from forgeline.errors import Internal, InvalidArgument, ResourceExhausted, Violations
 from forgeline.registry import (
     AugmentContext,
@@ -23,7 +24,6 @@ from forgeline.registry import (
     LoadSource,
     PluginRegistry,
 )
-from forgeline.services.data.datasets import Dataset, DatasetRepository
 
 if TYPE_CHECKING:
     import pyarrow as pa

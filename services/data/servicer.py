@@ -7,10 +7,10 @@ import asyncio
 import pyarrow as pa
 
 from forgeline.convert import artifact, from_struct, struct
+from forgeline.datasets import Dataset, DatasetRepository
 from forgeline.errors import InvalidArgument, ResourceExhausted
 from forgeline.operations import MethodSpec, page_offset, to_operation
 from forgeline.server import Kernel, ServiceDefinition
-from forgeline.services.data.datasets import Dataset, DatasetRepository
 from forgeline.services.data.jobs import SERVICE, ColumnMapping, DataJobs, PluginChoice
 from forgeline.v1 import data_service_pb2 as pb
 from forgeline.v1 import data_service_pb2_grpc

@@ -1,4 +1,7 @@
-"""Datasets: versioned, immutable Parquet tables in the artifact store, with their schema."""
+"""Datasets: versioned, immutable Parquet tables in the artifact store, with their schema.
+
+In the kernel because every service reads them (data writes them; training, tuning and the
+others read them by id)."""
 
 from __future__ import annotations
 

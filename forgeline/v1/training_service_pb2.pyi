@@ -1,0 +1,247 @@
+from forgeline.v1 import common_pb2 as _common_pb2
+from google.longrunning import operations_pb2 as _operations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Task(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_UNSPECIFIED: _ClassVar[Task]
+    TASK_SEQUENCE_CLASSIFICATION: _ClassVar[Task]
+    TASK_CAUSAL_LM: _ClassVar[Task]
+    TASK_SEQ2SEQ: _ClassVar[Task]
+TASK_UNSPECIFIED: Task
+TASK_SEQUENCE_CLASSIFICATION: Task
+TASK_CAUSAL_LM: Task
+TASK_SEQ2SEQ: Task
+
+class DatasetInput(_message.Message):
+    __slots__ = ("dataset_id", "text_column", "label_column", "target_column")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TARGET_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    text_column: str
+    label_column: str
+    target_column: str
+    def __init__(self, dataset_id: _Optional[str] = ..., text_column: _Optional[str] = ..., label_column: _Optional[str] = ..., target_column: _Optional[str] = ...) -> None: ...
+
+class ModelSource(_message.Message):
+    __slots__ = ("builtin", "path", "artifact_id", "from_config")
+    BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    builtin: str
+    path: str
+    artifact_id: str
+    from_config: ModelFromConfig
+    def __init__(self, builtin: _Optional[str] = ..., path: _Optional[str] = ..., artifact_id: _Optional[str] = ..., from_config: _Optional[_Union[ModelFromConfig, _Mapping]] = ...) -> None: ...
+
+class ModelFromConfig(_message.Message):
+    __slots__ = ("model_type", "config", "vocab_size")
+    MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    VOCAB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    model_type: str
+    config: _struct_pb2.Struct
+    vocab_size: int
+    def __init__(self, model_type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., vocab_size: _Optional[int] = ...) -> None: ...
+
+class HyperParameters(_message.Message):
+    __slots__ = ("learning_rate", "batch_size_per_worker", "epochs", "max_steps", "warmup_ratio", "warmup_steps", "weight_decay", "gradient_accumulation_steps", "max_sequence_length", "seed")
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_PER_WORKER_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_RATIO_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_STEPS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
+    GRADIENT_ACCUMULATION_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    learning_rate: float
+    batch_size_per_worker: int
+    epochs: int
+    max_steps: int
+    warmup_ratio: float
+    warmup_steps: int
+    weight_decay: float
+    gradient_accumulation_steps: int
+    max_sequence_length: int
+    seed: int
+    def __init__(self, learning_rate: _Optional[float] = ..., batch_size_per_worker: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., weight_decay: _Optional[float] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class Scaling(_message.Message):
+    __slots__ = ("num_workers", "use_gpu", "cpus_per_worker", "bf16")
+    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    USE_GPU_FIELD_NUMBER: _ClassVar[int]
+    CPUS_PER_WORKER_FIELD_NUMBER: _ClassVar[int]
+    BF16_FIELD_NUMBER: _ClassVar[int]
+    num_workers: int
+    use_gpu: bool
+    cpus_per_worker: float
+    bf16: bool
+    def __init__(self, num_workers: _Optional[int] = ..., use_gpu: _Optional[bool] = ..., cpus_per_worker: _Optional[float] = ..., bf16: _Optional[bool] = ...) -> None: ...
+
+class CheckpointPolicy(_message.Message):
+    __slots__ = ("every_steps", "keep")
+    EVERY_STEPS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
+    every_steps: int
+    keep: int
+    def __init__(self, every_steps: _Optional[int] = ..., keep: _Optional[int] = ...) -> None: ...
+
+class FailurePolicy(_message.Message):
+    __slots__ = ("max_failures",)
+    MAX_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    max_failures: int
+    def __init__(self, max_failures: _Optional[int] = ...) -> None: ...
+
+class TrainModelRequest(_message.Message):
+    __slots__ = ("train", "eval", "model", "task", "finetune", "hyper_parameters", "scaling", "checkpoint", "failure", "trackers", "output_name", "request_id")
+    TRAIN_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    FINETUNE_FIELD_NUMBER: _ClassVar[int]
+    HYPER_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    TRACKERS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    train: DatasetInput
+    eval: DatasetInput
+    model: ModelSource
+    task: Task
+    finetune: _common_pb2.PluginSpec
+    hyper_parameters: HyperParameters
+    scaling: Scaling
+    checkpoint: CheckpointPolicy
+    failure: FailurePolicy
+    trackers: _containers.RepeatedCompositeFieldContainer[_common_pb2.PluginSpec]
+    output_name: str
+    request_id: str
+    def __init__(self, train: _Optional[_Union[DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[DatasetInput, _Mapping]] = ..., model: _Optional[_Union[ModelSource, _Mapping]] = ..., task: _Optional[_Union[Task, str]] = ..., finetune: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., hyper_parameters: _Optional[_Union[HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[Scaling, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointPolicy, _Mapping]] = ..., failure: _Optional[_Union[FailurePolicy, _Mapping]] = ..., trackers: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TrainModelResponse(_message.Message):
+    __slots__ = ("model", "metrics", "steps", "trainable_parameters", "total_parameters", "evaluation")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    TRAINABLE_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.Artifact
+    metrics: _containers.ScalarMap[str, float]
+    steps: int
+    trainable_parameters: int
+    total_parameters: int
+    evaluation: Evaluation
+    def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., steps: _Optional[int] = ..., trainable_parameters: _Optional[int] = ..., total_parameters: _Optional[int] = ..., evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
+
+class EvaluateModelRequest(_message.Message):
+    __slots__ = ("model_id", "dataset", "batch_size", "max_sequence_length", "request_id")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    dataset: DatasetInput
+    batch_size: int
+    max_sequence_length: int
+    request_id: str
+    def __init__(self, model_id: _Optional[str] = ..., dataset: _Optional[_Union[DatasetInput, _Mapping]] = ..., batch_size: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class EvaluateModelResponse(_message.Message):
+    __slots__ = ("evaluation",)
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    evaluation: Evaluation
+    def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
+
+class Evaluation(_message.Message):
+    __slots__ = ("num_examples", "loss", "accuracy", "f1_macro", "confusion_matrix", "perplexity", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NUM_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    F1_MACRO_FIELD_NUMBER: _ClassVar[int]
+    CONFUSION_MATRIX_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    num_examples: int
+    loss: float
+    accuracy: float
+    f1_macro: float
+    confusion_matrix: ConfusionMatrix
+    perplexity: float
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, num_examples: _Optional[int] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., perplexity: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ConfusionMatrix(_message.Message):
+    __slots__ = ("labels", "counts")
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, labels: _Optional[_Iterable[str]] = ..., counts: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PredictRequest(_message.Message):
+    __slots__ = ("model_id", "texts", "max_sequence_length", "max_new_tokens")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    max_sequence_length: int
+    max_new_tokens: int
+    def __init__(self, model_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., max_sequence_length: _Optional[int] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
+
+class PredictResponse(_message.Message):
+    __slots__ = ("predictions",)
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    predictions: _containers.RepeatedCompositeFieldContainer[Prediction]
+    def __init__(self, predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ...) -> None: ...
+
+class Prediction(_message.Message):
+    __slots__ = ("label", "score", "scores", "generated_text")
+    class ScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    score: float
+    scores: _containers.ScalarMap[str, float]
+    generated_text: str
+    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ..., scores: _Optional[_Mapping[str, float]] = ..., generated_text: _Optional[str] = ...) -> None: ...
