@@ -174,10 +174,80 @@ class Augmenter(Plugin, ABC):
     def augment(self, table: pa.Table, ctx: AugmentContext) -> pa.Table: ...
 
 
+# --- finetune strategies -----------------------------------------------------------------------
+
+TASKS = ("sequence_classification", "causal_lm", "seq2seq")
+
+
+@dataclass(frozen=True)
+class FinetuneContext:
+    """What a strategy may need beside the model: the task and where the model came from."""
+
+    task: str = "sequence_classification"  # one of TASKS
+    # Local folder of the pretrained model and its tokenizer ("" for a model built from config).
+    model_path: str = ""
+    tokenizer_path: str = ""
+    # Longest input in tokens the run will feed (0: unknown).
+    max_length: int = 0
+
+
+class FinetuneStrategy(Plugin, ABC):
+    """Decides which weights of a model train: all of them, an adapter, or a learned prompt."""
+
+    kind = "finetune"
+    # True when the result is saved as a PEFT adapter folder (PeftModel.from_pretrained loads it);
+    # False for a full save_pretrained folder.
+    produces_adapter: ClassVar[bool] = False
+
+    def check(self, model: Any, ctx: FinetuneContext) -> None:
+        """Refuses a model this strategy cannot apply to (InvalidArgument naming the config
+        field), before any worker starts. The default accepts every model."""
+
+    @abstractmethod
+    def prepare(self, model: Any, ctx: FinetuneContext) -> Any:
+        """The module to train: ``model`` itself with some weights frozen, or a PEFT wrapper."""
+
+
+# --- trackers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackerRun:
+    """One training run as a tracker sees it."""
+
+    run_id: str  # the operation name, unique per run
+    name: str  # a readable name (the output model's name)
+    # A folder only this run's tracker writes into (file stores: TensorBoard logs, MLflow runs).
+    output_dir: Path
+    # The hyper-parameters and strategy config, flattened to "a.b" keys.
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Tracker(Plugin, ABC):
+    """Mirrors a run's metrics into an experiment tracker. The service calls ``start`` once,
+    ``log_metrics`` for every metric point in step order, then ``finish`` exactly once (also
+    when the run fails or is cancelled). A tracker must never fail the training: the service
+    logs and drops a tracker that raises."""
+
+    kind = "trackers"
+
+    @abstractmethod
+    def start(self, run: TrackerRun) -> None: ...
+
+    @abstractmethod
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+    @abstractmethod
+    def finish(self, status: str, summary: Mapping[str, float]) -> None:
+        """``status``: "succeeded", "failed" or "cancelled"; ``summary``: the final metrics."""
+
+
 KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "loaders": Loader,
     "cleaners": Cleaner,
     "augmenters": Augmenter,
+    "finetune": FinetuneStrategy,
+    "trackers": Tracker,
 }
 
 

@@ -45,8 +45,7 @@ class ServiceThread:
         async def run() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await serve(self.name, self.settings, port=0, on_ready=self._on_ready,
-                        stop=self._stop)
+            await serve(self.name, self.settings, port=0, on_ready=self._on_ready, stop=self._stop)
 
         try:
             asyncio.run(run())
@@ -118,7 +117,10 @@ class ServiceProcess:
         self.log = open(self.home / f"{self.name}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "forgeline", "serve", self.name, "--port", "0"],
-            stdout=subprocess.PIPE, stderr=self.log, env=self.env, cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=self.env,
+            cwd=REPO,
         )
         line = self.proc.stdout.readline().decode()
         if "serving on" not in line:
@@ -138,3 +140,18 @@ class ServiceProcess:
     def terminate(self) -> int:
         self.proc.terminate()
         return self.proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole test session (starting it costs ~8 s)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=4,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
+        )
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,1 @@
+"""Finetune strategy plugins: which weights of a pretrained model train (all, LoRA, a prompt)."""

