@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	# The editable build leaves an egg-info here that would shadow the installed entry points
+	# (plugins, services) for processes started in this folder once pyproject.toml changes.
+	rm -rf forgeline.egg-info
 	touch $@
 
 # buf is the real binary from the npm registry; it cannot reach its schema registry here, so the

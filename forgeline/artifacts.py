@@ -1,8 +1,9 @@
-"""The content-addressed artifact store: Parquet datasets (and later model folders) with lineage.
+"""The content-addressed artifact store: Parquet datasets and model folders, with lineage.
 
 Layout under the store root::
 
-    objects/<sha[:2]>/<sha256>[.parquet]   immutable content, named by its digest
+    objects/<sha[:2]>/<sha256>[.parquet]   immutable content, named by its digest (a file, or a
+                                             folder whose digest is that of its file listing)
     staging/<pid>-<random>/                  in-progress writes, one folder per process; a
                                              folder whose process is gone is swept at open
     catalog.db                               SQLite index: id, kind, name, version, lineage
@@ -68,6 +69,18 @@ class ArtifactRecord:
     @property
     def path(self) -> Path:
         return Path(self.uri.removeprefix("file://"))
+
+
+def sha256_tree(folder: Path) -> str:
+    """The digest of a folder: of its sorted (relative path, file digest) listing."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def sha256_path(path: Path) -> str:
+    return sha256_tree(path) if path.is_dir() else sha256_file(path)
 
 
 def sha256_file(path: Path) -> str:
@@ -150,6 +163,37 @@ class ArtifactStore:
         size = staged.stat().st_size
         if target.exists():
             staged.unlink()  # identical content is already stored
+        else:
+            os.replace(staged, target)
+        return self._index(kind, name, target, sha, size, metadata, lineage, request_id)
+
+    def commit_dir(
+        self,
+        staged: Path,
+        *,
+        kind: str,
+        name: str,
+        metadata: dict[str, Any],
+        lineage: Lineage,
+        request_id: str = "",
+    ) -> ArtifactRecord:
+        """Moves a fully written staged folder (a model, an adapter) into objects/ and indexes
+        it. Symlinks are refused: an artifact holds its own bytes."""
+        if not name:
+            raise InvalidArgument.for_field("name", "an artifact name is required")
+        files = [p for p in staged.rglob("*")]
+        if any(p.is_symlink() for p in files):
+            raise InvalidArgument.for_field("name", f"{staged} holds symlinks; refusing it")
+        for path in files:
+            if path.is_file():
+                with open(path, "rb+") as fh:
+                    os.fsync(fh.fileno())
+        sha = sha256_tree(staged)
+        size = sum(p.stat().st_size for p in files if p.is_file())
+        target = self._objects / sha[:2] / sha
+        target.parent.mkdir(exist_ok=True)
+        if target.exists():
+            shutil.rmtree(staged)
         else:
             os.replace(staged, target)
         return self._index(kind, name, target, sha, size, metadata, lineage, request_id)
@@ -279,7 +323,7 @@ class ArtifactStore:
                 reason="ARTIFACT_CONTENT_MISSING",
                 metadata={"id": record.id},
             )
-        actual = sha256_file(path)
+        actual = sha256_path(path)
         if actual != record.sha256:
             raise DataLoss(
                 f"artifact {record.id} content digest {actual[:12]} does not match its "

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 from forgeline.artifacts import ArtifactRecord
+from forgeline.registry import PluginChoice
 from forgeline.v1 import common_pb2
 
 _KINDS = {
@@ -65,3 +66,8 @@ def artifact(record: ArtifactRecord) -> common_pb2.Artifact:
     )
     out.create_time.FromDatetime(record.create_time)
     return out
+
+
+def plugin_choice(spec: common_pb2.PluginSpec) -> PluginChoice:
+    """A PluginSpec message as the registry's PluginChoice."""
+    return PluginChoice(spec.name, from_struct(spec.config))

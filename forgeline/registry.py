@@ -31,6 +31,7 @@ from forgeline.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    Violations,
 )
 from forgeline.logging import get_logger
 
@@ -198,6 +199,8 @@ class FinetuneStrategy(Plugin, ABC):
     # True when the result is saved as a PEFT adapter folder (PeftModel.from_pretrained loads it);
     # False for a full save_pretrained folder.
     produces_adapter: ClassVar[bool] = False
+    # The learning rate used when a request leaves it unset (adapters want larger ones).
+    default_learning_rate: ClassVar[float] = 5e-5
 
     def check(self, model: Any, ctx: FinetuneContext) -> None:
         """Refuses a model this strategy cannot apply to (InvalidArgument naming the config
@@ -271,6 +274,14 @@ class LoadError:
     name: str
     distribution: str
     error: str
+
+
+@dataclass(frozen=True)
+class PluginChoice:
+    """A plugin named by a client, with its config (already a plain dict)."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 class PluginRegistry:
@@ -385,6 +396,18 @@ class PluginRegistry:
                 violations=violations,
             ) from exc
         return cls(cfg)
+
+    def create_all(self, kind: str, choices: list[PluginChoice], field_path: str) -> list[Plugin]:
+        """Instances for every choice; the violations of all of them are reported at once."""
+        problems = Violations()
+        plugins = []
+        for i, choice in enumerate(choices):
+            try:
+                plugins.append(self.create(kind, choice.name, choice.config, f"{field_path}[{i}]"))
+            except InvalidArgument as exc:
+                problems.extend(exc.violations or [])
+        problems.raise_if_any()
+        return plugins
 
     def errors(self, kind: str | None = None) -> list[LoadError]:
         return [e for e in self._errors.values() if kind is None or e.kind == kind]

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default=2 * 1024**3, ge=1024, description="Largest total UploadRecords stream."
     )
     max_rows: int = Field(default=50_000_000, ge=1, description="Largest dataset in rows.")
+    max_predict_texts: int = Field(
+        default=256, ge=1, description="Most texts one Predict call may carry."
+    )
     worker_threads: int = Field(
         default=4, ge=1, description="Threads running operations and blocking calls."
     )

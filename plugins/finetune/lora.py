@@ -16,6 +16,7 @@ class LoraFinetune(FinetuneStrategy):
 
     name = "lora"
     produces_adapter = True
+    default_learning_rate = 5e-4
 
     class Config(PluginConfig):
         r: int = Field(8, ge=1, le=1024, description="Rank of the update matrices.")

@@ -16,6 +16,7 @@ class PromptTuning(FinetuneStrategy):
 
     name = "prompt_tuning"
     produces_adapter = True
+    default_learning_rate = 3e-2
 
     class Config(PluginConfig):
         num_virtual_tokens: int = Field(

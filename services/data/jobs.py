@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from forgeline.registry import (
     Cleaner,
     Loader,
     LoadSource,
+    PluginChoice,
     PluginRegistry,
 )
 
@@ -35,14 +36,6 @@ if TYPE_CHECKING:
 SERVICE = "forgeline.v1.DataService"
 TEXT, LABEL = "text", "label"
 EXAMPLE_CHARS = 200
-
-
-@dataclass(frozen=True)
-class PluginChoice:
-    """A plugin named by the client, with its config (already a plain dict)."""
-
-    name: str
-    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,7 +207,7 @@ class DataJobs:
         dataset = self.datasets.get(dataset_id)
         if not cleaners:
             raise InvalidArgument.for_field("cleaners", "name at least one cleaner")
-        plugins = self._create_all("cleaners", cleaners, "cleaners")
+        plugins = self.registry.create_all("cleaners", cleaners, "cleaners")
         return dataset, plugins
 
     def run_clean(
@@ -289,7 +282,7 @@ class DataJobs:
             raise InvalidArgument.for_field(
                 "dataset_id", f"dataset {dataset.id} has no text column to augment"
             )
-        return dataset, self._create_all("augmenters", augmenters, "augmenters")
+        return dataset, self.registry.create_all("augmenters", augmenters, "augmenters")
 
     def run_augment(
         self,
@@ -488,18 +481,6 @@ class DataJobs:
         )
 
     # --- helpers ----------------------------------------------------------------------------
-    def _create_all(self, kind: str, choices: list[PluginChoice], field_name: str) -> list:
-        problems = Violations()
-        plugins = []
-        for i, choice in enumerate(choices):
-            try:
-                plugins.append(
-                    self.registry.create(kind, choice.name, choice.config, f"{field_name}[{i}]")
-                )
-            except InvalidArgument as exc:
-                problems.extend(exc.violations or [])
-        problems.raise_if_any()
-        return plugins
 
 
 def apply_mapping(table: pa.Table, mapping: ColumnMapping) -> tuple[pa.Table, str, str]:

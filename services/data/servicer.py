@@ -6,12 +6,13 @@ import asyncio
 
 import pyarrow as pa
 
-from forgeline.convert import artifact, from_struct, struct
+from forgeline.convert import artifact, from_struct, plugin_choice, struct
 from forgeline.datasets import Dataset, DatasetRepository
 from forgeline.errors import InvalidArgument, ResourceExhausted
 from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
-from forgeline.services.data.jobs import SERVICE, ColumnMapping, DataJobs, PluginChoice
+from forgeline.services.data.jobs import SERVICE, ColumnMapping, DataJobs
 from forgeline.v1 import data_service_pb2 as pb
 from forgeline.v1 import data_service_pb2_grpc
 
@@ -46,11 +47,11 @@ def dataset_pb(dataset: Dataset) -> pb.Dataset:
 
 
 def _choices(specs) -> list[PluginChoice]:
-    return [PluginChoice(s.name, from_struct(s.config)) for s in specs]
+    return [plugin_choice(s) for s in specs]
 
 
 def _choice(spec) -> PluginChoice | None:
-    return PluginChoice(spec.name, from_struct(spec.config)) if spec.name else None
+    return plugin_choice(spec) if spec.name else None
 
 
 def _fractions(request: pb.SplitDatasetRequest) -> dict[str, float]:

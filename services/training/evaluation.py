@@ -4,7 +4,7 @@ classification; loss and perplexity for causal language modelling."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from forgeline.services.training.recipe import (
@@ -24,6 +24,17 @@ class Evaluation:
     labels: list[str] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)  # row: true, column: predicted
     perplexity: float = 0.0
+
+    def scalars(self, prefix: str = "") -> dict[str, float]:
+        """The headline numbers of this task, e.g. {"eval_accuracy": 0.93, ...}."""
+        if self.labels:
+            names = {"loss": self.loss, "accuracy": self.accuracy, "f1_macro": self.f1_macro}
+        else:
+            names = {"loss": self.loss, "perplexity": self.perplexity}
+        return {prefix + k: float(v) for k, v in names.items()}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def load_trained(folder: Path, task: str = "", base_path: str = ""):

@@ -35,6 +35,10 @@ class RecipeConfig(BaseModel):
     train_path: str = Field(description="Parquet file of the training rows.")
     text_column: str = "text"
     label_column: str = "label"
+    # Optional held-out rows, scored by rank 0 after every epoch and at the end.
+    eval_path: str = ""
+    eval_text_column: str = "text"
+    eval_label_column: str = "label"
     # Classification: label values (as strings) in class-index order.
     labels: list[str] = Field(default_factory=list)
     learning_rate: float = 5e-5
@@ -72,19 +76,29 @@ def load_model(task: str, path: str, labels: list[str]):
     raise ValueError(f"task {task!r} is not supported by this recipe yet")
 
 
-def encode(config: RecipeConfig, tokenizer) -> list[dict[str, Any]]:
-    """The training rows as tokenized examples (labels as class indexes or token ids)."""
+def read_rows(
+    path: str, text_column: str, label_column: str, task: str
+) -> tuple[list[str], list[str] | None]:
+    """Texts (null as "") and, for classification, labels as strings."""
     import pyarrow.parquet as pq
 
-    columns = [config.text_column] + (
-        [config.label_column] if config.task == SEQUENCE_CLASSIFICATION else []
+    columns = [text_column] + ([label_column] if task == SEQUENCE_CLASSIFICATION else [])
+    table = pq.read_table(path, columns=columns)
+    texts = [t or "" for t in table.column(text_column).to_pylist()]
+    if task != SEQUENCE_CLASSIFICATION:
+        return texts, None
+    return texts, [str(v) for v in table.column(label_column).to_pylist()]
+
+
+def encode(config: RecipeConfig, tokenizer) -> list[dict[str, Any]]:
+    """The training rows as tokenized examples (labels as class indexes or token ids)."""
+    texts, labels = read_rows(
+        config.train_path, config.text_column, config.label_column, config.task
     )
-    table = pq.read_table(config.train_path, columns=columns)
-    texts = table.column(config.text_column).to_pylist()
     encoded = tokenizer(texts, truncation=True, max_length=config.max_length)
-    if config.task == SEQUENCE_CLASSIFICATION:
+    if labels is not None:
         index = {label: i for i, label in enumerate(config.labels)}
-        targets = [index[str(v)] for v in table.column(config.label_column).to_pylist()]
+        targets = [index[v] for v in labels]
     else:
         targets = None
     examples = []
@@ -133,10 +147,17 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
         "finetune", config.finetune, config.finetune_config, "finetune"
     )
     ctx = FinetuneContext(
-        task=config.task, model_path=config.model_path, tokenizer_path=config.model_path
+        task=config.task,
+        model_path=config.model_path,
+        tokenizer_path=config.model_path,
+        max_length=config.max_length,
     )
     model = strategy.prepare(model, ctx)
     unwrapped = model
+    parameters = {
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "total_parameters": sum(p.numel() for p in model.parameters()),
+    }
     model = ray.train.torch.prepare_model(model)
 
     examples = encode(config, tokenizer)
@@ -172,6 +193,33 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
             step, start_epoch = meta["step"], meta["epoch"]
 
     sink = _sink(config.metrics_actor) if rank == 0 else None
+    held_out = (
+        read_rows(config.eval_path, config.eval_text_column, config.eval_label_column, config.task)
+        if config.eval_path and rank == 0
+        else None
+    )
+    final_eval: dict[str, Any] = {}
+
+    def run_eval(epoch: float) -> None:
+        """Rank 0 scores the held-out rows; the other ranks wait at their next all-reduce."""
+        nonlocal final_eval
+        if held_out is None:
+            return
+        from forgeline.services.training.evaluation import evaluate
+
+        scores = evaluate(
+            unwrapped,
+            tokenizer,
+            held_out[0],
+            held_out[1],
+            config.task,
+            batch_size=max(config.batch_size, 32),
+            max_length=config.max_length,
+        )
+        unwrapped.train()
+        final_eval = scores.as_dict()
+        if sink is not None:
+            sink.push.remote(step, {**scores.scalars("eval_"), "epoch": epoch})
 
     def save_checkpoint(epoch: int, metrics: dict[str, float]) -> None:
         with tempfile.TemporaryDirectory() as folder:
@@ -237,16 +285,24 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
                 break
         if not config.checkpoint_every:
             save_checkpoint(epoch + 1, {"loss": float(loss)})
+        run_eval(float(epoch + 1) if not done else step / steps_per_epoch)
+    if not final_eval:
+        run_eval(step / steps_per_epoch)  # resumed after the last step: score the final model
     if rank == 0:
         unwrapped.save_pretrained(config.output_dir, safe_serialization=True)
         tokenizer.save_pretrained(config.output_dir)
-        write_manifest(Path(config.output_dir), config)
+        write_manifest(Path(config.output_dir), config, final_eval, {**parameters, "steps": step})
 
 
 MANIFEST = "forgeline_training.json"
 
 
-def write_manifest(folder: Path, config: RecipeConfig) -> None:
+def write_manifest(
+    folder: Path,
+    config: RecipeConfig,
+    evaluation: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """What a loader needs beside the weights: the task, the labels, the base model."""
     Path(folder, MANIFEST).write_text(
         json.dumps(
@@ -257,6 +313,8 @@ def write_manifest(folder: Path, config: RecipeConfig) -> None:
                 "finetune": config.finetune,
                 "finetune_config": config.finetune_config,
                 "max_length": config.max_length,
+                "evaluation": evaluation or {},
+                **(extra or {}),
             },
             indent=2,
         )
@@ -269,11 +327,13 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _sink(name: str):
+    """The MetricsSink actor called ``name`` ("namespace/name" or a bare name)."""
     if not name:
         return None
     import ray
 
-    return ray.get_actor(name)
+    namespace, _, actor = name.rpartition("/")
+    return ray.get_actor(actor, namespace=namespace or None)
 
 
 class MetricsSink:
@@ -322,3 +382,9 @@ def fit(
         ),
     )
     return trainer.fit()
+
+
+def fit_summary(config: RecipeConfig, **kwargs) -> dict[str, Any]:
+    """fit() as a Ray task the service can cancel: returns plain data, not the Result."""
+    result = fit(config, **kwargs)
+    return {"step": int((result.metrics or {}).get("step", 0))}

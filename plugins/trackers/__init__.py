@@ -1,0 +1,1 @@
+"""Tracker plugins: mirror a training run's params and metrics into an experiment tracker."""

@@ -1,0 +1,198 @@
+"""forgeline.v1.TrainingService over gRPC: translates messages to TrainingJobs calls and back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from forgeline.convert import artifact, from_struct, plugin_choice
+from forgeline.datasets import DatasetRepository
+from forgeline.errors import InvalidArgument
+from forgeline.operations import MethodSpec, to_operation
+from forgeline.registry import PluginChoice
+from forgeline.server import Kernel, ServiceDefinition
+from forgeline.services.training.jobs import (
+    SERVICE,
+    DatasetRef,
+    ModelChoice,
+    TrainingJobs,
+    TrainSpec,
+)
+from forgeline.v1 import training_service_pb2 as pb
+from forgeline.v1 import training_service_pb2_grpc
+
+TASKS = {
+    pb.TASK_UNSPECIFIED: "",
+    pb.TASK_SEQUENCE_CLASSIFICATION: "sequence_classification",
+    pb.TASK_CAUSAL_LM: "causal_lm",
+    pb.TASK_SEQ2SEQ: "seq2seq",
+}
+
+
+def build(kernel: Kernel) -> list[ServiceDefinition]:
+    """The entry point of ``forgeline.services: training``."""
+    jobs = TrainingJobs(
+        kernel.registry,
+        DatasetRepository(kernel.artifacts),
+        kernel.artifacts,
+        kernel.paths,
+        kernel.settings,
+    )
+    servicer = TrainingServicer(kernel, jobs)
+    return [
+        ServiceDefinition(
+            full_name=SERVICE,
+            servicer=servicer,
+            add_to_server=training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
+            methods=servicer.method_specs(),
+            plugin_kinds=("finetune", "trackers"),
+        )
+    ]
+
+
+def dataset_ref(message: pb.DatasetInput) -> DatasetRef:
+    return DatasetRef(message.dataset_id, message.text_column, message.label_column)
+
+
+def train_spec(r: pb.TrainModelRequest) -> TrainSpec:
+    source = r.model.WhichOneof("source")
+    if source == "from_config":
+        c = r.model.from_config
+        if not c.model_type:
+            raise InvalidArgument.for_field(
+                "model.from_config.model_type", "a Hugging Face model type is required, e.g. bert"
+            )
+        model = ModelChoice(
+            model_type=c.model_type, config=from_struct(c.config), vocab_size=c.vocab_size
+        )
+    else:
+        model = ModelChoice(**({source: getattr(r.model, source)} if source else {}))
+    if r.task not in TASKS:
+        raise InvalidArgument.for_field("task", f"unknown task value {r.task}")
+    h, s = r.hyper_parameters, r.scaling
+    return TrainSpec(
+        train=dataset_ref(r.train),
+        eval=dataset_ref(r.eval) if r.HasField("eval") else None,
+        model=model,
+        task=TASKS[r.task],
+        finetune=plugin_choice(r.finetune) if r.finetune.name else PluginChoice("full"),
+        trackers=[plugin_choice(t) for t in r.trackers],
+        learning_rate=h.learning_rate,
+        batch_size=h.batch_size_per_worker,
+        epochs=h.epochs,
+        max_steps=h.max_steps,
+        warmup_ratio=h.warmup_ratio,
+        warmup_steps=h.warmup_steps,
+        weight_decay=h.weight_decay,
+        gradient_accumulation_steps=h.gradient_accumulation_steps,
+        max_length=h.max_sequence_length,
+        seed=h.seed,
+        num_workers=s.num_workers,
+        use_gpu=s.use_gpu,
+        cpus_per_worker=s.cpus_per_worker,
+        bf16=s.bf16,
+        checkpoint_every=r.checkpoint.every_steps,
+        keep_checkpoints=r.checkpoint.keep,
+        max_failures=r.failure.max_failures,
+        output_name=r.output_name,
+    )
+
+
+def evaluation_pb(values: dict[str, Any] | None) -> pb.Evaluation | None:
+    """An Evaluation message from the evaluation's dict form."""
+    if not values:
+        return None
+    labels = values.get("labels") or []
+    return pb.Evaluation(
+        num_examples=int(values.get("num_examples", 0)),
+        loss=float(values.get("loss", 0.0)),
+        accuracy=float(values.get("accuracy", 0.0)),
+        f1_macro=float(values.get("f1_macro", 0.0)),
+        perplexity=float(values.get("perplexity", 0.0)),
+        confusion_matrix=pb.ConfusionMatrix(
+            labels=labels,
+            counts=[int(c) for row in values.get("confusion") or [] for c in row],
+        )
+        if labels
+        else None,
+    )
+
+
+class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
+    def __init__(self, kernel: Kernel, jobs: TrainingJobs) -> None:
+        self._ops = kernel.operations
+        self._jobs = jobs
+
+    def method_specs(self) -> list[MethodSpec]:
+        jobs = self._jobs
+
+        def train(r: pb.TrainModelRequest, ctx) -> pb.TrainModelResponse:
+            outcome = jobs.run_train(train_spec(r), ctx, r.request_id)
+            return pb.TrainModelResponse(
+                model=artifact(outcome.model),
+                metrics=outcome.metrics,
+                steps=outcome.steps,
+                trainable_parameters=outcome.trainable_parameters,
+                total_parameters=outcome.total_parameters,
+                evaluation=evaluation_pb(outcome.evaluation),
+            )
+
+        def evaluate(r: pb.EvaluateModelRequest, ctx) -> pb.EvaluateModelResponse:
+            scores = jobs.run_evaluate(
+                r.model_id, dataset_ref(r.dataset), r.batch_size, r.max_sequence_length, ctx
+            )
+            return pb.EvaluateModelResponse(evaluation=evaluation_pb(scores.as_dict()))
+
+        def check_evaluate(r: pb.EvaluateModelRequest) -> None:
+            if r.batch_size < 0 or r.max_sequence_length < 0:
+                raise InvalidArgument.for_field(
+                    "batch_size" if r.batch_size < 0 else "max_sequence_length", "must be >= 0"
+                )
+            jobs.plan_evaluate(r.model_id, dataset_ref(r.dataset))
+
+        return [
+            MethodSpec(
+                f"{SERVICE}/TrainModel",
+                pb.TrainModelRequest,
+                pb.TrainModelResponse,
+                train,
+                lambda r: jobs.plan_train(train_spec(r)),
+            ),
+            MethodSpec(
+                f"{SERVICE}/EvaluateModel",
+                pb.EvaluateModelRequest,
+                pb.EvaluateModelResponse,
+                evaluate,
+                check_evaluate,
+            ),
+        ]
+
+    async def _start(self, name: str, request, request_id: str):
+        row = await self._ops.start(f"{SERVICE}/{name}", request, request_id)
+        return to_operation(row)
+
+    async def TrainModel(self, request, context):
+        return await self._start("TrainModel", request, request.request_id)
+
+    async def EvaluateModel(self, request, context):
+        return await self._start("EvaluateModel", request, request.request_id)
+
+    async def Predict(self, request, context):
+        predictions = await asyncio.to_thread(
+            self._jobs.predict,
+            request.model_id,
+            list(request.texts),
+            request.max_sequence_length,
+            request.max_new_tokens,
+        )
+        return pb.PredictResponse(
+            predictions=[
+                pb.Prediction(
+                    label=p.label,
+                    score=p.score,
+                    scores=p.scores,
+                    generated_text=p.generated_text,
+                )
+                for p in predictions
+            ]
+        )
