@@ -585,9 +585,9 @@ class TrainingJobs:
             summary = ray.get(task)
             last.update(self._drain(sink, ctx, trackers))
         except BaseException as exc:
-            ray.cancel(task, force=True)
             if isinstance(exc, ray.exceptions.RayTaskError):
                 raise _failure(exc) from None
+            _stop(task)
             raise
         finally:
             ray.kill(sink)
@@ -960,6 +960,18 @@ def _skeleton(hf_config: Any, task: str, labels: list[str]):
             config.num_labels = len(labels)
             return AutoModelForSequenceClassification.from_config(config)
         return AutoModelForCausalLM.from_config(config)
+
+
+def _stop(task) -> None:
+    """Stops a running fit task. A plain cancel interrupts it like Ctrl-C, which Ray Train
+    answers by aborting the worker group and removing its placement group; a task still
+    running after that is killed."""
+    import ray
+
+    ray.cancel(task, force=False)
+    finished, _ = ray.wait([task], timeout=15)
+    if not finished:
+        ray.cancel(task, force=True)
 
 
 _OOM_MARKERS = ("OutOfMemoryError", "out of memory", "MemoryError", "Cannot allocate memory")

@@ -1,0 +1,167 @@
+"""Failures a training run survives: cancel, a killed Ray worker, a killed service process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from google.longrunning import operations_pb2
+
+from forgeline.artifacts import ArtifactStore, Lineage
+from forgeline.client import Client
+from forgeline.datasets import DatasetRepository
+from forgeline.errors import Cancelled
+from forgeline.v1 import training_service_pb2 as pb
+from tests.conftest import ServiceProcess
+from tests.integration.training.conftest import BAD, GOOD, reviews, struct
+
+# Big enough that a step takes tens of milliseconds, so a run can be hit half-way.
+SLOW_BERT = {
+    "num_hidden_layers": 4,
+    "hidden_size": 128,
+    "num_attention_heads": 4,
+    "intermediate_size": 256,
+    "max_position_embeddings": 128,
+}
+
+
+def slow_bert() -> pb.ModelSource:
+    return pb.ModelSource(
+        from_config=pb.ModelFromConfig(model_type="bert", config=struct(SLOW_BERT), vocab_size=200)
+    )
+
+
+def long_reviews():
+    table = reviews(16)
+    texts = [" ".join([t] * 8) for t in table.column("text").to_pylist()]
+    return table.set_column(0, "text", [texts])
+
+
+def request(dataset_id: str, steps: int, every: int, **extra) -> pb.TrainModelRequest:
+    return pb.TrainModelRequest(
+        train=pb.DatasetInput(dataset_id=dataset_id),
+        model=slow_bert(),
+        hyper_parameters=pb.HyperParameters(
+            learning_rate=1e-3, batch_size_per_worker=16, max_steps=steps, max_sequence_length=64
+        ),
+        checkpoint=pb.CheckpointPolicy(every_steps=every),
+        **extra,
+    )
+
+
+def loss_steps(client: Client, operation: str) -> list[int]:
+    return [
+        p.step
+        for e in client.stream_events(operation, follow=False)
+        if e.HasField("metrics")
+        for p in e.metrics.points
+        if p.name == "loss"
+    ]
+
+
+def wait_for_step(client: Client, operation: str, step: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    for event in client.stream_events(operation):
+        if event.HasField("metrics") and any(p.step >= step for p in event.metrics.points):
+            return
+        assert time.monotonic() < deadline, f"{operation} never reached step {step}"
+    raise AssertionError(f"{operation} ended before step {step}")
+
+
+def wasted_steps(steps: list[int]) -> tuple[int, int]:
+    """(how many restarts, steps trained twice) from the loss steps in event order."""
+    restarts = wasted = 0
+    for before, after in zip(steps, steps[1:], strict=False):
+        if after <= before:
+            restarts += 1
+            wasted += before - after + 1
+    return restarts, wasted
+
+
+def test_cancel_stops_the_workers_promptly_and_frees_their_cpus(training, tclient, ray_local):
+    train = training.dataset(long_reviews(), "cancel-me")
+    total = ray_local.cluster_resources()["CPU"]
+    op = tclient.training.TrainModel(request(train.id, 100_000, 0))
+    wait_for_step(tclient, op.name, 2)
+    assert ray_local.available_resources().get("CPU", 0) < total  # a worker holds a CPU
+    started = time.monotonic()
+    tclient.operations.CancelOperation(operations_pb2.CancelOperationRequest(name=op.name))
+    with pytest.raises(Cancelled):
+        tclient.wait(op, pb.TrainModelResponse, timeout=60)
+    assert time.monotonic() - started < 20
+    deadline = time.monotonic() + 20
+    while ray_local.available_resources().get("CPU", 0) < total:
+        assert time.monotonic() < deadline, "the workers' CPUs were not given back"
+        time.sleep(0.5)
+
+
+def test_a_worker_killed_half_way_is_replaced_and_resumes_from_its_checkpoint(
+    training, tclient, ray_local
+):
+    import psutil
+
+    train = training.dataset(long_reviews(), "kill-a-worker")
+    steps, every = 160, 20
+    op = tclient.training.TrainModel(
+        request(train.id, steps, every, failure=pb.FailurePolicy(max_failures=1))
+    )
+    wait_for_step(tclient, op.name, steps // 2)
+    workers = [
+        p for p in psutil.process_iter(["cmdline"]) if "RayTrainWorker" in " ".join(p.cmdline())
+    ]
+    assert len(workers) == 1, "expected the run's one Ray Train worker"
+    os.kill(workers[0].pid, signal.SIGKILL)
+    done = tclient.wait(op, pb.TrainModelResponse, timeout=300)
+    assert done.steps == steps
+    seen = loss_steps(tclient, op.name)
+    restarts, wasted = wasted_steps(seen)
+    assert restarts == 1, seen
+    # Resumed from a checkpoint, not from step 0. Ray Train registers a reported checkpoint at
+    # its controller's next poll (every 2 s), so a kill right after a report can fall back one
+    # more interval: at most two intervals are trained twice.
+    assert 0 < wasted <= 2 * every, f"{wasted} steps trained twice (interval {every})"
+    assert seen[-1] == steps
+
+
+def test_a_killed_service_resumes_its_training_from_the_latest_checkpoint(tmp_path, ray_local):
+    home, root = tmp_path / "home", tmp_path / "data"
+    home.mkdir()
+    root.mkdir()
+    store = ArtifactStore(home / "artifacts")
+    train = DatasetRepository(store).save(
+        long_reviews(),
+        name="restart",
+        text_column="text",
+        label_column="label",
+        lineage=Lineage(),
+    )
+    store.close()
+    env = {"RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    steps, every = 160, 20
+    service = ServiceProcess("training", home, [root], env=env).start()
+    try:
+        with Client(service.address) as client:
+            client.wait_ready()
+            op = client.training.TrainModel(request(train.id, steps, every, request_id="r-1"))
+            wait_for_step(client, op.name, steps // 2)
+        service.kill()
+        service = ServiceProcess("training", home, [root], env=env).start()
+        with Client(service.address) as client:
+            client.wait_ready()
+            done = client.wait(op, pb.TrainModelResponse, timeout=300)
+            assert done.steps == steps
+            seen = loss_steps(client, op.name)
+            restarts, wasted = wasted_steps(seen)
+            assert restarts == 1 and 0 < wasted <= 2 * every, seen
+            meta = client.metadata(
+                client.operations.GetOperation(operations_pb2.GetOperationRequest(name=op.name))
+            )
+            assert meta.attempt == 2
+            predicted = client.training.Predict(
+                pb.PredictRequest(model_id=done.model.id, texts=[GOOD[0], BAD[0]])
+            )
+            assert len(predicted.predictions) == 2
+    finally:
+        service.terminate()
