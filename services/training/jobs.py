@@ -561,6 +561,7 @@ class TrainingJobs:
             bf16=h["bf16"],
             checkpoint_every=h["checkpoint_every"],
             metrics_actor=f"{cluster.NAMESPACE}/{sink_name}",
+            checkpoint_root=str(storage / run_name),
             output_dir=str(output),
         )
         task = ray.remote(num_cpus=0, max_retries=0)(fit_summary).remote(

@@ -15,6 +15,7 @@ import math
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ class RecipeConfig(BaseModel):
     checkpoint_every: int = 0  # optimizer steps; 0 = at the end of each epoch
     log_every: int = 1
     metrics_actor: str = ""  # name of a MetricsSink actor; "" = none
+    # The run's folder in Ray storage when it is a local (or mounted) path: a restarted worker
+    # group resumes from the newest complete checkpoint in it, even one reported just before a
+    # failure and not yet registered by Ray Train's controller. "" = Ray's latest only.
+    checkpoint_root: str = ""
     output_dir: str = Field(description="Where rank 0 writes the finished model.")
 
 
@@ -181,9 +186,8 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
     step, start_epoch = 0, 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as folder:
+    with _resume_folder(ray.train.get_checkpoint(), config.checkpoint_root) as folder:
+        if folder is not None:
             weights = load_file(os.path.join(folder, "trainable.safetensors"))
             unwrapped.load_state_dict(weights, strict=False)
             state = torch.load(os.path.join(folder, "optimizer.pt"), weights_only=True)
@@ -232,9 +236,16 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
                     {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                     os.path.join(folder, "optimizer.pt"),
                 )
-                Path(folder, "meta.json").write_text(json.dumps({"step": step, "epoch": epoch}))
+                files = {p.name: p.stat().st_size for p in Path(folder).iterdir()}
+                Path(folder, "meta.json").write_text(
+                    json.dumps({"step": step, "epoch": epoch, "files": files})
+                )
                 chosen = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report({**metrics, "step": step}, checkpoint=chosen)
+            ray.train.report(
+                {**metrics, "step": step},
+                checkpoint=chosen,
+                checkpoint_dir_name=f"{CHECKPOINT_PREFIX}{step:09d}",
+            )
 
     autocast = torch.autocast(
         "cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16, enabled=config.bf16
@@ -324,6 +335,39 @@ def write_manifest(
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = Path(folder, MANIFEST)
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+CHECKPOINT_PREFIX = "checkpoint_step_"
+
+
+def _complete(folder: Path) -> int:
+    """The step of a fully written checkpoint folder, or -1 (torn, foreign or unreadable)."""
+    try:
+        meta = json.loads(Path(folder, "meta.json").read_text())
+        for name, size in meta["files"].items():
+            if Path(folder, name).stat().st_size != size:
+                return -1
+        return int(meta["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+@contextmanager
+def _resume_folder(checkpoint, root: str):
+    """The folder to resume from: Ray Train's latest checkpoint, or a newer complete one found
+    in the run's storage folder; None for a fresh start."""
+    found: list[tuple[int, Path]] = []
+    if root and Path(root).is_dir():
+        found = [(_complete(p), p) for p in Path(root).glob(f"{CHECKPOINT_PREFIX}*")]
+    best = max(found, default=(-1, None))
+    if checkpoint is None and best[0] < 0:
+        yield None
+        return
+    if checkpoint is None:
+        yield str(best[1])
+        return
+    with checkpoint.as_directory() as folder:
+        yield str(best[1]) if best[0] > _complete(Path(folder)) else folder
 
 
 def _sink(name: str):
