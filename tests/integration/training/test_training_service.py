@@ -115,9 +115,15 @@ def test_full_finetune_of_a_causal_lm_reports_perplexity_and_generates(training,
             hyper_parameters=pb.HyperParameters(
                 learning_rate=5e-3, batch_size_per_worker=8, max_steps=20, seed=1
             ),
+            trackers=[spec("tensorboard", flush_secs=1)],
         )
     )
     done = tclient.wait(op, pb.TrainModelResponse, timeout=300)
+    # The tracker got every step's loss (read back from its event files).
+    from tests.unit.plugins.test_trackers import scalars, tensorboard_events
+
+    folder = training.home / "trackers" / "tensorboard" / op.name.replace("/", "-")
+    assert [step for step, _ in scalars(tensorboard_events(folder))["loss"]] == list(range(1, 21))
     assert done.model.kind == common_pb2.ARTIFACT_KIND_MODEL and done.steps == 20
     assert done.trainable_parameters == done.total_parameters
     assert 1 < done.evaluation.perplexity < 60  # a fresh model starts near the vocab size, 300
