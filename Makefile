@@ -41,7 +41,7 @@ proto-check: proto
 	git diff --exit-code -- forgeline/v1
 
 demo: setup
-	bash examples/data_demo.sh
+	bash examples/demo.sh
 
 bench: setup
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -1,4 +1,4 @@
-"""The `forgeline` command line: run services, list plugins, work with datasets.
+"""The `forgeline` command line: run services, list plugins, work with datasets, train models.
 
 Heavy imports happen inside commands so `forgeline --help` stays fast.
 """
@@ -17,12 +17,14 @@ app = typer.Typer(no_args_is_help=True, help="forgeline: from raw data to a serv
 plugins_app = typer.Typer(no_args_is_help=True, help="Installed plugins.")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: ingest, clean, augment, split...")
 app.add_typer(plugins_app, name="plugins")
+train_app = typer.Typer(no_args_is_help=True, help="Models: train, evaluate, predict.")
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
 console = Console()
 err = Console(stderr=True)
 
 AddressOpt = Annotated[
-    str | None, typer.Option("--address", help="Data service address (default from settings).")
+    str | None, typer.Option("--address", help="Service address (default from settings).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the operation.")]
@@ -106,11 +108,11 @@ def plugins_list(
 # --- data --------------------------------------------------------------------------------------
 
 
-def _client(address: str | None):
+def _client(address: str | None, service: str = "data"):
     from forgeline.client import Client
 
     settings = _settings()
-    return Client(address or settings.address_for("data"), token=settings.auth_token or None)
+    return Client(address or settings.address_for(service), token=settings.auth_token or None)
 
 
 def _plugin_specs(items: list[str], option: str) -> list[Any]:
@@ -136,10 +138,20 @@ def _follow(client, operation, response_type, wait: bool, as_json: bool):
         console.print(operation.name)
         raise typer.Exit(0)
     if not as_json:
+        shown: dict[str, float] = {}
+        progress = ""
         with console.status(f"{operation.name}") as status:
             for event in client.stream_events(operation.name):
                 if event.HasField("progress"):
-                    status.update(f"{event.progress.progress:4.0%} {event.progress.message}")
+                    progress = f"{event.progress.progress:4.0%} {event.progress.message}"
+                elif event.HasField("metrics"):
+                    shown.update({p.name: p.value for p in event.metrics.points})
+                else:
+                    continue
+                numbers = "  ".join(
+                    f"{k} {shown[k]:.4g}" for k in ("loss", "eval_accuracy") if k in shown
+                )
+                status.update(f"{progress}  {numbers}")
     return client.wait(operation, response_type)
 
 
@@ -362,3 +374,199 @@ def data_head(
         for reply in client.data.ReadRows(pb.ReadRowsRequest(dataset_id=dataset, limit=n)):
             for row in reply.rows:
                 print(json.dumps(from_struct(row), ensure_ascii=False))
+
+
+# --- train -------------------------------------------------------------------------------------
+
+TASK_NAMES = {"classification": 1, "causal_lm": 2}
+
+
+def _print_evaluation(evaluation) -> None:
+    if evaluation.confusion_matrix.labels:
+        labels = list(evaluation.confusion_matrix.labels)
+        console.print(
+            f"{evaluation.num_examples} examples  accuracy {evaluation.accuracy:.4f}  "
+            f"macro F1 {evaluation.f1_macro:.4f}  loss {evaluation.loss:.4f}"
+        )
+        table = Table("true \\ predicted", *labels)
+        counts = list(evaluation.confusion_matrix.counts)
+        for i, label in enumerate(labels):
+            row = counts[i * len(labels) : (i + 1) * len(labels)]
+            table.add_row(label, *map(str, row))
+        console.print(table)
+    else:
+        console.print(
+            f"{evaluation.num_examples} examples  perplexity {evaluation.perplexity:.3f}  "
+            f"loss {evaluation.loss:.4f}"
+        )
+
+
+@train_app.command("run")
+def train_run(
+    dataset: Annotated[str, typer.Argument(help="Training dataset: id, name or name@version.")],
+    eval_dataset: Annotated[
+        str, typer.Option("--eval", help="Held-out dataset scored after every epoch.")
+    ] = "",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="builtin:NAME, path:FOLDER, artifact:ID or config:MODEL_TYPE (a fresh model "
+            "with a tokenizer trained on the dataset); a bare name is a builtin."
+        ),
+    ] = "minilm-l6",
+    model_config: Annotated[
+        str, typer.Option(help='With config:TYPE, its fields as JSON, e.g. {"hidden_size": 128}.')
+    ] = "{}",
+    vocab_size: Annotated[int, typer.Option(help="With config:TYPE, the tokenizer's size.")] = 0,
+    task: Annotated[str, typer.Option(help="classification or causal_lm.")] = "classification",
+    finetune: Annotated[
+        str, typer.Option(help="Strategy, e.g. lora or 'lora={\"r\": 16}'.")
+    ] = "full",
+    tracker: Annotated[
+        list[str] | None, typer.Option(help="Tracker plugin (repeatable), e.g. tensorboard.")
+    ] = None,
+    text_column: str = "",
+    label_column: str = "",
+    learning_rate: Annotated[float, typer.Option("--lr", help="0: the strategy's default.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Per worker.")] = 16,
+    epochs: int = 1,
+    max_steps: Annotated[int, typer.Option(help="> 0: stop after this many steps.")] = 0,
+    warmup_ratio: float = 0.0,
+    weight_decay: float = 0.0,
+    gradient_accumulation: int = 1,
+    max_length: int = 128,
+    seed: int = 0,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpu: bool = False,
+    bf16: bool = False,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps; 0: every epoch.")] = 0,
+    max_failures: int = 0,
+    name: Annotated[str, typer.Option("--name", help="Name of the model artifact.")] = "",
+    address: AddressOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a model on a dataset (on Ray Train workers)."""
+    from google.protobuf import json_format
+
+    from forgeline.convert import struct
+    from forgeline.errors import InvalidArgument
+    from forgeline.v1 import training_service_pb2 as pb
+
+    kind, _, value = model.partition(":") if ":" in model else ("builtin", "", model)
+    if kind == "config":
+        try:
+            fields = json.loads(model_config)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument.for_field("--model-config", f"not JSON: {exc}") from exc
+        source = pb.ModelSource(
+            from_config=pb.ModelFromConfig(
+                model_type=value, config=struct(fields), vocab_size=vocab_size
+            )
+        )
+    elif kind in ("builtin", "path", "artifact"):
+        source = pb.ModelSource(**{{"artifact": "artifact_id"}.get(kind, kind): value})
+    else:
+        raise InvalidArgument.for_field(
+            "--model", "use builtin:NAME, path:FOLDER, artifact:ID or config:TYPE"
+        )
+    if task not in TASK_NAMES:
+        raise InvalidArgument.for_field("--task", f"one of {', '.join(TASK_NAMES)}")
+    request = pb.TrainModelRequest(
+        train=pb.DatasetInput(
+            dataset_id=dataset, text_column=text_column, label_column=label_column
+        ),
+        model=source,
+        task=TASK_NAMES[task],
+        finetune=_plugin_specs([finetune], "--finetune")[0],
+        trackers=_plugin_specs(tracker or [], "--tracker"),
+        hyper_parameters=pb.HyperParameters(
+            learning_rate=learning_rate,
+            batch_size_per_worker=batch_size,
+            epochs=epochs,
+            max_steps=max_steps,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            gradient_accumulation_steps=gradient_accumulation,
+            max_sequence_length=max_length,
+            seed=seed,
+        ),
+        scaling=pb.Scaling(
+            num_workers=workers, cpus_per_worker=cpus_per_worker, use_gpu=gpu, bf16=bf16
+        ),
+        checkpoint=pb.CheckpointPolicy(every_steps=checkpoint_every),
+        failure=pb.FailurePolicy(max_failures=max_failures),
+        output_name=name,
+    )
+    if eval_dataset:
+        request.eval.CopyFrom(
+            pb.DatasetInput(
+                dataset_id=eval_dataset, text_column=text_column, label_column=label_column
+            )
+        )
+    with _client(address, "training") as client:
+        result = _follow(
+            client, client.training.TrainModel(request), pb.TrainModelResponse, wait, as_json
+        )
+    if as_json:
+        print(json_format.MessageToJson(result))
+        return
+    share = result.trainable_parameters / max(result.total_parameters, 1)
+    console.print(
+        f"[bold]{result.model.id}[/bold]  {result.steps} steps  trained "
+        f"{result.trainable_parameters:,} of {result.total_parameters:,} parameters "
+        f"({share:.2%})  " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
+    )
+    if result.HasField("evaluation"):
+        _print_evaluation(result.evaluation)
+
+
+@train_app.command("evaluate")
+def train_evaluate(
+    model: Annotated[str, typer.Argument(help="Model or adapter artifact id or name.")],
+    dataset: Annotated[str, typer.Argument(help="Dataset id, name or name@version.")],
+    text_column: str = "",
+    label_column: str = "",
+    address: AddressOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a trained model on a dataset."""
+    from google.protobuf import json_format
+
+    from forgeline.v1 import training_service_pb2 as pb
+
+    request = pb.EvaluateModelRequest(
+        model_id=model,
+        dataset=pb.DatasetInput(
+            dataset_id=dataset, text_column=text_column, label_column=label_column
+        ),
+    )
+    with _client(address, "training") as client:
+        result = _follow(
+            client, client.training.EvaluateModel(request), pb.EvaluateModelResponse, wait, as_json
+        )
+    if as_json:
+        print(json_format.MessageToJson(result))
+    else:
+        _print_evaluation(result.evaluation)
+
+
+@train_app.command("predict")
+def train_predict(
+    model: Annotated[str, typer.Argument(help="Model or adapter artifact id or name.")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to label (or prompts).")],
+    max_new_tokens: int = 0,
+    address: AddressOpt = None,
+) -> None:
+    """Label a few texts (or continue a few prompts) with a trained model."""
+    from forgeline.v1 import training_service_pb2 as pb
+
+    with _client(address, "training") as client:
+        response = client.training.Predict(
+            pb.PredictRequest(model_id=model, texts=texts, max_new_tokens=max_new_tokens)
+        )
+    for text, p in zip(texts, response.predictions, strict=True):
+        answer = p.generated_text if p.generated_text else f"{p.label} ({p.score:.3f})"
+        console.print(f"{answer}\t{text}")
