@@ -98,6 +98,23 @@ def test_two_workers_of_batch_b_match_one_worker_of_batch_2b(ray_local, workspac
     assert moved > 0  # training changed the weights, identically under both layouts
 
 
+def test_the_same_seed_gives_the_same_weights(ray_local, workspace):
+    import torch
+
+    runs = []
+    for name in ("seeded-a", "seeded-b"):
+        fit(
+            config(workspace, name, batch_size=4, seed=11),
+            num_workers=2,
+            use_gpu=False,
+            cpus_per_worker=1,
+            storage_path=str(workspace / "ray"),
+            run_name=f"{name}-{uuid.uuid4().hex[:6]}",
+        )
+        runs.append(trained_weights(workspace / name))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
 def test_lora_on_two_workers_saves_an_adapter_and_streams_metrics(ray_local, workspace):
     import ray
     from peft import PeftModel
