@@ -1,11 +1,9 @@
 """The training service's work: train, evaluate, predict. No gRPC here.
 
-``plan_train`` checks a whole request before any worker starts (datasets and columns, labels,
-the model and its tokenizer, the finetune strategy against the real architecture, sequence
-length against the model's positions, hyper-parameters, whether the cluster can place the
-workers, trackers). ``run_train`` then runs the recipe on Ray Train as a Ray task it can cancel,
-drains the metrics the workers stream into the operation's event log (the built-in metric
-store) and into tracker plugins, and commits the result as a model or adapter artifact.
+``run_train`` plans the request again (planning.py: every check happens before a worker
+starts), runs the recipe on Ray Train as a Ray task it can cancel, drains the metrics the
+workers stream into the operation's event log (the built-in metric store) and into tracker
+plugins, and commits the result as a model or adapter artifact with its lineage.
 
 A run's Ray storage is named after its operation, so the same operation run again (after a
 restart of this service) resumes from its latest checkpoint.
@@ -22,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
-from forgeline.datasets import Dataset, DatasetRepository
+from forgeline.datasets import DatasetRepository
 from forgeline.errors import (
     Cancelled,
     FailedPrecondition,
@@ -34,19 +32,17 @@ from forgeline.errors import (
 )
 from forgeline.logging import get_logger
 from forgeline.operations import Interrupted
-from forgeline.registry import (
-    TASKS,
-    FinetuneContext,
-    FinetuneStrategy,
-    PluginChoice,
-    PluginRegistry,
-    Tracker,
-    TrackerRun,
-)
+from forgeline.registry import PluginRegistry, Tracker, TrackerRun
 from forgeline.services.training import cluster
-from forgeline.services.training.models import BUILTIN, build_from_config, builtin_path
+from forgeline.services.training.models import build_from_config, builtin_path
+from forgeline.services.training.planning import (
+    DatasetRef,
+    TrainPlan,
+    TrainPlanner,
+    TrainSpec,
+    model_config_fields,
+)
 from forgeline.services.training.recipe import (
-    CAUSAL_LM,
     SEQUENCE_CLASSIFICATION,
     MetricsSink,
     RecipeConfig,
@@ -59,90 +55,7 @@ if TYPE_CHECKING:
     from forgeline.settings import Settings
 
 SERVICE = "forgeline.v1.TrainingService"
-STRING_TYPES = ("string", "large_string")
 log = get_logger(__name__)
-
-
-# --- what a client asks for (plain data; the servicer fills it from the request) ---------------
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    dataset_id: str = ""
-    text_column: str = ""
-    label_column: str = ""
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    builtin: str = ""
-    path: str = ""
-    artifact_id: str = ""
-    # From config: a model type, its config fields, the vocabulary of the tokenizer to train.
-    model_type: str = ""
-    config: dict[str, Any] = field(default_factory=dict)
-    vocab_size: int = 0
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    train: DatasetRef
-    model: ModelChoice
-    finetune: PluginChoice = PluginChoice("full")
-    eval: DatasetRef | None = None
-    task: str = ""
-    trackers: list[PluginChoice] = field(default_factory=list)
-    # Hyper-parameters; 0 means "the default".
-    learning_rate: float = 0.0
-    batch_size: int = 0
-    epochs: int = 0
-    max_steps: int = 0
-    warmup_ratio: float = 0.0
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    gradient_accumulation_steps: int = 0
-    max_length: int = 0
-    seed: int = 0
-    # Scaling.
-    num_workers: int = 0
-    use_gpu: bool = False
-    cpus_per_worker: float = 0.0
-    bf16: bool = False
-    # Checkpoints and failures.
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 0
-    max_failures: int = 0
-    output_name: str = ""
-
-
-# --- what the service resolved -----------------------------------------------------------------
-
-
-@dataclass
-class ModelPlan:
-    source: str  # "builtin:minilm-l6", "path:/x", "artifact:mdl_...", "config:bert"
-    path: Path | None  # None until a model from config is built
-    hf_config: Any
-    artifact: ArtifactRecord | None = None
-    builtin: str = ""
-
-
-@dataclass
-class TrainPlan:
-    spec: TrainSpec
-    task: str
-    train: Dataset
-    text_column: str
-    label_column: str
-    labels: list[str]
-    eval: Dataset | None
-    eval_text_column: str
-    eval_label_column: str
-    model: ModelPlan
-    strategy: FinetuneStrategy
-    trackers: list[Tracker]
-    hyper: dict[str, Any]
-    output_name: str
 
 
 @dataclass
@@ -172,277 +85,19 @@ class TrainingJobs:
         paths: PathValidator,
         settings: Settings,
     ) -> None:
-        self.registry = registry
+        self.planner = TrainPlanner(registry, datasets, artifacts, paths)
         self.datasets = datasets
         self.artifacts = artifacts
-        self.paths = paths
         self.settings = settings
         self.runs_dir = settings.home.expanduser() / "services" / "training" / "runs"
         self._models: OrderedDict[str, tuple[Any, Any, str]] = OrderedDict()
         self._models_lock = threading.Lock()
 
     # === TrainModel =============================================================================
+
     def plan_train(self, spec: TrainSpec) -> TrainPlan:
-        task = spec.task or SEQUENCE_CLASSIFICATION
-        if task not in TASKS:
-            raise InvalidArgument.for_field("task", f"unknown task {task!r}; known: {TASKS}")
-        if task not in (SEQUENCE_CLASSIFICATION, CAUSAL_LM):
-            raise FailedPrecondition(
-                f"task: {task} is not supported by this training service yet; use "
-                f"{SEQUENCE_CLASSIFICATION} or {CAUSAL_LM}",
-                reason="TASK_NOT_SUPPORTED",
-            )
-        train, text_col, label_col = self._dataset(spec.train, "train", task)
-        labels = self._labels(train, label_col, "train") if task == SEQUENCE_CLASSIFICATION else []
-        evaluation, eval_text, eval_label = None, "", ""
-        if spec.eval is not None and spec.eval.dataset_id:
-            evaluation, eval_text, eval_label = self._dataset(
-                spec.eval, "eval", task, default=(text_col, label_col)
-            )
-            if task == SEQUENCE_CLASSIFICATION:
-                unseen = sorted(set(self._labels(evaluation, eval_label, "eval", 1)) - set(labels))
-                if unseen:
-                    raise InvalidArgument.for_field(
-                        "eval.label_column",
-                        f"labels {unseen[:10]} never occur in the training data (its labels: "
-                        f"{labels[:20]})",
-                    )
-        model = self._model_plan(spec.model)
-        strategy = self.registry.create(
-            "finetune", spec.finetune.name or "full", spec.finetune.config, "finetune"
-        )
-        hyper = self._hyper(spec, train, strategy)
-        positions = _positions(model.hf_config)
-        if positions and hyper["max_length"] > positions:
-            raise InvalidArgument.for_field(
-                "hyper_parameters.max_sequence_length",
-                f"{hyper['max_length']} is longer than this model's {positions} positions",
-            )
-        skeleton = _skeleton(model.hf_config, task, labels)
-        strategy.check(
-            skeleton,
-            FinetuneContext(
-                task=task,
-                model_path=str(model.path or ""),
-                tokenizer_path=str(model.path or ""),
-                max_length=hyper["max_length"],
-            ),
-        )
-        self._check_capacity(hyper)
-        trackers = self.registry.create_all("trackers", spec.trackers, "trackers")
-        name = spec.output_name or f"{train.name}-{strategy.name}"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", name):
-            raise InvalidArgument.for_field(
-                "output_name", "use letters, digits, '.', '_' and '-' (at most 128)"
-            )
-        return TrainPlan(
-            spec=spec,
-            task=task,
-            train=train,
-            text_column=text_col,
-            label_column=label_col,
-            labels=labels,
-            eval=evaluation,
-            eval_text_column=eval_text,
-            eval_label_column=eval_label,
-            model=model,
-            strategy=strategy,
-            trackers=trackers,
-            hyper=hyper,
-            output_name=name,
-        )
+        return self.planner.plan_train(spec)
 
-    def _dataset(
-        self, ref: DatasetRef, field_name: str, task: str, default: tuple[str, str] = ("", "")
-    ) -> tuple[Dataset, str, str]:
-        if not ref.dataset_id:
-            raise InvalidArgument.for_field(f"{field_name}.dataset_id", "a dataset is required")
-        dataset = self.datasets.get(ref.dataset_id, f"{field_name}.dataset_id")
-        types = dict(dataset.columns)
-        text = ref.text_column or default[0] or dataset.text_column
-        if not text:
-            raise InvalidArgument.for_field(
-                f"{field_name}.text_column",
-                f"dataset {dataset.id} has no text column; name one of {list(types)}",
-            )
-        if text not in types:
-            raise InvalidArgument.for_field(
-                f"{field_name}.text_column",
-                f"no column {text!r} in dataset {dataset.id}; columns: {list(types)}",
-            )
-        if types[text] not in STRING_TYPES:
-            raise InvalidArgument.for_field(
-                f"{field_name}.text_column", f"column {text!r} is {types[text]}, not text"
-            )
-        label = ""
-        if task == SEQUENCE_CLASSIFICATION:
-            label = ref.label_column or default[1] or dataset.label_column
-            if not label:
-                raise InvalidArgument.for_field(
-                    f"{field_name}.label_column",
-                    f"classification needs labels and dataset {dataset.id} has no label column; "
-                    f"name one of {list(types)}",
-                )
-            if label not in types:
-                raise InvalidArgument.for_field(
-                    f"{field_name}.label_column",
-                    f"no column {label!r} in dataset {dataset.id}; columns: {list(types)}",
-                )
-        return dataset, text, label
-
-    def _labels(self, dataset: Dataset, column: str, field_name: str, least: int = 2) -> list[str]:
-        import pyarrow.compute as pc
-
-        values = self.datasets.read(dataset, columns=[column]).column(0)
-        if values.null_count:
-            raise FailedPrecondition(
-                f"{field_name}.label_column: {values.null_count} rows of dataset {dataset.id} "
-                f"have no label in {column!r}; drop or fill them first",
-                reason="NULL_LABELS",
-                metadata={"field": f"{field_name}.label_column"},
-            )
-        distinct = pc.unique(values).to_pylist()
-        if len(distinct) < least:
-            raise FailedPrecondition(
-                f"{field_name}.label_column: column {column!r} of dataset {dataset.id} has only "
-                f"{len(distinct)} class ({distinct}); classification needs at least two",
-                reason="ONE_CLASS",
-                metadata={"field": f"{field_name}.label_column"},
-            )
-        return [str(v) for v in sorted(distinct)]
-
-    def _model_plan(self, choice: ModelChoice) -> ModelPlan:
-        from transformers import AutoConfig
-
-        if choice.builtin:
-            if choice.builtin not in BUILTIN:
-                raise InvalidArgument.for_field(
-                    "model.builtin",
-                    f"unknown builtin model {choice.builtin!r}; known: {', '.join(BUILTIN)}",
-                )
-            path = builtin_path(choice.builtin)
-            return ModelPlan(
-                f"builtin:{choice.builtin}",
-                path,
-                AutoConfig.from_pretrained(path, local_files_only=True),
-                builtin=choice.builtin,
-            )
-        if choice.path:
-            path = self.paths.resolve(choice.path, "model.path")
-            _check_model_folder(path, "model.path")
-            return ModelPlan(f"path:{path}", path, AutoConfig.from_pretrained(path))
-        if choice.artifact_id:
-            try:
-                record = self.artifacts.get(choice.artifact_id)
-            except NotFound as exc:
-                raise NotFound(
-                    f"model.artifact_id: no artifact {choice.artifact_id!r}",
-                    reason="MODEL_NOT_FOUND",
-                    metadata={"field": "model.artifact_id"},
-                ) from exc
-            if record.kind != "model":
-                raise FailedPrecondition(
-                    f"model.artifact_id: {record.id} is a {record.kind}, not a full model; "
-                    + (
-                        "train from its base model instead"
-                        if record.kind == "adapter"
-                        else "name a model artifact"
-                    ),
-                    reason="NOT_A_MODEL",
-                )
-            path = self.artifacts.verify(record)
-            _check_model_folder(path, "model.artifact_id")
-            return ModelPlan(
-                f"artifact:{record.id}", path, AutoConfig.from_pretrained(path), record
-            )
-        if choice.model_type:
-            return ModelPlan(f"config:{choice.model_type}", None, _config_from_fields(choice), None)
-        raise InvalidArgument.for_field(
-            "model", "name a builtin model, a local path, a model artifact or a config"
-        )
-
-    def _hyper(self, spec: TrainSpec, train: Dataset, strategy: FinetuneStrategy) -> dict:
-        errors: list[tuple[str, str]] = []
-
-        def need(ok: bool, name: str, why: str) -> None:
-            if not ok:
-                errors.append((name, why))
-
-        hp = "hyper_parameters."
-        lr = spec.learning_rate or strategy.default_learning_rate
-        need(0 < lr < 1, hp + "learning_rate", f"{lr} is not in (0, 1)")
-        batch = spec.batch_size or 16
-        need(1 <= batch <= 4096, hp + "batch_size_per_worker", f"{batch} is not in [1, 4096]")
-        need(spec.epochs >= 0, hp + "epochs", "must be >= 0")
-        need(spec.max_steps >= 0, hp + "max_steps", "must be >= 0")
-        need(0 <= spec.warmup_ratio < 1, hp + "warmup_ratio", "must be in [0, 1)")
-        need(spec.warmup_steps >= 0, hp + "warmup_steps", "must be >= 0")
-        need(spec.weight_decay >= 0, hp + "weight_decay", "must be >= 0")
-        accumulate = spec.gradient_accumulation_steps or 1
-        need(accumulate >= 1, hp + "gradient_accumulation_steps", "must be >= 1")
-        max_length = spec.max_length or 128
-        need(8 <= max_length <= 65536, hp + "max_sequence_length", "must be in [8, 65536]")
-        workers = spec.num_workers or 1
-        need(1 <= workers <= 1024, "scaling.num_workers", "must be in [1, 1024]")
-        cpus = spec.cpus_per_worker or 1.0
-        need(cpus > 0, "scaling.cpus_per_worker", "must be > 0")
-        need(spec.checkpoint_every >= 0, "checkpoint.every_steps", "must be >= 0")
-        need(spec.keep_checkpoints >= 0, "checkpoint.keep", "must be >= 0")
-        need(spec.max_failures >= 0, "failure.max_failures", "must be >= 0")
-        if batch * workers > train.num_rows:
-            errors.append(
-                (
-                    hp + "batch_size_per_worker",
-                    f"{workers} worker(s) x batch {batch} needs {batch * workers} rows per step "
-                    f"but dataset {train.id} has {train.num_rows}",
-                )
-            )
-        if errors:
-            from forgeline.errors import Violations
-
-            problems = Violations()
-            for name, why in errors:
-                problems.add(name, why)
-            problems.raise_if_any()
-        return {
-            "learning_rate": lr,
-            "batch_size": batch,
-            "epochs": spec.epochs or (0 if spec.max_steps else 1),
-            "max_steps": spec.max_steps,
-            "warmup_ratio": spec.warmup_ratio,
-            "warmup_steps": spec.warmup_steps,
-            "weight_decay": spec.weight_decay,
-            "gradient_accumulation_steps": accumulate,
-            "max_length": max_length,
-            "seed": spec.seed,
-            "num_workers": workers,
-            "cpus_per_worker": cpus,
-            "use_gpu": spec.use_gpu,
-            "bf16": spec.bf16,
-            "checkpoint_every": spec.checkpoint_every,
-            "keep_checkpoints": spec.keep_checkpoints or 2,
-            "max_failures": spec.max_failures,
-        }
-
-    def _check_capacity(self, hyper: dict) -> None:
-        have = cluster.capacity()
-        want = hyper["num_workers"] * hyper["cpus_per_worker"]
-        if want > have.cpus:
-            raise FailedPrecondition(
-                f"scaling: {hyper['num_workers']} worker(s) x {hyper['cpus_per_worker']} CPUs = "
-                f"{want:g} CPUs, but the Ray cluster has {have.cpus:g}",
-                reason="CLUSTER_TOO_SMALL",
-                metadata={"field": "scaling.num_workers"},
-            )
-        if hyper["use_gpu"] and have.gpus < hyper["num_workers"]:
-            raise FailedPrecondition(
-                f"scaling.use_gpu: {hyper['num_workers']} GPU worker(s) asked for, the Ray "
-                f"cluster has {have.gpus:g} GPUs",
-                reason="NO_GPU",
-                metadata={"field": "scaling.use_gpu"},
-            )
-
-    # --- running ------------------------------------------------------------------------------
     def run_train(self, spec: TrainSpec, ctx: OperationContext, request_id: str) -> TrainOutcome:
         plan = self.plan_train(spec)
         key = request_id or ctx.name
@@ -691,10 +346,10 @@ class TrainingJobs:
     def plan_evaluate(self, model_id: str, dataset: DatasetRef) -> tuple[ArtifactRecord, Any]:
         record = self.model_record(model_id)
         task = record.metadata["task"]
-        found, text, label = self._dataset(dataset, "dataset", task)
+        found, text, label = self.planner.dataset(dataset, "dataset", task)
         if task == SEQUENCE_CLASSIFICATION:
             known = record.metadata.get("labels", [])
-            unseen = sorted(set(self._labels(found, label, "dataset", 1)) - set(known))
+            unseen = sorted(set(self.planner.labels(found, label, "dataset", 1)) - set(known))
             if unseen:
                 raise InvalidArgument.for_field(
                     "dataset.label_column",
@@ -869,98 +524,6 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-def _positions(config: Any) -> int:
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 0
-
-
-def _check_model_folder(path: Path, field_name: str) -> None:
-    if not path.is_dir() or not (path / "config.json").exists():
-        raise InvalidArgument.for_field(
-            field_name, f"{path} is not a Hugging Face model folder (no config.json)"
-        )
-    if not list(path.glob("*.safetensors")):
-        raise FailedPrecondition(
-            f"{field_name}: {path} has no safetensors weights; forgeline never loads pickled "
-            f"weights (convert them with save_pretrained(safe_serialization=True))",
-            reason="NOT_SAFETENSORS",
-            metadata={"field": field_name},
-        )
-    try:
-        from transformers import AutoTokenizer
-
-        AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except Exception as exc:
-        raise FailedPrecondition(
-            f"{field_name}: {path} has no usable tokenizer ({type(exc).__name__}: {exc})",
-            reason="NO_TOKENIZER",
-            metadata={"field": field_name},
-        ) from exc
-
-
-def model_config_fields(model_type: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Config fields as their config class types them: JSON numbers arrive as floats, and an
-    integral float becomes an int where the field's default is an int."""
-    from transformers import CONFIG_MAPPING
-
-    defaults = CONFIG_MAPPING[model_type]().to_dict()
-    return {
-        k: int(v)
-        if isinstance(v, float)
-        and v.is_integer()
-        and isinstance(defaults.get(k), int)
-        and not isinstance(defaults.get(k), bool)
-        else v
-        for k, v in config.items()
-    }
-
-
-def _config_from_fields(choice: ModelChoice):
-    from transformers import CONFIG_MAPPING, AutoConfig
-
-    if choice.model_type not in CONFIG_MAPPING:
-        raise InvalidArgument.for_field(
-            "model.from_config.model_type",
-            f"unknown model type {choice.model_type!r}; e.g. bert, gpt2, distilbert, llama",
-        )
-    known = set(CONFIG_MAPPING[choice.model_type]().to_dict())
-    unknown = sorted(set(choice.config) - known)
-    if unknown:
-        raise InvalidArgument.for_field(
-            "model.from_config.config",
-            f"{unknown} are not {choice.model_type} config fields",
-        )
-    vocab = choice.vocab_size or 8000
-    if not 64 <= vocab <= 1_000_000:
-        raise InvalidArgument.for_field("model.from_config.vocab_size", "must be in [64, 1000000]")
-    fields = model_config_fields(choice.model_type, choice.config)
-    try:
-        return AutoConfig.for_model(choice.model_type, **{**fields, "vocab_size": vocab})
-    except Exception as exc:  # transformers validates fields with several error types
-        raise InvalidArgument.for_field(
-            "model.from_config.config", f"{type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _skeleton(hf_config: Any, task: str, labels: list[str]):
-    """The model's architecture without its weights (on the meta device): enough for a
-    strategy to check layer names, free of memory and time."""
-    import copy
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    config = copy.deepcopy(hf_config)
-    with torch.device("meta"):
-        if task == SEQUENCE_CLASSIFICATION:
-            config.num_labels = len(labels)
-            return AutoModelForSequenceClassification.from_config(config)
-        return AutoModelForCausalLM.from_config(config)
 
 
 def _stop(task) -> None:

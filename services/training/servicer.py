@@ -11,13 +11,8 @@ from forgeline.errors import InvalidArgument
 from forgeline.operations import MethodSpec, to_operation
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
-from forgeline.services.training.jobs import (
-    SERVICE,
-    DatasetRef,
-    ModelChoice,
-    TrainingJobs,
-    TrainSpec,
-)
+from forgeline.services.training.jobs import SERVICE, TrainingJobs
+from forgeline.services.training.planning import DatasetRef, ModelChoice, TrainSpec
 from forgeline.v1 import training_service_pb2 as pb
 from forgeline.v1 import training_service_pb2_grpc
 
