@@ -23,10 +23,19 @@ def service(tmp_path_factory):
 
 def cli(service, *args: str) -> subprocess.CompletedProcess:
     process, _ = service
-    env = {**os.environ, "FORGELINE_ADDRESSES": json.dumps({"data": process.address}),
-           "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "forgeline", *args], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=120)
+    env = {
+        **os.environ,
+        "FORGELINE_ADDRESSES": json.dumps({"data": process.address}),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "forgeline", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def test_ingest_clean_split_profile_list(service):
@@ -34,19 +43,46 @@ def test_ingest_clean_split_profile_list(service):
     lines = [f"review number {i % 40}\t{i % 2}" for i in range(100)]
     (root / "reviews.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    ingested = cli(service, "data", "ingest", str(root / "reviews.txt"), "--json",
-                   "--loader", 'txt={"delimiter": "\\t", "label_type": "int"}')
+    ingested = cli(
+        service,
+        "data",
+        "ingest",
+        str(root / "reviews.txt"),
+        "--json",
+        "--loader",
+        'txt={"delimiter": "\\t", "label_type": "int"}',
+    )
     assert ingested.returncode == 0, ingested.stderr
     dataset = json.loads(ingested.stdout)
     assert dataset["numRows"] == "100" and dataset["labelColumn"] == "label"
 
-    cleaned = cli(service, "data", "clean", "reviews", "--cleaner", "normalize_text",
-                  "--cleaner", "dedup_exact")
+    cleaned = cli(
+        service,
+        "data",
+        "clean",
+        "reviews",
+        "--cleaner",
+        "normalize_text",
+        "--cleaner",
+        "dedup_exact",
+    )
     assert cleaned.returncode == 0, cleaned.stderr
     assert "dedup_exact" in cleaned.stdout and "reviews v2  40 rows" in cleaned.stdout
 
-    split = cli(service, "data", "split", "reviews", "--train", "0.5", "--validation", "0.5",
-                "--test", "0", "--seed", "3")
+    split = cli(
+        service,
+        "data",
+        "split",
+        "reviews",
+        "--train",
+        "0.5",
+        "--validation",
+        "0.5",
+        "--test",
+        "0",
+        "--seed",
+        "3",
+    )
     assert split.returncode == 0, split.stderr
     assert "reviews-train v1  20 rows" in split.stdout
     assert "reviews-validation v1  20 rows" in split.stdout
@@ -61,7 +97,9 @@ def test_ingest_clean_split_profile_list(service):
 
     head = cli(service, "data", "head", "reviews", "-n", "2")
     assert [json.loads(line)["text"] for line in head.stdout.splitlines()] == [
-        "review number 0", "review number 1"]
+        "review number 0",
+        "review number 1",
+    ]
 
 
 def test_errors_exit_nonzero_and_name_the_field(service):
@@ -78,7 +116,14 @@ def test_errors_exit_nonzero_and_name_the_field(service):
 def test_plugins_list_shows_every_builtin_with_its_package(service):
     listed = cli(service, "plugins", "list")
     assert listed.returncode == 0, listed.stderr
-    for name in ("csv", "hf_disk", "http", "normalize_text", "dedup_near", "segment_zh",
-                 "synonym_replace"):
+    for name in (
+        "csv",
+        "hf_disk",
+        "http",
+        "normalize_text",
+        "dedup_near",
+        "segment_zh",
+        "synonym_replace",
+    ):
         assert name in listed.stdout
     assert "forgeline==0.1.0" in listed.stdout
