@@ -27,8 +27,13 @@ def test_kill_mid_operation_then_restart_answers_every_operation(tmp_path):
     home.mkdir()
     root.mkdir()
     service = ServiceProcess("data", home, [root]).start()
-    rows = [{"text": f"review {i} says the noodles were {'good' if i % 3 else 'cold'} today",
-             "label": i % 2} for i in range(6000)]
+    rows = [
+        {
+            "text": f"review {i} says the noodles were {'good' if i % 3 else 'cold'} today",
+            "label": i % 2,
+        }
+        for i in range(6000)
+    ]
     with Client(service.address) as client:
         client.wait_ready()
 
@@ -37,10 +42,16 @@ def test_kill_mid_operation_then_restart_answers_every_operation(tmp_path):
             yield pb.UploadRecordsRequest(batch=pb.RecordBatch(rows=[struct(r) for r in rows]))
 
         source = client.data.UploadRecords(messages()).dataset
-        slow = client.data.CleanDataset(pb.CleanDatasetRequest(
-            dataset_id=source.artifact.id, request_id="near-1",
-            cleaners=[common_pb2.PluginSpec(name="normalize_text"),
-                      common_pb2.PluginSpec(name="dedup_near", config=struct({"threshold": 0.8}))]))
+        slow = client.data.CleanDataset(
+            pb.CleanDatasetRequest(
+                dataset_id=source.artifact.id,
+                request_id="near-1",
+                cleaners=[
+                    common_pb2.PluginSpec(name="normalize_text"),
+                    common_pb2.PluginSpec(name="dedup_near", config=struct({"threshold": 0.8})),
+                ],
+            )
+        )
         quick = client.data.ProfileDataset(pb.ProfileDatasetRequest(dataset_id=source.artifact.id))
         client.wait(quick, pb.ProfileDatasetResponse)
         deadline = time.monotonic() + 30
@@ -62,11 +73,16 @@ def test_kill_mid_operation_then_restart_answers_every_operation(tmp_path):
             assert result.steps[-1].cleaner == "dedup_near"
             assert 0 < result.dataset.num_rows < 6000
             # Resubmitting the same request id returns the same operation, not a new run.
-            again = client.data.CleanDataset(pb.CleanDatasetRequest(
-                dataset_id=source.artifact.id, request_id="near-1",
-                cleaners=[common_pb2.PluginSpec(name="normalize_text"),
-                          common_pb2.PluginSpec(name="dedup_near",
-                                                config=struct({"threshold": 0.8}))]))
+            again = client.data.CleanDataset(
+                pb.CleanDatasetRequest(
+                    dataset_id=source.artifact.id,
+                    request_id="near-1",
+                    cleaners=[
+                        common_pb2.PluginSpec(name="normalize_text"),
+                        common_pb2.PluginSpec(name="dedup_near", config=struct({"threshold": 0.8})),
+                    ],
+                )
+            )
             assert again.name == slow.name
             # No dataset was lost and nothing half-written is visible.
             names = [d.name for d in client.data.ListDatasets(pb.ListDatasetsRequest()).datasets]
