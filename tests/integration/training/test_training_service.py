@@ -40,10 +40,12 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
             eval=pb.DatasetInput(dataset_id=held_out.id),
             model=tiny_bert(),
             task=pb.TASK_SEQUENCE_CLASSIFICATION,
-            # A random-init base needs adapters beyond query/value to learn quickly.
-            finetune=spec("lora", r=8, target_modules=["query", "value", "dense"]),
+            # A random-init base needs adapters beyond query/value to learn, and a learning rate
+            # it does not collapse under: at 1e-2 and above some seeds end at chance, at 5e-3
+            # for 80 steps all of eight tried seeds fit these reviews.
+            finetune=spec("lora", r=8, target_modules=["query", "key", "value", "dense"]),
             hyper_parameters=pb.HyperParameters(
-                learning_rate=2e-2, batch_size_per_worker=4, epochs=4, seed=3
+                learning_rate=5e-3, batch_size_per_worker=4, epochs=8, seed=3
             ),
             scaling=pb.Scaling(num_workers=2),
             checkpoint=pb.CheckpointPolicy(every_steps=5),
@@ -51,8 +53,8 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
         )
     )
     done = tclient.wait(op, pb.TrainModelResponse, timeout=300)
-    # 80 rows / (2 workers x 4) = 10 steps per epoch, 4 epochs.
-    assert done.steps == 40
+    # 80 rows / (2 workers x 4) = 10 steps per epoch, 8 epochs.
+    assert done.steps == 80
     assert done.model.kind == common_pb2.ARTIFACT_KIND_ADAPTER
     assert 0 < done.trainable_parameters < 0.5 * done.total_parameters
     assert done.evaluation.num_examples == 10 and done.evaluation.accuracy >= 0.8
@@ -62,9 +64,9 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
 
     points = metric_points(tclient, op.name)
     losses = [p for p in points if p.name == "loss"]
-    assert [p.step for p in losses] == list(range(1, 41))
+    assert [p.step for p in losses] == list(range(1, 81))
     assert {"learning_rate", "samples_per_second", "tokens_per_second"} <= {p.name for p in points}
-    assert len([p for p in points if p.name == "eval_accuracy"]) == 4  # once per epoch
+    assert len([p for p in points if p.name == "eval_accuracy"]) == 8  # once per epoch
     meta = tclient.metadata(
         tclient.operations.GetOperation(operations_pb2.GetOperationRequest(name=op.name))
     )
