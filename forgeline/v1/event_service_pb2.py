@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n forgeline/v1/event_service.proto\x12\x0c\x66orgeline.v1\x1a\x19\x66orgeline/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n\x13StreamEventsRequest\x12\x1c\n\toperation\x18\x01 \x01(\tR\toperation\x12%\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03R\rafterSequence\x12\x1b\n\tno_follow\x18\x03 \x01(\x08R\x08noFollow\"A\n\x14StreamEventsResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.forgeline.v1.EventR\x05\x65vent\"\xa1\x02\n\x05\x45vent\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12\x1c\n\toperation\x18\x02 \x01(\tR\toperation\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x39\n\x08progress\x18\x04 \x01(\x0b\x32\x1b.forgeline.v1.ProgressEventH\x00R\x08progress\x12\x36\n\x07metrics\x18\x05 \x01(\x0b\x32\x1a.forgeline.v1.MetricsEventH\x00R\x07metrics\x12\x30\n\x05state\x18\x06 \x01(\x0b\x32\x18.forgeline.v1.StateEventH\x00R\x05stateB\t\n\x07payload\"E\n\rProgressEvent\x12\x1a\n\x08progress\x18\x01 \x01(\x01R\x08progress\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"A\n\x0cMetricsEvent\x12\x31\n\x06points\x18\x01 \x03(\x0b\x32\x19.forgeline.v1.MetricPointR\x06points\"\x8d\x01\n\nStateEvent\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32\x1c.forgeline.v1.OperationStateR\x05state\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x31\n\x07\x64\x65tails\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x07\x64\x65tails2g\n\x0c\x45ventService\x12W\n\x0cStreamEvents\x12!.forgeline.v1.StreamEventsRequest\x1a\".forgeline.v1.StreamEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n forgeline/v1/event_service.proto\x12\x0c\x66orgeline.v1\x1a\x19\x66orgeline/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n\x13StreamEventsRequest\x12\x1c\n\toperation\x18\x01 \x01(\tR\toperation\x12%\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03R\rafterSequence\x12\x1b\n\tno_follow\x18\x03 \x01(\x08R\x08noFollow\"A\n\x14StreamEventsResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.forgeline.v1.EventR\x05\x65vent\"\xb5\x02\n\x05\x45vent\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12\x1c\n\toperation\x18\x02 \x01(\tR\toperation\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x39\n\x08progress\x18\x04 \x01(\x0b\x32\x1b.forgeline.v1.ProgressEventH\x00R\x08progress\x12\x36\n\x07metrics\x18\x05 \x01(\x0b\x32\x1a.forgeline.v1.MetricsEventH\x00R\x07metrics\x12\x30\n\x05state\x18\x06 \x01(\x0b\x32\x18.forgeline.v1.StateEventH\x00R\x05state\x12\x12\n\x04step\x18\x07 \x01(\tR\x04stepB\t\n\x07payload\"E\n\rProgressEvent\x12\x1a\n\x08progress\x18\x01 \x01(\x01R\x08progress\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"A\n\x0cMetricsEvent\x12\x31\n\x06points\x18\x01 \x03(\x0b\x32\x19.forgeline.v1.MetricPointR\x06points\"\x8d\x01\n\nStateEvent\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32\x1c.forgeline.v1.OperationStateR\x05state\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x31\n\x07\x64\x65tails\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x07\x64\x65tails2g\n\x0c\x45ventService\x12W\n\x0cStreamEvents\x12!.forgeline.v1.StreamEventsRequest\x1a\".forgeline.v1.StreamEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMEVENTSRESPONSE']._serialized_start=261
   _globals['_STREAMEVENTSRESPONSE']._serialized_end=326
   _globals['_EVENT']._serialized_start=329
-  _globals['_EVENT']._serialized_end=618
-  _globals['_PROGRESSEVENT']._serialized_start=620
-  _globals['_PROGRESSEVENT']._serialized_end=689
-  _globals['_METRICSEVENT']._serialized_start=691
-  _globals['_METRICSEVENT']._serialized_end=756
-  _globals['_STATEEVENT']._serialized_start=759
-  _globals['_STATEEVENT']._serialized_end=900
-  _globals['_EVENTSERVICE']._serialized_start=902
-  _globals['_EVENTSERVICE']._serialized_end=1005
+  _globals['_EVENT']._serialized_end=638
+  _globals['_PROGRESSEVENT']._serialized_start=640
+  _globals['_PROGRESSEVENT']._serialized_end=709
+  _globals['_METRICSEVENT']._serialized_start=711
+  _globals['_METRICSEVENT']._serialized_end=776
+  _globals['_STATEEVENT']._serialized_start=779
+  _globals['_STATEEVENT']._serialized_end=920
+  _globals['_EVENTSERVICE']._serialized_start=922
+  _globals['_EVENTSERVICE']._serialized_end=1025
 # @@protoc_insertion_point(module_scope)

@@ -28,20 +28,22 @@ class StreamEventsResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("sequence", "operation", "time", "progress", "metrics", "state")
+    __slots__ = ("sequence", "operation", "time", "progress", "metrics", "state", "step")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     operation: str
     time: _timestamp_pb2.Timestamp
     progress: ProgressEvent
     metrics: MetricsEvent
     state: StateEvent
-    def __init__(self, sequence: _Optional[int] = ..., operation: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[ProgressEvent, _Mapping]] = ..., metrics: _Optional[_Union[MetricsEvent, _Mapping]] = ..., state: _Optional[_Union[StateEvent, _Mapping]] = ...) -> None: ...
+    step: str
+    def __init__(self, sequence: _Optional[int] = ..., operation: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[ProgressEvent, _Mapping]] = ..., metrics: _Optional[_Union[MetricsEvent, _Mapping]] = ..., state: _Optional[_Union[StateEvent, _Mapping]] = ..., step: _Optional[str] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
     __slots__ = ("progress", "message")

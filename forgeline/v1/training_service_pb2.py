@@ -23,63 +23,72 @@ _sym_db = _symbol_database.Default()
 
 
 from forgeline.v1 import common_pb2 as forgeline_dot_v1_dot_common__pb2
+from forgeline.v1 import options_pb2 as forgeline_dot_v1_dot_options__pb2
 from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#forgeline/v1/training_service.proto\x12\x0c\x66orgeline.v1\x1a\x19\x66orgeline/v1/common.proto\x1a#google/longrunning/operations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x96\x01\n\x0c\x44\x61tasetInput\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\x12\x1f\n\x0btext_column\x18\x02 \x01(\tR\ntextColumn\x12!\n\x0clabel_column\x18\x03 \x01(\tR\x0blabelColumn\x12#\n\rtarget_column\x18\x04 \x01(\tR\x0ctargetColumn\"\xae\x01\n\x0bModelSource\x12\x1a\n\x07\x62uiltin\x18\x01 \x01(\tH\x00R\x07\x62uiltin\x12\x14\n\x04path\x18\x02 \x01(\tH\x00R\x04path\x12!\n\x0b\x61rtifact_id\x18\x03 \x01(\tH\x00R\nartifactId\x12@\n\x0b\x66rom_config\x18\x04 \x01(\x0b\x32\x1d.forgeline.v1.ModelFromConfigH\x00R\nfromConfigB\x08\n\x06source\"\x80\x01\n\x0fModelFromConfig\x12\x1d\n\nmodel_type\x18\x01 \x01(\tR\tmodelType\x12/\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12\x1d\n\nvocab_size\x18\x03 \x01(\x05R\tvocabSize\"\x8b\x03\n\x0fHyperParameters\x12#\n\rlearning_rate\x18\x01 \x01(\x01R\x0clearningRate\x12\x31\n\x15\x62\x61tch_size_per_worker\x18\x02 \x01(\x05R\x12\x62\x61tchSizePerWorker\x12\x16\n\x06\x65pochs\x18\x03 \x01(\x05R\x06\x65pochs\x12\x1b\n\tmax_steps\x18\x04 \x01(\x03R\x08maxSteps\x12!\n\x0cwarmup_ratio\x18\x05 \x01(\x01R\x0bwarmupRatio\x12!\n\x0cwarmup_steps\x18\x06 \x01(\x03R\x0bwarmupSteps\x12!\n\x0cweight_decay\x18\x07 \x01(\x01R\x0bweightDecay\x12>\n\x1bgradient_accumulation_steps\x18\x08 \x01(\x05R\x19gradientAccumulationSteps\x12.\n\x13max_sequence_length\x18\t \x01(\x05R\x11maxSequenceLength\x12\x12\n\x04seed\x18\n \x01(\x03R\x04seed\"\x7f\n\x07Scaling\x12\x1f\n\x0bnum_workers\x18\x01 \x01(\x05R\nnumWorkers\x12\x17\n\x07use_gpu\x18\x02 \x01(\x08R\x06useGpu\x12&\n\x0f\x63pus_per_worker\x18\x03 \x01(\x01R\rcpusPerWorker\x12\x12\n\x04\x62\x66\x31\x36\x18\x04 \x01(\x08R\x04\x62\x66\x31\x36\"G\n\x10\x43heckpointPolicy\x12\x1f\n\x0b\x65very_steps\x18\x01 \x01(\x03R\neverySteps\x12\x12\n\x04keep\x18\x02 \x01(\x05R\x04keep\"2\n\rFailurePolicy\x12!\n\x0cmax_failures\x18\x01 \x01(\x05R\x0bmaxFailures\"\xec\x04\n\x11TrainModelRequest\x12\x30\n\x05train\x18\x01 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x05train\x12.\n\x04\x65val\x18\x02 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x04\x65val\x12/\n\x05model\x18\x03 \x01(\x0b\x32\x19.forgeline.v1.ModelSourceR\x05model\x12&\n\x04task\x18\x04 \x01(\x0e\x32\x12.forgeline.v1.TaskR\x04task\x12\x34\n\x08\x66inetune\x18\x05 \x01(\x0b\x32\x18.forgeline.v1.PluginSpecR\x08\x66inetune\x12H\n\x10hyper_parameters\x18\x06 \x01(\x0b\x32\x1d.forgeline.v1.HyperParametersR\x0fhyperParameters\x12/\n\x07scaling\x18\x07 \x01(\x0b\x32\x15.forgeline.v1.ScalingR\x07scaling\x12>\n\ncheckpoint\x18\x08 \x01(\x0b\x32\x1e.forgeline.v1.CheckpointPolicyR\ncheckpoint\x12\x35\n\x07\x66\x61ilure\x18\t \x01(\x0b\x32\x1b.forgeline.v1.FailurePolicyR\x07\x66\x61ilure\x12\x34\n\x08trackers\x18\n \x03(\x0b\x32\x18.forgeline.v1.PluginSpecR\x08trackers\x12\x1f\n\x0boutput_name\x18\x0b \x01(\tR\noutputName\x12\x1d\n\nrequest_id\x18\x0c \x01(\tR\trequestId\"\xf5\x02\n\x12TrainModelResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x16.forgeline.v1.ArtifactR\x05model\x12G\n\x07metrics\x18\x02 \x03(\x0b\x32-.forgeline.v1.TrainModelResponse.MetricsEntryR\x07metrics\x12\x14\n\x05steps\x18\x03 \x01(\x03R\x05steps\x12\x31\n\x14trainable_parameters\x18\x04 \x01(\x03R\x13trainableParameters\x12)\n\x10total_parameters\x18\x05 \x01(\x03R\x0ftotalParameters\x12\x38\n\nevaluation\x18\x06 \x01(\x0b\x32\x18.forgeline.v1.EvaluationR\nevaluation\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"\xd5\x01\n\x14\x45valuateModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x34\n\x07\x64\x61taset\x18\x02 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x07\x64\x61taset\x12\x1d\n\nbatch_size\x18\x03 \x01(\x05R\tbatchSize\x12.\n\x13max_sequence_length\x18\x04 \x01(\x05R\x11maxSequenceLength\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\"Q\n\x15\x45valuateModelResponse\x12\x38\n\nevaluation\x18\x01 \x01(\x0b\x32\x18.forgeline.v1.EvaluationR\nevaluation\"\xe1\x02\n\nEvaluation\x12!\n\x0cnum_examples\x18\x01 \x01(\x03R\x0bnumExamples\x12\x12\n\x04loss\x18\x02 \x01(\x01R\x04loss\x12\x1a\n\x08\x61\x63\x63uracy\x18\x03 \x01(\x01R\x08\x61\x63\x63uracy\x12\x19\n\x08\x66\x31_macro\x18\x04 \x01(\x01R\x07\x66\x31Macro\x12H\n\x10\x63onfusion_matrix\x18\x05 \x01(\x0b\x32\x1d.forgeline.v1.ConfusionMatrixR\x0f\x63onfusionMatrix\x12\x1e\n\nperplexity\x18\x06 \x01(\x01R\nperplexity\x12?\n\x07metrics\x18\x07 \x03(\x0b\x32%.forgeline.v1.Evaluation.MetricsEntryR\x07metrics\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"A\n\x0f\x43onfusionMatrix\x12\x16\n\x06labels\x18\x01 \x03(\tR\x06labels\x12\x16\n\x06\x63ounts\x18\x02 \x03(\x03R\x06\x63ounts\"\x97\x01\n\x0ePredictRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x14\n\x05texts\x18\x02 \x03(\tR\x05texts\x12.\n\x13max_sequence_length\x18\x03 \x01(\x05R\x11maxSequenceLength\x12$\n\x0emax_new_tokens\x18\x04 \x01(\x05R\x0cmaxNewTokens\"M\n\x0fPredictResponse\x12:\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x18.forgeline.v1.PredictionR\x0bpredictions\"\xd8\x01\n\nPrediction\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\x12<\n\x06scores\x18\x03 \x03(\x0b\x32$.forgeline.v1.Prediction.ScoresEntryR\x06scores\x12%\n\x0egenerated_text\x18\x04 \x01(\tR\rgeneratedText\x1a\x39\n\x0bScoresEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01*d\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12 \n\x1cTASK_SEQUENCE_CLASSIFICATION\x10\x01\x12\x12\n\x0eTASK_CAUSAL_LM\x10\x02\x12\x10\n\x0cTASK_SEQ2SEQ\x10\x03\x32\xfb\x01\n\x0fTrainingService\x12L\n\nTrainModel\x12\x1f.forgeline.v1.TrainModelRequest\x1a\x1d.google.longrunning.Operation\x12R\n\rEvaluateModel\x12\".forgeline.v1.EvaluateModelRequest\x1a\x1d.google.longrunning.Operation\x12\x46\n\x07Predict\x12\x1c.forgeline.v1.PredictRequest\x1a\x1d.forgeline.v1.PredictResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#forgeline/v1/training_service.proto\x12\x0c\x66orgeline.v1\x1a\x19\x66orgeline/v1/common.proto\x1a\x1a\x66orgeline/v1/options.proto\x1a#google/longrunning/operations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x96\x01\n\x0c\x44\x61tasetInput\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\x12\x1f\n\x0btext_column\x18\x02 \x01(\tR\ntextColumn\x12!\n\x0clabel_column\x18\x03 \x01(\tR\x0blabelColumn\x12#\n\rtarget_column\x18\x04 \x01(\tR\x0ctargetColumn\"\xae\x01\n\x0bModelSource\x12\x1a\n\x07\x62uiltin\x18\x01 \x01(\tH\x00R\x07\x62uiltin\x12\x14\n\x04path\x18\x02 \x01(\tH\x00R\x04path\x12!\n\x0b\x61rtifact_id\x18\x03 \x01(\tH\x00R\nartifactId\x12@\n\x0b\x66rom_config\x18\x04 \x01(\x0b\x32\x1d.forgeline.v1.ModelFromConfigH\x00R\nfromConfigB\x08\n\x06source\"\x80\x01\n\x0fModelFromConfig\x12\x1d\n\nmodel_type\x18\x01 \x01(\tR\tmodelType\x12/\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12\x1d\n\nvocab_size\x18\x03 \x01(\x05R\tvocabSize\"\x8b\x03\n\x0fHyperParameters\x12#\n\rlearning_rate\x18\x01 \x01(\x01R\x0clearningRate\x12\x31\n\x15\x62\x61tch_size_per_worker\x18\x02 \x01(\x05R\x12\x62\x61tchSizePerWorker\x12\x16\n\x06\x65pochs\x18\x03 \x01(\x05R\x06\x65pochs\x12\x1b\n\tmax_steps\x18\x04 \x01(\x03R\x08maxSteps\x12!\n\x0cwarmup_ratio\x18\x05 \x01(\x01R\x0bwarmupRatio\x12!\n\x0cwarmup_steps\x18\x06 \x01(\x03R\x0bwarmupSteps\x12!\n\x0cweight_decay\x18\x07 \x01(\x01R\x0bweightDecay\x12>\n\x1bgradient_accumulation_steps\x18\x08 \x01(\x05R\x19gradientAccumulationSteps\x12.\n\x13max_sequence_length\x18\t \x01(\x05R\x11maxSequenceLength\x12\x12\n\x04seed\x18\n \x01(\x03R\x04seed\"\x7f\n\x07Scaling\x12\x1f\n\x0bnum_workers\x18\x01 \x01(\x05R\nnumWorkers\x12\x17\n\x07use_gpu\x18\x02 \x01(\x08R\x06useGpu\x12&\n\x0f\x63pus_per_worker\x18\x03 \x01(\x01R\rcpusPerWorker\x12\x12\n\x04\x62\x66\x31\x36\x18\x04 \x01(\x08R\x04\x62\x66\x31\x36\"G\n\x10\x43heckpointPolicy\x12\x1f\n\x0b\x65very_steps\x18\x01 \x01(\x03R\neverySteps\x12\x12\n\x04keep\x18\x02 \x01(\x05R\x04keep\"2\n\rFailurePolicy\x12!\n\x0cmax_failures\x18\x01 \x01(\x05R\x0bmaxFailures\"\x88\x05\n\x11TrainModelRequest\x12\x30\n\x05train\x18\x01 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x05train\x12.\n\x04\x65val\x18\x02 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x04\x65val\x12/\n\x05model\x18\x03 \x01(\x0b\x32\x19.forgeline.v1.ModelSourceR\x05model\x12&\n\x04task\x18\x04 \x01(\x0e\x32\x12.forgeline.v1.TaskR\x04task\x12\x42\n\x08\x66inetune\x18\x05 \x01(\x0b\x32\x18.forgeline.v1.PluginSpecB\x0c\xa2\xbb\x18\x08\x66inetuneR\x08\x66inetune\x12H\n\x10hyper_parameters\x18\x06 \x01(\x0b\x32\x1d.forgeline.v1.HyperParametersR\x0fhyperParameters\x12/\n\x07scaling\x18\x07 \x01(\x0b\x32\x15.forgeline.v1.ScalingR\x07scaling\x12>\n\ncheckpoint\x18\x08 \x01(\x0b\x32\x1e.forgeline.v1.CheckpointPolicyR\ncheckpoint\x12\x35\n\x07\x66\x61ilure\x18\t \x01(\x0b\x32\x1b.forgeline.v1.FailurePolicyR\x07\x66\x61ilure\x12\x42\n\x08trackers\x18\n \x03(\x0b\x32\x18.forgeline.v1.PluginSpecB\x0c\xa2\xbb\x18\x08trackersR\x08trackers\x12\x1f\n\x0boutput_name\x18\x0b \x01(\tR\noutputName\x12\x1d\n\nrequest_id\x18\x0c \x01(\tR\trequestId\"\xf5\x02\n\x12TrainModelResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x16.forgeline.v1.ArtifactR\x05model\x12G\n\x07metrics\x18\x02 \x03(\x0b\x32-.forgeline.v1.TrainModelResponse.MetricsEntryR\x07metrics\x12\x14\n\x05steps\x18\x03 \x01(\x03R\x05steps\x12\x31\n\x14trainable_parameters\x18\x04 \x01(\x03R\x13trainableParameters\x12)\n\x10total_parameters\x18\x05 \x01(\x03R\x0ftotalParameters\x12\x38\n\nevaluation\x18\x06 \x01(\x0b\x32\x18.forgeline.v1.EvaluationR\nevaluation\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"\xd5\x01\n\x14\x45valuateModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x34\n\x07\x64\x61taset\x18\x02 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x07\x64\x61taset\x12\x1d\n\nbatch_size\x18\x03 \x01(\x05R\tbatchSize\x12.\n\x13max_sequence_length\x18\x04 \x01(\x05R\x11maxSequenceLength\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\"Q\n\x15\x45valuateModelResponse\x12\x38\n\nevaluation\x18\x01 \x01(\x0b\x32\x18.forgeline.v1.EvaluationR\nevaluation\"\xe1\x02\n\nEvaluation\x12!\n\x0cnum_examples\x18\x01 \x01(\x03R\x0bnumExamples\x12\x12\n\x04loss\x18\x02 \x01(\x01R\x04loss\x12\x1a\n\x08\x61\x63\x63uracy\x18\x03 \x01(\x01R\x08\x61\x63\x63uracy\x12\x19\n\x08\x66\x31_macro\x18\x04 \x01(\x01R\x07\x66\x31Macro\x12H\n\x10\x63onfusion_matrix\x18\x05 \x01(\x0b\x32\x1d.forgeline.v1.ConfusionMatrixR\x0f\x63onfusionMatrix\x12\x1e\n\nperplexity\x18\x06 \x01(\x01R\nperplexity\x12?\n\x07metrics\x18\x07 \x03(\x0b\x32%.forgeline.v1.Evaluation.MetricsEntryR\x07metrics\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"A\n\x0f\x43onfusionMatrix\x12\x16\n\x06labels\x18\x01 \x03(\tR\x06labels\x12\x16\n\x06\x63ounts\x18\x02 \x03(\x03R\x06\x63ounts\"\x97\x01\n\x0ePredictRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x14\n\x05texts\x18\x02 \x03(\tR\x05texts\x12.\n\x13max_sequence_length\x18\x03 \x01(\x05R\x11maxSequenceLength\x12$\n\x0emax_new_tokens\x18\x04 \x01(\x05R\x0cmaxNewTokens\"M\n\x0fPredictResponse\x12:\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x18.forgeline.v1.PredictionR\x0bpredictions\"\xd8\x01\n\nPrediction\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\x12<\n\x06scores\x18\x03 \x03(\x0b\x32$.forgeline.v1.Prediction.ScoresEntryR\x06scores\x12%\n\x0egenerated_text\x18\x04 \x01(\tR\rgeneratedText\x1a\x39\n\x0bScoresEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01*d\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12 \n\x1cTASK_SEQUENCE_CLASSIFICATION\x10\x01\x12\x12\n\x0eTASK_CAUSAL_LM\x10\x02\x12\x10\n\x0cTASK_SEQ2SEQ\x10\x03\x32\xd7\x02\n\x0fTrainingService\x12x\n\nTrainModel\x12\x1f.forgeline.v1.TrainModelRequest\x1a\x1d.google.longrunning.Operation\"*\xca\x41\'\n\x12TrainModelResponse\x12\x11OperationMetadata\x12\x81\x01\n\rEvaluateModel\x12\".forgeline.v1.EvaluateModelRequest\x1a\x1d.google.longrunning.Operation\"-\xca\x41*\n\x15\x45valuateModelResponse\x12\x11OperationMetadata\x12\x46\n\x07Predict\x12\x1c.forgeline.v1.PredictRequest\x1a\x1d.forgeline.v1.PredictResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'forgeline.v1.training_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TRAINMODELREQUEST'].fields_by_name['finetune']._loaded_options = None
+  _globals['_TRAINMODELREQUEST'].fields_by_name['finetune']._serialized_options = b'\242\273\030\010finetune'
+  _globals['_TRAINMODELREQUEST'].fields_by_name['trackers']._loaded_options = None
+  _globals['_TRAINMODELREQUEST'].fields_by_name['trackers']._serialized_options = b'\242\273\030\010trackers'
   _globals['_TRAINMODELRESPONSE_METRICSENTRY']._loaded_options = None
   _globals['_TRAINMODELRESPONSE_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_EVALUATION_METRICSENTRY']._loaded_options = None
   _globals['_EVALUATION_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_PREDICTION_SCORESENTRY']._loaded_options = None
   _globals['_PREDICTION_SCORESENTRY']._serialized_options = b'8\001'
-  _globals['_TASK']._serialized_start=3433
-  _globals['_TASK']._serialized_end=3533
-  _globals['_DATASETINPUT']._serialized_start=148
-  _globals['_DATASETINPUT']._serialized_end=298
-  _globals['_MODELSOURCE']._serialized_start=301
-  _globals['_MODELSOURCE']._serialized_end=475
-  _globals['_MODELFROMCONFIG']._serialized_start=478
-  _globals['_MODELFROMCONFIG']._serialized_end=606
-  _globals['_HYPERPARAMETERS']._serialized_start=609
-  _globals['_HYPERPARAMETERS']._serialized_end=1004
-  _globals['_SCALING']._serialized_start=1006
-  _globals['_SCALING']._serialized_end=1133
-  _globals['_CHECKPOINTPOLICY']._serialized_start=1135
-  _globals['_CHECKPOINTPOLICY']._serialized_end=1206
-  _globals['_FAILUREPOLICY']._serialized_start=1208
-  _globals['_FAILUREPOLICY']._serialized_end=1258
-  _globals['_TRAINMODELREQUEST']._serialized_start=1261
-  _globals['_TRAINMODELREQUEST']._serialized_end=1881
-  _globals['_TRAINMODELRESPONSE']._serialized_start=1884
-  _globals['_TRAINMODELRESPONSE']._serialized_end=2257
-  _globals['_TRAINMODELRESPONSE_METRICSENTRY']._serialized_start=2199
-  _globals['_TRAINMODELRESPONSE_METRICSENTRY']._serialized_end=2257
-  _globals['_EVALUATEMODELREQUEST']._serialized_start=2260
-  _globals['_EVALUATEMODELREQUEST']._serialized_end=2473
-  _globals['_EVALUATEMODELRESPONSE']._serialized_start=2475
-  _globals['_EVALUATEMODELRESPONSE']._serialized_end=2556
-  _globals['_EVALUATION']._serialized_start=2559
-  _globals['_EVALUATION']._serialized_end=2912
-  _globals['_EVALUATION_METRICSENTRY']._serialized_start=2199
-  _globals['_EVALUATION_METRICSENTRY']._serialized_end=2257
-  _globals['_CONFUSIONMATRIX']._serialized_start=2914
-  _globals['_CONFUSIONMATRIX']._serialized_end=2979
-  _globals['_PREDICTREQUEST']._serialized_start=2982
-  _globals['_PREDICTREQUEST']._serialized_end=3133
-  _globals['_PREDICTRESPONSE']._serialized_start=3135
-  _globals['_PREDICTRESPONSE']._serialized_end=3212
-  _globals['_PREDICTION']._serialized_start=3215
-  _globals['_PREDICTION']._serialized_end=3431
-  _globals['_PREDICTION_SCORESENTRY']._serialized_start=3374
-  _globals['_PREDICTION_SCORESENTRY']._serialized_end=3431
-  _globals['_TRAININGSERVICE']._serialized_start=3536
-  _globals['_TRAININGSERVICE']._serialized_end=3787
+  _globals['_TRAININGSERVICE'].methods_by_name['TrainModel']._loaded_options = None
+  _globals['_TRAININGSERVICE'].methods_by_name['TrainModel']._serialized_options = b'\312A\'\n\022TrainModelResponse\022\021OperationMetadata'
+  _globals['_TRAININGSERVICE'].methods_by_name['EvaluateModel']._loaded_options = None
+  _globals['_TRAININGSERVICE'].methods_by_name['EvaluateModel']._serialized_options = b'\312A*\n\025EvaluateModelResponse\022\021OperationMetadata'
+  _globals['_TASK']._serialized_start=3489
+  _globals['_TASK']._serialized_end=3589
+  _globals['_DATASETINPUT']._serialized_start=176
+  _globals['_DATASETINPUT']._serialized_end=326
+  _globals['_MODELSOURCE']._serialized_start=329
+  _globals['_MODELSOURCE']._serialized_end=503
+  _globals['_MODELFROMCONFIG']._serialized_start=506
+  _globals['_MODELFROMCONFIG']._serialized_end=634
+  _globals['_HYPERPARAMETERS']._serialized_start=637
+  _globals['_HYPERPARAMETERS']._serialized_end=1032
+  _globals['_SCALING']._serialized_start=1034
+  _globals['_SCALING']._serialized_end=1161
+  _globals['_CHECKPOINTPOLICY']._serialized_start=1163
+  _globals['_CHECKPOINTPOLICY']._serialized_end=1234
+  _globals['_FAILUREPOLICY']._serialized_start=1236
+  _globals['_FAILUREPOLICY']._serialized_end=1286
+  _globals['_TRAINMODELREQUEST']._serialized_start=1289
+  _globals['_TRAINMODELREQUEST']._serialized_end=1937
+  _globals['_TRAINMODELRESPONSE']._serialized_start=1940
+  _globals['_TRAINMODELRESPONSE']._serialized_end=2313
+  _globals['_TRAINMODELRESPONSE_METRICSENTRY']._serialized_start=2255
+  _globals['_TRAINMODELRESPONSE_METRICSENTRY']._serialized_end=2313
+  _globals['_EVALUATEMODELREQUEST']._serialized_start=2316
+  _globals['_EVALUATEMODELREQUEST']._serialized_end=2529
+  _globals['_EVALUATEMODELRESPONSE']._serialized_start=2531
+  _globals['_EVALUATEMODELRESPONSE']._serialized_end=2612
+  _globals['_EVALUATION']._serialized_start=2615
+  _globals['_EVALUATION']._serialized_end=2968
+  _globals['_EVALUATION_METRICSENTRY']._serialized_start=2255
+  _globals['_EVALUATION_METRICSENTRY']._serialized_end=2313
+  _globals['_CONFUSIONMATRIX']._serialized_start=2970
+  _globals['_CONFUSIONMATRIX']._serialized_end=3035
+  _globals['_PREDICTREQUEST']._serialized_start=3038
+  _globals['_PREDICTREQUEST']._serialized_end=3189
+  _globals['_PREDICTRESPONSE']._serialized_start=3191
+  _globals['_PREDICTRESPONSE']._serialized_end=3268
+  _globals['_PREDICTION']._serialized_start=3271
+  _globals['_PREDICTION']._serialized_end=3487
+  _globals['_PREDICTION_SCORESENTRY']._serialized_start=3430
+  _globals['_PREDICTION_SCORESENTRY']._serialized_end=3487
+  _globals['_TRAININGSERVICE']._serialized_start=3592
+  _globals['_TRAININGSERVICE']._serialized_end=3935
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from forgeline.v1 import common_pb2 as _common_pb2
+from forgeline.v1 import options_pb2 as _options_pb2
 from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
