@@ -391,6 +391,64 @@ def _contains_reference(value: Any) -> bool:
     return _is_ref(value)
 
 
+# Every forgeline process hosts these beside its domain service (DESIGN: what a process hosts).
+STANDARD_SERVICES = {
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+    "google.longrunning.Operations",
+    "forgeline.v1.EventService",
+    "forgeline.v1.PluginService",
+}
+
+
+def discover(name: str, client) -> ServiceCatalog:
+    """The catalog of the service ``client`` (a forgeline.client.Client) is connected to: its
+    descriptors over server reflection, its plugins over ListPlugins. Raises Unavailable when
+    the service does not answer, FailedPrecondition when it hosts no single domain service."""
+    import grpc
+    from google.protobuf import descriptor_pool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    from forgeline.client import error_from_rpc
+    from forgeline.errors import FailedPrecondition, Unavailable
+    from forgeline.v1 import plugin_service_pb2
+
+    try:
+        database = ProtoReflectionDescriptorDatabase(client.channel)
+        domain = sorted(set(database.get_services()) - STANDARD_SERVICES)
+        if len(domain) != 1:
+            raise FailedPrecondition(
+                f"{name} at {client.address} hosts {domain or 'no service'} beside the standard "
+                "ones; a pipeline service has exactly one domain service",
+                reason="SERVICE_AMBIGUOUS",
+                metadata={"service": name, "address": client.address},
+            )
+        service = descriptor_pool.DescriptorPool(database).FindServiceByName(domain[0])
+        infos, token = [], ""
+        while True:
+            page = client.plugins.ListPlugins(
+                plugin_service_pb2.ListPluginsRequest(page_size=500, page_token=token)
+            )
+            infos.extend(page.plugins)
+            token = page.next_page_token
+            if not token:
+                break
+    except (grpc.RpcError, Unavailable) as exc:
+        # The client's interceptor maps most failures already; a raw RpcError can still escape.
+        error = error_from_rpc(exc) if isinstance(exc, grpc.RpcError) else exc
+        if isinstance(error, Unavailable):
+            raise Unavailable(
+                f"the {name} service at {client.address} does not answer: {error}",
+                reason="SERVICE_UNAVAILABLE",
+                metadata={"service": name, "address": client.address},
+            ) from None
+        raise error from None
+    return ServiceCatalog(name, client.address, service, plugins_by_kind(infos))
+
+
 def plugins_by_kind(infos) -> dict[str, dict[str, dict[str, Any]]]:
     """ListPlugins' PluginInfo messages as kind -> name -> config JSON Schema."""
     import json
