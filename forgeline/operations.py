@@ -264,7 +264,8 @@ class OperationStore:
                 "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE operation=?", (name,)
             ).fetchone()[0]
             event.sequence, event.operation = seq, name
-            event.time.GetCurrentTime()
+            if not event.HasField("time"):
+                event.time.GetCurrentTime()
             self._db.execute(
                 "INSERT INTO events VALUES (?,?,?)", (name, seq, event.SerializeToString())
             )
@@ -323,9 +324,12 @@ class OperationContext:
         self._store, self.name = store, name
         self._cancel, self._stopping = cancel, stopping
 
-    def progress(self, fraction: float, message: str = "") -> None:
+    def progress(self, fraction: float, message: str = "", *, check: bool = True) -> None:
+        """Records progress; first raises Cancelled / Interrupted when asked to stop, unless
+        ``check`` is False (for code that handles stopping itself)."""
         fraction = min(max(float(fraction), 0.0), 1.0)
-        self.check_cancelled()
+        if check:
+            self.check_cancelled()
         self._store.set_progress(self.name, fraction, message)
         self._store.append_event(
             self.name,
@@ -343,6 +347,17 @@ class OperationContext:
             self.name,
             event_service_pb2.Event(metrics=event_service_pb2.MetricsEvent(points=points)),
         )
+
+    def emit(self, event: event_service_pb2.Event) -> None:
+        """Appends an event as it is (a pipeline run forwards its steps' events this way)."""
+        self._store.append_event(self.name, event)
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def stopping(self) -> bool:
+        """The service is shutting down: stop at a point from which a restart can resume."""
+        return self._stopping.is_set()
 
     def check_cancelled(self) -> None:
         if self._stopping.is_set():

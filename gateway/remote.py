@@ -1,0 +1,114 @@
+"""Calling any service's long-running method by name, with no stub generated for it.
+
+The request is built from a step's `with` mapping (proto JSON) through the message class of the
+service's own descriptors (from its catalog), sent with the step's idempotency key as
+`request_id`, and the Operation it returns is followed over the service's EventService until
+done; the response comes back as a dict in the proto JSON mapping (snake_case names, defaults
+included), which is what later steps' references and the gates read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.longrunning import operations_pb2
+from google.protobuf import json_format, message_factory
+from google.rpc import status_pb2
+
+from forgeline.client import Client
+from forgeline.errors import ForgelineError, InvalidArgument, Unavailable, from_status
+from forgeline.gateway.catalog import ServiceCatalog
+from forgeline.v1 import common_pb2, event_service_pb2
+
+
+class RemoteService:
+    """One service, reached through ``client``, described by ``catalog``."""
+
+    def __init__(self, catalog: ServiceCatalog, client: Client, call_timeout: float = 30.0):
+        self.catalog, self.client, self.call_timeout = catalog, client, call_timeout
+
+    @property
+    def name(self) -> str:
+        return self.catalog.name
+
+    @property
+    def address(self) -> str:
+        return self.catalog.address
+
+    def request(self, method: str, fields: dict[str, Any], request_id: str = ""):
+        """The request message of ``method`` from proto-JSON ``fields``."""
+        descriptor = self.catalog.service.methods_by_name[method].input_type
+        message = message_factory.GetMessageClass(descriptor)()
+        try:
+            json_format.ParseDict(fields, message)
+        except json_format.ParseError as exc:
+            raise InvalidArgument(f"{self.name}.{method}: {exc}", reason="STEP_REQUEST") from None
+        if request_id and "request_id" in descriptor.fields_by_name:
+            message.request_id = request_id
+        return message
+
+    def submit(self, method: str, fields: dict[str, Any], request_id: str) -> str:
+        """Starts ``method``; returns the operation's name. The same ``request_id`` twice
+        returns the same operation (the services keep AIP-155), so a retry never runs a step
+        twice."""
+        message = self.request(method, fields, request_id)
+        call = self.client.channel.unary_unary(
+            f"/{self.catalog.service.full_name}/{method}",
+            request_serializer=type(message).SerializeToString,
+            response_deserializer=operations_pb2.Operation.FromString,
+        )
+        operation = call(message, timeout=self.call_timeout)
+        return operation.name
+
+    def follow(
+        self,
+        operation: str,
+        on_event: Callable[[event_service_pb2.Event], None],
+        after_sequence: int = 0,
+    ) -> int:
+        """Forwards the operation's events with sequence > ``after_sequence`` until it is done;
+        returns the last sequence seen (resume from it after a reconnect)."""
+        last = after_sequence
+        request = event_service_pb2.StreamEventsRequest(operation=operation, after_sequence=last)
+        for response in self.client.events.StreamEvents(request):
+            on_event(response.event)
+            last = max(last, response.event.sequence)
+        return last
+
+    def get(self, operation: str) -> operations_pb2.Operation:
+        return self.client.operations.GetOperation(
+            operations_pb2.GetOperationRequest(name=operation), timeout=self.call_timeout
+        )
+
+    def result(self, method: str, operation: operations_pb2.Operation) -> dict[str, Any]:
+        """The response of a done operation as proto JSON; its error raised."""
+        if not operation.done:
+            raise Unavailable(f"{operation.name} on {self.name} is not done")
+        if operation.HasField("error"):
+            raise from_status(operation.error)
+        message = message_factory.GetMessageClass(self.catalog.response_type(method))()
+        message.ParseFromString(operation.response.value)
+        return to_dict(message)
+
+    def metadata(self, operation: operations_pb2.Operation) -> common_pb2.OperationMetadata:
+        out = common_pb2.OperationMetadata()
+        operation.metadata.Unpack(out)
+        return out
+
+    def cancel(self, operation: str) -> None:
+        self.client.operations.CancelOperation(
+            operations_pb2.CancelOperationRequest(name=operation), timeout=self.call_timeout
+        )
+
+
+def to_dict(message) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def error_status(error: ForgelineError) -> status_pb2.Status:
+    from forgeline.errors import to_status
+
+    return to_status(error)

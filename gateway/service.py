@@ -1,0 +1,113 @@
+"""The gateway's domain: validating pipelines against the live services, running them, and
+reading runs back. No gRPC server code here (that is gateway/servicer.py); the services are
+reached through forgeline.client, found at the addresses the settings give."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from forgeline.client import Client
+from forgeline.errors import FieldViolation, InvalidArgument, Unavailable
+from forgeline.gateway import runs as R
+from forgeline.gateway.catalog import Checked, ServiceCatalog, check, discover
+from forgeline.gateway.orchestrator import Orchestrator, RunOutcome
+from forgeline.gateway.remote import RemoteService
+from forgeline.gateway.spec import Pipeline, PipelineInvalid, Problem, parse
+from forgeline.settings import Settings
+
+CALL_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Validated:
+    pipeline: Pipeline
+    checked: Checked
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: R.RunStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._remotes: dict[str, RemoteService] = {}
+        self._lock = threading.Lock()
+        self.orchestrator = Orchestrator(store, self.remote)
+
+    def close(self) -> None:
+        with self._lock:
+            for remote in self._remotes.values():
+                remote.client.close()
+            self._remotes.clear()
+
+    # --- services -------------------------------------------------------------------------------
+    def remote(self, name: str) -> RemoteService:
+        """The service ``name`` at its configured address, discovered once and kept."""
+        with self._lock:
+            if name in self._remotes:
+                return self._remotes[name]
+        address = self.settings.address_for(name)
+        client = Client(
+            address,
+            token=self.settings.auth_token or None,
+            timeout=CALL_TIMEOUT_S,
+            stream_timeout=CALL_TIMEOUT_S,
+        )
+        try:
+            catalog = discover(name, client)
+        except BaseException:
+            client.close()
+            raise
+        with self._lock:
+            return self._remotes.setdefault(name, RemoteService(catalog, client, CALL_TIMEOUT_S))
+
+    def forget(self, name: str) -> None:
+        """Drops a service's catalog (it restarted, or its plugins changed)."""
+        with self._lock:
+            remote = self._remotes.pop(name, None)
+        if remote is not None:
+            remote.client.close()
+
+    # --- validation -----------------------------------------------------------------------------
+    def validate(self, text: str, overrides: list[str]) -> Validated:
+        """The pipeline checked against every service it names; InvalidArgument with every
+        problem as a field violation (FAILED_PRECONDITION-free: an unreachable service is one
+        of the problems, named with its address)."""
+        try:
+            pipeline = parse(text, overrides)
+        except PipelineInvalid as exc:
+            raise invalid(exc.problems) from None
+        catalogs: dict[str, ServiceCatalog] = {}
+        problems: list[Problem] = []
+        for service in dict.fromkeys(s.service for s in pipeline.steps):
+            try:
+                catalogs[service] = self.remote(service).catalog
+            except Unavailable as exc:
+                first = next(s for s in pipeline.steps if s.service == service)
+                problems.append(Problem(f"steps.{first.name}.call", str(exc)))
+        unreachable = {s.name for s in pipeline.steps if s.service not in catalogs}
+        found, checked = check(pipeline, catalogs)
+        # A step on an unreachable service was reported above with its address; check() would
+        # only add "no service" for it.
+        problems += [
+            p
+            for p in found
+            if not (p.field.split(".")[1] in unreachable and p.field.endswith(".call"))
+        ]
+        if problems:
+            raise invalid(problems)
+        return Validated(pipeline, checked)
+
+    # --- running --------------------------------------------------------------------------------
+    def run(self, run: str, text: str, overrides: list[str], no_cache: bool, ctx) -> RunOutcome:
+        validated = self.validate(text, overrides)
+        return self.orchestrator.run(run, validated.pipeline, validated.checked, ctx, no_cache)
+
+
+def invalid(problems: list[Problem]) -> InvalidArgument:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return InvalidArgument(
+        f"the pipeline is not valid: {first}{more}",
+        reason="PIPELINE_INVALID",
+        violations=[FieldViolation(p.field, p.description) for p in problems],
+    )

@@ -1,0 +1,229 @@
+"""forgeline.v1.PipelineService: gRPC <-> the gateway's domain (gateway/service.py), thin."""
+
+from __future__ import annotations
+
+import asyncio
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from forgeline.errors import Cancelled, FailedPrecondition, NotFound
+from forgeline.gateway import runs as R
+from forgeline.gateway.orchestrator import RunOutcome
+from forgeline.gateway.runs import RunStore
+from forgeline.gateway.service import Gateway
+from forgeline.operations import MethodSpec, OperationRow, page_offset
+from forgeline.server import Kernel, ServiceDefinition
+from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
+from forgeline.v1 import pipeline_service_pb2 as pb
+
+SERVICE = "forgeline.v1.PipelineService"
+SUBMIT = f"{SERVICE}/SubmitPipeline"
+RETRY = f"{SERVICE}/RetryPipelineRun"
+STEP_STATES = {
+    R.PENDING: pb.STEP_STATE_PENDING,
+    R.RUNNING: pb.STEP_STATE_RUNNING,
+    R.SUCCEEDED: pb.STEP_STATE_SUCCEEDED,
+    R.FAILED: pb.STEP_STATE_FAILED,
+    R.CANCELLED: pb.STEP_STATE_CANCELLED,
+    R.SKIPPED: pb.STEP_STATE_SKIPPED,
+}
+
+
+def build(kernel: Kernel) -> list[ServiceDefinition]:
+    """The entry point of ``forgeline.services: gateway``."""
+    store = RunStore(kernel.settings.home.expanduser() / "services" / "gateway" / "runs.db")
+    servicer = PipelineServicer(kernel, Gateway(kernel.settings, store))
+    return [
+        ServiceDefinition(
+            full_name=SERVICE,
+            servicer=servicer,
+            add_to_server=pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server,
+            methods=servicer.method_specs(),
+        )
+    ]
+
+
+def _ts(seconds: float | None) -> timestamp_pb2.Timestamp | None:
+    if seconds is None:
+        return None
+    out = timestamp_pb2.Timestamp()
+    out.FromNanoseconds(int(seconds * 1e9))
+    return out
+
+
+def _struct(value: dict) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    json_format.ParseDict(value, out)
+    return out
+
+
+class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
+    def __init__(self, kernel: Kernel, gateway: Gateway) -> None:
+        self._kernel, self._gateway = kernel, gateway
+        self._ops = kernel.operations
+
+    def method_specs(self) -> list[MethodSpec]:
+        gateway = self._gateway
+
+        def submit(r: pb.SubmitPipelineRequest, ctx) -> pb.SubmitPipelineResponse:
+            outcome = gateway.run(ctx.name, r.pipeline_yaml, list(r.overrides), r.no_cache, ctx)
+            return pb.SubmitPipelineResponse(run=self._finish(ctx.name, outcome))
+
+        def retry(r: pb.RetryPipelineRunRequest, ctx) -> pb.RetryPipelineRunResponse:
+            original = self._submitted(r.name)
+            gateway.store.copy_succeeded(r.name, ctx.name)
+            outcome = gateway.run(
+                ctx.name, original.pipeline_yaml, list(original.overrides), original.no_cache, ctx
+            )
+            return pb.RetryPipelineRunResponse(run=self._finish(ctx.name, outcome))
+
+        def check_retry(r: pb.RetryPipelineRunRequest) -> None:
+            row = self._row(r.name)
+            if not row.done or row.state == common_pb2.OPERATION_STATE_SUCCEEDED:
+                state = common_pb2.OperationState.Name(row.state)
+                raise FailedPrecondition(
+                    f"run {r.name} is {state}; only a failed or cancelled run is retried",
+                    reason="RUN_NOT_RETRYABLE",
+                )
+
+        return [
+            MethodSpec(
+                SUBMIT,
+                pb.SubmitPipelineRequest,
+                pb.SubmitPipelineResponse,
+                submit,
+                lambda r: gateway.validate(r.pipeline_yaml, list(r.overrides)),
+            ),
+            MethodSpec(
+                RETRY, pb.RetryPipelineRunRequest, pb.RetryPipelineRunResponse, retry, check_retry
+            ),
+        ]
+
+    # --- building PipelineRun messages ---------------------------------------------------------
+    def _row(self, name: str) -> OperationRow:
+        try:
+            row = self._ops.store.get(name)
+        except NotFound:
+            raise NotFound(f"no pipeline run {name!r}", reason="RUN_NOT_FOUND") from None
+        if row.method not in (SUBMIT, RETRY):
+            raise NotFound(f"{name} is not a pipeline run", reason="RUN_NOT_FOUND")
+        return row
+
+    def _submitted(self, name: str) -> pb.SubmitPipelineRequest:
+        """The pipeline a run (or the run it retried) was submitted with."""
+        row = self._row(name)
+        if row.method == SUBMIT:
+            return pb.SubmitPipelineRequest.FromString(row.request)
+        return self._submitted(pb.RetryPipelineRunRequest.FromString(row.request).name)
+
+    def _finish(self, name: str, outcome: RunOutcome) -> pb.PipelineRun:
+        if outcome.state == R.CANCELLED:
+            raise Cancelled(outcome.message, reason="RUN_CANCELLED")
+        if outcome.state == R.FAILED:
+            raise FailedPrecondition(outcome.message, reason="RUN_FAILED", metadata={"run": name})
+        run = self.run_message(name)
+        # Built as the operation ends: the response says what the operation is about to record.
+        run.state, run.message = common_pb2.OPERATION_STATE_SUCCEEDED, outcome.message
+        run.end_time.GetCurrentTime()
+        return run
+
+    def run_message(self, name: str) -> pb.PipelineRun:
+        row = self._row(name)
+        submitted = self._submitted(name)
+        attempt = 1
+        if row.method == RETRY:
+            previous = pb.RetryPipelineRunRequest.FromString(row.request).name
+            attempt = self.run_message(previous).attempt + 1
+        steps = self._gateway.store.steps(name)
+        try:
+            validated = self._gateway.store.plan(name)
+        except KeyError:  # accepted, not started yet
+            validated = {}
+        out = pb.PipelineRun(
+            name=name,
+            pipeline=self._gateway.store.pipeline_of(name),
+            state=row.state,
+            message=row.message,
+            pipeline_yaml=submitted.pipeline_yaml,
+            overrides=list(submitted.overrides),
+            no_cache=submitted.no_cache,
+            attempt=attempt,
+            create_time=_ts(row.create_time),
+            end_time=_ts(row.end_time),
+        )
+        for step_name, s in steps.items():
+            plan = validated.get(step_name, {})
+            out.steps.append(
+                pb.StepRun(
+                    name=step_name,
+                    call=plan.get("call", ""),
+                    method=plan.get("method", ""),
+                    depends_on=plan.get("depends_on", []),
+                    state=STEP_STATES[s.state],
+                    operation=s.operation,
+                    address=s.address,
+                    cached=s.cached,
+                    response=_struct(s.response),
+                    metrics=s.metrics,
+                    gates=[pb.GateResult(**g) for g in s.gates],
+                    message=s.message,
+                    start_time=_ts(s.start_time),
+                    end_time=_ts(s.end_time),
+                )
+            )
+        return out
+
+    # --- RPCs --------------------------------------------------------------------------------
+    async def SubmitPipeline(self, request, context):
+        from forgeline.operations import to_operation
+
+        row = await self._ops.start(SUBMIT, request, request.request_id)
+        return to_operation(row, pb.SubmitPipelineResponse)
+
+    async def RetryPipelineRun(self, request, context):
+        from forgeline.operations import to_operation
+
+        row = await self._ops.start(RETRY, request, request.request_id)
+        return to_operation(row, pb.RetryPipelineRunResponse)
+
+    async def ValidatePipeline(self, request, context):
+        loop = asyncio.get_running_loop()
+        validated = await loop.run_in_executor(
+            None, self._gateway.validate, request.pipeline_yaml, list(request.overrides)
+        )
+        return pb.ValidatePipelineResponse(
+            pipeline=validated.pipeline.name,
+            steps=[
+                pb.PlannedStep(
+                    name=s.name,
+                    call=s.call,
+                    method=validated.checked.methods[s.name],
+                    depends_on=s.depends_on,
+                    gates=[g.expression for g in s.gates],
+                )
+                for s in validated.pipeline.order()
+            ],
+        )
+
+    async def GetPipelineRun(self, request, context):
+        loop = asyncio.get_running_loop()
+        run = await loop.run_in_executor(None, self.run_message, request.name)
+        return pb.GetPipelineRunResponse(run=run)
+
+    async def ListPipelineRuns(self, request, context):
+        size = min(request.page_size or 50, 500)
+        offset = page_offset(request.page_token)
+        loop = asyncio.get_running_loop()
+        names = await loop.run_in_executor(
+            None, self._gateway.store.runs, request.pipeline, offset, size + 1
+        )
+        runs = [await loop.run_in_executor(None, self.run_message, n) for n in names[:size]]
+        token = str(offset + size) if len(names) > size else ""
+        return pb.ListPipelineRunsResponse(runs=runs, next_page_token=token)
+
+    async def CancelPipelineRun(self, request, context):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._row, request.name)
+        await loop.run_in_executor(None, self._ops.cancel, request.name)
+        run = await loop.run_in_executor(None, self.run_message, request.name)
+        return pb.CancelPipelineRunResponse(run=run)
