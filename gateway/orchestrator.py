@@ -230,7 +230,7 @@ class Orchestrator:
                 service.cancel(row.operation)
                 cancel_sent = True
             operation = service.get(row.operation)
-            service.follow(row.operation, forward, after_sequence=row.last_event)
+            service.events(row.operation, forward, after_sequence=row.last_event)
             self.store.update(run, step.name, last_event=row.last_event)
             if operation.done:
                 break

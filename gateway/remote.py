@@ -1,10 +1,10 @@
 """Calling any service's long-running method by name, with no stub generated for it.
 
 The request is built from a step's `with` mapping (proto JSON) through the message class of the
-service's own descriptors (from its catalog), sent with the step's idempotency key as
-`request_id`, and the Operation it returns is followed over the service's EventService until
-done; the response comes back as a dict in the proto JSON mapping (snake_case names, defaults
-included), which is what later steps' references and the gates read.
+service's own descriptors (from its catalog) and sent with the step's idempotency key as
+`request_id`. The Operation it returns is polled until done: its events stored so far over the
+service's EventService, then its state. The response comes back as a dict in the proto JSON
+mapping (snake_case names, defaults included), which later steps' references and gates read.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from typing import Any
 
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, message_factory
-from google.rpc import status_pb2
 
 from forgeline.client import Client
-from forgeline.errors import ForgelineError, InvalidArgument, Unavailable, from_status
+from forgeline.errors import InvalidArgument, Unavailable, from_status
 from forgeline.gateway.catalog import ServiceCatalog
 from forgeline.v1 import common_pb2, event_service_pb2
 
@@ -61,16 +60,18 @@ class RemoteService:
         operation = call(message, timeout=self.call_timeout)
         return operation.name
 
-    def follow(
+    def events(
         self,
         operation: str,
         on_event: Callable[[event_service_pb2.Event], None],
         after_sequence: int = 0,
     ) -> int:
-        """Forwards the operation's events with sequence > ``after_sequence`` until it is done;
-        returns the last sequence seen (resume from it after a reconnect)."""
+        """Forwards the events stored so far with sequence > ``after_sequence``; returns the last
+        sequence seen. Called in a polling loop, so no stream outlives its deadline."""
         last = after_sequence
-        request = event_service_pb2.StreamEventsRequest(operation=operation, after_sequence=last)
+        request = event_service_pb2.StreamEventsRequest(
+            operation=operation, after_sequence=last, no_follow=True
+        )
         for response in self.client.events.StreamEvents(request):
             on_event(response.event)
             last = max(last, response.event.sequence)
@@ -106,9 +107,3 @@ def to_dict(message) -> dict[str, Any]:
     return json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
-
-
-def error_status(error: ForgelineError) -> status_pb2.Status:
-    from forgeline.errors import to_status
-
-    return to_status(error)
