@@ -12,7 +12,11 @@ belong to every run at once.
 
 from __future__ import annotations
 
+import logging
+import struct
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -22,6 +26,9 @@ from forgeline.registry import PluginConfig, Tracker, TrackerRun
 
 RUN_ID_KEY = "forgeline.run_id"
 STATUS_KEY = "forgeline.status"
+FLUSH_TIMEOUT_S = 30.0
+
+log = logging.getLogger(__name__)
 
 
 class WandbTracker(Tracker):
@@ -88,3 +95,54 @@ class WandbTracker(Tracker):
             self._run.summary[STATUS_KEY] = status
         finally:
             self._run.finish(exit_code=0 if status == "succeeded" else 1)
+            if self.config.mode == "offline":
+                _wait_for_exit_record(Path(self._run.settings.sync_file))
+
+
+def read_run_records(run_file: Path) -> list:
+    """The complete records of a W&B transaction log (``run-*.wandb``), in order.
+
+    The file is a 7-byte header, then LevelDB-log chunks in 32 KiB blocks, each with a 7-byte
+    header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last). A chunk still being written
+    at the end of the file is left out.
+    """
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    data = run_file.read_bytes()
+    if data[:4] != b":W&B":
+        return []
+    records, pos, pending = [], 7, b""
+    while pos + 7 <= len(data):
+        left = 32768 - pos % 32768
+        if left < 7:
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0:  # padding to the end of the block
+            pos += left
+            continue
+        if pos + 7 + length > len(data):
+            break
+        pending += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            records.append(Record.FromString(pending))
+            pending = b""
+    return records
+
+
+def _wait_for_exit_record(run_file: Path) -> None:
+    """Return once the run's exit record is on disk.
+
+    ``Run.finish`` returns when wandb-core has taken the exit record, but the core closes and
+    flushes the run's file later, on its own: a run folder read (or digested into an artifact)
+    right after ``finish`` may still miss its last rows.
+    """
+    deadline = time.monotonic() + FLUSH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if run_file.exists() and any(
+            r.WhichOneof("record_type") == "exit" for r in read_run_records(run_file)
+        ):
+            return
+        time.sleep(0.05)
+    log.warning("W&B run file %s has no exit record %.0f s after finish", run_file, FLUSH_TIMEOUT_S)

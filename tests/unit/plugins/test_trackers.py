@@ -21,7 +21,7 @@ from forgeline.plugins.trackers.mlflow import (
     mlflow_params,
 )
 from forgeline.plugins.trackers.tensorboard import TensorBoardTracker
-from forgeline.plugins.trackers.wandb import WandbTracker
+from forgeline.plugins.trackers.wandb import WandbTracker, read_run_records
 from forgeline.registry import Tracker, TrackerRun
 
 PARAMS = {"learning_rate": 0.001, "epochs": 3, "strategy": "lora", "lora.target_modules": ["q"]}
@@ -285,31 +285,6 @@ def test_mlflow_names_and_values_are_made_acceptable():
 # --- Weights & Biases --------------------------------------------------------------------------
 
 
-def wandb_records(run_file: Path) -> list:
-    """The records of a W&B run file: a 7-byte header, then LevelDB-log chunks in 32 KiB blocks,
-    each chunk with a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last)."""
-    from wandb.proto.wandb_internal_pb2 import Record
-
-    data = run_file.read_bytes()
-    assert data[:4] == b":W&B"
-    records, pos, pending = [], 7, b""
-    while pos + 7 <= len(data):
-        left = 32768 - pos % 32768
-        if left < 7:
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if kind == 0:  # padding to the end of the block
-            pos += left
-            continue
-        pending += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):
-            records.append(Record.FromString(pending))
-            pending = b""
-    return records
-
-
 def _key(item) -> str:
     return item.key or ".".join(item.nested_key)
 
@@ -319,7 +294,7 @@ def wandb_run(folder: Path) -> dict:
     files = list(folder.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(files) == 1, files
     rows, summary, config, exit_code = [], {}, {}, None
-    for record in wandb_records(files[0]):
+    for record in read_run_records(files[0]):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             rows.append({_key(i): json.loads(i.value_json) for i in record.history.item})
