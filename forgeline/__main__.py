@@ -1,5 +1,5 @@
-"""`python -m forgeline` is the `forgeline` command."""
+"""`python -m forgeline` is the `forgeline` command (kernel commands plus the gateway's)."""
 
-from forgeline.cli import main
+from forgeline.gateway.cli import main
 
 main()

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         description='Where clients find services, e.g. {"data": "10.0.0.5:50051"}. '
         "Missing: 127.0.0.1 on the default port.",
     )
+    gateway: str = Field(
+        default="",
+        description="Where the CLI finds the gateway (FORGELINE_GATEWAY). Empty: "
+        "addresses['gateway'], else 127.0.0.1:50050.",
+    )
     plugins_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="If set, only these plugins ('kind:name' or 'name') are available.",
@@ -107,6 +112,8 @@ class Settings(BaseSettings):
         return self.home.expanduser() / "services" / service / "operations.db"
 
     def address_for(self, service: str) -> str:
+        if service == "gateway" and self.gateway:
+            return self.gateway
         return self.addresses.get(service) or f"127.0.0.1:{DEFAULT_PORTS.get(service, 50059)}"
 
     def port_for(self, service: str) -> int:

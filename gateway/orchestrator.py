@@ -105,7 +105,7 @@ class Orchestrator:
                             else f"{', '.join(blocked)} did not succeed"
                         )
                         self._set(run, step.name, rows, state=R.SKIPPED, message=why)
-                        ctx.emit(_state_event(step.name, "SKIPPED", why))
+                        ctx.emit(_state_event(step.name, "SKIPPED", f"skipped: {why}"))
                         continue
                     if all(state(d) == R.SUCCEEDED for d in step.depends_on):
                         future = pool.submit(

@@ -151,8 +151,10 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
             create_time=_ts(row.create_time),
             end_time=_ts(row.end_time),
         )
-        for step_name, s in steps.items():
-            plan = validated.get(step_name, {})
+        # In the pipeline's order (the plan keeps the file's order), then anything else.
+        names = [n for n in validated if n in steps] + sorted(set(steps) - set(validated))
+        for step_name in names:
+            s, plan = steps[step_name], validated.get(step_name, {})
             out.steps.append(
                 pb.StepRun(
                     name=step_name,

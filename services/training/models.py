@@ -44,6 +44,7 @@ def build_from_config(
             vocab_size=vocab_size,
             special_tokens=special,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         )
         core.train_from_iterator(texts, trainer)
         from tokenizers import decoders
@@ -66,7 +67,10 @@ def build_from_config(
         core.train_from_iterator(
             texts,
             trainers.BpeTrainer(
-                vocab_size=vocab_size, special_tokens=special, initial_alphabet=alphabet
+                vocab_size=vocab_size,
+                special_tokens=special,
+                initial_alphabet=alphabet,
+                show_progress=False,
             ),
         )
         from tokenizers import processors

@@ -1,0 +1,444 @@
+"""The `forgeline` commands that drive the gateway: run, validate, runs ..., up, down, status.
+
+They join the kernel's commands (serve, plugins, data, train) on the same Typer app; the
+`forgeline` console script is this module's main().
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from forgeline.cli import JsonOpt, _settings, app, console, err
+from forgeline.cli import main as _main
+
+runs_app = typer.Typer(no_args_is_help=True, help="Pipeline runs: list, show, cancel, retry.")
+app.add_typer(runs_app, name="runs")
+
+SetOpt = Annotated[
+    list[str],
+    typer.Option("--set", help="STEP.PATH=VALUE override, e.g. train.with.seed=3 (repeatable)."),
+]
+RECONNECT_FOR_S = 120.0  # how long `run` keeps reconnecting to a gateway that went away
+STATE_STYLE = {
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "CANCELLED": "yellow",
+    "SKIPPED": "dim",
+    "RUNNING": "cyan",
+    "PENDING": "dim",
+}
+
+
+def main() -> None:
+    _main()
+
+
+# --- talking to a gateway ---------------------------------------------------------------------
+
+
+def _gateway_client(address: str):
+    from forgeline.client import Client
+    from forgeline.v1 import pipeline_service_pb2_grpc
+
+    settings = _settings()
+    client = Client(address, token=settings.auth_token or None)
+    client.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
+    return client
+
+
+def _answers(client) -> bool:
+    from grpc_health.v1 import health_pb2
+
+    from forgeline.errors import ForgelineError
+
+    try:
+        reply = client.health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+    except ForgelineError:
+        return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+class _Connection:
+    """The configured gateway, or an embedded stack started for this command and stopped after."""
+
+    def __init__(self, embedded_ok: bool = True) -> None:
+        self.embedded_ok, self.stack, self.client = embedded_ok, None, None
+
+    def __enter__(self):
+        from forgeline.errors import Unavailable
+        from forgeline.gateway.stack import Stack
+
+        settings = _settings()
+        address = settings.address_for("gateway")
+        self.client = _gateway_client(address)
+        if _answers(self.client):
+            return self.client
+        self.client.close()
+        if not self.embedded_ok:
+            raise Unavailable(
+                f"no gateway answers at {address}; start one with `forgeline up`",
+                reason="GATEWAY_UNAVAILABLE",
+                metadata={"address": address},
+            )
+        err.print(
+            f"[yellow]no gateway answers at {address}[/yellow]: starting an embedded stack for "
+            f"this command (logs in {settings.home.expanduser() / 'logs'})"
+        )
+        self.stack = Stack.start(settings, fixed_ports=False, detach=False)
+        self.client = _gateway_client(self.stack.addresses["gateway"])
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.stack is not None:
+            self.stack.stop()
+
+
+def _read(path: Path) -> str:
+    from forgeline.errors import InvalidArgument
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidArgument.for_field("PIPELINE", f"cannot read {path}: {exc.strerror}") from None
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+@app.command("run")
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+    overrides: SetOpt = [],  # noqa: B006 - typer reads the default
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Print the run's name and return at once.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a pipeline on the gateway (FORGELINE_GATEWAY), following every step live."""
+    from forgeline.gateway.spec import parse
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    text = _read(pipeline)
+    order = [s.name for s in parse(text, overrides).order()]  # a broken file fails here, offline
+    with _Connection(embedded_ok=not detach) as client:
+        op = client.pipelines.SubmitPipeline(
+            pb.SubmitPipelineRequest(pipeline_yaml=text, overrides=overrides, no_cache=no_cache)
+        )
+        if detach:
+            console.print(op.name)
+            return
+        try:
+            _watch(client, op.name, order, quiet=as_json)
+        except KeyboardInterrupt:
+            err.print(f"[yellow]cancelling {op.name}[/yellow]")
+            client.pipelines.CancelPipelineRun(pb.CancelPipelineRunRequest(name=op.name))
+            _wait_done(client, op.name)
+        result = client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=op.name)).run
+    if as_json:
+        console.print_json(_run_json(result))
+    else:
+        _summary(result)
+    raise typer.Exit(_exit_code(result))
+
+
+def _watch(client, run: str, order: list[str], quiet: bool) -> None:
+    """Live table of the steps from the run's event stream (resumed after a reconnect)."""
+    import grpc
+
+    from forgeline.errors import ForgelineError
+
+    rows = {
+        name: {"state": "PENDING", "progress": 0.0, "metrics": {}, "message": ""} for name in order
+    }
+    last = 0
+
+    def render() -> Table:
+        table = Table("step", "state", "progress", "latest", title=run, title_justify="left")
+        for name, row in rows.items():
+            style = STATE_STYLE.get(row["state"], "")
+            metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in list(row["metrics"].items())[-3:])
+            table.add_row(
+                name,
+                f"[{style}]{row['state']}[/{style}]",
+                f"{row['progress']:4.0%}",
+                metrics or row["message"][:60],
+            )
+        return table
+
+    with Live(render(), console=console, transient=True, refresh_per_second=4) as live:
+        failing_since = None
+        while True:
+            try:
+                for event in client.stream_events(run, after_sequence=last):
+                    last, failing_since = event.sequence, None
+                    _apply(rows, event)
+                    live.update(render())
+                return
+            except ForgelineError as exc:
+                # The stream's deadline, or a gateway restarting: resume after the last event.
+                if exc.code not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                    raise
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > RECONNECT_FOR_S:
+                    raise
+                time.sleep(1)
+
+
+def _fmt(value: float) -> str:
+    """A metric as people read it: counts with thousands separators, others to 4 digits."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def _apply(rows: dict, event) -> None:
+    from forgeline.v1 import common_pb2
+
+    if not event.step or event.step not in rows:
+        return
+    row = rows[event.step]
+    if event.HasField("progress"):
+        row["progress"] = event.progress.progress
+        row["message"] = event.progress.message
+    elif event.HasField("metrics"):
+        for point in event.metrics.points:
+            row["metrics"].pop(point.name, None)
+            row["metrics"][point.name] = point.value
+    elif event.HasField("state"):
+        name = common_pb2.OperationState.Name(event.state.state).removeprefix("OPERATION_STATE_")
+        if event.state.message.startswith("skipped:"):
+            name = "SKIPPED"
+        row["state"] = name
+        row["message"] = event.state.message
+        if name == "SUCCEEDED":
+            row["progress"] = 1.0
+
+
+def _wait_done(client, run: str, timeout: float = 120) -> None:
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=run)).run
+        if got.end_time.seconds:
+            return
+        time.sleep(0.5)
+
+
+def _exit_code(run) -> int:
+    from forgeline.v1 import common_pb2
+
+    return {common_pb2.OPERATION_STATE_SUCCEEDED: 0, common_pb2.OPERATION_STATE_CANCELLED: 130}.get(
+        run.state, 1
+    )
+
+
+def _summary(run) -> None:
+    from forgeline.v1 import common_pb2
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    table = Table(
+        "step", "state", "cached", "seconds", "metrics", title=f"{run.pipeline}: {run.name}"
+    )
+    for step in run.steps:
+        state = pb.StepState.Name(step.state).removeprefix("STEP_STATE_")
+        style = STATE_STYLE.get(state, "")
+        seconds = (
+            f"{(step.end_time.ToNanoseconds() - step.start_time.ToNanoseconds()) / 1e9:.1f}"
+            if step.end_time.seconds and step.start_time.seconds
+            else ""
+        )
+        metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in _headline(step.metrics))
+        table.add_row(
+            step.name, f"[{style}]{state}[/{style}]", "yes" if step.cached else "", seconds, metrics
+        )
+    console.print(table)
+    for step in run.steps:
+        for gate in step.gates:
+            mark = "[green]pass[/green]" if gate.passed else "[red]FAIL[/red]"
+            console.print(f"gate {mark} {step.name}: {gate.expression} ({gate.message})")
+    state = common_pb2.OperationState.Name(run.state).removeprefix("OPERATION_STATE_")
+    style = STATE_STYLE.get(state, "")
+    console.print(f"run [{style}]{state}[/{style}]: {run.message}")
+    if run.report.uri:
+        console.print(f"report: {run.report.uri}")
+
+
+def _headline(metrics) -> list[tuple[str, float]]:
+    """At most four of a step's metrics: evaluation and row counts first, per-plugin ones last."""
+    ranked = sorted(metrics.items(), key=lambda kv: ("." in kv[0], "seconds" in kv[0], kv[0]))
+    return ranked[:4]
+
+
+def _run_json(run) -> str:
+    from google.protobuf import json_format
+
+    return json.dumps(json_format.MessageToDict(run, preserving_proto_field_name=True))
+
+
+# --- validate -----------------------------------------------------------------------------------
+
+
+@app.command("validate")
+def validate(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+    overrides: SetOpt = [],  # noqa: B006
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a pipeline against the services it names; prints every problem at once."""
+    from forgeline.gateway.spec import parse
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    text = _read(pipeline)
+    parse(text, overrides)
+    with _Connection() as client:
+        plan = client.pipelines.ValidatePipeline(
+            pb.ValidatePipelineRequest(pipeline_yaml=text, overrides=overrides)
+        )
+    if as_json:
+        from google.protobuf import json_format
+
+        console.print_json(json.dumps(json_format.MessageToDict(plan)))
+        return
+    table = Table("step", "method", "after", "gates", title=f"{plan.pipeline}: valid")
+    for step in plan.steps:
+        table.add_row(step.name, step.method, ", ".join(step.depends_on), "; ".join(step.gates))
+    console.print(table)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(
+    pipeline: Annotated[str, typer.Option(help="Only runs of this pipeline.")] = "",
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Runs, newest first."""
+    from forgeline.v1 import common_pb2
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    with _Connection(embedded_ok=False) as client:
+        page = client.pipelines.ListPipelineRuns(
+            pb.ListPipelineRunsRequest(page_size=limit, pipeline=pipeline)
+        )
+    if as_json:
+        console.print_json(json.dumps([json.loads(_run_json(r)) for r in page.runs]))
+        return
+    table = Table("run", "pipeline", "state", "steps", "message")
+    for r in page.runs:
+        state = common_pb2.OperationState.Name(r.state).removeprefix("OPERATION_STATE_")
+        done = sum(s.state == pb.STEP_STATE_SUCCEEDED for s in r.steps)
+        table.add_row(r.name, r.pipeline, state, f"{done}/{len(r.steps)}", r.message[:70])
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run: Annotated[str, typer.Argument(help="Run name.")], as_json: JsonOpt = False):
+    """One run: its steps, gates and outcome."""
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    with _Connection(embedded_ok=False) as client:
+        got = client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=run)).run
+    console.print_json(_run_json(got)) if as_json else _summary(got)
+
+
+@runs_app.command("cancel")
+def runs_cancel(run: Annotated[str, typer.Argument(help="Run name.")]) -> None:
+    """Cancel a run: its running service operations are cancelled, later steps skipped."""
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    with _Connection(embedded_ok=False) as client:
+        client.pipelines.CancelPipelineRun(pb.CancelPipelineRunRequest(name=run))
+        _wait_done(client, run)
+        _summary(client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=run)).run)
+
+
+@runs_app.command("retry")
+def runs_retry(
+    run: Annotated[str, typer.Argument(help="A failed or cancelled run.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a failed or cancelled run again from its unfinished steps."""
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    with _Connection(embedded_ok=False) as client:
+        op = client.pipelines.RetryPipelineRun(pb.RetryPipelineRunRequest(name=run))
+        order = [
+            s.name
+            for s in client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=run)).run.steps
+        ]
+        _watch(client, op.name, order, quiet=as_json)
+        result = client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=op.name)).run
+    console.print_json(_run_json(result)) if as_json else _summary(result)
+    raise typer.Exit(_exit_code(result))
+
+
+# --- the local stack ----------------------------------------------------------------------------
+
+
+@app.command("up")
+def up() -> None:
+    """Start the gateway and every installed service on their default ports, in the background."""
+    from forgeline.gateway.stack import Stack, state_file
+
+    settings = _settings()
+    path = state_file(settings)
+    if path.exists():
+        err.print(f"a stack is already recorded in {path}; `forgeline down` first")
+        raise typer.Exit(1)
+    stack = Stack.start(settings, fixed_ports=True, detach=True)
+    stack.save(path)
+    table = Table("service", "address", "pid", "log")
+    for m in stack.members:
+        table.add_row(m.name, m.address, str(m.pid), m.log)
+    console.print(table)
+
+
+@app.command("down")
+def down() -> None:
+    """Stop the stack `forgeline up` started."""
+    from forgeline.gateway.stack import Stack, state_file
+
+    path = state_file(_settings())
+    if not path.exists():
+        err.print("no stack is running (nothing recorded by `forgeline up`)")
+        raise typer.Exit(1)
+    Stack.load(path).stop()
+    path.unlink()
+    console.print("stopped")
+
+
+@app.command("status")
+def status(as_json: JsonOpt = False) -> None:
+    """Health of the gateway and every installed service at their configured addresses."""
+    from forgeline.client import Client
+    from forgeline.server import installed_services
+
+    settings = _settings()
+    rows = []
+    for name in ["gateway", *[n for n in installed_services() if n != "gateway"]]:
+        address = settings.address_for(name)
+        with Client(address, token=settings.auth_token or None) as client:
+            rows.append({"service": name, "address": address, "serving": _answers(client)})
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("service", "address", "health")
+    for row in rows:
+        health = "[green]SERVING[/green]" if row["serving"] else "[red]not answering[/red]"
+        table.add_row(row["service"], row["address"], health)
+    console.print(table)
+    if not all(r["serving"] for r in rows):
+        raise typer.Exit(1)

@@ -1,0 +1,180 @@
+"""The local stack: every installed service and the gateway as processes on this machine.
+
+`forgeline up` starts one that outlives the command (its processes and addresses are written to
+FORGELINE_HOME/stack.json for `forgeline down` and `forgeline status`); `forgeline run`, when no
+gateway answers, starts an embedded one on free ports for the duration of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forgeline.client import Client
+from forgeline.errors import Unavailable
+from forgeline.server import installed_services
+from forgeline.settings import Settings
+
+START_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Member:
+    name: str
+    pid: int
+    address: str
+    log: str
+
+
+@dataclass
+class Stack:
+    members: list[Member] = field(default_factory=list)
+    _procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        return {m.name: m.address for m in self.members}
+
+    # --- starting ---------------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        settings: Settings,
+        *,
+        fixed_ports: bool,
+        detach: bool,
+        services: list[str] | None = None,
+    ) -> Stack:
+        """Starts ``services`` (default: every installed one; the gateway last, told where the
+        others listen) and waits until each reports SERVING. On any failure the ones already
+        started are stopped and Unavailable names the service and its log."""
+        names = [n for n in (services or installed_services()) if n != "gateway"]
+        logs = settings.home.expanduser() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        stack = cls()
+        try:
+            for name in names:
+                stack._launch(name, settings, logs, fixed_ports, detach, stack.addresses)
+            stack._launch("gateway", settings, logs, fixed_ports, detach, stack.addresses)
+            for member in stack.members:
+                stack._wait_ready(member, settings.auth_token or None)
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def _launch(self, name, settings, logs: Path, fixed_ports, detach, addresses) -> None:
+        port = settings.port_for(name) if fixed_ports else _free_port()
+        log = logs / f"{name}.log"
+        env = {
+            **os.environ,
+            "FORGELINE_HOME": str(settings.home.expanduser()),
+            "FORGELINE_ADDRESSES": json.dumps({**settings.addresses, **addresses}),
+        }
+        env.pop("FORGELINE_PORT", None)
+        # Both streams go to the log file, never to a pipe: a member outlives this command
+        # (`forgeline up`), and a library printing to a closed pipe kills its process.
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "forgeline", "serve", name, "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=detach,
+            )
+        self._procs.append(proc)
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
+        self.members.append(Member(name, proc.pid, f"{host}:{port}", str(log)))
+
+    def _wait_ready(self, member: Member, token: str | None) -> None:
+        """Waits until ``member`` answers health SERVING; Unavailable with its log if it exits
+        first or stays silent for START_TIMEOUT_S."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with Client(member.address, token=token) as client:
+            while True:
+                if not _alive(member.pid):
+                    _reap(self._procs, member.pid)
+                    raise Unavailable(
+                        f"the {member.name} service exited while starting; see {member.log}",
+                        reason="SERVICE_DID_NOT_START",
+                        metadata={"service": member.name, "log": member.log},
+                    )
+                try:
+                    client.wait_ready(min(2.0, max(0.1, deadline - time.monotonic())))
+                    return
+                except Unavailable:
+                    if time.monotonic() >= deadline:
+                        raise Unavailable(
+                            f"the {member.name} service did not answer on {member.address} "
+                            f"within {START_TIMEOUT_S:.0f} s; see {member.log}",
+                            reason="SERVICE_DID_NOT_START",
+                            metadata={"service": member.name, "log": member.log},
+                        ) from None
+
+    # --- stopping ---------------------------------------------------------------------------------
+    def stop(self, grace_s: float = 30.0) -> None:
+        """SIGTERM to every member (gateway first), then SIGKILL to any still alive after
+        ``grace_s``."""
+        for member in reversed(self.members):
+            _signal(member.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for member in reversed(self.members):
+            while _alive(member.pid) and time.monotonic() < deadline:
+                _reap(self._procs, member.pid)
+                time.sleep(0.1)
+            if _alive(member.pid):
+                _signal(member.pid, signal.SIGKILL)
+            _reap(self._procs, member.pid)
+        self.members.clear()
+
+    # --- the state file of `forgeline up` -------------------------------------------------------
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps([m.__dict__ for m in self.members], indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Stack:
+        return cls(members=[Member(**m) for m in json.loads(path.read_text())])
+
+
+def state_file(settings: Settings) -> Path:
+    return settings.home.expanduser() / "stack.json"
+
+
+def _free_port() -> int:
+    """A loopback port free right now (the kernel's pick; the member binds it moments later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _reap(procs: list[subprocess.Popen], pid: int) -> None:
+    for proc in procs:
+        if proc.pid == pid:
+            proc.poll()
