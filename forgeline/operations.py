@@ -572,10 +572,14 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
     async def WaitOperation(self, request, context):
         limit = request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else 60
         deadline = time.monotonic() + min(limit, 3600)
-        async for row in _follow(self._runner.store, request.name):
+        store = self._runner.store
+        while True:
+            seen = store.version
+            row = await asyncio.to_thread(store.get, request.name)
             if row.done or time.monotonic() >= deadline:
                 return self._op(row)
-        raise Internal("unreachable")
+            while store.version == seen and time.monotonic() < deadline:
+                await asyncio.sleep(_POLL_SECONDS)
 
 
 async def _follow(store: OperationStore, name: str) -> AsyncIterator[OperationRow]:

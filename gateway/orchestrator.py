@@ -229,12 +229,12 @@ class Orchestrator:
                 cancel.set()
                 service.cancel(row.operation)
                 cancel_sent = True
-            operation = service.get(row.operation)
+            # Returns the moment the operation ends, so a short step costs no idle poll.
+            operation = service.wait(row.operation, self.poll_seconds)
             service.events(row.operation, forward, after_sequence=row.last_event)
             self.store.update(run, step.name, last_event=row.last_event)
             if operation.done:
                 break
-            time.sleep(self.poll_seconds)
         metadata = service.metadata(operation)
         if metadata.state == common_pb2.OPERATION_STATE_CANCELLED:
             raise Cancelled(f"{step.name} was cancelled", reason="OPERATION_CANCELLED")

@@ -82,6 +82,12 @@ class RemoteService:
             operations_pb2.GetOperationRequest(name=operation), timeout=self.call_timeout
         )
 
+    def wait(self, operation: str, timeout: float) -> operations_pb2.Operation:
+        """The operation once done, or as it is after ``timeout`` seconds."""
+        request = operations_pb2.WaitOperationRequest(name=operation)
+        request.timeout.FromMilliseconds(int(timeout * 1000))
+        return self.client.operations.WaitOperation(request, timeout=timeout + self.call_timeout)
+
     def result(self, method: str, operation: operations_pb2.Operation) -> dict[str, Any]:
         """The response of a done operation as proto JSON; its error raised."""
         if not operation.done:
