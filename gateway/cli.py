@@ -18,7 +18,9 @@ from rich.table import Table
 from forgeline.cli import JsonOpt, _settings, app, console, err
 from forgeline.cli import main as _main
 
-runs_app = typer.Typer(no_args_is_help=True, help="Pipeline runs: list, show, cancel, retry.")
+runs_app = typer.Typer(
+    no_args_is_help=True, help="Pipeline runs: list, show, report, cancel, retry."
+)
 app.add_typer(runs_app, name="runs")
 
 SetOpt = Annotated[
@@ -271,7 +273,19 @@ def _summary(run) -> None:
     style = STATE_STYLE.get(state, "")
     console.print(f"run [{style}]{state}[/{style}]: {run.message}")
     if run.report.uri:
-        console.print(f"report: {run.report.uri}")
+        console.print(f"report: {_report_page(run)}", soft_wrap=True)
+
+
+def _report_page(run) -> str:
+    """Where the run's HTML page is: a local path for a file:// report, else its URI."""
+    from urllib.parse import unquote, urlparse
+
+    from forgeline.gateway.report import REPORT_HTML
+
+    uri = urlparse(run.report.uri)
+    if uri.scheme == "file":
+        return str(Path(unquote(uri.path)) / REPORT_HTML)
+    return f"{run.report.uri.rstrip('/')}/{REPORT_HTML}"
 
 
 def _headline(metrics) -> list[tuple[str, float]]:
@@ -352,6 +366,29 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run name.")], as_json: Js
     with _Connection(embedded_ok=False) as client:
         got = client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=run)).run
     console.print_json(_run_json(got)) if as_json else _summary(got)
+
+
+@runs_app.command("report")
+def runs_report(
+    run: Annotated[str, typer.Argument(help="Run name.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report's JSON twin instead of its path.")
+    ] = False,
+) -> None:
+    """Where a run's HTML report is (or its JSON twin with --json)."""
+    from forgeline.errors import NotFound
+    from forgeline.gateway.report import REPORT_JSON
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    with _Connection(embedded_ok=False) as client:
+        got = client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=run)).run
+    if not got.report.uri:
+        raise NotFound(f"run {run} has no report yet (it is still running?)", reason="NO_REPORT")
+    page = _report_page(got)
+    if as_json:
+        console.print_json(Path(page).with_name(REPORT_JSON).read_text())
+    else:
+        console.print(page)
 
 
 @runs_app.command("cancel")

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS steps (
   end_time REAL,
   PRIMARY KEY (run, step)
 );
+CREATE TABLE IF NOT EXISTS reports (
+  run TEXT PRIMARY KEY,
+  artifact TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cache (
   key TEXT PRIMARY KEY,
   run TEXT NOT NULL,
@@ -177,6 +181,18 @@ class RunStore:
                 "UPDATE steps SET metrics = ? WHERE run = ? AND step = ?",
                 (json.dumps(merged), run, step),
             )
+
+    # --- reports --------------------------------------------------------------------------------
+    def set_report(self, name: str, report: dict[str, Any]) -> None:
+        """The run's report artifact (proto JSON); the latest write wins."""
+        self._write(
+            "INSERT OR REPLACE INTO reports(run, artifact) VALUES (?, ?)",
+            (name, json.dumps(report)),
+        )
+
+    def report(self, name: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT artifact FROM reports WHERE run = ?", (name,)).fetchone()
+        return json.loads(row["artifact"]) if row else None
 
     # --- cache ----------------------------------------------------------------------------------
     def cached(self, key: str) -> tuple[dict[str, Any], dict[str, float], str, str] | None:

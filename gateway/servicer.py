@@ -6,19 +6,30 @@ import asyncio
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from forgeline import convert
+from forgeline.artifacts import Lineage
 from forgeline.errors import Cancelled, FailedPrecondition, NotFound
+from forgeline.gateway import report
 from forgeline.gateway import runs as R
 from forgeline.gateway.orchestrator import RunOutcome
 from forgeline.gateway.runs import RunStore
 from forgeline.gateway.service import Gateway
+from forgeline.logging import get_logger
 from forgeline.operations import MethodSpec, OperationRow, page_offset
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 
+log = get_logger(__name__)
+
 SERVICE = "forgeline.v1.PipelineService"
 SUBMIT = f"{SERVICE}/SubmitPipeline"
 RETRY = f"{SERVICE}/RetryPipelineRun"
+FINAL_STATES = {
+    R.SUCCEEDED: common_pb2.OPERATION_STATE_SUCCEEDED,
+    R.FAILED: common_pb2.OPERATION_STATE_FAILED,
+    R.CANCELLED: common_pb2.OPERATION_STATE_CANCELLED,
+}
 STEP_STATES = {
     R.PENDING: pb.STEP_STATE_PENDING,
     R.RUNNING: pb.STEP_STATE_RUNNING,
@@ -117,15 +128,54 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         return self._submitted(pb.RetryPipelineRunRequest.FromString(row.request).name)
 
     def _finish(self, name: str, outcome: RunOutcome) -> pb.PipelineRun:
+        """Writes the run's report (whatever the outcome), then ends the run operation."""
+        run = self.run_message(name)
+        # Built as the operation ends: the response says what the operation is about to record.
+        run.state, run.message = FINAL_STATES[outcome.state], outcome.message
+        run.end_time.GetCurrentTime()
+        try:
+            run.report.CopyFrom(self._write_report(run))
+        except Exception:  # a report we could not draw never fails the run it describes
+            log.exception("report_failed", run=name)
         if outcome.state == R.CANCELLED:
             raise Cancelled(outcome.message, reason="RUN_CANCELLED")
         if outcome.state == R.FAILED:
             raise FailedPrecondition(outcome.message, reason="RUN_FAILED", metadata={"run": name})
-        run = self.run_message(name)
-        # Built as the operation ends: the response says what the operation is about to record.
-        run.state, run.message = common_pb2.OPERATION_STATE_SUCCEEDED, outcome.message
-        run.end_time.GetCurrentTime()
         return run
+
+    def _write_report(self, run: pb.PipelineRun) -> common_pb2.Artifact:
+        """report.html + report.json as a report artifact, recorded on the run."""
+        doc = report.document(run, self._events(run.name))
+        artifacts = self._kernel.artifacts
+        with artifacts.staging_path() as folder:
+            report.write(doc, folder)
+            record = artifacts.commit_dir(
+                folder,
+                kind="report",
+                name=f"report-{run.pipeline or 'pipeline'}",
+                metadata={"run": run.name, "state": doc["state"], "html": report.REPORT_HTML},
+                lineage=Lineage(
+                    parent_ids=[a["id"] for a in doc["artifacts"]],
+                    producer=SUBMIT,
+                    operation=run.name,
+                    pipeline_run=run.name,
+                ),
+            )
+        out = convert.artifact(record)
+        self._gateway.store.set_report(name=run.name, report=json_format.MessageToDict(out))
+        return out
+
+    def _events(self, name: str) -> list:
+        """The run's events, and those of the runs it retried (their kept steps' curves)."""
+        out = []
+        row = self._row(name)
+        if row.method == RETRY:
+            out.extend(self._events(pb.RetryPipelineRunRequest.FromString(row.request).name))
+        after = 0
+        while batch := self._ops.store.events(name, after, limit=1000):
+            out.extend(batch)
+            after = batch[-1].sequence
+        return out
 
     def run_message(self, name: str) -> pb.PipelineRun:
         row = self._row(name)
@@ -151,6 +201,9 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
             create_time=_ts(row.create_time),
             end_time=_ts(row.end_time),
         )
+        saved = self._gateway.store.report(name)
+        if saved:
+            json_format.ParseDict(saved, out.report)
         # In the pipeline's order (the plan keeps the file's order), then anything else.
         names = [n for n in validated if n in steps] + sorted(set(steps) - set(validated))
         for step_name in names:

@@ -98,13 +98,22 @@ class Gate:
 
     def verdict(self, value: float) -> str:
         """One line a user reads: the value, and by how much it missed."""
+        shown, gate = number(value), f"{self.op} {number(self.threshold)}"
         if self.passes(value):
-            return f"{self.metric} = {value:.4g} passes {self.op} {self.threshold:g}"
-        gap = abs(value - self.threshold)
+            return f"{self.metric} = {shown} passes {gate}"
         side = "below" if value < self.threshold else "above"
         return (
-            f"{self.metric} = {value:.4g}, {gap:.4g} {side} the gate {self.op} {self.threshold:g}"
+            f"{self.metric} = {shown}, {number(abs(value - self.threshold))} {side} the gate {gate}"
         )
+
+
+def number(value: float) -> str:
+    """A number as people read it: whole numbers in full (16500, not 1.65e+04), others to four
+    significant digits."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}"
 
 
 @dataclass(frozen=True)

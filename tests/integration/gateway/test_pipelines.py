@@ -3,7 +3,10 @@ caches, stops at a failed gate, refuses a bad pipeline whole, retries from the f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 from google.longrunning import operations_pb2
@@ -100,6 +103,20 @@ def test_a_pipeline_runs_as_a_dag_and_a_second_run_is_served_from_the_cache(gate
     assert tagged == {"ingest", "clean", "profile", "split"}
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
 
+    # The report: a JSON twin with every step and artifact, and a page with the funnel drawn.
+    assert done.report.kind == common_pb2.ARTIFACT_KIND_REPORT
+    assert run_of(gateway, op.name).report == done.report
+    folder = Path(unquote(urlparse(done.report.uri).path))
+    doc = json.loads((folder / "report.json").read_text())
+    assert doc["run"] == op.name and doc["state"] == "SUCCEEDED"
+    assert [s["name"] for s in doc["steps"]] == ["ingest", "clean", "profile", "split"]
+    produced = {a["step"]: a for a in doc["artifacts"]}
+    assert produced["clean"]["parent_ids"] == [produced["ingest"]["id"]]
+    assert set(done.report.lineage.parent_ids) == {a["id"] for a in doc["artifacts"]}
+    page = (folder / "report.html").read_text()
+    assert "Cleaning funnel — clean" in page and page.count("<svg") == 1
+    assert "dataset.num_rows &gt;= 10" in page
+
     again = gateway.wait(submit(gateway, pipeline(reviews)), pb.SubmitPipelineResponse).run
     assert all(s.cached for s in again.steps)
     assert {s.name: s.response for s in again.steps} == {s.name: s.response for s in done.steps}
@@ -120,6 +137,10 @@ def test_a_failed_gate_stops_everything_downstream_and_says_by_how_much(gateway,
     assert steps["split"].state == pb.STEP_STATE_SKIPPED
     assert steps["profile"].state == pb.STEP_STATE_SUCCEEDED  # an independent branch finishes
     assert not steps["clean"].gates[0].passed
+    # A failed run has its report too, with the verdict.
+    failed = run_of(gateway, op.name)
+    page = Path(unquote(urlparse(failed.report.uri).path)) / "report.html"
+    assert "40 below the gate &gt;= 100" in page.read_text()
 
     # Retried with the same pipeline the gate fails again; what succeeded is kept, not re-run.
     retry = gateway.pipelines.RetryPipelineRun(pb.RetryPipelineRunRequest(name=op.name))
