@@ -232,25 +232,43 @@ class OperationStore:
         message: str,
         response: Message | None = None,
         error: status_pb2.Status | None = None,
-    ) -> None:
+    ) -> bool:
+        """Ends the operation and appends its final state event in one transaction, so a
+        reader that sees it done also sees its last event. False if it had already ended."""
         now = time.time()
-        self._write(
-            "UPDATE operations SET state=?, message=?, response=?, error=?, update_time=?, "
-            "end_time=?, progress=CASE WHEN ?=? THEN 1.0 ELSE progress END "
-            f"WHERE name=? AND state NOT IN ({','.join('?' * len(_TERMINAL))})",
-            (
-                state,
-                message,
-                response.SerializeToString() if response else None,
-                error.SerializeToString() if error else None,
-                now,
-                now,
-                state,
-                State.OPERATION_STATE_SUCCEEDED,
-                name,
-                *_TERMINAL,
-            ),
-        )
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ended = self._db.execute(
+                    "UPDATE operations SET state=?, message=?, response=?, error=?, "
+                    "update_time=?, end_time=?, progress=CASE WHEN ?=? THEN 1.0 ELSE progress END "
+                    f"WHERE name=? AND state NOT IN ({','.join('?' * len(_TERMINAL))})",
+                    (
+                        state,
+                        message,
+                        response.SerializeToString() if response else None,
+                        error.SerializeToString() if error else None,
+                        now,
+                        now,
+                        state,
+                        State.OPERATION_STATE_SUCCEEDED,
+                        name,
+                        *_TERMINAL,
+                    ),
+                ).rowcount
+                if ended:
+                    self._insert_event(
+                        name,
+                        event_service_pb2.Event(
+                            state=event_service_pb2.StateEvent(state=state, message=message)
+                        ),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self.version += 1
+        return bool(ended)
 
     def delete(self, name: str) -> None:
         with self._lock:
@@ -260,16 +278,21 @@ class OperationStore:
 
     def append_event(self, name: str, event: event_service_pb2.Event) -> int:
         with self._lock:
-            seq = self._db.execute(
-                "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE operation=?", (name,)
-            ).fetchone()[0]
-            event.sequence, event.operation = seq, name
-            if not event.HasField("time"):
-                event.time.GetCurrentTime()
-            self._db.execute(
-                "INSERT INTO events VALUES (?,?,?)", (name, seq, event.SerializeToString())
-            )
+            seq = self._insert_event(name, event)
             self.version += 1
+        return seq
+
+    def _insert_event(self, name: str, event: event_service_pb2.Event) -> int:
+        """Under the lock: the event as the operation's next in sequence."""
+        seq = self._db.execute(
+            "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE operation=?", (name,)
+        ).fetchone()[0]
+        event.sequence, event.operation = seq, name
+        if not event.HasField("time"):
+            event.time.GetCurrentTime()
+        self._db.execute(
+            "INSERT INTO events VALUES (?,?,?)", (name, seq, event.SerializeToString())
+        )
         return seq
 
     def events(self, name: str, after: int, limit: int = 500) -> list[event_service_pb2.Event]:
@@ -432,14 +455,12 @@ class OperationRunner:
                 self.store.finish(
                     name, State.OPERATION_STATE_SUCCEEDED, message="succeeded", response=response
                 )
-                self._state_event(name, State.OPERATION_STATE_SUCCEEDED, "succeeded")
                 log.info("operation_succeeded")
             finally:
                 self._cancels.pop(name, None)
 
     def _end(self, name: str, state: int, error: ForgelineError) -> None:
         self.store.finish(name, state, message=error.message, error=to_status(error))
-        self._state_event(name, state, error.message)
         log.info("operation_ended", state=State.Name(state), error=error.message)
 
     def _state_event(self, name: str, state: int, message: str) -> None:

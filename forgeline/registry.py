@@ -245,12 +245,61 @@ class Tracker(Plugin, ABC):
         """``status``: "succeeded", "failed" or "cancelled"; ``summary``: the final metrics."""
 
 
+# --- baselines ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaselineContext:
+    """What a baseline may need beside the rows.
+
+        ``labels`` are the classes (sorted, as strings); every prediction is one of them.
+        ``output_dir``, when set, is an existing empty folder: a baseline that can store its fitted
+        model writes it there in a safe format (JSON, safetensors; never pickle or joblib) and says
+        which in ``BaselineResult.model_format``. ``check_cancelled()`` is called between stages (at
+    least once between fitting and predicting); it raises when the operation was cancelled.
+    """
+
+    labels: tuple[str, ...] = ()
+    output_dir: Path | None = None
+    check_cancelled: Callable[[], None] = _never_cancelled
+
+
+@dataclass
+class BaselineResult:
+    """A baseline's predicted label for every eval text, and how long fitting took."""
+
+    predictions: list[str]
+    seconds: float
+    # Non-empty: ctx.output_dir holds the fitted model in this format (e.g. "tfidf_logreg").
+    model_format: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Baseline(Plugin, ABC):
+    """A classical text classifier fitted beside the neural models on the same split. The
+    service scores its predictions (accuracy, macro F1, confusion matrix), so every baseline is
+    measured the same way as EvaluateModel measures a model."""
+
+    kind = "baselines"
+
+    @abstractmethod
+    def fit_predict(
+        self,
+        train_texts: list[str],
+        train_labels: list[str],
+        eval_texts: list[str],
+        ctx: BaselineContext,
+    ) -> BaselineResult:
+        """Fits on the training rows and predicts a label for each eval text."""
+
+
 KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "loaders": Loader,
     "cleaners": Cleaner,
     "augmenters": Augmenter,
     "finetune": FinetuneStrategy,
     "trackers": Tracker,
+    "baselines": Baseline,
 }
 
 

@@ -177,6 +177,30 @@ class EvaluateModelResponse(_message.Message):
     evaluation: Evaluation
     def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
 
+class TrainBaselineRequest(_message.Message):
+    __slots__ = ("train", "eval", "baseline", "output_name", "request_id")
+    TRAIN_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    train: DatasetInput
+    eval: DatasetInput
+    baseline: _common_pb2.PluginSpec
+    output_name: str
+    request_id: str
+    def __init__(self, train: _Optional[_Union[DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[DatasetInput, _Mapping]] = ..., baseline: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TrainBaselineResponse(_message.Message):
+    __slots__ = ("evaluation", "seconds", "model")
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    evaluation: Evaluation
+    seconds: float
+    model: _common_pb2.Artifact
+    def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., seconds: _Optional[float] = ..., model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ...) -> None: ...
+
 class Evaluation(_message.Message):
     __slots__ = ("num_examples", "loss", "accuracy", "f1_macro", "confusion_matrix", "perplexity", "metrics")
     class MetricsEntry(_message.Message):

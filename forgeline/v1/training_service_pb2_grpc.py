@@ -48,6 +48,11 @@ class TrainingServiceStub:
                 request_serializer=forgeline_dot_v1_dot_training__service__pb2.EvaluateModelRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.TrainBaseline = channel.unary_unary(
+                '/forgeline.v1.TrainingService/TrainBaseline',
+                request_serializer=forgeline_dot_v1_dot_training__service__pb2.TrainBaselineRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
         self.Predict = channel.unary_unary(
                 '/forgeline.v1.TrainingService/Predict',
                 request_serializer=forgeline_dot_v1_dot_training__service__pb2.PredictRequest.SerializeToString,
@@ -75,6 +80,15 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrainBaseline(self, request, context):
+        """Fits a classical baseline (a baselines plugin, e.g. TF-IDF + logistic regression) on a
+        training split and scores it on an eval split, in the service process (no Ray). Response:
+        TrainBaselineResponse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Predict(self, request, context):
         """Predicts a small batch of texts at once.
         """
@@ -93,6 +107,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
             'EvaluateModel': grpc.unary_unary_rpc_method_handler(
                     servicer.EvaluateModel,
                     request_deserializer=forgeline_dot_v1_dot_training__service__pb2.EvaluateModelRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'TrainBaseline': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrainBaseline,
+                    request_deserializer=forgeline_dot_v1_dot_training__service__pb2.TrainBaselineRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
             'Predict': grpc.unary_unary_rpc_method_handler(
@@ -157,6 +176,33 @@ class TrainingService:
             target,
             '/forgeline.v1.TrainingService/EvaluateModel',
             forgeline_dot_v1_dot_training__service__pb2.EvaluateModelRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainBaseline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forgeline.v1.TrainingService/TrainBaseline',
+            forgeline_dot_v1_dot_training__service__pb2.TrainBaselineRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,

@@ -37,6 +37,26 @@ class Evaluation:
         return asdict(self)
 
 
+def score_classification(
+    truth: list[int], predicted: list[int], names: list[str], *, loss: float = 0.0
+) -> Evaluation:
+    """Accuracy, macro F1 and the confusion matrix of predicted class indexes against the true
+    ones; ``names`` are the labels in class-index order."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    return Evaluation(
+        num_examples=len(truth),
+        loss=loss,
+        accuracy=float(accuracy_score(truth, predicted)),
+        f1_macro=float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        labels=list(names),
+        confusion=confusion_matrix(truth, predicted, labels=list(range(len(names))))
+        .astype(np.int64)
+        .tolist(),
+    )
+
+
 def load_trained(folder: Path, task: str = "", base_path: str = ""):
     """A model saved by the recipe: a full folder, or a PEFT adapter on its base model. The
     task, labels and base come from the folder's manifest unless given."""
@@ -70,9 +90,7 @@ def evaluate(
     max_length: int = 128,
 ) -> Evaluation:
     """Runs ``model`` over ``texts`` (in eval mode, no gradients) and scores it."""
-    import numpy as np
     import torch
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     model.eval()
     if task == SEQUENCE_CLASSIFICATION:
@@ -93,16 +111,7 @@ def evaluate(
                 out = model(**batch, labels=target)
                 total_loss += float(out.loss) * len(target)
                 predicted += out.logits.argmax(-1).tolist()
-        return Evaluation(
-            num_examples=len(texts),
-            loss=total_loss / max(len(texts), 1),
-            accuracy=float(accuracy_score(truth, predicted)),
-            f1_macro=float(f1_score(truth, predicted, average="macro", zero_division=0)),
-            labels=names,
-            confusion=confusion_matrix(truth, predicted, labels=list(range(len(names))))
-            .astype(np.int64)
-            .tolist(),
-        )
+        return score_classification(truth, predicted, names, loss=total_loss / max(len(texts), 1))
     if task == CAUSAL_LM:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token

@@ -34,6 +34,7 @@ from forgeline.logging import get_logger
 from forgeline.operations import Interrupted
 from forgeline.registry import PluginRegistry, Tracker, TrackerRun
 from forgeline.services.training import cluster
+from forgeline.services.training.baselines import BaselineTrainer
 from forgeline.services.training.models import build_from_config, builtin_path
 from forgeline.services.training.planning import (
     DatasetRef,
@@ -86,6 +87,7 @@ class TrainingJobs:
         settings: Settings,
     ) -> None:
         self.planner = TrainPlanner(registry, datasets, artifacts, paths)
+        self.baselines = BaselineTrainer(self.planner, artifacts, f"{SERVICE}/TrainBaseline")
         self.datasets = datasets
         self.artifacts = artifacts
         self.settings = settings
@@ -335,6 +337,13 @@ class TrainingJobs:
                 reason="MODEL_NOT_FOUND",
                 metadata={"field": field_name},
             ) from exc
+        fmt = record.metadata.get("format", "hf")
+        if record.kind == "model" and fmt not in ("hf", "peft_adapter"):
+            raise FailedPrecondition(
+                f"{field_name}: {record.id} is a {fmt} model (from TrainBaseline); this method "
+                f"takes Hugging Face models and adapters",
+                reason="NOT_A_HF_MODEL",
+            )
         if record.kind not in ("model", "adapter") or not record.metadata.get("task"):
             raise FailedPrecondition(
                 f"{field_name}: {record.id} is a {record.kind} artifact, not a model trained by "

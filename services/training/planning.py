@@ -148,13 +148,7 @@ class TrainPlanner:
                 spec.eval, "eval", task, default=(text_col, label_col)
             )
             if task == SEQUENCE_CLASSIFICATION:
-                unseen = sorted(set(self.labels(evaluation, eval_label, "eval", 1)) - set(labels))
-                if unseen:
-                    raise InvalidArgument.for_field(
-                        "eval.label_column",
-                        f"labels {unseen[:10]} never occur in the training data (its labels: "
-                        f"{labels[:20]})",
-                    )
+                self.check_eval_labels(evaluation, eval_label, labels)
         model = self._model_plan(spec.model)
         strategy = self.registry.create(
             "finetune", spec.finetune.name or "full", spec.finetune.config, "finetune"
@@ -178,11 +172,7 @@ class TrainPlanner:
         )
         self._check_capacity(hyper)
         trackers = self.registry.create_all("trackers", spec.trackers, "trackers")
-        name = spec.output_name or f"{train.name}-{strategy.name}"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", name):
-            raise InvalidArgument.for_field(
-                "output_name", "use letters, digits, '.', '_' and '-' (at most 128)"
-            )
+        name = output_name(spec.output_name or f"{train.name}-{strategy.name}")
         return TrainPlan(
             spec=spec,
             task=task,
@@ -258,6 +248,16 @@ class TrainPlanner:
                 metadata={"field": f"{field_name}.label_column"},
             )
         return [str(v) for v in sorted(distinct)]
+
+    def check_eval_labels(self, evaluation: Dataset, column: str, labels: list[str]) -> None:
+        """Refuses eval rows whose labels never occur in the training data."""
+        unseen = sorted(set(self.labels(evaluation, column, "eval", 1)) - set(labels))
+        if unseen:
+            raise InvalidArgument.for_field(
+                "eval.label_column",
+                f"labels {unseen[:10]} never occur in the training data (its labels: "
+                f"{labels[:20]})",
+            )
 
     def _model_plan(self, choice: ModelChoice) -> ModelPlan:
         from transformers import AutoConfig
@@ -389,6 +389,15 @@ class TrainPlanner:
             )
 
     # --- running ------------------------------------------------------------------------------
+
+
+def output_name(name: str) -> str:
+    """``name`` when it is a valid artifact name; InvalidArgument naming ``output_name`` if not."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", name):
+        raise InvalidArgument.for_field(
+            "output_name", "use letters, digits, '.', '_' and '-' (at most 128)"
+        )
+    return name
 
 
 def _positions(config: Any) -> int:

@@ -11,6 +11,7 @@ from forgeline.errors import InvalidArgument
 from forgeline.operations import MethodSpec, to_operation
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
+from forgeline.services.training.baselines import DEFAULT_BASELINE, BaselineSpec
 from forgeline.services.training.jobs import SERVICE, TrainingJobs
 from forgeline.services.training.planning import DatasetRef, ModelChoice, TrainSpec
 from forgeline.v1 import training_service_pb2 as pb
@@ -40,7 +41,7 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             servicer=servicer,
             add_to_server=training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
             methods=servicer.method_specs(),
-            plugin_kinds=("finetune", "trackers"),
+            plugin_kinds=("finetune", "trackers", "baselines"),
         )
     ]
 
@@ -93,6 +94,15 @@ def train_spec(r: pb.TrainModelRequest) -> TrainSpec:
     )
 
 
+def baseline_spec(r: pb.TrainBaselineRequest) -> BaselineSpec:
+    return BaselineSpec(
+        train=dataset_ref(r.train),
+        eval=dataset_ref(r.eval),
+        baseline=plugin_choice(r.baseline) if r.baseline.name else PluginChoice(DEFAULT_BASELINE),
+        output_name=r.output_name,
+    )
+
+
 def evaluation_pb(values: dict[str, Any] | None) -> pb.Evaluation | None:
     """An Evaluation message from the evaluation's dict form."""
     if not values:
@@ -138,6 +148,14 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             )
             return pb.EvaluateModelResponse(evaluation=evaluation_pb(scores.as_dict()))
 
+        def train_baseline(r: pb.TrainBaselineRequest, ctx) -> pb.TrainBaselineResponse:
+            outcome = jobs.baselines.run(baseline_spec(r), ctx, r.request_id)
+            return pb.TrainBaselineResponse(
+                evaluation=evaluation_pb(outcome.evaluation.as_dict()),
+                seconds=outcome.seconds,
+                model=artifact(outcome.model) if outcome.model else None,
+            )
+
         def check_evaluate(r: pb.EvaluateModelRequest) -> None:
             if r.batch_size < 0 or r.max_sequence_length < 0:
                 raise InvalidArgument.for_field(
@@ -160,6 +178,13 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                 evaluate,
                 check_evaluate,
             ),
+            MethodSpec(
+                f"{SERVICE}/TrainBaseline",
+                pb.TrainBaselineRequest,
+                pb.TrainBaselineResponse,
+                train_baseline,
+                lambda r: jobs.baselines.plan(baseline_spec(r)),
+            ),
         ]
 
     async def _start(self, name: str, request, request_id: str):
@@ -171,6 +196,9 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     async def EvaluateModel(self, request, context):
         return await self._start("EvaluateModel", request, request.request_id)
+
+    async def TrainBaseline(self, request, context):
+        return await self._start("TrainBaseline", request, request.request_id)
 
     async def Predict(self, request, context):
         predictions = await asyncio.to_thread(

@@ -360,12 +360,17 @@ def test_finished_operations_survive_a_reopen_and_are_not_recovered(tmp_path):
 
 def test_a_finished_operation_is_never_overwritten(ops):
     row = ops.store.create(METHOD, Request(value="x"), "")
-    ops.store.finish(row.name, State.OPERATION_STATE_CANCELLED, message="cancelled")
-    ops.store.finish(
+    assert ops.store.finish(row.name, State.OPERATION_STATE_CANCELLED, message="cancelled")
+    assert not ops.store.finish(
         row.name, State.OPERATION_STATE_SUCCEEDED, message="late", response=Response(value="X")
     )
     after = ops.store.get(row.name)
     assert after.state == State.OPERATION_STATE_CANCELLED and after.response is None
+    # The final state event came with the finish, once: whoever sees it done sees its last event.
+    events = ops.store.events(row.name, 0)
+    assert [(e.state.state, e.state.message) for e in events] == [
+        (State.OPERATION_STATE_CANCELLED, "cancelled")
+    ]
 
 
 def test_each_service_keeps_its_own_operations(tmp_path):
