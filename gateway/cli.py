@@ -127,12 +127,15 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a pipeline on the gateway (FORGELINE_GATEWAY), following every step live."""
-    from forgeline.gateway.spec import parse
     from forgeline.v1 import pipeline_service_pb2 as pb
 
     text = _read(pipeline)
-    order = [s.name for s in parse(text, overrides).order()]  # a broken file fails here, offline
     with _Connection(embedded_ok=not detach) as client:
+        # Every problem at once (the services' checks too), and the steps in running order.
+        plan = client.pipelines.ValidatePipeline(
+            pb.ValidatePipelineRequest(pipeline_yaml=text, overrides=overrides)
+        )
+        order = [s.name for s in plan.steps]
         op = client.pipelines.SubmitPipeline(
             pb.SubmitPipelineRequest(pipeline_yaml=text, overrides=overrides, no_cache=no_cache)
         )
@@ -310,11 +313,9 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a pipeline against the services it names; prints every problem at once."""
-    from forgeline.gateway.spec import parse
     from forgeline.v1 import pipeline_service_pb2 as pb
 
     text = _read(pipeline)
-    parse(text, overrides)
     with _Connection() as client:
         plan = client.pipelines.ValidatePipeline(
             pb.ValidatePipelineRequest(pipeline_yaml=text, overrides=overrides)

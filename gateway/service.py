@@ -13,8 +13,9 @@ from forgeline.gateway import runs as R
 from forgeline.gateway.catalog import Checked, ServiceCatalog, check, discover
 from forgeline.gateway.orchestrator import Orchestrator, RunOutcome
 from forgeline.gateway.remote import RemoteService
-from forgeline.gateway.spec import Pipeline, PipelineInvalid, Problem, parse
-from forgeline.settings import Settings
+from forgeline.gateway.spec import Pipeline, PipelineInvalid, Problem, parse_all
+from forgeline.server import installed_services
+from forgeline.settings import DEFAULT_PORTS, Settings
 
 CALL_TIMEOUT_S = 30.0
 
@@ -67,31 +68,47 @@ class Gateway:
         if remote is not None:
             remote.client.close()
 
+    def known_services(self) -> list[str]:
+        """Services a step may call: the platform's, those installed here, and any the settings
+        give an address for (a third party's service runs anywhere)."""
+        names = {*DEFAULT_PORTS, *installed_services(), *self.settings.addresses}
+        return sorted(names - {"gateway"})
+
     # --- validation -----------------------------------------------------------------------------
     def validate(self, text: str, overrides: list[str]) -> Validated:
         """The pipeline checked against every service it names; InvalidArgument with every
         problem as a field violation (FAILED_PRECONDITION-free: an unreachable service is one
         of the problems, named with its address)."""
         try:
-            pipeline = parse(text, overrides)
-        except PipelineInvalid as exc:
+            pipeline, problems = parse_all(text, overrides)
+        except PipelineInvalid as exc:  # not YAML, or not a mapping: nothing more to check
             raise invalid(exc.problems) from None
         catalogs: dict[str, ServiceCatalog] = {}
-        problems: list[Problem] = []
+        known = self.known_services()
         for service in dict.fromkeys(s.service for s in pipeline.steps):
+            if service not in known:
+                for step in (s for s in pipeline.steps if s.service == service):
+                    problems.append(
+                        Problem(
+                            f"steps.{step.name}.call",
+                            f"no service {service!r}; known: {', '.join(known)}",
+                        )
+                    )
+                continue
             try:
                 catalogs[service] = self.remote(service).catalog
             except Unavailable as exc:
                 first = next(s for s in pipeline.steps if s.service == service)
                 problems.append(Problem(f"steps.{first.name}.call", str(exc)))
+        # A step on an unknown or unreachable service was reported above; check() would only
+        # add "no service" for it.
         unreachable = {s.name for s in pipeline.steps if s.service not in catalogs}
         found, checked = check(pipeline, catalogs)
-        # A step on an unreachable service was reported above with its address; check() would
-        # only add "no service" for it.
         problems += [
             p
             for p in found
             if not (p.field.split(".")[1] in unreachable and p.field.endswith(".call"))
+            and p not in problems
         ]
         if problems:
             raise invalid(problems)

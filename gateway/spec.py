@@ -161,13 +161,17 @@ class Pipeline:
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
 
-    def order(self) -> list[Step]:
-        """The steps in file order, each after everything it depends on (stable Kahn)."""
+    def order(self, strict: bool = True) -> list[Step]:
+        """The steps in file order, each after everything it depends on (stable Kahn). Steps
+        caught in a cycle or waiting on an unknown step raise, or with ``strict=False`` come
+        last in file order (to check each step of a pipeline that is already invalid)."""
         done: set[str] = set()
         ordered: list[Step] = []
         pending = list(self.steps)
         while pending:
             ready = [s for s in pending if set(s.depends_on) <= done]
+            if not ready and not strict:
+                return ordered + pending
             if not ready:  # parse() rejects cycles; this is a guard
                 raise PipelineInvalid([Problem("steps", "the steps form a cycle")])
             for s in ready:
@@ -243,6 +247,16 @@ def apply_overrides(document: dict[str, Any], overrides: list[str]) -> list[Prob
 def parse(text: str, overrides: list[str] | None = None) -> Pipeline:
     """The pipeline in ``text`` with ``overrides`` applied; PipelineInvalid lists every problem
     found without a service."""
+    pipeline, problems = parse_all(text, overrides)
+    if problems:
+        raise PipelineInvalid(problems)
+    return pipeline
+
+
+def parse_all(text: str, overrides: list[str] | None = None) -> tuple[Pipeline, list[Problem]]:
+    """The pipeline with every step that could be read, and every problem found without a
+    service (the gateway then checks those steps against the services too, so one answer names
+    every problem). Only text that is not a YAML mapping raises."""
     document = load_document(text)
     problems = apply_overrides(document, list(overrides or []))
 
@@ -298,13 +312,10 @@ def parse(text: str, overrides: list[str] | None = None) -> Pipeline:
                 problems.append(
                     Problem(f"steps.{step.name}.after[{i}]", f"no other step named {other!r}")
                 )
-    if not problems:
-        cycle = _find_cycle(steps)
-        if cycle:
-            problems.append(Problem("steps", f"the steps form a cycle: {' -> '.join(cycle)}"))
-    if problems:
-        raise PipelineInvalid(problems)
-    return Pipeline(name=name, description=description, steps=steps, document=document)
+    cycle = _find_cycle(steps)
+    if cycle:
+        problems.append(Problem("steps", f"the steps form a cycle: {' -> '.join(cycle)}"))
+    return Pipeline(name=name, description=description, steps=steps, document=document), problems
 
 
 def _step(raw: Any, index: int, problems: list[Problem]) -> Step | None:

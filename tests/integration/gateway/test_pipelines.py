@@ -176,3 +176,38 @@ def test_a_bad_pipeline_is_refused_whole_before_anything_runs(gateway, reviews):
     )
     assert [s.name for s in plan.steps][0] == "ingest"
     assert plan.steps[-1].method == "forgeline.v1.DataService/SplitDataset"
+
+
+def test_every_kind_of_problem_comes_back_in_one_answer(gateway, reviews):
+    text = f"""
+apiVersion: forgeline/v1
+kind: Pipeline
+metadata: {{name: broken}}
+steps:
+  - name: ingest
+    call: data.IngestDataset
+    with: {{source: "{reviews}"}}
+  - name: a
+    call: data.CleanDataset
+    with:
+      dataset_id: ${{{{ steps.b.dataset.artifact.id }}}}
+      cleaners: [{{name: dedupe}}]
+  - name: b
+    call: data.CleanDataset
+    with:
+      dataset_id: ${{{{ steps.a.dataset.artifact.id }}}}
+      cleaners: [{{name: dedup_near, config: {{threshold: 2}}}}]
+    gates: ["bleu >= 1"]
+  - name: c
+    call: dta.ProfileDataset
+    with: {{dataset_id: "${{{{ steps.nowhere.dataset.artifact.id }}}}"}}
+"""
+    with pytest.raises(InvalidArgument) as caught:
+        gateway.pipelines.ValidatePipeline(pb.ValidatePipelineRequest(pipeline_yaml=text))
+    problems = {v.field: v.description for v in caught.value.violations}
+    assert "a -> b -> a" in problems["steps"] or "b -> a -> b" in problems["steps"]
+    assert "no step 'nowhere' produces this" in problems["steps.c.with.dataset_id"]
+    assert "no service 'dta'" in problems["steps.c.call"] and "data" in problems["steps.c.call"]
+    assert "dedup_exact" in problems["steps.a.with.cleaners[0].name"]  # the known ones listed
+    assert "steps.b.with.cleaners[0].config.threshold" in problems
+    assert "bleu" in problems["steps.b.gates[0]"]
