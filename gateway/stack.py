@@ -71,7 +71,9 @@ class Stack:
         return stack
 
     def _launch(self, name, settings, logs: Path, fixed_ports, detach, addresses) -> None:
-        port = settings.port_for(name) if fixed_ports else _free_port()
+        # `forgeline up` listens where the settings say each service is (FORGELINE_ADDRESSES,
+        # FORGELINE_GATEWAY, else the default ports), so every client finds it there.
+        port = int(settings.address_for(name).rsplit(":", 1)[1]) if fixed_ports else _free_port()
         log = logs / f"{name}.log"
         env = {
             **os.environ,
