@@ -27,6 +27,7 @@ build/proto-deps: $(STAMP)
 	$(BIN)/python scripts/proto_deps.py
 
 test: setup build/proto-deps
+	bash scripts/ensure_chromium.sh
 	$(BIN)/pytest -q
 
 lint: setup build/proto-deps

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -323,6 +324,7 @@ def test_a_gateway_killed_mid_training_finishes_the_run_after_restart(stack):
     assert int(after["train"]["response"]["steps"]) == 1500
     assert after["evaluate"]["state"] == "STEP_STATE_SUCCEEDED"
     assert data_operations(stack) == operations_before  # no data step ran twice
+    stack.trained_run = run
 
 
 def data_operations(stack: Stack) -> list[str]:
@@ -331,3 +333,69 @@ def data_operations(stack: Stack) -> list[str]:
             operations_pb2.ListOperationsRequest(page_size=1000)
         )
         return sorted(op.name for op in listed.operations)
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("no chromium here (scripts/ensure_chromium.sh installs it where it can)")
+    return found
+
+
+def test_the_report_of_a_training_run_renders_its_plots_in_chromium(stack, tmp_path):
+    run = getattr(stack, "trained_run", None)
+    if run is None:  # run alone: train briefly first
+        path = stack.pipeline(
+            "short", data_steps(str(stack.data / "reviews.csv")) + training_steps(60)
+        )
+        done = stack.cli("run", path, "--no-cache")
+        assert done.returncode == 0, done.stdout + done.stderr
+        run = first_run(done)
+    page = Path(stack.cli("runs", "report", run).stdout.strip())
+    text = page.read_text()
+    for caption in (
+        "Confusion matrix — evaluate",
+        "Metrics per training step — train",
+        "Cleaning funnel — clean",
+    ):
+        assert caption in text
+
+    shot = tmp_path / "report.png"
+    browser = subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1200,3200",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert browser.returncode == 0 and shot.exists(), browser.stderr[-2000:]
+    # The page loaded without script or resource errors (it has neither: any is a regression).
+    assert "CONSOLE" not in browser.stderr and "Failed to load" not in browser.stderr
+
+    from PIL import Image
+
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1200, 3200)
+    colours = image.getcolors(maxcolors=1 << 20)
+
+    # The plots are drawn: the curves' and funnel's blue, and the confusion matrix's darkest
+    # cell, are on the screenshot in quantity (an unrendered SVG leaves none of them).
+    def pixels(rgb, tolerance=12):
+        return sum(
+            n
+            for n, c in colours
+            if all(abs(a - b) <= tolerance for a, b in zip(c, rgb, strict=True))
+        )
+
+    assert pixels((0x4C, 0x78, 0xA8)) > 2000  # #4c78a8: curves and funnel bars
+    assert pixels((0x08, 0x30, 0x6B)) > 500  # Blues colormap's darkest: the diagonal cells
