@@ -9,8 +9,9 @@ mapping (snake_case names, defaults included), which later steps' references and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, message_factory
@@ -18,14 +19,46 @@ from google.protobuf import json_format, message_factory
 from forgeline.client import Client
 from forgeline.errors import InvalidArgument, Unavailable, from_status
 from forgeline.gateway.catalog import ServiceCatalog
+from forgeline.logging import get_logger
 from forgeline.v1 import common_pb2, event_service_pb2
+
+T = TypeVar("T")
+log = get_logger(__name__)
+
+
+RETRY_FOR_S = 60.0  # how long an idempotent call is retried while its service is unreachable
+FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.2, 5.0
+
+
+def retrying(
+    call: Callable[[], T], *, idempotent: bool, what: str, budget_s: float = RETRY_FOR_S
+) -> T:
+    """``call()``, retried with exponential backoff while it fails UNAVAILABLE (a service
+    restarting, a dropped connection) for up to ``budget_s``, when it is safe to send twice.
+    Every attempt carries its own deadline (the stub's timeout)."""
+    deadline = time.monotonic() + budget_s
+    delay = FIRST_BACKOFF_S
+    while True:
+        try:
+            return call()
+        except Unavailable as exc:
+            if not idempotent or time.monotonic() + delay > deadline:
+                raise
+            log.info("retrying", call=what, error=exc.message, backoff_s=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
 
 
 class RemoteService:
-    """One service, reached through ``client``, described by ``catalog``."""
+    """One service, reached through ``client``, described by ``catalog``. Every call has a
+    deadline; the idempotent ones (all but a submit without a request id) are retried with
+    backoff while the service is unreachable."""
 
     def __init__(self, catalog: ServiceCatalog, client: Client, call_timeout: float = 30.0):
         self.catalog, self.client, self.call_timeout = catalog, client, call_timeout
+
+    def _retrying(self, what: str, call: Callable[[], T], idempotent: bool = True) -> T:
+        return retrying(call, idempotent=idempotent, what=f"{self.name} {what} at {self.address}")
 
     @property
     def name(self) -> str:
@@ -57,7 +90,11 @@ class RemoteService:
             request_serializer=type(message).SerializeToString,
             response_deserializer=operations_pb2.Operation.FromString,
         )
-        operation = call(message, timeout=self.call_timeout)
+        # With a request id the service answers a repeat with the same operation (AIP-155).
+        idempotent = bool(getattr(message, "request_id", ""))
+        operation = self._retrying(
+            method, lambda: call(message, timeout=self.call_timeout), idempotent=idempotent
+        )
         return operation.name
 
     def events(
@@ -69,24 +106,36 @@ class RemoteService:
         """Forwards the events stored so far with sequence > ``after_sequence``; returns the last
         sequence seen. Called in a polling loop, so no stream outlives its deadline."""
         last = after_sequence
-        request = event_service_pb2.StreamEventsRequest(
-            operation=operation, after_sequence=last, no_follow=True
-        )
-        for response in self.client.events.StreamEvents(request):
-            on_event(response.event)
-            last = max(last, response.event.sequence)
-        return last
+
+        def read() -> int:
+            nonlocal last
+            request = event_service_pb2.StreamEventsRequest(
+                operation=operation, after_sequence=last, no_follow=True
+            )
+            for response in self.client.events.StreamEvents(request, timeout=self.call_timeout):
+                on_event(response.event)
+                last = max(last, response.event.sequence)
+            return last
+
+        return self._retrying("StreamEvents", read)  # resumes after the last event it saw
 
     def get(self, operation: str) -> operations_pb2.Operation:
-        return self.client.operations.GetOperation(
-            operations_pb2.GetOperationRequest(name=operation), timeout=self.call_timeout
+        request = operations_pb2.GetOperationRequest(name=operation)
+        return self._retrying(
+            "GetOperation",
+            lambda: self.client.operations.GetOperation(request, timeout=self.call_timeout),
         )
 
     def wait(self, operation: str, timeout: float) -> operations_pb2.Operation:
         """The operation once done, or as it is after ``timeout`` seconds."""
         request = operations_pb2.WaitOperationRequest(name=operation)
         request.timeout.FromMilliseconds(int(timeout * 1000))
-        return self.client.operations.WaitOperation(request, timeout=timeout + self.call_timeout)
+        return self._retrying(
+            "WaitOperation",
+            lambda: self.client.operations.WaitOperation(
+                request, timeout=timeout + self.call_timeout
+            ),
+        )
 
     def result(self, method: str, operation: operations_pb2.Operation) -> dict[str, Any]:
         """The response of a done operation as proto JSON; its error raised."""
@@ -104,8 +153,10 @@ class RemoteService:
         return out
 
     def cancel(self, operation: str) -> None:
-        self.client.operations.CancelOperation(
-            operations_pb2.CancelOperationRequest(name=operation), timeout=self.call_timeout
+        request = operations_pb2.CancelOperationRequest(name=operation)
+        self._retrying(
+            "CancelOperation",
+            lambda: self.client.operations.CancelOperation(request, timeout=self.call_timeout),
         )
 
 
