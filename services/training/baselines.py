@@ -1,0 +1,227 @@
+"""TrainBaseline: a classical baseline (a ``baselines`` plugin) fitted on a training split and
+scored on an eval split, in the service process (no Ray). No gRPC here.
+
+The plugin only predicts; scoring is ``evaluation.score_classification``, the code EvaluateModel
+uses, so a baseline and a fine-tuned model on the same split are measured the same way. A plugin
+that stores its fitted model (never as a pickle) has it committed as a "model" artifact whose
+metadata names its format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
+from forgeline.datasets import Dataset
+from forgeline.errors import FailedPrecondition, ForgelineError, Internal, ResourceExhausted
+from forgeline.registry import Baseline, BaselineContext, BaselineResult, PluginChoice
+from forgeline.services.training.evaluation import Evaluation, score_classification
+from forgeline.services.training.planning import DatasetRef, TrainPlanner, output_name
+from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION, read_rows
+
+if TYPE_CHECKING:
+    from forgeline.operations import OperationContext
+
+DEFAULT_BASELINE = "tfidf_logreg"
+# Rows are held in memory by the service process; larger inputs belong to a sample first.
+MAX_ROWS = 2_000_000
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    train: DatasetRef
+    eval: DatasetRef
+    baseline: PluginChoice = PluginChoice(DEFAULT_BASELINE)
+    output_name: str = ""
+
+
+@dataclass
+class BaselinePlan:
+    spec: BaselineSpec
+    train: Dataset
+    text_column: str
+    label_column: str
+    labels: list[str]
+    eval: Dataset
+    eval_text_column: str
+    eval_label_column: str
+    plugin: Baseline
+    output_name: str
+
+
+@dataclass
+class BaselineOutcome:
+    evaluation: Evaluation
+    seconds: float
+    model: ArtifactRecord | None
+
+
+class BaselineTrainer:
+    def __init__(self, planner: TrainPlanner, artifacts: ArtifactStore, producer: str) -> None:
+        self.planner = planner
+        self.artifacts = artifacts
+        self.producer = producer
+
+    def plan(self, spec: BaselineSpec) -> BaselinePlan:
+        """Every check before fitting: datasets, columns, labels, the plugin and its config."""
+        planner = self.planner
+        task = SEQUENCE_CLASSIFICATION
+        train, text, label = planner.dataset(spec.train, "train", task)
+        evaluation, eval_text, eval_label = planner.dataset(
+            spec.eval, "eval", task, default=(text, label)
+        )
+        for found, field_name in ((train, "train"), (evaluation, "eval")):
+            if found.num_rows > MAX_ROWS:
+                raise ResourceExhausted(
+                    f"{field_name}.dataset_id: {found.id} has {found.num_rows} rows; a baseline "
+                    f"takes at most {MAX_ROWS} (sample the dataset first)",
+                    reason="TOO_MANY_ROWS",
+                    metadata={"field": f"{field_name}.dataset_id"},
+                )
+        labels = planner.labels(train, label, "train")
+        planner.check_eval_labels(evaluation, eval_label, labels)
+        choice = spec.baseline
+        plugin = planner.registry.create(
+            "baselines", choice.name or DEFAULT_BASELINE, choice.config, "baseline"
+        )
+        return BaselinePlan(
+            spec=spec,
+            train=train,
+            text_column=text,
+            label_column=label,
+            labels=labels,
+            eval=evaluation,
+            eval_text_column=eval_text,
+            eval_label_column=eval_label,
+            plugin=plugin,
+            output_name=output_name(spec.output_name or f"{train.name}-{plugin.name}"),
+        )
+
+    def run(self, spec: BaselineSpec, ctx: OperationContext, request_id: str) -> BaselineOutcome:
+        plan = self.plan(spec)
+        key = f"{request_id or ctx.name}/baseline"
+        done = self.artifacts.find_by_request_id(key)
+        if done is not None:  # committed before a restart; only the reply was lost
+            meta = done.metadata
+            return BaselineOutcome(Evaluation(**meta["evaluation"]), meta["seconds"], done)
+        task = SEQUENCE_CLASSIFICATION
+        train_texts, train_labels = read_rows(
+            str(self.artifacts.verify(plan.train.record)), plan.text_column, plan.label_column, task
+        )
+        eval_texts, eval_labels = read_rows(
+            str(self.artifacts.verify(plan.eval.record)),
+            plan.eval_text_column,
+            plan.eval_label_column,
+            task,
+        )
+        name = plan.plugin.name
+        ctx.progress(0.1, f"fitting {name} on {len(train_texts)} rows")
+        with self.artifacts.staging_path() as output:
+            output.mkdir()
+            result = self._fit(plan, train_texts, train_labels, eval_texts, ctx, output)
+            ctx.progress(0.9, f"scoring {len(eval_texts)} rows")
+            evaluation = self._score(plan, eval_labels, result)
+            ctx.metrics(
+                {
+                    "eval_accuracy": evaluation.accuracy,
+                    "eval_f1_macro": evaluation.f1_macro,
+                    "fit_seconds": result.seconds,
+                }
+            )
+            record = None
+            if result.model_format and any(output.iterdir()):
+                record = self._commit(plan, ctx, output, key, result, evaluation)
+        return BaselineOutcome(evaluation, result.seconds, record)
+
+    def _fit(
+        self,
+        plan: BaselinePlan,
+        train_texts: list[str],
+        train_labels: list[str],
+        eval_texts: list[str],
+        ctx: OperationContext,
+        output: Path,
+    ) -> BaselineResult:
+        plugin = plan.plugin
+        context = BaselineContext(
+            labels=tuple(plan.labels), output_dir=output, check_cancelled=ctx.check_cancelled
+        )
+        try:
+            result = plugin.fit_predict(train_texts, train_labels, eval_texts, context)
+        except ForgelineError:
+            raise
+        except ValueError as exc:  # the library refused these rows (say, an empty vocabulary)
+            raise FailedPrecondition(
+                f"baseline: {plugin.name} could not fit dataset {plan.train.id}: {exc}"[:600],
+                reason="BASELINE_FIT_FAILED",
+                metadata={"field": "baseline.config"},
+            ) from exc
+        except Exception as exc:
+            raise Internal(
+                f"baseline {plugin.name} failed: {type(exc).__name__}: {exc}"[:600],
+                reason="BASELINE_FAILED",
+            ) from exc
+        if len(result.predictions) != len(eval_texts):
+            raise Internal(
+                f"baseline {plugin.name} returned {len(result.predictions)} predictions for "
+                f"{len(eval_texts)} eval rows",
+                reason="BASELINE_BROKEN",
+            )
+        return result
+
+    def _score(
+        self, plan: BaselinePlan, eval_labels: list[str], result: BaselineResult
+    ) -> Evaluation:
+        index = {label: i for i, label in enumerate(plan.labels)}
+        strange = sorted({p for p in result.predictions if p not in index})
+        if strange:
+            raise Internal(
+                f"baseline {plan.plugin.name} predicted labels {strange[:5]} that are not "
+                f"among the training labels {plan.labels[:20]}",
+                reason="BASELINE_BROKEN",
+            )
+        return score_classification(
+            [index[v] for v in eval_labels],
+            [index[p] for p in result.predictions],
+            plan.labels,
+        )
+
+    def _commit(
+        self,
+        plan: BaselinePlan,
+        ctx: OperationContext,
+        output: Path,
+        key: str,
+        result: BaselineResult,
+        evaluation: Evaluation,
+    ) -> ArtifactRecord:
+        plugin = plan.plugin
+        metadata: dict[str, Any] = {
+            "format": result.model_format,
+            "task": SEQUENCE_CLASSIFICATION,
+            "baseline": plugin.name,
+            "labels": plan.labels,
+            "evaluation": evaluation.as_dict(),
+            "seconds": result.seconds,
+            "details": result.details,
+        }
+        return self.artifacts.commit_dir(
+            output,
+            kind="model",
+            name=plan.output_name,
+            metadata=metadata,
+            lineage=Lineage(
+                parent_ids=[plan.train.id, plan.eval.id],
+                producer=self.producer,
+                operation=ctx.name,
+                config={
+                    "baseline": plugin.name,
+                    "config": plugin.config.model_dump(),
+                    "train": asdict(plan.spec.train),
+                    "eval": asdict(plan.spec.eval),
+                },
+            ),
+            request_id=key,
+        )
