@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +24,10 @@ from forgeline.server import installed_services
 from forgeline.settings import Settings
 
 START_TIMEOUT_S = 120.0
+# Services that run on Ray. DESIGN: one Ray per machine, shared by every service that needs it:
+# the stack starts a local head for them unless RAY_ADDRESS already names a cluster.
+RAY_SERVICES = {"training", "tuning", "compression", "memory"}
+RAY = "ray"
 
 
 @dataclass
@@ -37,10 +42,12 @@ class Member:
 class Stack:
     members: list[Member] = field(default_factory=list)
     _procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
+    _ray_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def addresses(self) -> dict[str, str]:
-        return {m.name: m.address for m in self.members}
+        """The services' addresses (not the Ray head's)."""
+        return {m.name: m.address for m in self.members if m.name != RAY}
 
     # --- starting ---------------------------------------------------------------------------------
     @classmethod
@@ -60,11 +67,14 @@ class Stack:
         logs.mkdir(parents=True, exist_ok=True)
         stack = cls()
         try:
+            if RAY_SERVICES & set(names) and not os.environ.get("RAY_ADDRESS"):
+                stack._start_ray(logs, detach)
             for name in names:
                 stack._launch(name, settings, logs, fixed_ports, detach, stack.addresses)
             stack._launch("gateway", settings, logs, fixed_ports, detach, stack.addresses)
             for member in stack.members:
-                stack._wait_ready(member, settings.auth_token or None)
+                if member.name != RAY:
+                    stack._wait_ready(member, settings.auth_token or None)
         except BaseException:
             stack.stop()
             raise
@@ -81,6 +91,7 @@ class Stack:
             "FORGELINE_ADDRESSES": json.dumps({**settings.addresses, **addresses}),
         }
         env.pop("FORGELINE_PORT", None)
+        env.update(self._ray_env)
         # Both streams go to the log file, never to a pipe: a member outlives this command
         # (`forgeline up`), and a library printing to a closed pipe kills its process.
         with open(log, "ab") as out:
@@ -90,11 +101,55 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=detach,
+                **_session(detach),
             )
         self._procs.append(proc)
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
         self.members.append(Member(name, proc.pid, f"{host}:{port}", str(log)))
+
+    def _start_ray(self, logs: Path, detach: bool) -> None:
+        """A local Ray head (``ray start --head --block``: it stops everything it started when
+        it is stopped) that the stack's Ray services attach to."""
+        port = _free_port()
+        log = logs / "ray.log"
+        # Ray's token authentication, with a token of ours handed to the head and to every Ray
+        # service of the stack (and nothing else): no token file to find, no open control plane.
+        self._ray_env = {
+            "RAY_ADDRESS": f"127.0.0.1:{port}",
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        }
+        command = [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            f"--num-cpus={os.cpu_count() or 1}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ]
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                command,
+                env={**os.environ, **self._ray_env, "RAY_ADDRESS": ""},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                **_session(detach),
+            )
+        self._procs.append(proc)
+        member = Member(RAY, proc.pid, f"127.0.0.1:{port}", str(log))
+        self.members.append(member)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _listening(port):
+            if not _alive(proc.pid) or time.monotonic() > deadline:
+                raise Unavailable(
+                    f"the local Ray head did not start; see {log}",
+                    reason="SERVICE_DID_NOT_START",
+                    metadata={"service": RAY, "log": str(log)},
+                )
+            time.sleep(0.2)
 
     def _wait_ready(self, member: Member, token: str | None) -> None:
         """Waits until ``member`` answers health SERVING; Unavailable with its log if it exits
@@ -155,6 +210,27 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _session(detach: bool) -> dict:
+    """Popen arguments for a member: always its own session, so a Ctrl-C at the terminal reaches
+    only the CLI (which cancels the run and then stops the stack itself); a member of an embedded
+    stack also gets SIGTERM if the CLI dies, instead of outliving it (Linux)."""
+    if detach or not sys.platform.startswith("linux"):
+        return {"start_new_session": True}
+
+    def die_with_parent() -> None:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return {"start_new_session": True, "preexec_fn": die_with_parent}
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _signal(pid: int, sig: int) -> None:
