@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from forgeline.cli import JsonOpt, _settings, app, console, err
@@ -172,11 +173,13 @@ def _watch(client, run: str, order: list[str], quiet: bool) -> None:
         for name, row in rows.items():
             style = STATE_STYLE.get(row["state"], "")
             metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in list(row["metrics"].items())[-3:])
-            table.add_row(
-                name,
-                f"[{style}]{row['state']}[/{style}]",
+            bar = Table.grid(padding=(0, 1))
+            bar.add_row(
+                ProgressBar(total=1.0, completed=row["progress"], width=16),
                 f"{row['progress']:4.0%}",
-                metrics or row["message"][:60],
+            )
+            table.add_row(
+                name, f"[{style}]{row['state']}[/{style}]", bar, metrics or row["message"][:60]
             )
         return table
 
