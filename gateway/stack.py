@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ class Member:
     pid: int
     address: str
     log: str
+    workdir: str = ""  # a folder of its own, removed when it stops (the Ray head's temp dir)
 
 
 @dataclass
@@ -112,6 +115,10 @@ class Stack:
         it is stopped) that the stack's Ray services attach to."""
         port = _free_port()
         log = logs / "ray.log"
+        # Its own temp dir (short: Ray's socket paths must fit 107 bytes): a head started with
+        # the default one becomes "the latest Ray on this machine", which any later plain
+        # ray.init() tries to join, long after this stack is gone.
+        workdir = tempfile.mkdtemp(prefix="forgeline-ray-")
         # Ray's token authentication, with a token of ours handed to the head and to every Ray
         # service of the stack (and nothing else): no token file to find, no open control plane.
         self._ray_env = {
@@ -128,6 +135,7 @@ class Stack:
             f"--num-cpus={os.cpu_count() or 1}",
             "--include-dashboard=false",
             "--disable-usage-stats",
+            f"--temp-dir={workdir}",
         ]
         with open(log, "ab") as out:
             proc = subprocess.Popen(
@@ -139,7 +147,7 @@ class Stack:
                 **_session(detach),
             )
         self._procs.append(proc)
-        member = Member(RAY, proc.pid, f"127.0.0.1:{port}", str(log))
+        member = Member(RAY, proc.pid, f"127.0.0.1:{port}", str(log), workdir)
         self.members.append(member)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _listening(port):
@@ -190,6 +198,8 @@ class Stack:
             if _alive(member.pid):
                 _signal(member.pid, signal.SIGKILL)
             _reap(self._procs, member.pid)
+            if member.workdir:
+                shutil.rmtree(member.workdir, ignore_errors=True)
         self.members.clear()
 
     # --- the state file of `forgeline up` -------------------------------------------------------

@@ -148,6 +148,7 @@ def ray_local():
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
         ray.init(
+            address="local",  # a cluster of its own, never "the latest Ray on this machine"
             num_cpus=4,
             include_dashboard=False,
             log_to_driver=False,
