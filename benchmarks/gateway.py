@@ -481,11 +481,9 @@ def main() -> int:
         "overhead_per_step_ms = (gateway total - direct total) / steps, per repeat; chain = each "
         "step references the previous one's response; wide = independent steps (gateway runs "
         "up to 4 at once) vs the same calls one after another",
-        "both sides wait through WaitOperation, which re-reads a changed operation store every "
-        "50 ms (forgeline/operations.py _POLL_SECONDS): an operation done before the first read "
-        "is answered at once, else at the next tick, ~50 ms after the wait began; which one "
-        "happens is a race (the *_noticed_late_share metrics), so totals vary by up to "
-        "~45 ms per step between repeats on either side",
+        "both sides wait through WaitOperation, which the operation store's own write wakes "
+        "(forgeline/operations.py OperationStore.wait_change); the *_noticed_late_share metrics "
+        "count waits answered over POLLED_S after the service finished",
     ]
     notes.append(
         f"split of the chain overhead: {metrics['gateway_marginal_per_step_ms']:.1f} ms every "
@@ -496,7 +494,7 @@ def main() -> int:
         f"which {metrics['gateway_run_tail_noticed_ms']:.1f} is the client's WaitOperation "
         f"noticing the finished run); a direct call spends "
         f"{metrics['direct_call_after_service_ms']:.1f} of its {metrics['direct_call_ms']:.1f} ms "
-        "after the service finished (the WaitOperation poll)"
+        "after the service finished (WaitOperation noticing it)"
     )
     if max(foreign) >= QUIET_SHARE:
         notes.append(

@@ -47,7 +47,7 @@ _TERMINAL = {
     State.OPERATION_STATE_FAILED,
     State.OPERATION_STATE_CANCELLED,
 }
-_POLL_SECONDS = 0.05
+_IDLE_RECHECK_S = 1.0  # a waiter re-reads the store at least this often, woken or not
 
 
 class Interrupted(Exception):
@@ -92,7 +92,9 @@ class OperationStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        self.version = 0  # bumped on every write; readers poll it instead of the database
+        self.version = 0  # bumped on every write; readers wait for it instead of the database
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._waiters_lock = threading.Lock()  # never held while the database is
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -117,10 +119,38 @@ class OperationStore:
         with self._lock:
             self._db.close()
 
+    def _changed(self) -> None:
+        """Under the lock, after a write: bump the version and wake every waiter."""
+        self.version += 1
+        with self._waiters_lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # its loop is closed: nobody waits there any more
+                pass
+
+    async def wait_change(self, seen: int, timeout: float) -> None:
+        """Returns once the version differs from ``seen`` (at once if it already does), or after
+        ``timeout`` seconds. Woken by the write itself: no polling delay."""
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        with self._waiters_lock:  # a write bumps the version before it reads the waiters
+            if self.version != seen:
+                return
+            self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(event.wait(), max(0.0, timeout))
+        except TimeoutError:
+            pass
+        finally:
+            with self._waiters_lock:
+                self._waiters.discard(waiter)
+
     def _write(self, sql: str, args: tuple) -> None:
         with self._lock:
             self._db.execute(sql, args)
-            self.version += 1
+            self._changed()
 
     def create(self, method: str, request: Message, request_id: str) -> OperationRow:
         """A new PENDING operation; with a known request_id, the operation it made before."""
@@ -159,7 +189,7 @@ class OperationStore:
                     None,
                 ),
             )
-            self.version += 1
+            self._changed()
         return self.get(name)
 
     def get(self, name: str) -> OperationRow:
@@ -222,7 +252,7 @@ class OperationStore:
                 "UPDATE operations SET metrics=?, update_time=? WHERE name=?",
                 (json.dumps(merged), time.time(), name),
             )
-            self.version += 1
+            self._changed()
 
     def finish(
         self,
@@ -267,19 +297,19 @@ class OperationStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self.version += 1
+            self._changed()
         return bool(ended)
 
     def delete(self, name: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM events WHERE operation=?", (name,))
             self._db.execute("DELETE FROM operations WHERE name=?", (name,))
-            self.version += 1
+            self._changed()
 
     def append_event(self, name: str, event: event_service_pb2.Event) -> int:
         with self._lock:
             seq = self._insert_event(name, event)
-            self.version += 1
+            self._changed()
         return seq
 
     def _insert_event(self, name: str, event: event_service_pb2.Event) -> int:
@@ -599,8 +629,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
             row = await asyncio.to_thread(store.get, request.name)
             if row.done or time.monotonic() >= deadline:
                 return self._op(row)
-            while store.version == seen and time.monotonic() < deadline:
-                await asyncio.sleep(_POLL_SECONDS)
+            await store.wait_change(seen, deadline - time.monotonic())
 
 
 async def _follow(store: OperationStore, name: str) -> AsyncIterator[OperationRow]:
@@ -609,7 +638,7 @@ async def _follow(store: OperationStore, name: str) -> AsyncIterator[OperationRo
         seen = store.version
         yield await asyncio.to_thread(store.get, name)
         while store.version == seen:
-            await asyncio.sleep(_POLL_SECONDS)
+            await store.wait_change(seen, _IDLE_RECHECK_S)
 
 
 class EventServicer(event_service_pb2_grpc.EventServiceServicer):

@@ -388,3 +388,28 @@ def test_each_service_keeps_its_own_operations(tmp_path):
         assert data.wait(name).state == State.OPERATION_STATE_SUCCEEDED
     finally:
         data.close()
+
+
+def test_a_waiter_is_woken_by_the_write_itself_not_by_its_timeout(ops):
+    row = ops.store.create(METHOD, Request(value="x"), "")
+
+    async def wait_for_finish() -> float:
+        seen = ops.store.version
+        threading.Timer(
+            0.2,
+            lambda: ops.store.finish(row.name, State.OPERATION_STATE_CANCELLED, message="stop"),
+        ).start()
+        started = time.monotonic()
+        await ops.store.wait_change(seen, timeout=30)
+        return time.monotonic() - started
+
+    waited = asyncio.run(wait_for_finish())
+    assert ops.store.get(row.name).done
+    assert waited < 10  # woken by the finish (after ~0.2 s), far from the 30 s timeout
+
+    async def already_changed() -> None:
+        await ops.store.wait_change(ops.store.version - 1, timeout=30)
+
+    started = time.monotonic()
+    asyncio.run(already_changed())  # a version already past the one seen returns at once
+    assert time.monotonic() - started < 10
