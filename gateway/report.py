@@ -20,6 +20,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from forgeline.artifacts import Lineage
+
 REPORT_HTML, REPORT_JSON = "report.html", "report.json"
 MAX_POINTS = 2000  # per series in the page; the JSON keeps every point
 SMOOTH_FROM = 50  # series longer than this are drawn smoothed over the raw values
@@ -435,6 +437,26 @@ def _funnel_svg(reports: list[dict]) -> str:
     axes.set_xlabel("rows after the cleaner")
     axes.set_xlim(0, max(rows) * 1.18 or 1)
     return _svg(figure)
+
+
+def publish(run, events: Iterable, artifacts, producer: str):
+    """Builds ``run``'s report and commits it to ``artifacts`` (an ArtifactStore) as a "report"
+    artifact made from every artifact the run produced; returns its ArtifactRecord."""
+    doc = document(run, events)
+    with artifacts.staging_path() as folder:
+        write(doc, folder)
+        return artifacts.commit_dir(
+            folder,
+            kind="report",
+            name=f"report-{run.pipeline or 'pipeline'}",
+            metadata={"run": run.name, "state": doc["state"], "html": REPORT_HTML},
+            lineage=Lineage(
+                parent_ids=[a["id"] for a in doc["artifacts"]],
+                producer=producer,
+                operation=run.name,
+                pipeline_run=run.name,
+            ),
+        )
 
 
 def write(doc: dict, folder) -> None:

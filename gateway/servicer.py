@@ -7,7 +7,6 @@ import asyncio
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from forgeline import convert
-from forgeline.artifacts import Lineage
 from forgeline.errors import Cancelled, FailedPrecondition, NotFound
 from forgeline.gateway import report
 from forgeline.gateway import runs as R
@@ -144,23 +143,8 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         return run
 
     def _write_report(self, run: pb.PipelineRun) -> common_pb2.Artifact:
-        """report.html + report.json as a report artifact, recorded on the run."""
-        doc = report.document(run, self._events(run.name))
-        artifacts = self._kernel.artifacts
-        with artifacts.staging_path() as folder:
-            report.write(doc, folder)
-            record = artifacts.commit_dir(
-                folder,
-                kind="report",
-                name=f"report-{run.pipeline or 'pipeline'}",
-                metadata={"run": run.name, "state": doc["state"], "html": report.REPORT_HTML},
-                lineage=Lineage(
-                    parent_ids=[a["id"] for a in doc["artifacts"]],
-                    producer=SUBMIT,
-                    operation=run.name,
-                    pipeline_run=run.name,
-                ),
-            )
+        """The run's report as an artifact, recorded on the run."""
+        record = report.publish(run, self._events(run.name), self._kernel.artifacts, SUBMIT)
         out = convert.artifact(record)
         self._gateway.store.set_report(name=run.name, report=json_format.MessageToDict(out))
         return out
