@@ -150,11 +150,18 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         return out
 
     def _events(self, name: str) -> list:
-        """The run's events, and those of the runs it retried (their kept steps' curves)."""
+        """The run's events, after those its kept steps streamed in the run it retried (only
+        theirs: a step run again here brings its own)."""
         out = []
         row = self._row(name)
         if row.method == RETRY:
-            out.extend(self._events(pb.RetryPipelineRunRequest.FromString(row.request).name))
+            previous = pb.RetryPipelineRunRequest.FromString(row.request).name
+            kept = {
+                step
+                for step, s in self._gateway.store.steps(previous).items()
+                if s.state == R.SUCCEEDED
+            }
+            out.extend(e for e in self._events(previous) if e.step in kept)
         after = 0
         while batch := self._ops.store.events(name, after, limit=1000):
             out.extend(batch)

@@ -246,7 +246,7 @@ class DataJobs:
                     f"{cleaner.name}.rows_out": result.table.num_rows,
                     f"{cleaner.name}.seconds": seconds,
                 },
-                step=i,
+                step=i + 1,  # the cleaner's position in the chain, from 1 (0 means "no step")
             )
             table = result.table
         ctx.progress(len(plugins) / (len(plugins) + 1), "writing dataset")

@@ -128,7 +128,8 @@ def test_a_pipeline_runs_as_a_dag_and_a_second_run_is_served_from_the_cache(gate
 
 
 def test_a_failed_gate_stops_everything_downstream_and_says_by_how_much(gateway, reviews):
-    op = submit(gateway, pipeline(reviews, gate="dataset.num_rows >= 100"))
+    # No cache: every step runs here (and again in the retry), whatever ran before.
+    op = submit(gateway, pipeline(reviews, gate="dataset.num_rows >= 100"), no_cache=True)
     with pytest.raises(FailedPrecondition, match="gate failed") as caught:
         gateway.wait(op, pb.SubmitPipelineResponse, timeout=120)
     assert "dataset.num_rows = 60, 40 below the gate >= 100" in str(caught.value)
@@ -150,6 +151,13 @@ def test_a_failed_gate_stops_everything_downstream_and_says_by_how_much(gateway,
     assert retried["ingest"].message.startswith("kept from")
     assert retried["ingest"].operation == steps["ingest"].operation
     assert run_of(gateway, retry.name).attempt == 2
+    # Its report draws each step once: a kept step's points from the first run, the step run
+    # again from this one, never both.
+    retried_run = run_of(gateway, retry.name)
+    doc = json.loads(
+        (Path(unquote(urlparse(retried_run.report.uri).path)) / "report.json").read_text()
+    )
+    assert doc["series"]["clean"]["dedup_exact.rows_out"] == [[1, 60]]
 
 
 def test_a_bad_pipeline_is_refused_whole_before_anything_runs(gateway, reviews):
