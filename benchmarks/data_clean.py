@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+
+import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
 BASELINE = r"""
 import resource, sys, time
@@ -75,27 +76,13 @@ def make_rows(n: int, seed: int, path: Path) -> None:
 def machine() -> dict:
     import pyarrow
 
-    cpu = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         import torch
 
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "pyarrow": pyarrow.__version__,
-        "torch": torch_version,
-    }
+    return _common.machine(pyarrow=pyarrow.__version__, torch=torch_version)
 
 
 def vm_hwm(pid: int) -> int:

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+
+import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+from _common import ForeignLoad  # noqa: E402
 
 GOAL_MS = 50.0
 QUIET_SHARE = 0.1
@@ -99,39 +101,6 @@ class Service:
                 self.proc.kill()
                 self.proc.wait(10)
         self._log.close()
-
-
-# --- other people's load: this machine is shared ------------------------------------------------
-
-
-def _others() -> dict[tuple[int, float], float]:
-    """CPU seconds (own and reaped children) of every process outside this benchmark's tree."""
-    import psutil
-
-    me = psutil.Process()
-    mine = {me.pid} | {p.pid for p in me.children(recursive=True)}
-    out = {}
-    for proc in psutil.process_iter(["pid", "create_time", "cpu_times"]):
-        info = proc.info
-        if info["pid"] in mine or info["cpu_times"] is None:
-            continue
-        t = info["cpu_times"]
-        out[(info["pid"], info["create_time"])] = (
-            t.user + t.system + t.children_user + t.children_system
-        )
-    return out
-
-
-class ForeignLoad:
-    """Share of the CPUs used by processes outside this benchmark's tree since construction."""
-
-    def __init__(self) -> None:
-        self._start, self._before = time.perf_counter(), _others()
-
-    def share(self) -> float:
-        after = _others()
-        used = sum(max(0.0, v - self._before.get(k, 0.0)) for k, v in after.items())
-        return used / ((time.perf_counter() - self._start) * (os.cpu_count() or 1))
 
 
 # --- the two sides ------------------------------------------------------------------------------
@@ -256,21 +225,7 @@ def through_gateway(gateway, pipelines, data, text: str, n: int) -> dict:
 def machine() -> dict:
     import grpc
 
-    cpu = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "grpcio": grpc.__version__,
-    }
+    return _common.machine(grpcio=grpc.__version__)
 
 
 def spread(values: list[float], prefix: str) -> dict[str, float]:

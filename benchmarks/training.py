@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED_EN = (REPO / ".." / "shared" / "data" / "en").resolve()
 sys.path.insert(0, str(REPO))
+
+import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+from _common import ForeignLoad  # noqa: E402
 
 WARMUP_SHARE = 0.2
 QUIET_SHARE = 0.1  # other processes' CPU share above which a run is measured again
@@ -152,40 +154,6 @@ def make_loader(examples: list[dict], tokenizer, batch: int, seed: int):
 def vm_hwm(pid: int | str = "self") -> int:
     with open(f"/proc/{pid}/status") as fh:
         return int(fh.read().split("VmHWM:")[1].split()[0]) * 1024
-
-
-# --- other people's load: this machine is shared ----------------------------------------------
-
-
-def _others() -> dict[tuple[int, float], float]:
-    """CPU seconds (own and reaped children) of every process outside this benchmark's tree."""
-    import psutil
-
-    me = psutil.Process()
-    mine = {me.pid} | {p.pid for p in me.children(recursive=True)}
-    out = {}
-    for proc in psutil.process_iter(["pid", "create_time", "cpu_times"]):
-        info = proc.info
-        if info["pid"] in mine or info["cpu_times"] is None:
-            continue
-        t = info["cpu_times"]
-        out[(info["pid"], info["create_time"])] = (
-            t.user + t.system + t.children_user + t.children_system
-        )
-    return out
-
-
-class ForeignLoad:
-    """Share of the machine's CPUs used by processes outside this benchmark's process tree
-    (ours: this process, its subprocesses and the Ray it started) between start and share()."""
-
-    def __init__(self) -> None:
-        self._start, self._before = time.perf_counter(), _others()
-
-    def share(self) -> float:
-        after = _others()
-        used = sum(max(0.0, v - self._before.get(k, 0.0)) for k, v in after.items())
-        return used / ((time.perf_counter() - self._start) * (os.cpu_count() or 1))
 
 
 def wait_quiet(limit_s: float, log) -> float:
@@ -637,27 +605,12 @@ def machine() -> dict:
     import torch
     import transformers
 
-    cpu, flags = platform.processor(), set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "ray": ray.__version__,
-        "amx_bf16": "amx_bf16" in flags,
-        "avx512_bf16": "avx512_bf16" in flags,
-    }
+    return _common.machine(
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        peft=peft.__version__,
+        ray=ray.__version__,
+    )
 
 
 def main() -> int:
