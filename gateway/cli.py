@@ -203,10 +203,9 @@ def _watch(client, run: str, order: list[str], quiet: bool) -> None:
 
 
 def _fmt(value: float) -> str:
-    """A metric as people read it: counts with thousands separators, others to 4 digits."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:.4g}"
+    from forgeline.gateway.spec import number
+
+    return number(value, grouped=True)
 
 
 def _apply(rows: dict, event) -> None:

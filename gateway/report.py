@@ -21,6 +21,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from forgeline.artifacts import Lineage
+from forgeline.gateway.spec import number
 
 REPORT_HTML, REPORT_JSON = "report.html", "report.json"
 MAX_POINTS = 2000  # per series in the page; the JSON keeps every point
@@ -328,10 +329,7 @@ def _table(header: list[str], rows: list[list[Any]], raw_columns: set[int] = fro
 def _num(value: Any) -> str:
     if value is None or value == "":
         return ""
-    value = float(value)
-    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:.4g}"
+    return number(value, grouped=True)
 
 
 def _size(n: int) -> str:

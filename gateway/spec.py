@@ -107,12 +107,12 @@ class Gate:
         )
 
 
-def number(value: float) -> str:
-    """A number as people read it: whole numbers in full (16500, not 1.65e+04), others to four
-    significant digits."""
+def number(value: float, grouped: bool = False) -> str:
+    """A number as people read it: whole numbers in full (16500, not 1.65e+04; 16,500 when
+    ``grouped``), others to four significant digits."""
     value = float(value)
     if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
+        return f"{int(value):,}" if grouped else str(int(value))
     return f"{value:.4g}"
 
 
