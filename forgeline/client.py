@@ -32,6 +32,7 @@ from forgeline.v1 import (
     event_service_pb2_grpc,
     plugin_service_pb2_grpc,
     training_service_pb2_grpc,
+    tuning_service_pb2_grpc,
 )
 
 M = TypeVar("M", bound=Message)
@@ -147,6 +148,7 @@ class Client:
         self.channel = grpc.intercept_channel(raw, _CallDefaults(token, timeout, stream_timeout))
         self.data = data_service_pb2_grpc.DataServiceStub(self.channel)
         self.training = training_service_pb2_grpc.TrainingServiceStub(self.channel)
+        self.tuning = tuning_service_pb2_grpc.TuningServiceStub(self.channel)
         self.operations = operations_pb2_grpc.OperationsStub(self.channel)
         self.events = event_service_pb2_grpc.EventServiceStub(self.channel)
         self.plugins = plugin_service_pb2_grpc.PluginServiceStub(self.channel)

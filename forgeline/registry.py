@@ -293,6 +293,127 @@ class Baseline(Plugin, ABC):
         """Fits on the training rows and predicts a label for each eval text."""
 
 
+# --- searchers and schedulers (the tuning service) ----------------------------------------------
+
+DISTRIBUTIONS = ("uniform", "loguniform", "integer", "choice")
+
+
+@dataclass(frozen=True)
+class SearchParameter:
+    """One searched dimension: a training request field and the values it may take.
+
+    ``distribution`` is one of DISTRIBUTIONS; ranges are [low, high] with both ends included
+    (``log`` samples an integer range in log space); ``values`` are a choice's options.
+    """
+
+    name: str
+    distribution: str
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    values: tuple[Any, ...] = ()
+
+    def tune_domain(self) -> Any:
+        """The Ray Tune sampling domain of this parameter."""
+        from ray import tune
+
+        if self.distribution == "uniform":
+            return tune.uniform(self.low, self.high)
+        if self.distribution == "loguniform":
+            return tune.loguniform(self.low, self.high)
+        if self.distribution == "integer":
+            low, high = int(self.low), int(self.high) + 1  # Tune's upper end is exclusive
+            return tune.lograndint(low, high) if self.log else tune.randint(low, high)
+        return tune.choice(list(self.values))
+
+    def optuna_distribution(self) -> Any:
+        """The Optuna distribution of this parameter (choices that are not numbers, strings or
+        booleans are compared by their text)."""
+        import optuna
+
+        d = optuna.distributions
+        if self.distribution == "uniform":
+            return d.FloatDistribution(self.low, self.high)
+        if self.distribution == "loguniform":
+            return d.FloatDistribution(self.low, self.high, log=True)
+        if self.distribution == "integer":
+            return d.IntDistribution(int(self.low), int(self.high), log=self.log)
+        return d.CategoricalDistribution([optuna_choice(v) for v in self.values])
+
+
+def optuna_choice(value: Any) -> Any:
+    """A choice value as Optuna can hold it: None, bool, int, float or str (else its JSON text)."""
+    import json
+
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric the trials report after every epoch, and whether to "max"imize or "min"imize it."""
+
+    metric: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a searcher plans for. The first objective is the primary one; more than one asks
+    for a multi-objective search. ``num_trials`` is 0 when the request left it to the searcher."""
+
+    space: tuple[SearchParameter, ...]
+    objectives: tuple[Objective, ...]
+    num_trials: int
+    max_concurrent: int
+    seed: int
+
+
+@dataclass
+class SearchPlan:
+    """How Ray Tune runs the search: its ``param_space`` (Tune domains by parameter name; empty
+    when the search algorithm owns the space), the search algorithm (a ``ray.tune.search.Searcher``,
+    or None for Tune's own random/grid generator over ``param_space``) and the trials to run."""
+
+    param_space: dict[str, Any]
+    search_alg: Any
+    num_samples: int
+
+
+class Searcher(Plugin, ABC):
+    """Proposes each trial's parameter values for Ray Tune."""
+
+    kind = "searchers"
+    # True when it can optimise several objectives at once (and report a Pareto front).
+    multi_objective: ClassVar[bool] = False
+
+    def check(self, ctx: SearchContext) -> None:
+        """Refuses a search this searcher cannot run (InvalidArgument naming the field, e.g.
+        ``num_trials`` or ``searcher.config.<field>``), before any trial starts. The default
+        accepts every search."""
+
+    def trials(self, ctx: SearchContext) -> int:
+        """How many trials the search will run."""
+        return ctx.num_trials or 10
+
+    @abstractmethod
+    def build(self, ctx: SearchContext) -> SearchPlan:
+        """The Tune search plan. Import Ray Tune (and its back-ends) inside this method."""
+
+
+class Scheduler(Plugin, ABC):
+    """Decides whether a running trial goes on after each epoch (early stopping)."""
+
+    kind = "schedulers"
+
+    @abstractmethod
+    def build(self, objective: Objective, max_iterations: int) -> Any:
+        """A ``ray.tune.schedulers.TrialScheduler`` judging ``objective``, reported once per
+        epoch (Tune's ``training_iteration``); no trial reports more than ``max_iterations``
+        times."""
+
+
 KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "loaders": Loader,
     "cleaners": Cleaner,
@@ -300,6 +421,8 @@ KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "finetune": FinetuneStrategy,
     "trackers": Tracker,
     "baselines": Baseline,
+    "searchers": Searcher,
+    "schedulers": Scheduler,
 }
 
 

@@ -105,9 +105,9 @@ class TrainingJobs:
         key = request_id or ctx.name
         done = self.artifacts.find_by_request_id(f"{key}/model")
         if done is not None:  # committed before a restart; only the reply was lost
-            return self._outcome(done)
+            return self.outcome(done)
         ctx.progress(0.0, "preparing the model")
-        model_path = self._materialize(plan, ctx, key)
+        model_path = self.materialize(plan, ctx, key)
         run_name = _safe(ctx.name)
         storage = self.runs_dir
         storage.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ class TrainingJobs:
         try:
             with self.artifacts.staging_path() as output:
                 result = self._fit(plan, ctx, model_path, output, storage, run_name, trackers)
-                record = self._commit(plan, ctx, output, key, result)
+                record = self.commit(plan, ctx, output, key, result["last"])
         except Interrupted:
             raise  # the service is stopping; the run resumes at its restart
         except Cancelled:
@@ -124,12 +124,12 @@ class TrainingJobs:
         except BaseException:
             trackers.finish("failed", {})
             raise
-        outcome = self._outcome(record)
+        outcome = self.outcome(record)
         trackers.finish("succeeded", outcome.metrics)
         shutil.rmtree(storage / run_name, ignore_errors=True)  # checkpoints served their purpose
         return outcome
 
-    def _materialize(self, plan: TrainPlan, ctx: OperationContext, key: str) -> Path:
+    def materialize(self, plan: TrainPlan, ctx: OperationContext, key: str) -> Path:
         """The folder the workers load: a model from config is built (seeded) and stored as an
         artifact first, so an adapter trained on it always finds its base."""
         if plan.model.path is not None:
@@ -171,29 +171,18 @@ class TrainingJobs:
         plan.model.path = self.artifacts.verify(record)
         return plan.model.path
 
-    def _fit(
+    def recipe_config(
         self,
         plan: TrainPlan,
-        ctx: OperationContext,
         model_path: Path,
         output: Path,
-        storage: Path,
-        run_name: str,
-        trackers: _Trackers,
-    ) -> dict[str, Any]:
-        import ray
-
-        from forgeline.services.training.recipe import fit_summary
-
-        cluster.ensure_ray()
+        *,
+        metrics_actor: str = "",
+        checkpoint_root: str = "",
+    ) -> RecipeConfig:
+        """What the workers run for ``plan`` (TrainModel's run, or every tuning trial's)."""
         h = plan.hyper
-        sink_name = f"forgeline-metrics-{run_name}"
-        sink = (
-            ray.remote(MetricsSink)
-            .options(name=sink_name, namespace=cluster.NAMESPACE, get_if_exists=True, num_cpus=0)
-            .remote()
-        )
-        config = RecipeConfig(
+        return RecipeConfig(
             task=plan.task,
             model_path=str(model_path),
             finetune=plan.strategy.name,
@@ -217,9 +206,39 @@ class TrainingJobs:
             seed=h["seed"],
             bf16=h["bf16"],
             checkpoint_every=h["checkpoint_every"],
+            metrics_actor=metrics_actor,
+            checkpoint_root=checkpoint_root,
+            output_dir=str(output),
+        )
+
+    def _fit(
+        self,
+        plan: TrainPlan,
+        ctx: OperationContext,
+        model_path: Path,
+        output: Path,
+        storage: Path,
+        run_name: str,
+        trackers: _Trackers,
+    ) -> dict[str, Any]:
+        import ray
+
+        from forgeline.services.training.recipe import fit_summary
+
+        cluster.ensure_ray()
+        h = plan.hyper
+        sink_name = f"forgeline-metrics-{run_name}"
+        sink = (
+            ray.remote(MetricsSink)
+            .options(name=sink_name, namespace=cluster.NAMESPACE, get_if_exists=True, num_cpus=0)
+            .remote()
+        )
+        config = self.recipe_config(
+            plan,
+            model_path,
+            output,
             metrics_actor=f"{cluster.NAMESPACE}/{sink_name}",
             checkpoint_root=str(storage / run_name),
-            output_dir=str(output),
         )
         task = ray.remote(num_cpus=0, max_retries=0)(fit_summary).remote(
             config,
@@ -264,16 +283,20 @@ class TrainingJobs:
                 ctx.progress(progress, f"step {step}")
         return latest
 
-    def _commit(
+    def commit(
         self,
         plan: TrainPlan,
         ctx: OperationContext,
         output: Path,
         key: str,
-        result: dict[str, Any],
+        last: dict[str, float],
+        *,
+        producer: str = f"{SERVICE}/TrainModel",
+        config: dict[str, Any] | None = None,
     ) -> ArtifactRecord:
+        """Commits a finished run's folder as a model or adapter artifact with its lineage:
+        ``last`` holds its final metrics, ``config`` what the producer adds to the lineage."""
         manifest = read_manifest(output)
-        last = result["last"]
         metrics = {
             k: float(v)
             for k, v in last.items()
@@ -307,14 +330,14 @@ class TrainingJobs:
             metadata=metadata,
             lineage=Lineage(
                 parent_ids=parents,
-                producer=f"{SERVICE}/TrainModel",
+                producer=producer,
                 operation=ctx.name,
-                config={**spec, "resolved": plan.hyper},
+                config={**spec, "resolved": plan.hyper, **(config or {})},
             ),
             request_id=f"{key}/model",
         )
 
-    def _outcome(self, record: ArtifactRecord) -> TrainOutcome:
+    def outcome(self, record: ArtifactRecord) -> TrainOutcome:
         meta = record.metadata
         return TrainOutcome(
             model=record,

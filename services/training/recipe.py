@@ -121,10 +121,68 @@ def _trainable_state(model) -> dict[str, Any]:
     }
 
 
+class TrainSession:
+    """The recipe inside a Ray Train worker group (DDP over every worker)."""
+
+    def __init__(self) -> None:
+        import ray.train
+
+        context = ray.train.get_context()
+        self.rank, self.world = context.get_world_rank(), context.get_world_size()
+
+    def prepare(self, model):
+        import ray.train.torch
+
+        return ray.train.torch.prepare_model(model)
+
+    def checkpoint(self):
+        import ray.train
+
+        return ray.train.get_checkpoint()
+
+    def report(self, metrics: dict[str, float], folder: str | None, name: str) -> None:
+        import ray.train
+
+        checkpoint = ray.train.Checkpoint.from_directory(folder) if folder else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
+
+
+class TuneSession:
+    """The recipe as one Ray Tune trial: a single process, reports going to Tune (its
+    schedulers judge them), checkpoints kept by Tune for a restored experiment."""
+
+    rank, world = 0, 1
+
+    def prepare(self, model):
+        import ray
+        import torch
+
+        if ray.get_gpu_ids() and torch.cuda.is_available():
+            return model.to("cuda")
+        return model
+
+    def checkpoint(self):
+        from ray import tune
+
+        return tune.get_checkpoint()
+
+    def report(self, metrics: dict[str, float], folder: str | None, name: str) -> None:
+        from ray import tune
+
+        checkpoint = tune.Checkpoint.from_directory(folder) if folder else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+
 def train_loop_per_worker(raw: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
-    import ray.train
-    import ray.train.torch
+    run_recipe(RecipeConfig.model_validate(raw), TrainSession())
+
+
+def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession) -> None:
+    """The training loop. After every epoch rank 0 scores the eval rows and every rank reports
+    the epoch's metrics with a checkpoint (mid-epoch checkpoints too when ``checkpoint_every``
+    is set); rank 0 writes the finished model, and its manifest with the final metrics, before
+    the last report, so a trial stopped at its last report still has its model."""
     import torch
     from safetensors.torch import load_file, save_file
     from torch.utils.data import DataLoader, DistributedSampler
@@ -137,9 +195,7 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
 
     from forgeline.registry import FinetuneContext, PluginRegistry
 
-    config = RecipeConfig.model_validate(raw)
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+    rank, world = session.rank, session.world
     torch.manual_seed(config.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(config.model_path, local_files_only=True)
@@ -163,7 +219,7 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "total_parameters": sum(p.numel() for p in model.parameters()),
     }
-    model = ray.train.torch.prepare_model(model)
+    model = session.prepare(model)
 
     examples = encode(config, tokenizer)
     collate = (
@@ -188,7 +244,7 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
     step, start_epoch = 0, 0
-    with _resume_folder(ray.train.get_checkpoint(), config.checkpoint_root) as folder:
+    with _resume_folder(session.checkpoint(), config.checkpoint_root) as folder:
         if folder is not None:
             weights = load_file(os.path.join(folder, "trainable.safetensors"))
             unwrapped.load_state_dict(weights, strict=False)
@@ -206,11 +262,11 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
     )
     final_eval: dict[str, Any] = {}
 
-    def run_eval(epoch: float) -> None:
-        """Rank 0 scores the held-out rows; the other ranks wait at their next all-reduce."""
+    def run_eval(epoch: float) -> dict[str, float]:
+        """Rank 0 scores the held-out rows; the other ranks wait at their next collective."""
         nonlocal final_eval
         if held_out is None:
-            return
+            return {}
         from forgeline.services.training.evaluation import evaluate
 
         scores = evaluate(
@@ -224,8 +280,10 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
         )
         unwrapped.train()
         final_eval = scores.as_dict()
+        values = scores.scalars("eval_")
         if sink is not None:
-            sink.push.remote(step, {**scores.scalars("eval_"), "epoch": epoch})
+            sink.push.remote(step, {**values, "epoch": epoch})
+        return values
 
     def save_checkpoint(epoch: int, metrics: dict[str, float]) -> None:
         with tempfile.TemporaryDirectory() as folder:
@@ -242,11 +300,19 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
                 Path(folder, "meta.json").write_text(
                     json.dumps({"step": step, "epoch": epoch, "files": files})
                 )
-                chosen = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report(
-                {**metrics, "step": step},
-                checkpoint=chosen,
-                checkpoint_dir_name=f"{CHECKPOINT_PREFIX}{step:09d}",
+                chosen = folder
+            session.report({**metrics, "step": step}, chosen, f"{CHECKPOINT_PREFIX}{step:09d}")
+
+    def finish(metrics: dict[str, float]) -> None:
+        """Rank 0 writes the finished model and its manifest (with the final metrics)."""
+        if rank == 0:
+            unwrapped.save_pretrained(config.output_dir, safe_serialization=True)
+            tokenizer.save_pretrained(config.output_dir)
+            write_manifest(
+                Path(config.output_dir),
+                config,
+                final_eval,
+                {**parameters, "steps": step, "final_metrics": metrics},
             )
 
     autocast = torch.autocast(
@@ -256,11 +322,24 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
     samples = tokens = 0
     window_start = time.perf_counter()
     done = step >= total_steps
+    tally: dict[str, float] = {}  # this epoch's loss sum, optimizer steps, samples, start
+
+    def epoch_metrics(at: float) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - tally["start"], 1e-9)
+        return {
+            "loss": tally["loss"] / max(tally["steps"], 1),  # the epoch's mean training loss
+            "epoch": at,
+            "progress": step / total_steps,
+            "samples_per_second": tally["samples"] * world / elapsed,
+            **parameters,
+        }
+
     for epoch in range(start_epoch, epochs):
         if done:
             break
         sampler.set_epoch(epoch)
         batches_to_skip = (step - epoch * steps_per_epoch) * config.gradient_accumulation_steps
+        tally.update(loss=0.0, steps=0, samples=0, start=time.perf_counter())
         for i, batch in enumerate(loader):
             if i < batches_to_skip:
                 continue  # resumed mid-epoch: these batches were already trained on
@@ -269,6 +348,7 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
                 loss = model(**batch).loss / config.gradient_accumulation_steps
             loss.backward()
             samples += batch["input_ids"].shape[0]
+            tally["samples"] += batch["input_ids"].shape[0]
             tokens += int(batch["attention_mask"].sum())
             if (i + 1) % config.gradient_accumulation_steps and i + 1 != len(loader):
                 continue
@@ -276,12 +356,15 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            step_loss = float(loss) * config.gradient_accumulation_steps
+            tally["loss"] += step_loss
+            tally["steps"] += 1
             if sink is not None and step % config.log_every == 0:
                 elapsed = time.perf_counter() - window_start
                 sink.push.remote(
                     step,
                     {
-                        "loss": float(loss) * config.gradient_accumulation_steps,
+                        "loss": step_loss,
                         "learning_rate": scheduler.get_last_lr()[0],
                         "samples_per_second": samples * world / elapsed,
                         "tokens_per_second": tokens * world / elapsed,
@@ -291,20 +374,20 @@ def train_loop_per_worker(raw: dict[str, Any]) -> None:
                 )
                 samples = tokens = 0
                 window_start = time.perf_counter()
-            if config.checkpoint_every and step % config.checkpoint_every == 0:
-                save_checkpoint(epoch, {"loss": float(loss)})
-            if step >= total_steps:
-                done = True
+            done = step >= total_steps
+            if done:
                 break
-        if not config.checkpoint_every:
-            save_checkpoint(epoch + 1, {"loss": float(loss)})
-        run_eval(float(epoch + 1) if not done else step / steps_per_epoch)
-    if not final_eval:
-        run_eval(step / steps_per_epoch)  # resumed after the last step: score the final model
-    if rank == 0:
-        unwrapped.save_pretrained(config.output_dir, safe_serialization=True)
-        tokenizer.save_pretrained(config.output_dir)
-        write_manifest(Path(config.output_dir), config, final_eval, {**parameters, "steps": step})
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                save_checkpoint(epoch, epoch_metrics(epoch + (i + 1) / len(loader)))
+        at = step / steps_per_epoch if done else float(epoch + 1)
+        metrics = {**epoch_metrics(at), **run_eval(at)}
+        if done:
+            finish(metrics)  # before the last report: a trial stopped there keeps its model
+        if done or not config.checkpoint_every:
+            save_checkpoint(epoch + 1, metrics)
+    if not Path(config.output_dir, MANIFEST).exists() and rank == 0:
+        # Resumed after the last step (nothing left to train): score and write the model.
+        finish({**parameters, **run_eval(step / steps_per_epoch), "progress": 1.0})
 
 
 MANIFEST = "forgeline_training.json"
@@ -317,7 +400,8 @@ def write_manifest(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """What a loader needs beside the weights: the task, the labels, the base model."""
-    Path(folder, MANIFEST).write_text(
+    temporary = Path(folder, MANIFEST + ".tmp")
+    temporary.write_text(
         json.dumps(
             {
                 "task": config.task,
@@ -332,6 +416,7 @@ def write_manifest(
             indent=2,
         )
     )
+    os.replace(temporary, Path(folder, MANIFEST))  # never a torn manifest
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Scheduler plugins: decide after each epoch whether a tuning trial goes on (ASHA, FIFO)."""

@@ -1,0 +1,1 @@
+"""Searcher plugins: propose each tuning trial's hyper-parameters (Optuna TPE, random, grid)."""

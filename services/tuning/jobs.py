@@ -1,0 +1,150 @@
+"""The tuning service's work: plan the search, run it on Ray Tune, commit the best model.
+
+The trials run the training service's recipe in-process on Ray (``forgeline.services.training``:
+its planner, its recipe, and its way of committing a model with lineage), never the training
+service over gRPC. A search's folder is named after its operation, so the same operation run
+again after a restart restores the experiment instead of starting over. No gRPC here.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from forgeline.artifacts import ArtifactRecord, ArtifactStore
+from forgeline.datasets import DatasetRepository
+from forgeline.errors import FailedPrecondition
+from forgeline.registry import PluginRegistry
+from forgeline.services.training import cluster
+from forgeline.services.training.jobs import TrainingJobs
+from forgeline.services.tuning.planning import TunePlan, TunePlanner, TuneSpec, apply
+from forgeline.services.tuning.search import (
+    FAILED,
+    STOPPED_EARLY,
+    TrialRecord,
+    importances,
+    model_dir,
+    pareto_front,
+    run_search,
+)
+
+if TYPE_CHECKING:
+    from forgeline.operations import OperationContext
+    from forgeline.paths import PathValidator
+    from forgeline.settings import Settings
+
+SERVICE = "forgeline.v1.TuningService"
+
+
+@dataclass
+class TuneOutcome:
+    model: ArtifactRecord
+    best: TrialRecord
+    trials: list[TrialRecord]
+    pareto_front: list[str] = field(default_factory=list)
+    importances: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def count(self, state: str) -> int:
+        return sum(t.state == state for t in self.trials)
+
+
+class TuningJobs:
+    def __init__(
+        self,
+        registry: PluginRegistry,
+        datasets: DatasetRepository,
+        artifacts: ArtifactStore,
+        paths: PathValidator,
+        settings: Settings,
+    ) -> None:
+        self.training = TrainingJobs(registry, datasets, artifacts, paths, settings)
+        self.planner = TunePlanner(registry, self.training.planner)
+        self.artifacts = artifacts
+        self.runs_dir = settings.home.expanduser() / "services" / "tuning" / "runs"
+
+    def plan(self, spec: TuneSpec) -> TunePlan:
+        return self.planner.plan(spec)
+
+    def run_tune(self, spec: TuneSpec, ctx: OperationContext, request_id: str) -> TuneOutcome:
+        import time
+
+        started = time.monotonic()
+        plan = self.plan(spec)
+        key = request_id or ctx.name
+        run_dir = self.runs_dir / re.sub(r"[^A-Za-z0-9_.-]", "-", ctx.name)
+        ctx.progress(0.0, "preparing the model")
+        model_path = self.training.materialize(plan.train, ctx, key)
+        cluster.ensure_ray()
+        base = self.training.recipe_config(plan.train, model_path, run_dir).model_dump()
+        base["checkpoint_every"] = 0  # one report per epoch: what the schedulers judge
+        book = run_search(plan, base, run_dir, ctx)
+        trials = sorted(book.trials.values(), key=lambda t: t.number)
+        best = book.best()
+        if best is None:
+            failed = [t for t in trials if t.state == FAILED]
+            raise FailedPrecondition(
+                f"no trial of {len(trials)} trained to the end ({len(failed)} failed"
+                + (f", e.g. trial {failed[0].number}: {failed[0].error}" if failed else "")
+                + f", {sum(t.state == STOPPED_EARLY for t in trials)} stopped early)",
+                reason="NO_COMPLETED_TRIAL",
+            )
+        front = []
+        if len(plan.search.objectives) > 1:
+            front = pareto_front(trials, plan.search.objectives)
+            for t in front:
+                t.pareto_optimal = True
+        ranked = importances(trials, plan)
+        record = self._commit(plan, ctx, key, best, run_dir, ranked)
+        shutil.rmtree(run_dir, ignore_errors=True)  # the trials' checkpoints served their purpose
+        return TuneOutcome(
+            model=record,
+            best=best,
+            trials=trials,
+            pareto_front=[t.id for t in front],
+            importances=ranked,
+            seconds=time.monotonic() - started,
+        )
+
+    def _commit(
+        self,
+        plan: TunePlan,
+        ctx: OperationContext,
+        key: str,
+        best: TrialRecord,
+        run_dir,
+        ranked: dict[str, float],
+    ) -> ArtifactRecord:
+        done = self.artifacts.find_by_request_id(f"{key}/model")
+        if done is not None:  # committed before a restart
+            return done
+        chosen = self.planner.train_planner.plan_train(apply(plan.spec.train, best.parameters))
+        chosen.output_name = plan.output_name
+        chosen.model = plan.train.model  # with the base materialized for a model from config
+        search: dict[str, Any] = {
+            "search_space": [p.__dict__ | {"values": list(p.values)} for p in plan.search.space],
+            "objectives": [o.__dict__ for o in plan.search.objectives],
+            "searcher": {"name": plan.searcher.name, "config": plan.searcher.config.model_dump()},
+            "scheduler": {
+                "name": plan.scheduler.name,
+                "config": plan.scheduler.config.model_dump(),
+            },
+            "num_trials": plan.num_trials,
+            "seed": plan.spec.seed,
+        }
+        return self.training.commit(
+            chosen,
+            ctx,
+            model_dir(run_dir / "trials", best.id),
+            key,
+            best.metrics,
+            producer=f"{SERVICE}/TuneModel",
+            config={
+                "tuning": search,
+                "best_trial": {"id": best.id, "number": best.number},
+                "best_parameters": best.parameters,
+                "parameter_importances": ranked,
+            },
+        )
