@@ -153,6 +153,24 @@ def _cleaning(doc: dict) -> Iterator[tuple[str, list[dict]]]:
                 yield step["name"], value
 
 
+def _searches(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(step, result) for every hyper-parameter search result (trials with parameters and an
+    objective history, and a best trial) in a step's response."""
+    for step in doc["steps"]:
+        for _, value in _walk(step["response"]):
+            if (
+                isinstance(value, dict)
+                and isinstance(value.get("best_trial"), dict)
+                and isinstance(value.get("trials"), list)
+                and value["trials"]
+                and all(
+                    isinstance(t, dict) and {"objective_history", "parameters"} <= t.keys()
+                    for t in value["trials"]
+                )
+            ):
+                yield step["name"], value
+
+
 def section_evaluations(doc: dict) -> str:
     rows = list(_evaluations(doc))
     if not rows:
@@ -181,7 +199,10 @@ def section_evaluations(doc: dict) -> str:
 
 def section_curves(doc: dict) -> str:
     parts = []
+    searched = {step for step, _ in _searches(doc)}  # section_searches draws their series
     for step, metrics in doc["series"].items():
+        if step in searched:
+            continue
         names = [n for n, points in metrics.items() if len(points) >= 2]
         if names:
             parts.append(
@@ -210,8 +231,125 @@ def section_cleaning(doc: dict) -> str:
     return _section("Data cleaning", "".join(parts)) if parts else ""
 
 
+def section_searches(doc: dict) -> str:
+    parts = []
+    for step, result in _searches(doc):
+        trials = sorted(result["trials"], key=_trial_number)
+        name, larger = _objective(result)
+        best = result["best_trial"].get("id")
+        front = set(result.get("pareto_front") or [])
+        columns = _parameter_columns(trials)
+        states = [_trial_state(t) for t in trials]
+        counts = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
+        summary = (
+            f"<p class=meta>{len(trials)} trials: {html.escape(counts)} · "
+            f"{html.escape(name)}, {'larger' if larger else 'smaller'} is better · "
+            f"★ best trial{' · ◆ on the Pareto front' if front else ''} · "
+            f"{_num(result.get('seconds'))} s</p>"
+        )
+        table = _table(
+            ["trial", "state", *columns.values(), name, "epochs", "seconds"],
+            [
+                [
+                    f"{_trial_number(t)}{' ★' if t.get('id') == best else ''}"
+                    f"{' ◆' if t.get('id') in front else ''}",
+                    state,
+                    *[_value(t["parameters"].get(p)) for p in columns],
+                    _num(_final(t)),
+                    _num(t.get("iterations")),
+                    _num(t.get("seconds")),
+                ]
+                for t, state in zip(trials, states, strict=True)
+            ],
+        )
+        plots = [
+            _figure("Objective over trials", _trials_svg(trials, name, larger)),
+            _figure("Objective per epoch", _epochs_svg(trials, best, name)),
+        ]
+        importances = result.get("parameter_importances") or {}
+        if importances:
+            labels = {p: columns.get(p, p) for p in importances}
+            plots.append(_figure("Parameter importance", _importances_svg(importances, labels)))
+        completed = [t for t in trials if _trial_state(t) == "completed"]
+        if (
+            front
+            and name != "trainable_parameters"
+            and completed
+            and all("trainable_parameters" in t.get("metrics", {}) for t in completed)
+        ):
+            plots.append(
+                _figure(
+                    f"{name} against trainable parameters",
+                    _pareto_svg(completed, front, name),
+                )
+            )
+        parts.append(_section(f"Hyper-parameter search — {step}", summary + table + "".join(plots)))
+    return "".join(parts)
+
+
+def _trial_number(trial: dict) -> int:
+    return int(trial.get("number", 0) or 0)
+
+
+def _trial_state(trial: dict) -> str:
+    """A trial's state as people read it: completed, stopped early, failed, cancelled."""
+    state = trial.get("state", "").removeprefix("TRIAL_STATE_")
+    return state.lower().replace("_", " ") or "unspecified"
+
+
+def _history(trial: dict) -> list[float]:
+    """A trial's objective after each epoch (NaN where it reported none)."""
+    return [float(v) for v in trial.get("objective_history", [])]  # float("NaN") reads "NaN"
+
+
+def _final(trial: dict) -> float | None:
+    """A trial's objective after its last epoch, None without a finite one."""
+    history = _history(trial)
+    return history[-1] if history and math.isfinite(history[-1]) else None
+
+
+def _finals(trials: list[dict], state: str) -> list[tuple[int, float]]:
+    """(number, final objective) of the trials in ``state`` that have one, by number."""
+    return sorted(
+        (_trial_number(t), y)
+        for t in trials
+        if _trial_state(t) == state and (y := _final(t)) is not None
+    )
+
+
+def _objective(result: dict) -> tuple[str, bool]:
+    """A search's first objective and whether larger is better."""
+    first = (result.get("objectives") or [{}])[0]
+    return first.get("metric") or "objective", first.get("direction") != (
+        "OBJECTIVE_DIRECTION_MINIMIZE"
+    )
+
+
+def _parameter_columns(trials: list[dict]) -> dict[str, str]:
+    """The searched parameters by name (a Struct keeps no order), each with its column header:
+    the last part of its dotted name ("hyper_parameters.learning_rate": "learning_rate"), or the
+    whole name where two share it."""
+    names = sorted({p for t in trials for p in t["parameters"]})
+    last = [n.rsplit(".", 1)[-1] for n in names]
+    return {n: s if last.count(s) == 1 else n for n, s in zip(names, last, strict=True)}
+
+
+def _value(value: Any) -> str:
+    """A parameter's value: numbers as ``_num`` writes them, others as JSON ("" when unset)."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _num(value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 # A later service adds its section here (fairness bars, compression trade-offs, ...).
-SECTIONS: list[Callable[[dict], str]] = [section_evaluations, section_curves, section_cleaning]
+SECTIONS: list[Callable[[dict], str]] = [
+    section_evaluations,
+    section_curves,
+    section_cleaning,
+    section_searches,
+]
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -434,6 +572,101 @@ def _funnel_svg(reports: list[dict]) -> str:
     axes.set_yticks(positions, names)
     axes.set_xlabel("rows after the cleaner")
     axes.set_xlim(0, max(rows) * 1.18 or 1)
+    return _svg(figure)
+
+
+def _plot(width: float, height: float, xlabel: str, ylabel: str):
+    """A figure with one set of axes, labelled and gridded as the report's plots are."""
+    figure = _new_figure(width, height)
+    axes = figure.add_subplot()
+    axes.set_xlabel(xlabel, fontsize=9)
+    axes.set_ylabel(ylabel, fontsize=9)
+    axes.tick_params(labelsize=8)
+    axes.grid(alpha=0.3)
+    return figure, axes
+
+
+def _trials_svg(trials: list[dict], name: str, larger: bool) -> str:
+    """Each finished trial's objective by trial number (completed filled, stopped early hollow,
+    failed left out) and the best completed one so far as a step line."""
+    figure, axes = _plot(7.0, 3.2, "trial", name)
+    for state, face in (("completed", "#4c78a8"), ("stopped early", "none")):
+        if points := _finals(trials, state):
+            xs, ys = zip(*points, strict=True)
+            axes.scatter(xs, ys, s=36, facecolors=face, edgecolors="#4c78a8", label=state, zorder=3)
+    if completed := _finals(trials, "completed"):
+        pick = max if larger else min
+        running = [pick(y for _, y in completed[: i + 1]) for i in range(len(completed))]
+        axes.step(
+            [x for x, _ in completed], running, where="post", color="#f58518", label="best so far"
+        )
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=8)
+    return _svg(figure)
+
+
+def _epochs_svg(trials: list[dict], best: str | None, name: str) -> str:
+    """Each trial's objective after every epoch: the best trial bold, those stopped early (or
+    failed) faint, so the scheduler's early stops show."""
+    figure, axes = _plot(7.0, 3.2, "epoch", name)
+    for trial in trials:
+        history = _history(trial)
+        if not history:
+            continue
+        epochs = range(1, len(history) + 1)
+        if trial.get("id") == best:
+            axes.plot(
+                epochs,
+                history,
+                marker="o",
+                markersize=4,
+                linewidth=2.2,
+                color="#f58518",
+                label=f"best (trial {_trial_number(trial)})",
+                zorder=3,
+            )
+        else:
+            done = _trial_state(trial) == "completed"
+            axes.plot(
+                epochs,
+                history,
+                marker="o",
+                markersize=3,
+                linewidth=1.2,
+                color="#4c78a8",
+                alpha=0.8 if done else 0.3,
+            )
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=8)
+    return _svg(figure)
+
+
+def _importances_svg(importances: dict[str, float], labels: dict[str, str]) -> str:
+    """The parameters' importances as horizontal bars, the largest on top."""
+    ordered = sorted(importances.items(), key=lambda item: (item[1], item[0]))
+    figure, axes = _plot(7.0, 0.6 + 0.4 * len(ordered), "importance", "")
+    positions = range(len(ordered))
+    axes.barh(positions, [float(v) for _, v in ordered], color="#4c78a8")
+    for y, (_, value) in zip(positions, ordered, strict=True):
+        axes.text(float(value), y, f" {_num(value)}", va="center", fontsize=9)
+    axes.set_yticks(positions, [labels[p] for p, _ in ordered])
+    axes.set_xlim(0, max(float(v) for _, v in ordered) * 1.18 or 1)
+    return _svg(figure)
+
+
+def _pareto_svg(completed: list[dict], front: set[str], name: str) -> str:
+    """The completed trials' objective against their trainable parameters, each labelled with its
+    number, the Pareto front's highlighted."""
+    figure, axes = _plot(7.0, 3.2, "trainable parameters", name)
+    for trial in completed:
+        x, y = float(trial["metrics"]["trainable_parameters"]), _final(trial)
+        if y is None:
+            continue
+        on_front = trial.get("id") in front
+        axes.scatter(x, y, s=48 if on_front else 30, color="#f58518" if on_front else "#4c78a8")
+        axes.annotate(f" {_trial_number(trial)}", (x, y), fontsize=8)
     return _svg(figure)
 
 

@@ -150,7 +150,7 @@ class Trial(_message.Message):
     def __init__(self, id: _Optional[str] = ..., number: _Optional[int] = ..., state: _Optional[_Union[TrialState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., objective_history: _Optional[_Iterable[float]] = ..., iterations: _Optional[int] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ..., pareto_optimal: _Optional[bool] = ...) -> None: ...
 
 class TuneModelResponse(_message.Message):
-    __slots__ = ("model", "best_trial", "best_parameters", "best_metrics", "trials", "pareto_front", "parameter_importances", "completed_trials", "stopped_early_trials", "failed_trials", "seconds")
+    __slots__ = ("model", "best_trial", "best_parameters", "best_metrics", "trials", "pareto_front", "parameter_importances", "completed_trials", "stopped_early_trials", "failed_trials", "seconds", "objectives")
     class BestMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class TuneModelResponse(_message.Message):
     STOPPED_EARLY_TRIALS_FIELD_NUMBER: _ClassVar[int]
     FAILED_TRIALS_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.Artifact
     best_trial: Trial
     best_parameters: _struct_pb2.Struct
@@ -187,4 +188,5 @@ class TuneModelResponse(_message.Message):
     stopped_early_trials: int
     failed_trials: int
     seconds: float
-    def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., best_trial: _Optional[_Union[Trial, _Mapping]] = ..., best_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., best_metrics: _Optional[_Mapping[str, float]] = ..., trials: _Optional[_Iterable[_Union[Trial, _Mapping]]] = ..., pareto_front: _Optional[_Iterable[str]] = ..., parameter_importances: _Optional[_Mapping[str, float]] = ..., completed_trials: _Optional[int] = ..., stopped_early_trials: _Optional[int] = ..., failed_trials: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+    objectives: _containers.RepeatedCompositeFieldContainer[Objective]
+    def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., best_trial: _Optional[_Union[Trial, _Mapping]] = ..., best_parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., best_metrics: _Optional[_Mapping[str, float]] = ..., trials: _Optional[_Iterable[_Union[Trial, _Mapping]]] = ..., pareto_front: _Optional[_Iterable[str]] = ..., parameter_importances: _Optional[_Mapping[str, float]] = ..., completed_trials: _Optional[int] = ..., stopped_early_trials: _Optional[int] = ..., failed_trials: _Optional[int] = ..., seconds: _Optional[float] = ..., objectives: _Optional[_Iterable[_Union[Objective, _Mapping]]] = ...) -> None: ...

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from ray import tune
 
-from forgeline.operations import Interrupted
 from forgeline.services.training.recipe import MANIFEST
 from forgeline.services.tuning.search import (
     COMPLETED,
@@ -126,6 +125,12 @@ class Reporter(tune.Callback):
         )
 
 
+class StopNow(BaseException):  # noqa: N818 - a signal, not an error
+    """Raised through Tune's loop when the service stops. Not an Exception, so Tune does not
+    catch it to stop the trials and save them as ended: its saved state (from the last step)
+    keeps them unfinished, exactly as a killed service leaves it, and the restart resumes them."""
+
+
 class StopWhenAsked(tune.Stopper):
     def __init__(self, operation: str) -> None:
         self.operation = operation
@@ -136,5 +141,5 @@ class StopWhenAsked(tune.Stopper):
     def stop_all(self):
         ctx = ACTIVE[self.operation][0]
         if ctx.stopping():  # leave the experiment as it is; the restart restores it
-            raise Interrupted(ctx.name)
+            raise StopNow
         return ctx.cancelled()

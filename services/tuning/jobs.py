@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition
-from forgeline.registry import PluginRegistry
+from forgeline.registry import Objective, PluginRegistry
 from forgeline.services.training import cluster
 from forgeline.services.training.jobs import TrainingJobs
 from forgeline.services.tuning.planning import TunePlan, TunePlanner, TuneSpec, apply
@@ -46,6 +46,7 @@ class TuneOutcome:
     pareto_front: list[str] = field(default_factory=list)
     importances: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    objectives: tuple[Objective, ...] = ()
 
     def count(self, state: str) -> int:
         return sum(t.state == state for t in self.trials)
@@ -106,6 +107,7 @@ class TuningJobs:
             pareto_front=[t.id for t in front],
             importances=ranked,
             seconds=time.monotonic() - started,
+            objectives=plan.search.objectives,
         )
 
     def _commit(

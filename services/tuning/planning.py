@@ -124,6 +124,12 @@ class TunePlanner:
             raise InvalidArgument.for_field(
                 "training.output_name", "name the best model with output_name instead"
             )
+        if spec.train.trackers:
+            raise InvalidArgument.for_field(
+                "training.trackers",
+                "a search does not mirror its trials into trackers; its trials stream as the "
+                "operation's events (trial_<n>/<metric>)",
+            )
         train = self.train_planner.plan_train(spec.train)
         if train.hyper["num_workers"] > 1:
             raise InvalidArgument.for_field(

@@ -196,7 +196,7 @@ def run_search(
         dict(plan.resources),
     )
     experiment = run_dir / EXPERIMENT
-    from forgeline.services.tuning.hooks import ACTIVE, Reporter, StopWhenAsked
+    from forgeline.services.tuning.hooks import ACTIVE, Reporter, StopNow, StopWhenAsked
 
     if tune.Tuner.can_restore(str(experiment)):
         ctx.progress(book.finished() / book.total, "restoring the search", check=False)
@@ -234,7 +234,9 @@ def run_search(
     ACTIVE[ctx.name] = (ctx, book, trials_dir)
     try:
         grid = tuner.fit()
-    except BaseException as exc:
+    except StopNow:
+        raise Interrupted(ctx.name) from None
+    except Exception as exc:
         if ctx.stopping():
             raise Interrupted(ctx.name) from None
         raise Internal(f"the search failed: {exc}", reason="SEARCH_FAILED") from exc
@@ -250,8 +252,10 @@ def run_search(
 
 def _settle(book: TrialBook, grid, cancelled: bool) -> None:
     """Every trial of the finished experiment in the book, in a final state."""
+    known = set()
     for result in grid:
-        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        trial_id = Path(result.path).name  # trial folders are named by trial id
+        known.add(trial_id)
         record = book.trials.get(trial_id)
         if record is None:  # finished before a restart, never seen by this process's callbacks
             record = TrialRecord(id=trial_id, number=len(book.trials) + 1)
@@ -259,8 +263,12 @@ def _settle(book: TrialBook, grid, cancelled: bool) -> None:
             book.trials[trial_id] = record
         if result.error is not None and record.state != FAILED:
             record.state, record.error = FAILED, str(result.error).splitlines()[-1][:500]
-    for record in book.trials.values():
-        if record.state in (RUNNING, PENDING):
+    for record in list(book.trials.values()):
+        if record.id not in known and record.state in (RUNNING, PENDING):
+            # Started just before a restart, after Tune last saved its state: Tune never knew
+            # it, and its searcher proposed the trial again under a new id.
+            del book.trials[record.id]
+        elif record.state in (RUNNING, PENDING):
             record.state = CANCELLED if cancelled else STOPPED_EARLY
     book.save()
 

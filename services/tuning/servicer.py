@@ -24,6 +24,7 @@ DIRECTIONS = {
     pb.OBJECTIVE_DIRECTION_MAXIMIZE: "max",
     pb.OBJECTIVE_DIRECTION_MINIMIZE: "min",
 }
+MODES = {"max": pb.OBJECTIVE_DIRECTION_MAXIMIZE, "min": pb.OBJECTIVE_DIRECTION_MINIMIZE}
 TRIAL_STATES = {
     "pending": pb.TRIAL_STATE_PENDING,
     "running": pb.TRIAL_STATE_RUNNING,
@@ -127,6 +128,9 @@ def response(outcome: TuneOutcome) -> pb.TuneModelResponse:
         stopped_early_trials=outcome.count("stopped_early"),
         failed_trials=outcome.count("failed"),
         seconds=outcome.seconds,
+        objectives=[
+            pb.Objective(metric=o.metric, direction=MODES[o.mode]) for o in outcome.objectives
+        ],
     )
 
 

@@ -20,10 +20,15 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
     pytest.importorskip("torch")
     home = tmp_path_factory.mktemp("examples-home")
     training = ServiceThread("training", make_settings(home / "training", [data_root])).start()
+    tuning = ServiceThread("tuning", make_settings(home / "tuning", [data_root])).start()
     settings = make_settings(
         home / "gateway",
         [data_root],
-        addresses={"data": data_service.address, "training": training.address},
+        addresses={
+            "data": data_service.address,
+            "training": training.address,
+            "tuning": tuning.address,
+        },
     )
     thread = ServiceThread("gateway", settings).start()
     with Client(thread.address) as client:
@@ -31,6 +36,7 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
         client.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
         yield client
     thread.stop()
+    tuning.stop()
     training.stop()
 
 

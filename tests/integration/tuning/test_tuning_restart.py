@@ -1,5 +1,6 @@
-"""A tuning service killed mid-search resumes the experiment when it comes back: finished trials
-are not run again, and the search ends with the number of trials it was asked for."""
+"""A tuning service killed (SIGKILL) or stopped (SIGTERM) mid-search resumes the experiment when
+it comes back: finished trials are not run again, and the search ends with the number of trials it
+was asked for (a trial that started after Tune last saved its state is proposed again, once)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ TRIALS = 4
 
 
 @pytest.mark.slow
-def test_a_killed_tuning_service_restores_its_search_without_rerunning_finished_trials(
-    tmp_path, ray_local
+@pytest.mark.parametrize("stop", ["kill", "terminate"])
+def test_a_stopped_tuning_service_restores_its_search_without_rerunning_finished_trials(
+    tmp_path, ray_local, stop
 ):
     home, root = tmp_path / "home", tmp_path / "data"
     home.mkdir()
@@ -57,7 +59,7 @@ def test_a_killed_tuning_service_restores_its_search_without_rerunning_finished_
                     finished[int(message.split()[1])] = message
                 if len(finished) == 2:
                     break
-        service.kill()
+        getattr(service, stop)()
         service = ServiceProcess("tuning", home, [root], env=env).start()
         with Client(service.address) as client:
             client.wait_ready()

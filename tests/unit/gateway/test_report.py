@@ -8,7 +8,7 @@ import re
 from google.protobuf import json_format
 
 from forgeline.gateway import report
-from forgeline.v1 import common_pb2, event_service_pb2
+from forgeline.v1 import common_pb2, event_service_pb2, tuning_service_pb2
 from forgeline.v1 import pipeline_service_pb2 as pb
 
 
@@ -133,3 +133,201 @@ def test_a_run_without_results_still_has_a_page(tmp_path):
     page = (tmp_path / "out" / report.REPORT_HTML).read_text()
     assert "<svg" not in page and "skipped: cancelled" in page
     assert json.loads((tmp_path / "out" / report.REPORT_JSON).read_text()) == doc
+
+
+# --- a hyper-parameter search (TuningService/TuneModel) ------------------------------------------
+
+# number: (state, learning rate, LoRA r, eval_loss after each epoch)
+TRIALS = {
+    1: ("COMPLETED", 0.0012, 8, [0.9, 0.7, 0.55]),
+    2: ("STOPPED_EARLY", 0.05, 4, [1.3]),
+    3: ("COMPLETED", 0.0004, 16, [0.8, 0.6, 0.42]),
+    4: ("FAILED", 0.1, 32, []),
+    5: ("STOPPED_EARLY", 0.02, 8, [1.1, 0.95]),
+    6: ("COMPLETED", 0.0008, 4, [0.85, 0.62, 0.48]),
+}
+
+
+def tuning(metric="eval_loss", importances=True, pareto_front=()) -> dict:
+    """A TuneModelResponse as the orchestrator keeps it (proto JSON), searching ``metric``
+    (eval_loss, or eval_accuracy = 1 - eval_loss); trial 3 is the best either way."""
+
+    def objective(loss: float) -> float:
+        return loss if metric == "eval_loss" else round(1 - loss, 6)
+
+    trials = []
+    for number, (state, lr, r, losses) in TRIALS.items():
+        metrics = {}
+        if losses:
+            metrics = {
+                "eval_loss": losses[-1],
+                "eval_accuracy": round(1 - losses[-1], 6),
+                "loss": losses[-1] + 0.05,
+                "progress": 1.0 if state == "COMPLETED" else len(losses) / 3,
+                "trainable_parameters": 1000.0 * r,
+            }
+        trials.append(
+            {
+                "id": f"t{number}",
+                "number": number,
+                "state": f"TRIAL_STATE_{state}",
+                "parameters": {"hyper_parameters.learning_rate": lr, "finetune.config.r": r},
+                "metrics": metrics,
+                "objective_history": [objective(v) for v in losses],
+                "iterations": len(losses),
+                "seconds": 12.5 * len(losses),
+                "error": "RuntimeError: CUDA out of memory" if state == "FAILED" else "",
+                "pareto_optimal": f"t{number}" in pareto_front,
+            }
+        )
+    best = trials[2]
+    message = tuning_service_pb2.TuneModelResponse()
+    json_format.ParseDict(
+        {
+            "best_trial": best,
+            "best_parameters": best["parameters"],
+            "best_metrics": best["metrics"],
+            "trials": trials,
+            "pareto_front": list(pareto_front),
+            "parameter_importances": (
+                {"hyper_parameters.learning_rate": 0.83, "finetune.config.r": 0.17}
+                if importances
+                else {}
+            ),
+            "completed_trials": 3,
+            "stopped_early_trials": 2,
+            "failed_trials": 1,
+            "seconds": 140.0,
+            "objectives": [
+                {
+                    "metric": metric,
+                    "direction": "OBJECTIVE_DIRECTION_"
+                    + ("MINIMIZE" if metric == "eval_loss" else "MAXIMIZE"),
+                }
+            ],
+        },
+        message,
+    )
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def tuning_run(response: dict) -> pb.PipelineRun:
+    out = run()
+    tune = pb.StepRun(name="tune", call="tuning.TuneModel", state=pb.STEP_STATE_SUCCEEDED)
+    json_format.ParseDict(response, tune.response)
+    out.steps.append(tune)
+    return out
+
+
+def tuning_events() -> list[event_service_pb2.Event]:
+    """The events TuneModel streams: each trial's metrics per epoch, each completed trial's
+    objective by trial number."""
+    out = events()  # and a training step's, drawn as curves
+    for number, (state, _, _, losses) in TRIALS.items():
+        for epoch, loss in enumerate(losses, start=1):
+            event = event_service_pb2.Event(step="tune")
+            event.metrics.points.add(name=f"trial_{number}/eval_loss", value=loss, step=epoch)
+            out.append(event)
+        if state == "COMPLETED":
+            event = event_service_pb2.Event(step="tune")
+            event.metrics.points.add(name="eval_loss", value=losses[-1], step=number)
+            out.append(event)
+    return out
+
+
+def rows(section: str) -> list[list[str]]:
+    return [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", section)]
+
+
+def captions(section: str) -> list[str]:
+    return re.findall(r"<figcaption>(.*?)</figcaption>", section)
+
+
+def test_a_search_draws_its_trials_their_epochs_and_the_parameter_importances():
+    doc = report.document(tuning_run(tuning()), tuning_events())
+    section = report.section_searches(doc)
+    assert "<h2>Hyper-parameter search — tune</h2>" in section
+    assert "6 trials: 3 completed, 2 stopped early, 1 failed" in section
+    assert "eval_loss, smaller is better" in section
+    assert re.findall(r"<th>(.*?)</th>", section) == [
+        "trial",
+        "state",
+        "r",
+        "learning_rate",
+        "eval_loss",
+        "epochs",
+        "seconds",
+    ]
+    assert rows(section) == [
+        ["1", "completed", "8", "0.0012", "0.55", "3", "37.5"],
+        ["2", "stopped early", "4", "0.05", "1.3", "1", "12.5"],
+        ["3 ★", "completed", "16", "0.0004", "0.42", "3", "37.5"],
+        ["4", "failed", "32", "0.1", "", "0", "0"],
+        ["5", "stopped early", "8", "0.02", "0.95", "2", "25"],
+        ["6", "completed", "4", "0.0008", "0.48", "3", "37.5"],
+    ]
+    assert "◆" not in section  # a single objective: no Pareto front
+    assert captions(section) == [
+        "Objective over trials",
+        "Objective per epoch",
+        "Parameter importance",
+    ]
+    assert section.count("<svg") == 3
+    # Legends and bars are text in the SVG: the hollow early stops, the best-so-far line, the
+    # best trial's epochs, the importances by the parameters' short names, largest first.
+    for drawn in (">stopped early<", ">best so far<", ">best (trial 3)<", "> 0.83<", "> 0.17<"):
+        assert drawn in section
+    importance = section[section.index("Parameter importance") :]
+    assert importance.index(">r<") < importance.index(">learning_rate<")  # drawn bottom-up
+    page = report.render(doc)
+    assert section in page and page.count("<svg") == 3 + 3  # and the run's own three
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert report.render(doc) == page
+
+
+def test_the_objective_and_its_direction_come_from_the_search():
+    section = report.section_searches(
+        report.document(tuning_run(tuning(metric="eval_accuracy")), [])
+    )
+    assert "eval_accuracy, larger is better" in section
+    assert "<th>eval_accuracy</th>" in section and "<th>eval_loss</th>" not in section
+    assert rows(section)[2][:5] == ["3 ★", "completed", "16", "0.0004", "0.58"]
+
+
+def test_a_multi_objective_search_without_importances_draws_its_pareto_front():
+    doc = report.document(tuning_run(tuning(importances=False, pareto_front=("t3", "t6"))), [])
+    section = report.section_searches(doc)
+    assert [row[0] for row in rows(section)] == ["1", "2", "3 ★ ◆", "4", "5", "6 ◆"]
+    assert captions(section) == [
+        "Objective over trials",
+        "Objective per epoch",
+        "eval_loss against trainable parameters",
+    ]
+    assert section.count("<svg") == 3
+    assert "Parameter importance" not in section
+
+
+def test_the_curves_leave_a_search_s_series_to_its_section():
+    doc = report.document(tuning_run(tuning()), tuning_events())
+    assert "trial_1/eval_loss" in doc["series"]["tune"]  # the twin keeps every point
+    curves = report.section_curves(doc)
+    assert captions(curves) == ["Metrics per training step — train"]
+    assert curves.count("<svg") == 1 and "trial_1/eval_loss" not in curves
+    # Without a search result in its response, the step's series are plain curves again.
+    doc = report.document(tuning_run({}), tuning_events())
+    assert captions(report.section_curves(doc)) == [
+        "Metrics per training step — train",
+        "Metrics per training step — tune",
+    ]
+
+
+def test_a_run_without_a_search_result_has_no_search_section():
+    assert report.section_searches(report.document(run(), events())) == ""
+    empty = tuning()
+    empty["trials"] = []
+    assert report.section_searches(report.document(tuning_run(empty), [])) == ""
+    no_best = tuning()
+    del no_best["best_trial"]
+    assert report.section_searches(report.document(tuning_run(no_best), [])) == ""
