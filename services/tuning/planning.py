@@ -119,7 +119,9 @@ class TunePlanner:
         self.registry = registry
         self.train_planner = train_planner
 
-    def plan(self, spec: TuneSpec) -> TunePlan:
+    def plan(self, spec: TuneSpec, *, check_values: bool = True) -> TunePlan:
+        """The plan of ``spec``. ``check_values`` plans the training at each end of every range
+        (each choice): done when a request arrives, skipped when its accepted operation runs."""
         if spec.train.output_name:
             raise InvalidArgument.for_field(
                 "training.output_name", "name the best model with output_name instead"
@@ -132,13 +134,16 @@ class TunePlanner:
             )
         train = self.train_planner.plan_train(spec.train)
         if train.hyper["num_workers"] > 1:
+            # A Ray Train run inside a trial that the scheduler stops early keeps its worker
+            # group's placement group: Ray Train frees it only through Ray's state API, which
+            # needs the dashboard. Until that holds everywhere, a trial is one process.
             raise InvalidArgument.for_field(
                 "training.scaling.num_workers",
                 "each tuning trial trains in one process; give it more CPUs with "
                 "resources_per_trial.cpus and run trials side by side with "
                 "max_concurrent_trials",
             )
-        space = self._space(spec, train.strategy)
+        space = self._space(spec, train.strategy, check_values)
         objectives = self._objectives(spec, train)
         searcher = self.registry.create(
             "searchers", spec.searcher.name or DEFAULT_SEARCHER, spec.searcher.config, "searcher"
@@ -184,7 +189,9 @@ class TunePlanner:
 
     # --- the search space -----------------------------------------------------------------------
 
-    def _space(self, spec: TuneSpec, strategy: FinetuneStrategy) -> tuple[SearchParameter, ...]:
+    def _space(
+        self, spec: TuneSpec, strategy: FinetuneStrategy, check_values: bool
+    ) -> tuple[SearchParameter, ...]:
         if not spec.space:
             raise InvalidArgument.for_field("search_space", "name at least one parameter to search")
         fields = strategy.Config.model_fields
@@ -196,7 +203,7 @@ class TunePlanner:
             seen.add(p.name)
             integer = self._target(p.name, where, strategy, fields)
             self._check_distribution(p, where, integer)
-            for value in self._corners(p):
+            for value in self._corners(p) if check_values else ():
                 self._check_value(spec.train, p, value, where)
         return tuple(spec.space)
 

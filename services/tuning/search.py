@@ -67,8 +67,8 @@ def model_dir(trials_dir: str | Path, trial_id: str) -> Path:
 
 
 def run_trial(params: dict[str, Any], *, base: dict[str, Any], trials_dir: str) -> None:
-    """One trial: the training recipe with the sampled ``params`` set on ``base`` (a
-    RecipeConfig as a dict)."""
+    """One trial, in its Tune actor: the training recipe with the sampled ``params`` set on
+    ``base`` (a RecipeConfig as a dict)."""
     from ray import tune
 
     from forgeline.services.training.recipe import (
@@ -186,7 +186,11 @@ def run_search(
     """Runs (or, after a restart, restores) the experiment; returns the trial records."""
     from ray import tune
 
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")  # save the state at every step
+    # Tune saves the experiment (trials, searcher) at most this often (its default adapts from
+    # 10 s up). What a restart finds can thus be a second old: a trial that finished since is
+    # recognised by its model's manifest and not trained again, and one that started since is
+    # proposed again by the restored searcher (see TrialBook.kept and _settle).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     run_dir.mkdir(parents=True, exist_ok=True)
     trials_dir = run_dir / TRIALS
     trials_dir.mkdir(exist_ok=True)
@@ -217,7 +221,7 @@ def run_search(
                 scheduler=plan.scheduler.build(plan.search.objectives[0], plan.max_iterations),
                 num_samples=search.num_samples,
                 max_concurrent_trials=plan.max_concurrent,
-                reuse_actors=True,
+                reuse_actors=True,  # the next trial runs in a process with torch imported
                 trial_dirname_creator=_trial_dirname,
             ),
             run_config=tune.RunConfig(

@@ -269,6 +269,7 @@ def test_cancel_stops_every_trial(tuning, tuner, data):
             InvalidArgument,
         ),
         ({"searcher": spec("bayesopt")}, "searcher.name", InvalidArgument),
+        ({"workers": 2}, "training.scaling.num_workers", InvalidArgument),
     ],
 )
 def test_bad_requests_are_refused_before_any_trial(tuning, tuner, data, change, field, error):
@@ -284,6 +285,8 @@ def test_bad_requests_are_refused_before_any_trial(tuning, tuner, data, change, 
             request.search_space.extend(value)
         elif key == "objectives":
             request.objectives.extend(value)
+        elif key == "workers":
+            request.training.scaling.num_workers = value
         elif isinstance(value, common_pb2.PluginSpec | pb.TrialResources):
             getattr(request, key).CopyFrom(value)
         else:
