@@ -65,10 +65,9 @@ SHARED_EN = (REPO / ".." / "shared" / "data" / "en").resolve()
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
-from _common import ForeignLoad  # noqa: E402
+from _common import QUIET_SHARE, ForeignLoad, ServiceThread, wait_quiet  # noqa: E402
 
 WARMUP_SHARE = 0.2
-QUIET_SHARE = 0.1  # other processes' CPU share above which a run is measured again
 FULL_LR = 5e-5
 
 
@@ -154,21 +153,6 @@ def make_loader(examples: list[dict], tokenizer, batch: int, seed: int):
 def vm_hwm(pid: int | str = "self") -> int:
     with open(f"/proc/{pid}/status") as fh:
         return int(fh.read().split("VmHWM:")[1].split()[0]) * 1024
-
-
-def wait_quiet(limit_s: float, log) -> float:
-    """Waits (up to ``limit_s``) until other processes use under 10% of the CPUs for 3 s."""
-    deadline = time.perf_counter() + limit_s
-    warned = False
-    while True:
-        probe = ForeignLoad()
-        time.sleep(3)
-        share = probe.share()
-        if share < QUIET_SHARE or time.perf_counter() > deadline:
-            return share
-        if not warned:
-            log(f"other processes use {share:.0%} of the CPUs; waiting up to {limit_s:.0f}s")
-            warned = True
 
 
 # --- the child processes: matmul peak, bare loop, HF Trainer ------------------------------------
@@ -362,50 +346,6 @@ def run_child(mode: str, cfg: dict) -> dict:
 
 
 # --- forgeline ----------------------------------------------------------------------------------
-
-
-class ServiceThread:
-    """forgeline.server.serve() on its own event loop in a thread, on a free port."""
-
-    def __init__(self, name: str, settings) -> None:
-        import asyncio
-
-        self.name, self.settings, self.port = name, settings, 0
-        self._asyncio = asyncio
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop = self._stop = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        from forgeline.server import serve
-
-        async def run() -> None:
-            self._loop = self._asyncio.get_running_loop()
-            self._stop = self._asyncio.Event()
-            await serve(self.name, self.settings, port=0, on_ready=self._ready_at, stop=self._stop)
-
-        try:
-            self._asyncio.run(run())
-        except BaseException as exc:  # surfaced by start()
-            self._error = exc
-            self._ready.set()
-
-    def _ready_at(self, port: int) -> None:
-        self.port = port
-        self._ready.set()
-
-    def start(self) -> ServiceThread:
-        self._thread.start()
-        self._ready.wait(120)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
 
 
 class WorkerMemory:

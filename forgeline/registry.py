@@ -361,7 +361,8 @@ class Objective:
 @dataclass(frozen=True)
 class SearchContext:
     """What a searcher plans for. The first objective is the primary one; more than one asks
-    for a multi-objective search. ``num_trials`` is 0 when the request left it to the searcher."""
+    for a multi-objective search. ``num_trials`` is 0 when the request left it to the searcher.
+    The search algorithm must run at most ``max_concurrent`` trials at once (0: no limit)."""
 
     space: tuple[SearchParameter, ...]
     objectives: tuple[Objective, ...]

@@ -26,7 +26,9 @@ class RandomSearch(Searcher):
 
         return SearchPlan(
             param_space={p.name: p.tune_domain() for p in ctx.space},
-            search_alg=BasicVariantGenerator(random_state=ctx.seed),
+            search_alg=BasicVariantGenerator(
+                random_state=ctx.seed, max_concurrent=ctx.max_concurrent
+            ),
             num_samples=self.trials(ctx),
         )
 
@@ -82,6 +84,8 @@ class GridSearch(Searcher):
 
         return SearchPlan(
             param_space={p.name: tune.grid_search(self.axis(p)) for p in ctx.space},
-            search_alg=BasicVariantGenerator(random_state=ctx.seed),
+            search_alg=BasicVariantGenerator(
+                random_state=ctx.seed, max_concurrent=ctx.max_concurrent
+            ),
             num_samples=1,
         )

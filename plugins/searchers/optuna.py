@@ -67,6 +67,7 @@ class OptunaSearcher(Searcher):
     def build(self, ctx: SearchContext) -> SearchPlan:
         import warnings
 
+        from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
         with warnings.catch_warnings():  # multivariate / constant_liar are "experimental"
@@ -81,4 +82,6 @@ class OptunaSearcher(Searcher):
             mode=modes if many else modes[0],
             sampler=sampler,
         )
+        if ctx.max_concurrent:
+            search = ConcurrencyLimiter(search, max_concurrent=ctx.max_concurrent)
         return SearchPlan(param_space={}, search_alg=search, num_samples=self.trials(ctx))

@@ -191,6 +191,8 @@ def run_search(
     # recognised by its model's manifest and not trained again, and one that started since is
     # proposed again by the restored searcher (see TrialBook.kept and _settle).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # Every epoch's checkpoint (one kept per trial) makes Tune save its state: expected here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     run_dir.mkdir(parents=True, exist_ok=True)
     trials_dir = run_dir / TRIALS
     trials_dir.mkdir(exist_ok=True)
@@ -219,8 +221,7 @@ def run_search(
             tune_config=tune.TuneConfig(
                 search_alg=search.search_alg,
                 scheduler=plan.scheduler.build(plan.search.objectives[0], plan.max_iterations),
-                num_samples=search.num_samples,
-                max_concurrent_trials=plan.max_concurrent,
+                num_samples=search.num_samples,  # the searcher limits the concurrency
                 reuse_actors=True,  # the next trial runs in a process with torch imported
                 trial_dirname_creator=_trial_dirname,
             ),

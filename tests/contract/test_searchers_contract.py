@@ -19,7 +19,7 @@ from forgeline.registry import (
     config_schema,
     contract_problem,
 )
-from tests.contract.tune_harness import SPACE, context, run
+from tests.contract.tune_harness import CONCURRENT, SPACE, context, most_at_once, run
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("searchers")]
@@ -73,6 +73,7 @@ def test_runs_a_real_search_inside_its_space(searcher_cls, ray_local, tmp_path):
     assert all(t["error"] is None for t in trials), [t["error"] for t in trials]
     assert all(set(t["config"]) == {p.name for p in SPACE} for t in trials)
     assert all(in_space(t["config"]) for t in trials), [t["config"] for t in trials]
+    assert most_at_once(trials) <= CONCURRENT
 
 
 def test_a_multi_objective_searcher_runs_two_objectives(searcher_cls, ray_local, tmp_path):
