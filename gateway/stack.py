@@ -138,9 +138,13 @@ class Stack:
             f"--temp-dir={workdir}",
         ]
         with open(log, "ab") as out:
+            # Stopped last, when no service is attached: nothing is left to drain, and a drain
+            # would wait out its whole timeout (Ray Train's detached placement-group cleaner
+            # never ends on a head without a dashboard).
+            drain = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
             proc = subprocess.Popen(
                 command,
-                env={**os.environ, **self._ray_env, "RAY_ADDRESS": ""},
+                env={**drain, **os.environ, **self._ray_env, "RAY_ADDRESS": ""},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -186,20 +190,23 @@ class Stack:
 
     # --- stopping ---------------------------------------------------------------------------------
     def stop(self, grace_s: float = 30.0) -> None:
-        """SIGTERM to every member (gateway first), then SIGKILL to any still alive after
-        ``grace_s``."""
-        for member in reversed(self.members):
-            _signal(member.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for member in reversed(self.members):
-            while _alive(member.pid) and time.monotonic() < deadline:
+        """SIGTERM to every service (gateway first), then, once they are gone, to Ray (a Ray
+        head stopped while services are still attached to it drains for 30 s); SIGKILL to a
+        member still alive ``grace_s`` after its SIGTERM."""
+        services = [m for m in reversed(self.members) if m.name != RAY]
+        for group in (services, [m for m in self.members if m.name == RAY]):
+            for member in group:
+                _signal(member.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            for member in group:
+                while _alive(member.pid) and time.monotonic() < deadline:
+                    _reap(self._procs, member.pid)
+                    time.sleep(0.1)
+                if _alive(member.pid):
+                    _signal(member.pid, signal.SIGKILL)
                 _reap(self._procs, member.pid)
-                time.sleep(0.1)
-            if _alive(member.pid):
-                _signal(member.pid, signal.SIGKILL)
-            _reap(self._procs, member.pid)
-            if member.workdir:
-                shutil.rmtree(member.workdir, ignore_errors=True)
+                if member.workdir:
+                    shutil.rmtree(member.workdir, ignore_errors=True)
         self.members.clear()
 
     # --- the state file of `forgeline up` -------------------------------------------------------
