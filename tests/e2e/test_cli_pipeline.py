@@ -176,6 +176,7 @@ def test_status_shows_every_service_serving(stack):
         "gateway": True,
         "data": True,
         "training": True,
+        "tuning": True,
     }
 
 
