@@ -1,5 +1,5 @@
-"""What every benchmark shares: the machine it ran on, how busy other people kept it, and a
-forgeline service run in a thread.
+"""What every benchmark shares: the machine it ran on, how busy other people kept it, and how
+goals are judged, written and printed.
 
 Not a benchmark itself (`make bench` runs benchmarks/[a-z]*.py); the scripts import it as
 ``_common`` (their own folder is first on sys.path when run as scripts).
@@ -7,10 +7,11 @@ Not a benchmark itself (`make bench` runs benchmarks/[a-z]*.py); the scripts imp
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-import threading
 import time
+from pathlib import Path
 
 
 def machine(**versions: str | None) -> dict:
@@ -87,45 +88,39 @@ def wait_quiet(limit_s: float, log) -> float:
             warned = True
 
 
-class ServiceThread:
-    """forgeline.server.serve() on its own event loop in a thread, on a free port."""
+def judge(goals: list[dict], metrics: dict[str, float]) -> list[dict]:
+    """Each goal ({"metric", "op": ">=" or "<=", "target"}) with its measured "value" and "met"."""
+    for goal in goals:
+        value = metrics[goal["metric"]]
+        goal["value"] = value
+        goal["met"] = value >= goal["target"] if goal["op"] == ">=" else value <= goal["target"]
+    return goals
 
-    def __init__(self, name: str, settings) -> None:
-        import asyncio
 
-        self.name, self.settings, self.port = name, settings, 0
-        self._asyncio = asyncio
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop = self._stop = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
+def write_results(report: dict) -> Path:
+    """Writes ``report`` as benchmarks/results/<its "benchmark">.json; returns the path."""
+    folder = Path(__file__).resolve().parent / "results"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{report['benchmark']}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
 
-    def _main(self) -> None:
-        from forgeline.server import serve
 
-        async def run() -> None:
-            self._loop = self._asyncio.get_running_loop()
-            self._stop = self._asyncio.Event()
-            await serve(self.name, self.settings, port=0, on_ready=self._ready_at, stop=self._stop)
+def print_summary(report: dict, shown: list[str]) -> None:
+    """The ``shown`` metrics of ``report`` (those it has), where all of them are, its notes and
+    its goals."""
+    metrics = report["metrics"]
+    for key in (k for k in shown if k in metrics):
+        print(f"{key:<42}{metrics[key]:>12,.4f}")
+    print(f"(all {len(metrics)} metrics: benchmarks/results/{report['benchmark']}.json)")
+    for note in report.get("notes", []):
+        print(f"note: {note}")
+    print_goals(report["goals"])
 
-        try:
-            self._asyncio.run(run())
-        except BaseException as exc:  # surfaced by start()
-            self._error = exc
-            self._ready.set()
 
-    def _ready_at(self, port: int) -> None:
-        self.port = port
-        self._ready.set()
-
-    def start(self) -> ServiceThread:
-        self._thread.start()
-        self._ready.wait(120)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+def print_goals(goals: list[dict], digits: int = 3) -> None:
+    for goal in goals:
+        print(
+            f"goal {goal['metric']} {goal['op']} {goal['target']}: "
+            f"{'met' if goal['met'] else 'NOT met'} ({goal['value']:.{digits}f})"
+        )

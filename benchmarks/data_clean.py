@@ -12,7 +12,6 @@ reset right before the clean (``/proc/PID/clear_refs``), so its ingest does not 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+from _common import judge, print_goals, write_results  # noqa: E402
 
 BASELINE = r"""
 import resource, sys, time
@@ -173,21 +173,13 @@ def main() -> int:
         {"metric": "peak_memory_ratio", "op": "<=", "target": 2.0},
         {"metric": "identical_output", "op": ">=", "target": 1.0},
     ]
-    for goal in goals:
-        value = metrics[goal["metric"]]
-        goal["value"] = value
-        goal["met"] = value >= goal["target"] if goal["op"] == ">=" else value <= goal["target"]
+    judge(goals, metrics)
     report = {"benchmark": "data_clean", "machine": machine(), "metrics": metrics, "goals": goals}
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "data_clean.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_results(report)
     width = max(map(len, metrics))
     for key, value in metrics.items():
         print(f"{key:<{width}}  {value:,.3f}")
-    for goal in goals:
-        print(
-            f"goal {goal['metric']} {goal['op']} {goal['target']}: "
-            f"{'met' if goal['met'] else 'NOT met'} ({goal['value']:.3f})"
-        )
+    print_goals(goals)
     return 0
 
 

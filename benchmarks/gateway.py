@@ -59,7 +59,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
-from _common import ForeignLoad  # noqa: E402
+from _common import ForeignLoad, judge, print_goals, write_results  # noqa: E402
 
 GOAL_MS = 50.0
 QUIET_SHARE = 0.1
@@ -426,10 +426,7 @@ def main() -> int:
         metrics["gateway_run_head_ms"] + metrics["gateway_run_tail_ms"]
     )
     goals = [{"metric": "overhead_per_step_ms_median", "op": "<=", "target": GOAL_MS}]
-    for goal in goals:
-        value = metrics[goal["metric"]]
-        goal["value"] = value
-        goal["met"] = value >= goal["target"] if goal["op"] == ">=" else value <= goal["target"]
+    judge(goals, metrics)
     notes = [
         "operation: data.ProfileDataset of a tiny ingested CSV; direct calls carry no request_id, "
         "gateway steps carry RUN/STEP as request_id (as the orchestrator sends)",
@@ -475,8 +472,7 @@ def main() -> int:
         },
         "notes": notes,
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "gateway.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_results(report)
 
     print()
     print(f"{n} ProfileDataset operations, {args.repeats} repeats (+{args.warmup} warm-up)")
@@ -529,11 +525,7 @@ def main() -> int:
     print("(all metrics: benchmarks/results/gateway.json)")
     for note in notes:
         print(f"note: {note}")
-    for goal in goals:
-        print(
-            f"goal {goal['metric']} {goal['op']} {goal['target']}: "
-            f"{'met' if goal['met'] else 'NOT met'} ({goal['value']:.1f})"
-        )
+    print_goals(goals, digits=1)
     return 0
 
 

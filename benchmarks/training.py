@@ -65,7 +65,14 @@ SHARED_EN = (REPO / ".." / "shared" / "data" / "en").resolve()
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
-from _common import QUIET_SHARE, ForeignLoad, ServiceThread, wait_quiet  # noqa: E402
+from _common import (  # noqa: E402
+    QUIET_SHARE,
+    ForeignLoad,
+    judge,
+    print_summary,
+    wait_quiet,
+    write_results,
+)
 
 WARMUP_SHARE = 0.2
 FULL_LR = 5e-5
@@ -601,6 +608,7 @@ def main() -> int:
     from forgeline.client import Client
     from forgeline.datasets import DatasetRepository
     from forgeline.logging import configure
+    from forgeline.server import ServiceThread
     from forgeline.settings import Settings
 
     configure(json=True, level="WARNING")  # the CLI does this for `forgeline serve`
@@ -836,10 +844,7 @@ def main() -> int:
     ]
     if "bf16_accuracy_drop" in metrics:
         goals.append({"metric": "bf16_accuracy_drop", "op": "<=", "target": 0.02})
-    for goal in goals:
-        value = metrics[goal["metric"]]
-        goal["value"] = value
-        goal["met"] = value >= goal["target"] if goal["op"] == ">=" else value <= goal["target"]
+    judge(goals, metrics)
 
     notes = [
         f"data: {source}",
@@ -866,8 +871,7 @@ def main() -> int:
         "goals": goals,
         "notes": notes,
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "training.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_results(report)
 
     print()
     print(f"{'run':<24}{'samples/s':>10}{'forgeline/it':>14}{'step ms':>9}{'MFU':>7}{'peak MB':>9}")
@@ -905,16 +909,7 @@ def main() -> int:
         "max_foreign_cpu_share",
         "benchmark_wall_s",
     ]
-    for key in (k for k in shown if k in metrics):
-        print(f"{key:<42}{metrics[key]:>12,.4f}")
-    print(f"(all {len(metrics)} metrics: benchmarks/results/training.json)")
-    for note in notes:
-        print(f"note: {note}")
-    for goal in goals:
-        print(
-            f"goal {goal['metric']} {goal['op']} {goal['target']}: "
-            f"{'met' if goal['met'] else 'NOT met'} ({goal['value']:.3f})"
-        )
+    print_summary(report, shown)
     return 0
 
 

@@ -87,7 +87,14 @@ SENTENCES = SHARED / "en"
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
-from _common import QUIET_SHARE, ForeignLoad, ServiceThread, wait_quiet  # noqa: E402
+from _common import (  # noqa: E402
+    QUIET_SHARE,
+    ForeignLoad,
+    judge,
+    print_summary,
+    wait_quiet,
+    write_results,
+)
 
 ADULT_COLUMNS = (  # adult.names, in file order; the last one is the label
     "age",
@@ -589,6 +596,7 @@ def part_b(args, log) -> tuple[dict, dict, list[str]]:
     from forgeline.artifacts import ArtifactStore, Lineage
     from forgeline.client import Client
     from forgeline.datasets import DatasetRepository
+    from forgeline.server import ServiceThread
     from forgeline.settings import Settings
     from forgeline.v1 import tuning_service_pb2 as pb
 
@@ -603,20 +611,16 @@ def part_b(args, log) -> tuple[dict, dict, list[str]]:
         service = ServiceThread("tuning", settings).start()
         try:
             datasets = DatasetRepository(ArtifactStore(home / "artifacts"))
-            train_id = datasets.save(
-                pa.table(train),
-                name="uci-train",
-                text_column="text",
-                label_column="label",
-                lineage=Lineage(),
-            ).id
-            eval_id = datasets.save(
-                pa.table(held_out),
-                name="uci-eval",
-                text_column="text",
-                label_column="label",
-                lineage=Lineage(),
-            ).id
+            train_id, eval_id = (
+                datasets.save(
+                    pa.table(rows),
+                    name=name,
+                    text_column="text",
+                    label_column="label",
+                    lineage=Lineage(),
+                ).id
+                for rows, name in ((train, "uci-train"), (held_out, "uci-eval"))
+            )
             with Client(f"127.0.0.1:{service.port}") as client:
                 client.wait_ready()
                 for attempt in range(args.retries + 1):
@@ -856,10 +860,7 @@ def main() -> int:
     shares = [v for k, v in metrics.items() if k.endswith("_foreign_cpu_share")]
     metrics["max_foreign_cpu_share"] = max(shares)
     metrics["benchmark_wall_s"] = time.perf_counter() - started
-    for goal in goals:
-        value = metrics[goal["metric"]]
-        goal["value"] = value
-        goal["met"] = value >= goal["target"] if goal["op"] == ">=" else value <= goal["target"]
+    judge(goals, metrics)
 
     if "a" in parts:
         notes.append(
@@ -888,8 +889,7 @@ def main() -> int:
         "details": details,
         "notes": notes,
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "tuning.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_results(report)
 
     print()
     if "a" in parts:
@@ -945,16 +945,7 @@ def main() -> int:
         "max_foreign_cpu_share",
         "benchmark_wall_s",
     ]
-    for key in (k for k in shown if k in metrics):
-        print(f"{key:<42}{metrics[key]:>12,.4f}")
-    print(f"(all {len(metrics)} metrics: benchmarks/results/tuning.json)")
-    for note in notes:
-        print(f"note: {note}")
-    for goal in goals:
-        print(
-            f"goal {goal['metric']} {goal['op']} {goal['target']}: "
-            f"{'met' if goal['met'] else 'NOT met'} ({goal['value']:.3f})"
-        )
+    print_summary(report, shown)
     return 0
 
 

@@ -7,6 +7,7 @@ BadRequest field violations; the client (forgeline.client) maps them back by rea
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import grpc
@@ -187,3 +188,13 @@ def from_status(status: status_pb2.Status) -> ForgelineError:
 
 
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def cause_line(text: str, default: str) -> str:
+    """The line of an error's text a client should see: the last one naming an exception
+    ("ValueError: ..."), else the last line, else ``default``; never the traceback."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return next(
+        (line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception)\b", line)),
+        lines[-1] if lines else default,
+    )

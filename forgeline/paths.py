@@ -6,6 +6,7 @@ symlinks) outside every root. Relative paths are taken relative to the first roo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from forgeline.errors import InvalidArgument, NotFound, PermissionDenied
@@ -45,3 +46,8 @@ class PathValidator:
                 metadata={"field": field},
             )
         return real
+
+
+def folder_name(name: str) -> str:
+    """``name`` (an operation name such as "operations/3f2a...") as one safe path component."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)

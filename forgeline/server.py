@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -358,3 +359,50 @@ async def serve(
     await server.stop(settings.grace_seconds)
     await asyncio.to_thread(kernel.close)
     log.info("stopped")
+
+
+class ServiceThread:
+    """A service embedded in this process: serve() on its own event loop in a thread, on a free
+    loopback port (tests, benchmarks, notebooks)."""
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        self.name, self.settings = name, settings
+        self.port = 0
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await serve(self.name, self.settings, port=0, on_ready=self._on_ready, stop=self._stop)
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+            self._ready.set()
+
+    def _on_ready(self, port: int) -> None:
+        self.port = port
+        self._ready.set()
+
+    def start(self, timeout: float = 120.0) -> ServiceThread:
+        """Starts it and waits until it listens (or raises what stopped it)."""
+        self._thread.start()
+        self._ready.wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from forgeline.client import Client
+from forgeline.server import ServiceThread  # noqa: F401 - the tests import it from here
 from forgeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,53 +24,6 @@ def shared_data(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"../shared/data/{relative} is not present in this checkout")
     return path
-
-
-class ServiceThread:
-    """Runs forgeline.server.serve() on its own event loop in a thread, on a free port."""
-
-    def __init__(self, name: str, settings: Settings) -> None:
-        self.name, self.settings = name, settings
-        self.port = 0
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        from forgeline.server import serve
-
-        async def run() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            await serve(self.name, self.settings, port=0, on_ready=self._on_ready, stop=self._stop)
-
-        try:
-            asyncio.run(run())
-        except BaseException as exc:  # surfaced by start()
-            self._error = exc
-            self._ready.set()
-
-    def _on_ready(self, port: int) -> None:
-        self.port = port
-        self._ready.set()
-
-    def start(self) -> ServiceThread:
-        self._thread.start()
-        self._ready.wait(60)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
 
 def make_settings(home: Path, roots: list[Path], **overrides) -> Settings:

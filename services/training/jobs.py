@@ -11,7 +11,6 @@ restart of this service) resumes from its latest checkpoint.
 
 from __future__ import annotations
 
-import re
 import shutil
 import threading
 from collections import OrderedDict
@@ -29,9 +28,11 @@ from forgeline.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    cause_line,
 )
 from forgeline.logging import get_logger
 from forgeline.operations import Interrupted
+from forgeline.paths import folder_name
 from forgeline.registry import PluginRegistry, Tracker, TrackerRun
 from forgeline.services.training import cluster
 from forgeline.services.training.baselines import BaselineTrainer
@@ -108,7 +109,7 @@ class TrainingJobs:
             return self.outcome(done)
         ctx.progress(0.0, "preparing the model")
         model_path = self.materialize(plan, ctx, key)
-        run_name = _safe(ctx.name)
+        run_name = folder_name(ctx.name)
         storage = self.runs_dir
         storage.mkdir(parents=True, exist_ok=True)
         trackers = _Trackers(plan.trackers, self.settings, ctx.name, plan)
@@ -512,7 +513,7 @@ class _Trackers:
             }
         )
         for tracker in trackers:
-            folder = settings.home.expanduser() / "trackers" / tracker.name / _safe(run_id)
+            folder = settings.home.expanduser() / "trackers" / tracker.name / folder_name(run_id)
             folder.mkdir(parents=True, exist_ok=True)
             run = TrackerRun(run_id=run_id, name=plan.output_name, output_dir=folder, params=params)
             if self._call(tracker, "start", run):
@@ -544,10 +545,6 @@ class _Trackers:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)
-
-
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
@@ -576,11 +573,7 @@ _OOM_MARKERS = ("OutOfMemoryError", "out of memory", "MemoryError", "Cannot allo
 def _failure(exc: BaseException) -> ForgelineError:
     """A worker's failure as a client-facing error: the last line of it, never a traceback."""
     text = str(exc)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    cause = next(
-        (line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception)\b", line)),
-        lines[-1] if lines else type(exc).__name__,
-    )
+    cause = cause_line(text, type(exc).__name__)
     if any(marker in text for marker in _OOM_MARKERS):
         return ResourceExhausted(
             f"a training worker ran out of memory ({cause[:300]}); lower "

@@ -8,7 +8,6 @@ again after a restart restores the experiment instead of starting over. No gRPC 
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition
+from forgeline.paths import folder_name
 from forgeline.registry import Objective, PluginRegistry
 from forgeline.services.training import cluster
 from forgeline.services.training.jobs import TrainingJobs
@@ -75,7 +75,7 @@ class TuningJobs:
         started = time.monotonic()
         plan = self.planner.plan(spec, check_values=False)  # checked when it was accepted
         key = request_id or ctx.name
-        run_dir = self.runs_dir / re.sub(r"[^A-Za-z0-9_.-]", "-", ctx.name)
+        run_dir = self.runs_dir / folder_name(ctx.name)
         ctx.progress(0.0, "preparing the model")
         model_path = self.training.materialize(plan.train, ctx, key)
         cluster.ensure_ray()

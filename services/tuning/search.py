@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline.errors import Cancelled, Internal
+from forgeline.errors import Cancelled, Internal, cause_line
 from forgeline.logging import get_logger
 from forgeline.operations import Interrupted
 from forgeline.services.tuning.planning import TunePlan, plain, recipe_updates
@@ -168,12 +168,7 @@ def trial_error(trial) -> str:
             text = Path(path).read_text()
     except Exception:  # noqa: BLE001 - the error text is best effort
         text = ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    cause = next(
-        (line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception)\b", line)),
-        lines[-1] if lines else "the trial's process failed",
-    )
-    return cause[:500]
+    return cause_line(text, "the trial's process failed")[:500]
 
 
 def _trial_dirname(trial) -> str:
