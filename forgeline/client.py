@@ -27,6 +27,7 @@ from grpc_status import rpc_status
 from forgeline.errors import ForgelineError, Unavailable, from_status
 from forgeline.v1 import (
     common_pb2,
+    compression_service_pb2_grpc,
     data_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
@@ -149,6 +150,7 @@ class Client:
         self.data = data_service_pb2_grpc.DataServiceStub(self.channel)
         self.training = training_service_pb2_grpc.TrainingServiceStub(self.channel)
         self.tuning = tuning_service_pb2_grpc.TuningServiceStub(self.channel)
+        self.compression = compression_service_pb2_grpc.CompressionServiceStub(self.channel)
         self.operations = operations_pb2_grpc.OperationsStub(self.channel)
         self.events = event_service_pb2_grpc.EventServiceStub(self.channel)
         self.plugins = plugin_service_pb2_grpc.PluginServiceStub(self.channel)

@@ -20,6 +20,8 @@ def main() -> int:
     generator = sys.argv[1]  # python | pyi | grpc_python
     request = plugin_pb2.CodeGeneratorRequest.FromString(sys.stdin.buffer.read())
     response = plugin_pb2.CodeGeneratorResponse()
+    # grpcio-tools' generators handle proto3 `optional` fields (synthetic oneofs).
+    response.supported_features = plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
     with tempfile.TemporaryDirectory() as tmp:
         descriptors = Path(tmp) / "descriptors.pb"
         out = Path(tmp) / "out"

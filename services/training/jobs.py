@@ -177,9 +177,6 @@ class TrainingJobs:
         plan: TrainPlan,
         model_path: Path,
         output: Path,
-        *,
-        metrics_actor: str = "",
-        checkpoint_root: str = "",
     ) -> RecipeConfig:
         """What the workers run for ``plan`` (TrainModel's run, or every tuning trial's)."""
         h = plan.hyper
@@ -207,8 +204,6 @@ class TrainingJobs:
             seed=h["seed"],
             bf16=h["bf16"],
             checkpoint_every=h["checkpoint_every"],
-            metrics_actor=metrics_actor,
-            checkpoint_root=checkpoint_root,
             output_dir=str(output),
         )
 
@@ -222,67 +217,8 @@ class TrainingJobs:
         run_name: str,
         trackers: _Trackers,
     ) -> dict[str, Any]:
-        import ray
-
-        from forgeline.services.training.recipe import fit_summary
-
-        cluster.ensure_ray()
-        h = plan.hyper
-        sink_name = f"forgeline-metrics-{run_name}"
-        sink = (
-            ray.remote(MetricsSink)
-            .options(name=sink_name, namespace=cluster.NAMESPACE, get_if_exists=True, num_cpus=0)
-            .remote()
-        )
-        config = self.recipe_config(
-            plan,
-            model_path,
-            output,
-            metrics_actor=f"{cluster.NAMESPACE}/{sink_name}",
-            checkpoint_root=str(storage / run_name),
-        )
-        task = ray.remote(num_cpus=0, max_retries=0)(fit_summary).remote(
-            config,
-            num_workers=h["num_workers"],
-            use_gpu=h["use_gpu"],
-            cpus_per_worker=h["cpus_per_worker"],
-            storage_path=str(storage),
-            run_name=run_name,
-            max_failures=h["max_failures"],
-            keep_checkpoints=h["keep_checkpoints"],
-        )
-        ctx.progress(0.0, f"training on {h['num_workers']} worker(s)")
-        last: dict[str, float] = {}
-        try:
-            while True:
-                finished, _ = ray.wait([task], timeout=0.5)
-                last.update(self._drain(sink, ctx, trackers))
-                if finished:
-                    break
-                ctx.check_cancelled()
-            summary = ray.get(task)
-            last.update(self._drain(sink, ctx, trackers))
-        except BaseException as exc:
-            if isinstance(exc, ray.exceptions.RayTaskError):
-                raise _failure(exc) from None
-            _stop(task)
-            raise
-        finally:
-            ray.kill(sink)
-        return {**summary, "last": last}
-
-    def _drain(self, sink, ctx: OperationContext, trackers: _Trackers) -> dict[str, float]:
-        import ray
-
-        latest: dict[str, float] = {}
-        for step, values in ray.get(sink.drain.remote()):
-            progress = values.pop("progress", None)
-            ctx.metrics(values, step=step)
-            trackers.log(values, step)
-            latest.update(values)
-            if progress is not None:
-                ctx.progress(progress, f"step {step}")
-        return latest
+        config = self.recipe_config(plan, model_path, output)
+        return train_on_ray(config, ctx, plan.hyper, storage, run_name, on_point=trackers.log)
 
     def commit(
         self,
@@ -540,6 +476,83 @@ class _Trackers:
         except Exception as exc:  # a tracker must never fail the training
             log.warning("tracker_failed", tracker=tracker.name, method=method, error=str(exc))
             return False
+
+
+# --- the recipe on Ray Train ---------------------------------------------------------------------
+
+
+def train_on_ray(
+    config: RecipeConfig,
+    ctx: OperationContext,
+    scaling: dict[str, Any],
+    storage: Path,
+    run_name: str,
+    *,
+    on_point: Any = None,
+) -> dict[str, Any]:
+    """Runs the recipe on Ray Train as a Ray task this operation can cancel, draining the
+    metric points the workers stream into the operation's event log (and ``on_point(values,
+    step)``). ``scaling`` holds num_workers, use_gpu, cpus_per_worker, max_failures and
+    keep_checkpoints. Returns the fit's summary with ``last``: the latest value of every
+    metric. The same ``run_name`` after a restart resumes from the latest checkpoint."""
+    import ray
+
+    from forgeline.services.training.recipe import fit_summary
+
+    cluster.ensure_ray()
+    storage.mkdir(parents=True, exist_ok=True)
+    sink_name = f"forgeline-metrics-{run_name}"
+    sink = (
+        ray.remote(MetricsSink)
+        .options(name=sink_name, namespace=cluster.NAMESPACE, get_if_exists=True, num_cpus=0)
+        .remote()
+    )
+    config = config.model_copy(
+        update={
+            "metrics_actor": f"{cluster.NAMESPACE}/{sink_name}",
+            "checkpoint_root": str(storage / run_name),
+        }
+    )
+    task = ray.remote(num_cpus=0, max_retries=0)(fit_summary).remote(
+        config,
+        num_workers=scaling["num_workers"],
+        use_gpu=scaling.get("use_gpu", False),
+        cpus_per_worker=scaling["cpus_per_worker"],
+        storage_path=str(storage),
+        run_name=run_name,
+        max_failures=scaling.get("max_failures", 0),
+        keep_checkpoints=scaling.get("keep_checkpoints", 2),
+    )
+    ctx.progress(0.0, f"training on {scaling['num_workers']} worker(s)")
+    last: dict[str, float] = {}
+
+    def drain() -> None:
+        for step, values in ray.get(sink.drain.remote()):
+            progress = values.pop("progress", None)
+            ctx.metrics(values, step=step)
+            if on_point is not None:
+                on_point(values, step)
+            last.update(values)
+            if progress is not None:
+                ctx.progress(progress, f"step {step}")
+
+    try:
+        while True:
+            finished, _ = ray.wait([task], timeout=0.5)
+            drain()
+            if finished:
+                break
+            ctx.check_cancelled()
+        summary = ray.get(task)
+        drain()
+    except BaseException as exc:
+        if isinstance(exc, ray.exceptions.RayTaskError):
+            raise _failure(exc) from None
+        _stop(task)
+        raise
+    finally:
+        ray.kill(sink)
+    return {**summary, "last": last}
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -154,15 +154,14 @@ class TrainPlanner:
             "finetune", spec.finetune.name or "full", spec.finetune.config, "finetune"
         )
         hyper = self._hyper(spec, train, strategy)
-        positions = _positions(model.hf_config)
+        positions = positions_of(model.hf_config)
         if positions and hyper["max_length"] > positions:
             raise InvalidArgument.for_field(
                 "hyper_parameters.max_sequence_length",
                 f"{hyper['max_length']} is longer than this model's {positions} positions",
             )
-        skeleton = _skeleton(model.hf_config, task, labels)
         strategy.check(
-            skeleton,
+            skeleton(model.hf_config, task, labels),
             FinetuneContext(
                 task=task,
                 model_path=str(model.path or ""),
@@ -400,7 +399,7 @@ def output_name(name: str) -> str:
     return name
 
 
-def _positions(config: Any) -> int:
+def positions_of(config: Any) -> int:
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
@@ -476,7 +475,7 @@ def _config_from_fields(choice: ModelChoice):
         ) from exc
 
 
-def _skeleton(hf_config: Any, task: str, labels: list[str]):
+def skeleton(hf_config: Any, task: str, labels: list[str]):
     """The model's architecture without its weights (on the meta device): enough for a
     strategy to check layer names, free of memory and time."""
     import copy

@@ -61,12 +61,23 @@ class RecipeConfig(BaseModel):
     # failure and not yet registered by Ray Train's controller. "" = Ray's latest only.
     checkpoint_root: str = ""
     output_dir: str = Field(description="Where rank 0 writes the finished model.")
+    # Distillation (the compression service): a classifier folder whose soft labels, at this
+    # temperature, are mixed into the loss with weight distill_alpha (the hard labels' loss
+    # weighs 1 - distill_alpha).
+    teacher_path: str = ""
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.5
 
 
 def load_model(task: str, path: str, labels: list[str]):
-    """A transformers model for ``task`` from a local folder (never a hub download)."""
+    """A transformers model for ``task`` from a local folder (never a hub download); a pruned
+    classifier (forgeline.modelio's hf_pruned folder) comes back with its pruned shapes."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from forgeline import modelio
+
+    if modelio.folder_format(Path(path)) == modelio.HF_PRUNED:
+        return modelio.load_torch(Path(path))
     if task == SEQUENCE_CLASSIFICATION:
         return AutoModelForSequenceClassification.from_pretrained(
             path,
@@ -220,6 +231,7 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession) -> Non
         "total_parameters": sum(p.numel() for p in model.parameters()),
     }
     model = session.prepare(model)
+    teacher = _teacher(config, next(model.parameters()).device)
 
     examples = encode(config, tokenizer)
     collate = (
@@ -308,6 +320,7 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession) -> Non
         if rank == 0:
             unwrapped.save_pretrained(config.output_dir, safe_serialization=True)
             tokenizer.save_pretrained(config.output_dir)
+            _carry_format(config.model_path, config.output_dir)
             write_manifest(
                 Path(config.output_dir),
                 config,
@@ -345,7 +358,9 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession) -> Non
                 continue  # resumed mid-epoch: these batches were already trained on
             batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
             with autocast:
-                loss = model(**batch).loss / config.gradient_accumulation_steps
+                out = model(**batch)
+                loss = out.loss if teacher is None else _distill_loss(config, out, teacher, batch)
+                loss = loss / config.gradient_accumulation_steps
             loss.backward()
             samples += batch["input_ids"].shape[0]
             tally["samples"] += batch["input_ids"].shape[0]
@@ -388,6 +403,45 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession) -> Non
     if not Path(config.output_dir, MANIFEST).exists() and rank == 0:
         # Resumed after the last step (nothing left to train): score and write the model.
         finish({**parameters, **run_eval(step / steps_per_epoch), "progress": 1.0})
+
+
+def _teacher(config: RecipeConfig, device):
+    """The distillation teacher, frozen in eval mode, or None."""
+    if not config.teacher_path:
+        return None
+    from forgeline import modelio
+
+    teacher = modelio.load_torch(Path(config.teacher_path)).to(device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def _distill_loss(config: RecipeConfig, out, teacher, batch):
+    """Hinton et al.'s loss: KL divergence to the teacher's softened distribution (scaled by
+    T squared, so its gradients keep their size) mixed with the hard labels' cross-entropy."""
+    import torch
+    import torch.nn.functional as F
+
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        target = teacher(**inputs).logits.float()
+    t = config.distill_temperature
+    soft = F.kl_div(
+        F.log_softmax(out.logits.float() / t, dim=-1),
+        F.softmax(target / t, dim=-1),
+        reduction="batchmean",
+    ) * (t * t)
+    return config.distill_alpha * soft + (1 - config.distill_alpha) * out.loss
+
+
+def _carry_format(source: str, output: str) -> None:
+    """A pruned model trained on stays a pruned model: its shapes go with its weights."""
+    from forgeline import modelio
+
+    fmt = modelio.read_format(Path(source))
+    if fmt.get("format") == modelio.HF_PRUNED:
+        modelio.write_format(Path(output), {"format": modelio.HF_PRUNED, "layers": fmt["layers"]})
 
 
 MANIFEST = "forgeline_training.json"

@@ -1,0 +1,99 @@
+"""Tiny trained classifiers for the compressor contract suite and the compression service's
+tests: the real training recipe, run in this process (no Ray) on a handful of reviews."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from forgeline.services.training.models import build_from_config
+from forgeline.services.training.recipe import RecipeConfig, run_recipe
+
+TINY_BERT = {
+    "num_hidden_layers": 2,
+    "hidden_size": 32,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+    "max_position_embeddings": 64,
+}
+GOOD = ["good food", "great taste", "fresh and tasty", "fast delivery", "lovely soup"]
+BAD = ["cold food", "awful taste", "stale and salty", "slow delivery", "bland soup"]
+LABELS = ["neg", "pos"]
+
+
+def reviews(copies: int, offset: int = 0) -> tuple[list[str], list[str]]:
+    texts = [f"{t} {i + offset}" for i in range(copies) for t in GOOD + BAD]
+    labels = ["pos" if t in GOOD else "neg" for _ in range(copies) for t in GOOD + BAD]
+    return texts, labels
+
+
+class LocalSession:
+    """The recipe in this process: one rank, no DDP, reports kept in a list."""
+
+    rank, world = 0, 1
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, float]] = []
+
+    def prepare(self, model):
+        return model
+
+    def checkpoint(self):
+        return None
+
+    def report(self, metrics: dict[str, float], folder, name: str) -> None:
+        self.reports.append(metrics)
+
+
+def write_rows(path: Path, texts: list[str], labels: list[str]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": texts, "label": labels}), path)
+    return path
+
+
+def base_model(folder: Path, seed: int = 0) -> Path:
+    """A random-init tiny BERT with a tokenizer trained on the reviews."""
+    import torch
+
+    torch.manual_seed(seed)
+    texts, _ = reviews(4)
+    return build_from_config("bert", TINY_BERT, texts, 120, folder)
+
+
+def train_locally(config: RecipeConfig) -> dict[str, float]:
+    """Runs the training recipe in this process; returns its last report."""
+    session = LocalSession()
+    run_recipe(config, session)
+    return session.reports[-1]
+
+
+def classifier(work: Path, finetune: str = "full", epochs: int = 15) -> Path:
+    """A tiny classifier trained on the reviews (or a LoRA adapter on the tiny base)."""
+    base = base_model(work / "base")
+    texts, labels = reviews(6)
+    rows = write_rows(work / "train.parquet", texts, labels)
+    out = work / f"model-{finetune}"
+    train_locally(
+        RecipeConfig(
+            model_path=str(base),
+            finetune=finetune,
+            finetune_config={"r": 4} if finetune == "lora" else {},
+            train_path=str(rows),
+            labels=LABELS,
+            learning_rate=1e-2 if finetune == "lora" else 5e-3,
+            batch_size=10,
+            epochs=epochs,
+            max_length=32,
+            output_dir=str(out),
+        )
+    )
+    return out
+
+
+def metadata(folder: Path, fmt: str = "hf") -> dict:
+    manifest = json.loads((folder / "forgeline_training.json").read_text())
+    return {"format": fmt, "task": manifest["task"], "labels": manifest["labels"], "max_length": 32}
