@@ -13,6 +13,10 @@ import platform
 import time
 from pathlib import Path
 
+SHARED = (Path(__file__).resolve().parent.parent / ".." / "shared" / "data").resolve()
+# The UCI sentiment sentences: amazon + imdb, `sentence<TAB>label`.
+SENTENCE_FILES = (SHARED / "en" / "amazon_cells_labelled.txt", SHARED / "en" / "imdb_labelled.txt")
+
 
 def machine(**versions: str | None) -> dict:
     """CPU model and the flags that decide bf16 speed, cores, Python, platform, plus ``versions``
@@ -124,3 +128,25 @@ def print_goals(goals: list[dict], digits: int = 3) -> None:
             f"goal {goal['metric']} {goal['op']} {goal['target']}: "
             f"{'met' if goal['met'] else 'NOT met'} ({goal['value']:.{digits}f})"
         )
+
+
+def load_sentences(seed: int, eval_rows: int) -> tuple[dict, dict]:
+    """(train, eval): {"text": [...], "label": [...]}, the UCI sentences shuffled with ``seed``."""
+    import numpy as np
+
+    texts: list[str] = []
+    labels: list[int] = []
+    for path in SENTENCE_FILES:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            sentence, sep, label = line.rpartition("\t")
+            if sep and label.strip() in ("0", "1") and sentence.strip():
+                texts.append(sentence.strip())
+                labels.append(int(label))
+    order = np.random.default_rng(seed).permutation(len(texts))
+    texts = [texts[i] for i in order]
+    labels = [labels[i] for i in order]
+    cut = len(texts) - eval_rows
+    return (
+        {"text": texts[:cut], "label": labels[:cut]},
+        {"text": texts[cut:], "label": labels[cut:]},
+    )

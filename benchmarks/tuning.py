@@ -81,21 +81,22 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SHARED = (REPO / ".." / "shared" / "data").resolve()
-ADULT = SHARED / "fairness" / "adult"
-SENTENCES = SHARED / "en"
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from _common import (  # noqa: E402
     QUIET_SHARE,
+    SENTENCE_FILES,
+    SHARED,
     ForeignLoad,
     judge,
+    load_sentences,
     print_summary,
     wait_quiet,
     write_results,
 )
 
+ADULT = SHARED / "fairness" / "adult"
 ADULT_COLUMNS = (  # adult.names, in file order; the last one is the label
     "age",
     "workclass",
@@ -374,28 +375,6 @@ def part_a(args, log) -> tuple[dict, dict]:
 
 
 # --- B: the tuning service's overhead against plain runs ----------------------------------------
-
-
-def load_sentences(seed: int, eval_rows: int) -> tuple[dict, dict]:
-    """(train, eval): {"text": [...], "label": [...]}, the UCI sentences shuffled with ``seed``."""
-    import numpy as np
-
-    texts: list[str] = []
-    labels: list[int] = []
-    for name in ("amazon_cells_labelled.txt", "imdb_labelled.txt"):
-        for line in (SENTENCES / name).read_text(encoding="utf-8", errors="replace").splitlines():
-            sentence, sep, label = line.rpartition("\t")
-            if sep and label.strip() in ("0", "1") and sentence.strip():
-                texts.append(sentence.strip())
-                labels.append(int(label))
-    order = np.random.default_rng(seed).permutation(len(texts))
-    texts = [texts[i] for i in order]
-    labels = [labels[i] for i in order]
-    cut = len(texts) - eval_rows
-    return (
-        {"text": texts[:cut], "label": labels[:cut]},
-        {"text": texts[cut:], "label": labels[cut:]},
-    )
 
 
 def tune_request(train_id: str, eval_id: str, args, seed: int):
@@ -808,11 +787,7 @@ def main() -> int:
         parser.error("--parts: a, b or ab")
 
     missing = [p for p in (ADULT / "adult.data", ADULT / "adult.test") if not p.is_file()]
-    missing += [
-        p
-        for p in (SENTENCES / "amazon_cells_labelled.txt", SENTENCES / "imdb_labelled.txt")
-        if not p.is_file()
-    ]
+    missing += [p for p in SENTENCE_FILES if not p.is_file()]
     if missing:
         print(
             "tuning benchmark skipped: it needs the shared real data, and "

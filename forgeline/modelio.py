@@ -31,7 +31,9 @@ FORMAT_FILE = "forgeline_format.json"
 ONNX_FILE = "model.onnx"
 HF, HF_PRUNED, HF_INT8, ONNX = "hf", "hf_pruned", "hf_int8", "onnx"
 # Suffixes of files that torch.load / pickle would execute: never read, the folder is refused.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".h5", ".msgpack")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+# Formats read by parsers that never unpickle (ONNX external tensor data is raw bytes).
+SAFE_SUFFIXES = (".safetensors", ".onnx", ".data", ".json", ".txt", ".model", ".md")
 
 
 def read_format(folder: Path) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def check_safe(folder: Path, field: str = "model_id") -> None:
 def _is_pickle(path: Path) -> bool:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return True
-    if path.suffix in (".safetensors", ".onnx", ".json", ".txt", ".model", ".md"):
+    if path.suffix in SAFE_SUFFIXES:
         return False
     with path.open("rb") as f:
         head = f.read(4)

@@ -171,6 +171,21 @@ def _searches(doc: dict) -> Iterator[tuple[str, dict]]:
                 yield step["name"], value
 
 
+def _compressions(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(step, result) for every compression chain result (the original's measurement and the
+    chain's steps, each with its compressor) in a step's response."""
+    for step in doc["steps"]:
+        for _, value in _walk(step["response"]):
+            if (
+                isinstance(value, dict)
+                and isinstance(value.get("original"), dict)
+                and isinstance(value.get("steps"), list)
+                and value["steps"]
+                and all(isinstance(s, dict) and "compressor" in s for s in value["steps"])
+            ):
+                yield step["name"], value
+
+
 def section_evaluations(doc: dict) -> str:
     rows = list(_evaluations(doc))
     if not rows:
@@ -287,14 +302,85 @@ def section_searches(doc: dict) -> str:
     return "".join(parts)
 
 
+def section_compression(doc: dict) -> str:
+    parts = []
+    for step, result in _compressions(doc):
+        steps = sorted(result["steps"], key=lambda s: int(s.get("index", 0) or 0))
+        metric = result.get("budget_metric") or "accuracy"
+        outcomes = [_label(s.get("outcome", ""), "STEP_OUTCOME_") for s in steps]
+        summary = (
+            f"<p class=meta>{len(steps)} steps: "
+            + ", ".join(f"{outcomes.count(o)} {o}" for o in ("kept", "rolled back", "skipped"))
+            + f" · budget {float(result.get('accuracy_budget', 0)) * 100:.2f} points of "
+            f"{html.escape(metric)}{' · budget exceeded' if result.get('budget_exceeded') else ''}"
+            f" · final size ×{_num(result.get('size_ratio', 0))}, latency "
+            f"×{_num(result.get('latency_ratio', 0))}, {html.escape(metric)} "
+            f"{_points(result.get('accuracy_delta', 0))} points · "
+            f"{_num(result.get('seconds', 0))} s</p>"
+        )
+        table = _table(
+            [
+                *("step", "outcome", "format", "size", "size ratio", "Linear-weights ratio"),
+                *("p50 ms", "p95 ms", "throughput/s", "batch latency ratio", "accuracy", "F1"),
+                *(f"Δ {metric} (points)", "reason"),
+            ],
+            [_compression_row("original", "", result["original"], {})]
+            + [
+                _compression_row(_compression_label(s), o, s.get("measurement"), s)
+                for s, o in zip(steps, outcomes, strict=True)
+            ],
+        )
+        plot = _figure(
+            f"{metric} against latency and size, one point per step",
+            _tradeoff_svg(result, steps, outcomes, metric),
+        )
+        parts.append(_section(f"Compression — {step}", summary + table + plot))
+    return "".join(parts)
+
+
+def _compression_label(step: dict) -> str:
+    return f"{int(step.get('index', 0) or 0)} {step['compressor']}"
+
+
+def _compression_row(label: str, outcome: str, m: dict | None, step: dict) -> list[str]:
+    """A table row: a Measurement's cells, and a step's ratios and verdict against the original
+    (blank where the step has no measurement: skipped)."""
+    m, ratios = m or {}, step if m else {}
+    return [
+        label,
+        outcome,
+        m.get("format", ""),
+        _size(int(float(m.get("weights_bytes", 0)))) if m else "",
+        _num(ratios.get("size_ratio")),
+        _num(ratios.get("linear_size_ratio")),
+        _num(m.get("latency_p50_ms")),
+        _num(m.get("latency_p95_ms")),
+        _num(m.get("throughput")),
+        _num(ratios.get("batch_latency_ratio")),
+        _num(m.get("accuracy")),
+        _num(m.get("f1_macro")),
+        _points(ratios.get("accuracy_delta", 0)) if ratios else "",
+        step.get("reason", ""),
+    ]
+
+
+def _points(fraction: Any) -> str:
+    """A change of accuracy (a fraction) in signed points: -0.004 -> "-0.40"."""
+    return f"{float(fraction) * 100:+.2f}"
+
+
 def _trial_number(trial: dict) -> int:
     return int(trial.get("number", 0) or 0)
 
 
 def _trial_state(trial: dict) -> str:
     """A trial's state as people read it: completed, stopped early, failed, cancelled."""
-    state = trial.get("state", "").removeprefix("TRIAL_STATE_")
-    return state.lower().replace("_", " ") or "unspecified"
+    return _label(trial.get("state", ""), "TRIAL_STATE_")
+
+
+def _label(value: str, prefix: str) -> str:
+    """An enum's name as people read it: "TRIAL_STATE_STOPPED_EARLY" -> "stopped early"."""
+    return value.removeprefix(prefix).lower().replace("_", " ") or "unspecified"
 
 
 def _history(trial: dict) -> list[float]:
@@ -343,12 +429,13 @@ def _value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-# A later service adds its section here (fairness bars, compression trade-offs, ...).
+# A later service adds its section here (fairness bars, ...).
 SECTIONS: list[Callable[[dict], str]] = [
     section_evaluations,
     section_curves,
     section_cleaning,
     section_searches,
+    section_compression,
 ]
 
 
@@ -578,12 +665,15 @@ def _funnel_svg(reports: list[dict]) -> str:
 def _plot(width: float, height: float, xlabel: str, ylabel: str):
     """A figure with one set of axes, labelled and gridded as the report's plots are."""
     figure = _new_figure(width, height)
-    axes = figure.add_subplot()
+    return figure, _labelled(figure.add_subplot(), xlabel, ylabel)
+
+
+def _labelled(axes, xlabel: str, ylabel: str):
     axes.set_xlabel(xlabel, fontsize=9)
     axes.set_ylabel(ylabel, fontsize=9)
     axes.tick_params(labelsize=8)
     axes.grid(alpha=0.3)
-    return figure, axes
+    return axes
 
 
 def _trials_svg(trials: list[dict], name: str, larger: bool) -> str:
@@ -667,6 +757,41 @@ def _pareto_svg(completed: list[dict], front: set[str], name: str) -> str:
         on_front = trial.get("id") in front
         axes.scatter(x, y, s=48 if on_front else 30, color="#f58518" if on_front else "#4c78a8")
         axes.annotate(f" {_trial_number(trial)}", (x, y), fontsize=8)
+    return _svg(figure)
+
+
+def _tradeoff_svg(result: dict, steps: list[dict], outcomes: list[str], metric: str) -> str:
+    """The budget metric against p50 latency (left) and weights size (right): the original and
+    every measured step one labelled point (kept blue along the chain, rolled back a red x;
+    skipped steps have none), and the budget's floor as a dashed line."""
+    original = result["original"]
+    points = [("original", "original", original)] + [
+        (_compression_label(s), o, s["measurement"])
+        for s, o in zip(steps, outcomes, strict=True)
+        if s.get("measurement")
+    ]
+    styles = {
+        "original": {"marker": "s", "color": "#666666"},
+        "kept": {"marker": "o", "color": "#4c78a8"},
+        "rolled back": {"marker": "x", "color": "#e45756"},
+    }
+    floor = float(original.get(metric, 0)) - float(result.get("accuracy_budget", 0))
+    figure = _new_figure(10.0, 3.4)
+    for i, (xlabel, key, scale) in enumerate(
+        [("p50 latency (ms)", "latency_p50_ms", 1), ("weights (MB)", "weights_bytes", 1024**2)]
+    ):
+        axes = _labelled(figure.add_subplot(1, 2, i + 1), xlabel, metric)
+        xy = [(float(m.get(key, 0)) / scale, float(m.get(metric, 0))) for _, _, m in points]
+        chain = [p for p, (_, o, _) in zip(xy, points, strict=True) if o != "rolled back"]
+        axes.plot(*zip(*chain, strict=True), linewidth=1, alpha=0.4, color="#4c78a8")
+        for (label, outcome, _), p in zip(points, xy, strict=True):
+            axes.scatter(*p, s=40, zorder=3, label=outcome, **styles.get(outcome, styles["kept"]))
+            axes.annotate(f" {label}", p, fontsize=8)
+        axes.axhline(floor, linestyle="--", linewidth=1, color="#f58518", label="budget")
+        if i == 0:
+            handles, labels = axes.get_legend_handles_labels()
+            legend = dict(zip(labels, handles, strict=True))  # one entry per outcome
+            axes.legend(legend.values(), legend.keys(), fontsize=8)
     return _svg(figure)
 
 

@@ -106,6 +106,17 @@ class CompressionJobs:
         key = request_id or ctx.name
         work = self.runs_dir / folder_name(ctx.name)
         work.mkdir(parents=True, exist_ok=True)
+        try:
+            outcome = self._chain(plan, ctx, key, work)
+        finally:  # a stopping service resumes the run at its restart, with this folder
+            if not ctx.stopping():
+                shutil.rmtree(work, ignore_errors=True)
+        outcome.seconds = time.monotonic() - started
+        return outcome
+
+    def _chain(
+        self, plan: CompressPlan, ctx: OperationContext, key: str, work: Path
+    ) -> CompressOutcome:
         ctx.progress(0.0, "preparing the original")
         current = self._original(plan, work)
         inputs = self._inputs(plan, current)
@@ -186,7 +197,6 @@ class CompressionJobs:
                     seconds=seconds,
                 )
             )
-        shutil.rmtree(work, ignore_errors=True)
         last = next((s for s in reversed(steps) if s.outcome == KEPT), None)
         return CompressOutcome(
             model=kept or plan.model,
@@ -196,7 +206,7 @@ class CompressionJobs:
             ratios=last.ratios if last else ratios(original, original, plan.metric),
             budget=plan.budget,
             metric=plan.metric,
-            seconds=time.monotonic() - started,
+            seconds=0.0,
         )
 
     # --- the pieces ----------------------------------------------------------------------------

@@ -119,7 +119,10 @@ def measure(folder: Path, inputs: EvalInputs, options: LatencyOptions) -> Measur
             inputs.truth, predicted, inputs.labels, loss=losses / max(len(predicted), 1)
         )
         singles = _timed(runner, inputs.singles)
-        batches = _timed(runner, inputs.timed_batches)
+        # Each batch's best of three passes: a full batch takes long enough for a passing
+        # burst of other work (a Ray worker exiting) to show; the best pass is the model's own.
+        rounds = [_timed(runner, inputs.timed_batches, warmup=1 if i else 3) for i in range(3)]
+        batches = [min(times) for times in zip(*rounds, strict=True)]
     files = [p for p in Path(folder).rglob("*") if p.is_file()]
     return Measurement(
         format=kind,

@@ -184,12 +184,31 @@ class TuneSession:
         tune.report(metrics, checkpoint=checkpoint)
 
 
+class LocalSession:
+    """The recipe in the calling process: one rank, no DDP, no Ray; reports are kept in
+    ``reports`` (benchmarks and tests that need a trained model quickly)."""
+
+    rank, world = 0, 1
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, float]] = []
+
+    def prepare(self, model):
+        return model
+
+    def checkpoint(self):
+        return None
+
+    def report(self, metrics: dict[str, float], folder: str | None, name: str) -> None:
+        self.reports.append(metrics)
+
+
 def train_loop_per_worker(raw: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     run_recipe(RecipeConfig.model_validate(raw), TrainSession())
 
 
-def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession) -> None:
+def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | LocalSession) -> None:
     """The training loop. After every epoch rank 0 scores the eval rows and every rank reports
     the epoch's metrics with a checkpoint (mid-epoch checkpoints too when ``checkpoint_every``
     is set); rank 0 writes the finished model, and its manifest with the final metrics, before

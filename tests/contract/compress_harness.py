@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from forgeline.services.training.models import build_from_config
-from forgeline.services.training.recipe import RecipeConfig, run_recipe
+from forgeline.services.training.recipe import LocalSession, RecipeConfig, run_recipe
 
 TINY_BERT = {
     "num_hidden_layers": 2,
@@ -27,24 +27,6 @@ def reviews(copies: int, offset: int = 0) -> tuple[list[str], list[str]]:
     texts = [f"{t} {i + offset}" for i in range(copies) for t in GOOD + BAD]
     labels = ["pos" if t in GOOD else "neg" for _ in range(copies) for t in GOOD + BAD]
     return texts, labels
-
-
-class LocalSession:
-    """The recipe in this process: one rank, no DDP, reports kept in a list."""
-
-    rank, world = 0, 1
-
-    def __init__(self) -> None:
-        self.reports: list[dict[str, float]] = []
-
-    def prepare(self, model):
-        return model
-
-    def checkpoint(self):
-        return None
-
-    def report(self, metrics: dict[str, float], folder, name: str) -> None:
-        self.reports.append(metrics)
 
 
 def write_rows(path: Path, texts: list[str], labels: list[str]) -> Path:

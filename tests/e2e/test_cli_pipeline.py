@@ -177,6 +177,7 @@ def test_status_shows_every_service_serving(stack):
         "data": True,
         "training": True,
         "tuning": True,
+        "compression": True,
     }
 
 

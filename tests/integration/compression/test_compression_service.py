@@ -102,7 +102,15 @@ def test_onnx_export_writes_a_file_onnx_runtime_runs_alone(compressor, models):
 def test_structured_prune_removes_heads_and_neurons_physically(compressor, models):
     done = compress(
         compressor,
-        request(models, spec("structured_prune", heads_fraction=0.5, neurons_fraction=0.5)),
+        request(
+            models,
+            spec(
+                "structured_prune",
+                heads_fraction=0.5,
+                neurons_fraction=0.5,
+                neurons_multiple_of=1,
+            ),
+        ),
     )
     (step,) = done.steps
     details = step.details

@@ -21,6 +21,9 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
     home = tmp_path_factory.mktemp("examples-home")
     training = ServiceThread("training", make_settings(home / "training", [data_root])).start()
     tuning = ServiceThread("tuning", make_settings(home / "tuning", [data_root])).start()
+    compression = ServiceThread(
+        "compression", make_settings(home / "compression", [data_root])
+    ).start()
     settings = make_settings(
         home / "gateway",
         [data_root],
@@ -28,6 +31,7 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
             "data": data_service.address,
             "training": training.address,
             "tuning": tuning.address,
+            "compression": compression.address,
         },
     )
     thread = ServiceThread("gateway", settings).start()
@@ -36,6 +40,7 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
         client.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
         yield client
     thread.stop()
+    compression.stop()
     tuning.stop()
     training.stop()
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from google.protobuf import json_format
 
 from forgeline.gateway import report
-from forgeline.v1 import common_pb2, event_service_pb2, tuning_service_pb2
+from forgeline.v1 import (
+    common_pb2,
+    compression_service_pb2,
+    event_service_pb2,
+    tuning_service_pb2,
+)
 from forgeline.v1 import pipeline_service_pb2 as pb
 
 
@@ -213,11 +219,12 @@ def tuning(metric="eval_loss", importances=True, pareto_front=()) -> dict:
     )
 
 
-def tuning_run(response: dict) -> pb.PipelineRun:
+def run_with(response: dict, name="tune", call="tuning.TuneModel") -> pb.PipelineRun:
+    """The run of run() and one more step, ``name``, that answered ``response``."""
     out = run()
-    tune = pb.StepRun(name="tune", call="tuning.TuneModel", state=pb.STEP_STATE_SUCCEEDED)
-    json_format.ParseDict(response, tune.response)
-    out.steps.append(tune)
+    step = pb.StepRun(name=name, call=call, state=pb.STEP_STATE_SUCCEEDED)
+    json_format.ParseDict(response, step.response)
+    out.steps.append(step)
     return out
 
 
@@ -246,7 +253,7 @@ def captions(section: str) -> list[str]:
 
 
 def test_a_search_draws_its_trials_their_epochs_and_the_parameter_importances():
-    doc = report.document(tuning_run(tuning()), tuning_events())
+    doc = report.document(run_with(tuning()), tuning_events())
     section = report.section_searches(doc)
     assert "<h2>Hyper-parameter search — tune</h2>" in section
     assert "6 trials: 3 completed, 2 stopped early, 1 failed" in section
@@ -288,16 +295,14 @@ def test_a_search_draws_its_trials_their_epochs_and_the_parameter_importances():
 
 
 def test_the_objective_and_its_direction_come_from_the_search():
-    section = report.section_searches(
-        report.document(tuning_run(tuning(metric="eval_accuracy")), [])
-    )
+    section = report.section_searches(report.document(run_with(tuning(metric="eval_accuracy")), []))
     assert "eval_accuracy, larger is better" in section
     assert "<th>eval_accuracy</th>" in section and "<th>eval_loss</th>" not in section
     assert rows(section)[2][:5] == ["3 ★", "completed", "16", "0.0004", "0.58"]
 
 
 def test_a_multi_objective_search_without_importances_draws_its_pareto_front():
-    doc = report.document(tuning_run(tuning(importances=False, pareto_front=("t3", "t6"))), [])
+    doc = report.document(run_with(tuning(importances=False, pareto_front=("t3", "t6"))), [])
     section = report.section_searches(doc)
     assert [row[0] for row in rows(section)] == ["1", "2", "3 ★ ◆", "4", "5", "6 ◆"]
     assert captions(section) == [
@@ -310,13 +315,13 @@ def test_a_multi_objective_search_without_importances_draws_its_pareto_front():
 
 
 def test_the_curves_leave_a_search_s_series_to_its_section():
-    doc = report.document(tuning_run(tuning()), tuning_events())
+    doc = report.document(run_with(tuning()), tuning_events())
     assert "trial_1/eval_loss" in doc["series"]["tune"]  # the twin keeps every point
     curves = report.section_curves(doc)
     assert captions(curves) == ["Metrics per training step — train"]
     assert curves.count("<svg") == 1 and "trial_1/eval_loss" not in curves
     # Without a search result in its response, the step's series are plain curves again.
-    doc = report.document(tuning_run({}), tuning_events())
+    doc = report.document(run_with({}), tuning_events())
     assert captions(report.section_curves(doc)) == [
         "Metrics per training step — train",
         "Metrics per training step — tune",
@@ -327,7 +332,167 @@ def test_a_run_without_a_search_result_has_no_search_section():
     assert report.section_searches(report.document(run(), events())) == ""
     empty = tuning()
     empty["trials"] = []
-    assert report.section_searches(report.document(tuning_run(empty), [])) == ""
+    assert report.section_searches(report.document(run_with(empty), [])) == ""
     no_best = tuning()
     del no_best["best_trial"]
-    assert report.section_searches(report.document(tuning_run(no_best), [])) == ""
+    assert report.section_searches(report.document(run_with(no_best), [])) == ""
+
+
+# --- a compression chain (CompressionService/CompressModel) --------------------------------------
+
+
+def measurement(fmt, weights, p50, throughput, accuracy, f1) -> dict:
+    return {
+        "format": fmt,
+        "weights_bytes": str(weights),
+        "folder_bytes": str(weights + 1_200_000),
+        "linear_weight_bytes": str(weights * 3 // 4),
+        "parameters": "109482240",
+        "latency_p50_ms": p50,
+        "latency_p95_ms": p50 * 1.25,
+        "throughput": throughput,
+        "batch_size": 32,
+        "batch_latency_ms": 32_000 / throughput,
+        "accuracy": accuracy,
+        "f1_macro": f1,
+        "loss": 0.25,
+        "num_examples": "872",
+    }
+
+
+def compression(always_print=True, budget_metric="accuracy") -> dict:
+    """A CompressModelResponse as the orchestrator keeps it (proto JSON, zero fields printed or
+    not): int8 kept, pruning over the budget and rolled back, the ONNX export skipped."""
+    message = compression_service_pb2.CompressModelResponse()
+    json_format.ParseDict(
+        {
+            "model": artifact("m_int8", ["m_base"]) | {"kind": "ARTIFACT_KIND_MODEL"},
+            "original": measurement("hf", 438_000_000, 42.5, 88.0, 0.912, 0.9105),
+            "steps": [
+                {
+                    "index": 1,
+                    "compressor": "dynamic_int8",
+                    "config": {"modules": ["Linear"]},
+                    "outcome": "STEP_OUTCOME_KEPT",
+                    "measurement": measurement("hf_int8", 181_000_000, 21.3, 170.0, 0.908, 0.9071),
+                    "size_ratio": 0.4132,
+                    "linear_size_ratio": 0.25,
+                    "latency_ratio": 0.5012,
+                    "batch_latency_ratio": 0.5176,
+                    "accuracy_delta": -0.004,
+                    "model": artifact("m_int8", ["m_base"]) | {"kind": "ARTIFACT_KIND_MODEL"},
+                    "seconds": 35.2,
+                },
+                {
+                    "index": 2,
+                    "compressor": "structured_prune",
+                    "config": {"heads": 0.3},
+                    "outcome": "STEP_OUTCOME_ROLLED_BACK",
+                    "measurement": measurement("hf_int8", 150_000_000, 17.0, 205.0, 0.871, 0.8702),
+                    "size_ratio": 0.3425,
+                    "linear_size_ratio": 0.2,
+                    "latency_ratio": 0.4,
+                    "batch_latency_ratio": 0.4293,
+                    "accuracy_delta": -0.041,
+                    "details": {"heads_removed": 43},
+                    "seconds": 120.0,
+                    "reason": "accuracy fell 4.10 points, over the budget of 1.00 <points>",
+                },
+                {
+                    "index": 3,
+                    "compressor": "onnx_export",
+                    "outcome": "STEP_OUTCOME_SKIPPED",
+                    "reason": "structured_prune was rolled back",
+                },
+            ],
+            "budget_exceeded": True,
+            "size_ratio": 0.4132,
+            "latency_ratio": 0.5012,
+            "batch_latency_ratio": 0.5176,
+            "accuracy_delta": -0.004,
+            "accuracy_budget": 0.01,
+            "budget_metric": budget_metric,
+            "seconds": 160.5,
+        },
+        message,
+    )
+    return json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=always_print,
+    )
+
+
+def compression_section(response: dict) -> str:
+    doc = report.document(run_with(response, "compress", "compression.CompressModel"), [])
+    return report.section_compression(doc)
+
+
+@pytest.mark.parametrize("always_print", [True, False])
+def test_a_compression_chain_shows_every_step_its_verdict_and_the_trade_off(always_print):
+    section = compression_section(compression(always_print))
+    assert "<h2>Compression — compress</h2>" in section
+    assert (
+        "<p class=meta>3 steps: 1 kept, 1 rolled back, 1 skipped · budget 1.00 points of "
+        "accuracy · budget exceeded · final size ×0.4132, latency ×0.5012, accuracy -0.40 "
+        "points · 160.5 s</p>"
+    ) in section
+    assert re.findall(r"<th>(.*?)</th>", section) == [
+        "step",
+        "outcome",
+        "format",
+        "size",
+        "size ratio",
+        "Linear-weights ratio",
+        "p50 ms",
+        "p95 ms",
+        "throughput/s",
+        "batch latency ratio",
+        "accuracy",
+        "F1",
+        "Δ accuracy (points)",
+        "reason",
+    ]
+    reason = "accuracy fell 4.10 points, over the budget of 1.00 &lt;points&gt;"
+    assert rows(section) == [
+        ["original", "", "hf", "417.7 MB", "", "", "42.5", "53.12", "88"]
+        + ["", "0.912", "0.9105", "", ""],
+        ["1 dynamic_int8", "kept", "hf_int8", "172.6 MB", "0.4132", "0.25", "21.3", "26.62"]
+        + ["170", "0.5176", "0.908", "0.9071", "-0.40", ""],
+        ["2 structured_prune", "rolled back", "hf_int8", "143.1 MB", "0.3425", "0.2", "17"]
+        + ["21.25", "205", "0.4293", "0.871", "0.8702", "-4.10", reason],
+        ["3 onnx_export", "skipped", "", "", "", "", "", "", "", "", "", "", ""]
+        + ["structured_prune was rolled back"],
+    ]
+    assert captions(section) == ["accuracy against latency and size, one point per step"]
+    assert section.count("<svg") == 1
+    # One labelled point per measured step on each panel (the labels are text in the SVG): the
+    # rolled-back step is drawn, the skipped one is not; the legend names the outcomes.
+    plot = section[section.index("<figure") :]
+    assert plot.count("> 1 dynamic_int8<") == plot.count("> 2 structured_prune<") == 2
+    assert plot.count("> original<") == 2 and "onnx_export" not in plot
+    for drawn in (">p50 latency (ms)<", ">weights (MB)<", ">rolled back<", ">budget<"):
+        assert drawn in plot
+    doc = report.document(run_with(compression(always_print), "compress"), [])
+    page = report.render(doc)
+    assert section in page and page.count("<svg") == 2 + 1  # the run's own two, no curves
+    assert report.render(doc) == page
+
+
+def test_the_compression_section_follows_the_budget_metric():
+    response = compression(budget_metric="f1_macro")
+    response["budget_exceeded"] = False
+    section = compression_section(response)
+    assert "budget 1.00 points of f1_macro · final size" in section
+    assert "budget exceeded" not in section
+    assert "<th>Δ f1_macro (points)</th>" in section
+    assert captions(section) == ["f1_macro against latency and size, one point per step"]
+
+
+def test_a_run_without_a_compression_result_has_no_compression_section():
+    doc = report.document(run(), events())
+    assert report.section_compression(doc) == "" and "Compression" not in report.render(doc)
+    empty = compression()
+    empty["steps"] = []
+    assert compression_section(empty) == ""
+    assert compression_section(tuning()) == ""
