@@ -179,7 +179,7 @@ def _counts(runner, folder: Path) -> tuple[int, int]:
 
 
 # ONNX nodes whose weight input is a lookup table, not a matrix product.
-_LOOKUPS = {"Gather", "EmbedLayerNormalization"}
+_LOOKUPS = {"Gather", "EmbedLayerNormalization", "QEmbedLayerNormalization"}
 
 
 def _onnx_counts(path: Path) -> tuple[int, int]:
