@@ -130,18 +130,38 @@ def print_goals(goals: list[dict], digits: int = 3) -> None:
         )
 
 
-def load_sentences(seed: int, eval_rows: int) -> tuple[dict, dict]:
-    """(train, eval): {"text": [...], "label": [...]}, the UCI sentences shuffled with ``seed``."""
-    import numpy as np
+def start_ray(cpus: int) -> None:
+    """A Ray of the benchmark's own (never someone else's on this machine) with ``cpus`` CPUs."""
+    import ray
 
+    ray.init(
+        address="local",
+        num_cpus=cpus,
+        namespace="forgeline",
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
+    )
+
+
+def read_sentences(files) -> tuple[list[str], list[int]]:
+    """The labelled sentences of ``sentence<TAB>label`` files (label 0 or 1)."""
     texts: list[str] = []
     labels: list[int] = []
-    for path in SENTENCE_FILES:
+    for path in files:
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             sentence, sep, label = line.rpartition("\t")
             if sep and label.strip() in ("0", "1") and sentence.strip():
                 texts.append(sentence.strip())
                 labels.append(int(label))
+    return texts, labels
+
+
+def split_rows(texts: list[str], labels: list, seed: int, eval_rows: int) -> tuple[dict, dict]:
+    """(train, eval): {"text": [...], "label": [...]}, shuffled with ``seed``; the last
+    ``eval_rows`` are held out."""
+    import numpy as np
+
     order = np.random.default_rng(seed).permutation(len(texts))
     texts = [texts[i] for i in order]
     labels = [labels[i] for i in order]
@@ -150,3 +170,8 @@ def load_sentences(seed: int, eval_rows: int) -> tuple[dict, dict]:
         {"text": texts[:cut], "label": labels[:cut]},
         {"text": texts[cut:], "label": labels[cut:]},
     )
+
+
+def load_sentences(seed: int, eval_rows: int) -> tuple[dict, dict]:
+    """(train, eval) of the UCI sentences (amazon + imdb), shuffled with ``seed``."""
+    return split_rows(*read_sentences(SENTENCE_FILES), seed, eval_rows)

@@ -53,6 +53,7 @@ from _common import (  # noqa: E402 - benchmarks/ is on sys.path when run as a s
     load_sentences,
     machine,
     print_summary,
+    start_ray,
     wait_quiet,
     write_results,
 )
@@ -167,14 +168,7 @@ def main() -> int:
 
     train, held_out = load_sentences(args.data_seed, args.eval_rows)
     log(f"{len(train['text'])} train / {len(held_out['text'])} eval sentences")
-    ray.init(
-        address="local",
-        num_cpus=args.cpus,
-        namespace="forgeline",
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
-    )
+    start_ray(args.cpus)
     metrics: dict[str, float] = {}
     details: dict[str, dict] = {}
     try:

@@ -70,6 +70,9 @@ from _common import (  # noqa: E402
     ForeignLoad,
     judge,
     print_summary,
+    read_sentences,
+    split_rows,
+    start_ray,
     wait_quiet,
     write_results,
 )
@@ -83,29 +86,15 @@ FULL_LR = 5e-5
 
 def load_rows(seed: int, eval_rows: int) -> tuple[dict, dict, str]:
     """(train, eval, source): {"text": [...], "label": [...]} each, shuffled with ``seed``."""
-    import numpy as np
-
-    texts: list[str] = []
-    labels: list[int] = []
     files = sorted(SHARED_EN.glob("*_labelled.txt")) if SHARED_EN.is_dir() else []
-    for path in files:
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            sentence, sep, label = line.rpartition("\t")
-            if sep and label.strip() in ("0", "1") and sentence.strip():
-                texts.append(sentence.strip())
-                labels.append(int(label))
+    texts, labels = read_sentences(files)
     if texts:
         source = "../shared/data/en/" + ",".join(p.name for p in files)
     else:
         source = "generated (../shared/data/en not present)"
         texts, labels = generated_rows(2000, seed)
-    order = np.random.default_rng(seed).permutation(len(texts))
-    texts = [texts[i] for i in order]
-    labels = [labels[i] for i in order]
-    cut = len(texts) - eval_rows
     return (
-        {"text": texts[:cut], "label": labels[:cut]},
-        {"text": texts[cut:], "label": labels[cut:]},
+        *split_rows(texts, labels, seed, eval_rows),
         source,
     )
 
@@ -639,14 +628,7 @@ def main() -> int:
             "cpus": args.cpus,
         }
         log(f"data: {len(train['text'])} train / {len(held_out['text'])} eval rows from {source}")
-        ray.init(
-            address="local",  # a Ray of our own, never someone else's on this machine
-            num_cpus=args.cpus,
-            namespace="forgeline",
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
-        )
+        start_ray(args.cpus)
         log("ray up")
         home = tmp / "home"
         service = ServiceThread(

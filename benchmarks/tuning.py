@@ -92,6 +92,7 @@ from _common import (  # noqa: E402
     judge,
     load_sentences,
     print_summary,
+    start_ray,
     wait_quiet,
     write_results,
 )
@@ -807,14 +808,7 @@ def main() -> int:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f}s] {message}", flush=True)
 
-    ray.init(
-        address="local",  # a Ray of our own, never someone else's on this machine
-        num_cpus=args.cpus,
-        namespace="forgeline",
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
-    )
+    start_ray(args.cpus)
     log(f"ray up ({args.cpus} CPUs)")
     metrics: dict[str, float] = {}
     details: dict[str, dict] = {}

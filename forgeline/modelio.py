@@ -297,22 +297,27 @@ def _load_strict(model, folder: Path) -> None:
     from safetensors.torch import load_file
 
     state = load_file(str(Path(folder, "model.safetensors")))
-    expected = model.state_dict()
-    tied = {k for k in expected if k not in state and _is_tied(model, k)}
-    missing = set(expected) - set(state) - tied
-    unexpected = set(state) - set(expected)
-    if missing or unexpected:
-        raise FailedPrecondition(
-            f"{folder.name}: the weights do not fit the recorded shapes (missing "
-            f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})",
-            reason="WEIGHTS_MISMATCH",
-        )
+    _check_keys(folder, model, model.state_dict(), state)
     model.load_state_dict(state, strict=False)
 
 
-def _is_tied(model, key: str) -> bool:
+def _check_keys(folder: Path, model, expected: dict, found: dict) -> None:
+    """Refuses weights that do not fit the model built from the recorded shapes (tied weights
+    may be absent: they are loaded through their twin)."""
     tied = getattr(model, "_tied_weights_keys", None) or {}
-    return key in tied
+    missing = sorted(k for k in expected if k not in found and k not in tied)
+    unexpected = sorted(set(found) - set(expected))
+    resized = sorted(
+        f"{k} {tuple(found[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in found and tuple(found[k].shape) != tuple(v.shape)
+    )
+    if missing or unexpected or resized:
+        raise FailedPrecondition(
+            f"{folder.name}: the weights do not fit the recorded shapes (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}, other shapes {resized[:3]})",
+            reason="WEIGHTS_MISMATCH",
+        )
 
 
 def _load_int8(model, folder: Path, fmt: dict[str, Any]):
@@ -350,14 +355,7 @@ def _load_int8(model, folder: Path, fmt: dict[str, Any]):
         if isinstance(v, torch.Tensor) and not k.startswith(prefixes)
     }
     rest = {k: v for k, v in state.items() if k not in consumed}
-    missing = {k for k in expected if k not in rest and not _is_tied(model, k)}
-    unexpected = set(rest) - set(expected)
-    if missing or unexpected:
-        raise FailedPrecondition(
-            f"{folder.name}: the weights do not fit the recorded modules (missing "
-            f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})",
-            reason="WEIGHTS_MISMATCH",
-        )
+    _check_keys(folder, model, expected, rest)
     with torch.no_grad():
         for key, value in rest.items():
             expected[key].copy_(value)

@@ -17,7 +17,7 @@ from typing import Any
 from forgeline import modelio
 from forgeline.artifacts import ArtifactRecord
 from forgeline.datasets import Dataset
-from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
+from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.registry import CompressionTarget, Compressor, PluginChoice
 from forgeline.services.compression.measure import LatencyOptions
 from forgeline.services.training.jobs import TrainingJobs
@@ -137,41 +137,25 @@ class CompressPlanner:
         )
 
     def _model(self, model_id: str) -> tuple[ArtifactRecord, str]:
-        if not model_id:
-            raise InvalidArgument.for_field("model_id", "a model or adapter artifact is required")
-        try:
-            record = self.artifacts.get(model_id)
-        except NotFound as exc:
-            raise NotFound(
-                f"model_id: no artifact {model_id!r}",
-                reason="MODEL_NOT_FOUND",
-                metadata={"field": "model_id"},
-            ) from exc
-        fmt = str(record.metadata.get("format", "hf"))
-        if record.kind not in ("model", "adapter"):
-            raise FailedPrecondition(
-                f"model_id: {record.id} is a {record.kind} artifact, not a model",
-                reason="NOT_A_MODEL",
-                metadata={"field": "model_id"},
-            )
-        if fmt not in (modelio.HF, modelio.HF_PRUNED, modelio.HF_INT8, modelio.ONNX) and not (
-            record.kind == "adapter" and fmt == "peft_adapter"
-        ):
-            raise FailedPrecondition(
-                f"model_id: {record.id} is a {fmt} model; compression takes Hugging Face "
-                f"models and adapters (and the formats it writes itself)",
-                reason="NOT_A_HF_MODEL",
-                metadata={"field": "model_id"},
-            )
-        task = record.metadata.get("task")
+        record = self.training.model_record(
+            model_id,
+            formats=(
+                modelio.HF,
+                "peft_adapter",
+                modelio.HF_PRUNED,
+                modelio.HF_INT8,
+                modelio.ONNX,
+            ),
+        )
+        task = record.metadata["task"]
         if task != SEQUENCE_CLASSIFICATION or not record.metadata.get("labels"):
             raise FailedPrecondition(
-                f"model_id: {record.id} is a {task or 'untrained'} model; compression measures "
-                f"accuracy, so it takes {SEQUENCE_CLASSIFICATION} models with their labels",
+                f"model_id: {record.id} is a {task} model; compression measures accuracy, so it "
+                f"takes {SEQUENCE_CLASSIFICATION} models with their labels",
                 reason="NOT_A_CLASSIFIER",
                 metadata={"field": "model_id"},
             )
-        return record, fmt
+        return record, str(record.metadata.get("format", modelio.HF))
 
     def _base(self, record: ArtifactRecord) -> Path:
         meta = record.metadata

@@ -286,7 +286,14 @@ class TrainingJobs:
         )
 
     # === EvaluateModel and Predict ==============================================================
-    def model_record(self, model_id: str, field_name: str = "model_id") -> ArtifactRecord:
+    def model_record(
+        self,
+        model_id: str,
+        field_name: str = "model_id",
+        formats: tuple[str, ...] = ("hf", "peft_adapter"),
+    ) -> ArtifactRecord:
+        """The model or adapter artifact ``model_id``, trained for a task, in one of
+        ``formats`` (FailedPrecondition naming the field otherwise)."""
         if not model_id:
             raise InvalidArgument.for_field(field_name, "a model or adapter artifact is required")
         try:
@@ -297,18 +304,25 @@ class TrainingJobs:
                 reason="MODEL_NOT_FOUND",
                 metadata={"field": field_name},
             ) from exc
-        fmt = record.metadata.get("format", "hf")
-        if record.kind == "model" and fmt not in ("hf", "peft_adapter"):
+        if record.kind not in ("model", "adapter"):
             raise FailedPrecondition(
-                f"{field_name}: {record.id} is a {fmt} model (from TrainBaseline); this method "
-                f"takes Hugging Face models and adapters",
-                reason="NOT_A_HF_MODEL",
+                f"{field_name}: {record.id} is a {record.kind} artifact, not a model",
+                reason="NOT_A_MODEL",
+                metadata={"field": field_name},
             )
-        if record.kind not in ("model", "adapter") or not record.metadata.get("task"):
+        fmt = record.metadata.get("format", "hf")
+        if fmt not in formats:
             raise FailedPrecondition(
-                f"{field_name}: {record.id} is a {record.kind} artifact, not a model trained by "
-                f"this service",
+                f"{field_name}: {record.id} is a {fmt} model; this method takes "
+                f"{', '.join(formats)} models",
+                reason="UNSUPPORTED_MODEL_FORMAT",
+                metadata={"field": field_name},
+            )
+        if not record.metadata.get("task"):
+            raise FailedPrecondition(
+                f"{field_name}: {record.id} is an untrained model (no task): train it first",
                 reason="NOT_A_TRAINED_MODEL",
+                metadata={"field": field_name},
             )
         return record
 

@@ -103,3 +103,16 @@ def test_a_folder_without_safe_weights_is_refused(tmp_path):
     with pytest.raises(FailedPrecondition) as err:
         modelio.check_safe(tmp_path)
     assert err.value.reason == "NO_SAFE_WEIGHTS"
+
+
+def test_weights_that_do_not_fit_the_recorded_shapes_are_refused(tmp_path):
+    model = tiny_model()
+    modelio.prune(model, [([0, 1], list(range(32))), ([2], list(range(64)))])
+    modelio.save_pruned(model, tmp_path)
+    modelio.write_format(
+        tmp_path,
+        {"layers": [{"heads": 2, "intermediate": 32}, {"heads": 2, "intermediate": 64}]},
+    )
+    with pytest.raises(FailedPrecondition) as err:
+        modelio.load_torch(tmp_path)
+    assert err.value.reason == "WEIGHTS_MISMATCH"
