@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -505,6 +505,34 @@ class Compressor(Plugin, ABC):
         service adds the tokenizer and the labels afterwards."""
 
 
+# --- samplers (the memory service) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayPool:
+    """The samples a replay sampler chooses from, in the order they were added: their labels,
+    their embeddings (a float32 numpy array, one row per sample, L2-normalized) and when they
+    were added (seconds since the epoch)."""
+
+    labels: Sequence[str]
+    vectors: Any
+    timestamps: Sequence[float]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class Sampler(Plugin, ABC):
+    """Chooses the memory samples replayed beside new data (continual learning)."""
+
+    kind = "samplers"
+
+    @abstractmethod
+    def sample(self, pool: ReplayPool, k: int, seed: int) -> list[int]:
+        """``min(k, len(pool))`` distinct positions in ``pool``; the same seed gives the same
+        positions."""
+
+
 KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "loaders": Loader,
     "cleaners": Cleaner,
@@ -515,6 +543,7 @@ KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "searchers": Searcher,
     "schedulers": Scheduler,
     "compressors": Compressor,
+    "samplers": Sampler,
 }
 
 

@@ -99,6 +99,8 @@ class ServiceDefinition:
     methods: list[MethodSpec] = field(default_factory=list)
     # Plugin kinds to load before the service reports SERVING.
     plugin_kinds: tuple[str, ...] = ()
+    # Called once after the server stopped serving, before the kernel closes (flush state).
+    on_close: Callable[[], None] | None = None
 
 
 def service_builder(name: str) -> Callable[[Kernel], list[ServiceDefinition]]:
@@ -357,6 +359,9 @@ async def serve(
     log.info("stopping", grace_seconds=settings.grace_seconds)
     await health.enter_graceful_shutdown()
     await server.stop(settings.grace_seconds)
+    for definition in definitions:
+        if definition.on_close is not None:
+            await asyncio.to_thread(definition.on_close)
     await asyncio.to_thread(kernel.close)
     log.info("stopped")
 

@@ -178,6 +178,7 @@ def test_status_shows_every_service_serving(stack):
         "training": True,
         "tuning": True,
         "compression": True,
+        "memory": True,
     }
 
 

@@ -1,0 +1,121 @@
+"""The memory service's work: memories with their embedding models, replay through samplers
+plugins. No gRPC here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forgeline.artifacts import ArtifactStore
+from forgeline.errors import FailedPrecondition, InvalidArgument
+from forgeline.registry import PluginChoice, PluginRegistry, ReplayPool
+from forgeline.services.memory.embed import Embedders
+from forgeline.services.memory.store import Hit, IndexConfig, MemoryConfig, MemoryStore, Sample
+
+SERVICE = "forgeline.v1.MemoryService"
+MAX_K = 1000
+DEFAULT_SAMPLER = "reservoir"
+
+
+@dataclass
+class Incoming:
+    """A sample to add, with its vector when the client sent one."""
+
+    sample: Sample
+    vector: list[float]
+
+
+class Memories:
+    def __init__(self, root: Path, artifacts: ArtifactStore, registry: PluginRegistry) -> None:
+        self.store = MemoryStore(root)
+        self.embedders = Embedders(artifacts)
+        self.registry = registry
+
+    def close(self) -> None:
+        self.store.close()
+
+    def create(self, name: str, embedding: Mapping[str, str], index: IndexConfig, description: str):
+        if embedding:
+            dimension = self.embedders.dimension(embedding)
+            if index.dimension and index.dimension != dimension:
+                raise InvalidArgument.for_field(
+                    "index.dimension",
+                    f"{index.dimension} does not match the embedding model's {dimension}",
+                )
+            index = IndexConfig(**{**index.__dict__, "dimension": dimension})
+        elif not index.dimension:
+            raise InvalidArgument.for_field(
+                "index.dimension", "required without an embedding source (clients send vectors)"
+            )
+        return self.store.create(MemoryConfig(name, index, dict(embedding), description))
+
+    def add(self, name: str, items: list[Incoming]) -> list[int]:
+        import numpy as np
+
+        config = self.store.config(name)
+        d = config.index.dimension
+        vectors = np.zeros((len(items), d), dtype=np.float32)
+        missing = []
+        for i, item in enumerate(items):
+            if item.vector:
+                if len(item.vector) != d:
+                    raise InvalidArgument.for_field(
+                        f"samples[{i}].vector",
+                        f"has {len(item.vector)} dimensions; memory {name!r} has {d}",
+                    )
+                vectors[i] = item.vector
+            elif config.embedding:
+                missing.append(i)
+            else:
+                raise InvalidArgument.for_field(
+                    f"samples[{i}].vector",
+                    f"memory {name!r} has no embedding model: send each sample's vector",
+                )
+        if missing:
+            vectors[missing] = self.embedders.embed(
+                config.embedding, [items[i].sample.text for i in missing]
+            )
+        return self.store.add(name, [item.sample for item in items], vectors)
+
+    def query_vector(self, name: str, text: str, vector: list[float]):
+        import numpy as np
+
+        config = self.store.config(name)
+        if vector and text:
+            raise InvalidArgument.for_field("text", "search by a text or by a vector, not both")
+        if vector:
+            return np.asarray([vector], dtype=np.float32)
+        if not text:
+            raise InvalidArgument.for_field("text", "give a text or a vector to search for")
+        if not config.embedding:
+            raise FailedPrecondition(
+                f"text: memory {name!r} has no embedding model; search by vector",
+                reason="NO_EMBEDDING_MODEL",
+                metadata={"field": "text"},
+            )
+        return self.embedders.embed(config.embedding, [text])
+
+    def search(
+        self, name: str, text: str, vector: list[float], k: int, where: Mapping[str, Any]
+    ) -> list[Hit]:
+        if not 0 <= k <= MAX_K:
+            raise InvalidArgument.for_field("k", f"must be in [0, {MAX_K}]")
+        query = self.query_vector(name, text, vector)
+        return self.store.search(name, query, k or 10, where)[0]
+
+    def replay(
+        self, name: str, k: int, sampler: PluginChoice, seed: int, where: Mapping[str, Any]
+    ) -> tuple[list[int], list[Sample], Any]:
+        if k < 0:
+            raise InvalidArgument.for_field("k", "must be >= 0")
+        plugin = self.registry.create("samplers", sampler.name, sampler.config, "sampler")
+        ids, samples, vectors = self.store.pool(name, where)
+        pool = ReplayPool(
+            labels=[s.label for s in samples],
+            vectors=vectors,
+            timestamps=[s.timestamp for s in samples],
+        )
+        chosen = plugin.sample(pool, k, seed)
+        return [ids[i] for i in chosen], [samples[i] for i in chosen], vectors[chosen]

@@ -1,0 +1,222 @@
+"""forgeline.v1.MemoryService over gRPC: translates messages to Memories calls and back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from forgeline.convert import from_struct, plugin_choice, struct
+from forgeline.errors import InvalidArgument, ResourceExhausted
+from forgeline.operations import page_offset
+from forgeline.registry import PluginChoice
+from forgeline.server import Kernel, ServiceDefinition
+from forgeline.services.memory.memories import DEFAULT_SAMPLER, SERVICE, Incoming, Memories
+from forgeline.services.memory.store import IndexConfig, Sample, Stats
+from forgeline.v1 import memory_service_pb2 as pb
+from forgeline.v1 import memory_service_pb2_grpc
+
+INDEX_TYPES = {
+    pb.INDEX_TYPE_UNSPECIFIED: "flat",
+    pb.INDEX_TYPE_FLAT: "flat",
+    pb.INDEX_TYPE_HNSW: "hnsw",
+    pb.INDEX_TYPE_IVF: "ivf",
+}
+INDEX_TYPE_PB = {"flat": pb.INDEX_TYPE_FLAT, "hnsw": pb.INDEX_TYPE_HNSW, "ivf": pb.INDEX_TYPE_IVF}
+BATCH = 512  # samples committed (and embedded) at once while a stream arrives
+
+
+def build(kernel: Kernel) -> list[ServiceDefinition]:
+    """The entry point of ``forgeline.services: memory``."""
+    memories = Memories(
+        kernel.settings.home.expanduser() / "services" / "memory",
+        kernel.artifacts,
+        kernel.registry,
+    )
+    servicer = MemoryServicer(kernel, memories)
+    return [
+        ServiceDefinition(
+            full_name=SERVICE,
+            servicer=servicer,
+            add_to_server=memory_service_pb2_grpc.add_MemoryServiceServicer_to_server,
+            plugin_kinds=("samplers",),
+            on_close=memories.close,
+        )
+    ]
+
+
+def index_config(r: pb.CreateMemoryRequest) -> IndexConfig:
+    o = r.index
+    if o.type not in INDEX_TYPES:
+        raise InvalidArgument.for_field("index.type", f"unknown value {o.type}")
+    defaults = IndexConfig(dimension=0)
+    return IndexConfig(
+        dimension=o.dimension,
+        index_type=INDEX_TYPES[o.type],
+        hnsw_m=o.hnsw_m or defaults.hnsw_m,
+        hnsw_ef_search=o.hnsw_ef_search or defaults.hnsw_ef_search,
+        hnsw_ef_construction=o.hnsw_ef_construction or defaults.hnsw_ef_construction,
+        ivf_lists=o.ivf_lists or defaults.ivf_lists,
+        ivf_probes=o.ivf_probes or defaults.ivf_probes,
+        train_size=o.train_size,
+    )
+
+
+def embedding_source(message: pb.EmbeddingSource) -> dict[str, str]:
+    kind = message.WhichOneof("source")
+    return {kind: getattr(message, kind)} if kind else {}
+
+
+def stats_pb(s: Stats, memories: Memories) -> pb.MemoryStats:
+    config = memories.store.config(s.name)
+    return pb.MemoryStats(
+        name=s.name,
+        samples=s.samples,
+        deleted=s.deleted,
+        dimension=s.dimension,
+        index_type=INDEX_TYPE_PB[s.index_type],
+        trained=s.trained,
+        labels=s.labels,
+        sources=s.sources,
+        index_bytes=s.index_bytes,
+        snapshot_samples=s.snapshot_samples,
+        embedding=pb.EmbeddingSource(**config.embedding),
+        description=config.description,
+    )
+
+
+def sample_pb(i: int, s: Sample, vector: Any = None) -> pb.MemorySample:
+    return pb.MemorySample(
+        id=i,
+        text=s.text,
+        label=s.label,
+        source=s.source,
+        timestamp=s.timestamp,
+        metadata=struct(s.metadata),
+        vector=[] if vector is None else vector.tolist(),
+    )
+
+
+def incoming(message: pb.MemorySample) -> Incoming:
+    return Incoming(
+        Sample(
+            text=message.text,
+            label=message.label,
+            source=message.source,
+            timestamp=message.timestamp,
+            metadata=from_struct(message.metadata),
+        ),
+        list(message.vector),
+    )
+
+
+class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
+    def __init__(self, kernel: Kernel, memories: Memories) -> None:
+        self._kernel = kernel
+        self._memories = memories
+
+    async def _stats(self, name: str) -> pb.MemoryStats:
+        if not name:
+            raise InvalidArgument.for_field("memory", "name a memory")
+        stats = await asyncio.to_thread(self._memories.store.stats, name)
+        return stats_pb(stats, self._memories)
+
+    async def CreateMemory(self, request, context):
+        stats = await asyncio.to_thread(
+            self._memories.create,
+            request.name,
+            embedding_source(request.embedding),
+            index_config(request),
+            request.description,
+        )
+        return pb.CreateMemoryResponse(memory=stats_pb(stats, self._memories))
+
+    async def GetMemoryStats(self, request, context):
+        return pb.GetMemoryStatsResponse(memory=await self._stats(request.memory))
+
+    async def ListMemories(self, request, context):
+        offset = page_offset(request.page_token)
+        size = min(request.page_size or 50, 500)
+        names = await asyncio.to_thread(self._memories.store.names)
+        page = [await self._stats(n) for n in names[offset : offset + size]]
+        more = len(names) > offset + size
+        return pb.ListMemoriesResponse(
+            memories=page, next_page_token=str(offset + size) if more else ""
+        )
+
+    async def AddSamples(self, request_iterator, context):
+        limit = self._kernel.settings.max_upload_bytes
+        name, ids, batch, received = "", [], [], 0
+        async for message in request_iterator:
+            received += message.ByteSize()
+            if received > limit:
+                raise ResourceExhausted(
+                    f"the stream exceeds {limit} bytes (FORGELINE_MAX_UPLOAD_BYTES); the "
+                    f"{len(ids)} samples before were kept",
+                    reason="UPLOAD_TOO_LARGE",
+                )
+            if message.memory and name and message.memory != name:
+                raise InvalidArgument.for_field(
+                    "memory", f"one stream adds to one memory ({name!r}, not {message.memory!r})"
+                )
+            name = name or message.memory
+            if not name:
+                raise InvalidArgument.for_field("memory", "the first message names the memory")
+            batch += [incoming(s) for s in message.samples]
+            if len(batch) >= BATCH:
+                ids += await asyncio.to_thread(self._memories.add, name, batch)
+                batch = []
+        if not name:
+            raise InvalidArgument.for_field("memory", "the stream was empty")
+        if batch:
+            ids += await asyncio.to_thread(self._memories.add, name, batch)
+        return pb.AddSamplesResponse(ids=ids, memory=await self._stats(name))
+
+    async def Search(self, request, context):
+        hits = await asyncio.to_thread(
+            self._memories.search,
+            request.memory,
+            request.text,
+            list(request.vector),
+            request.k,
+            from_struct(request.filter),
+        )
+        vectors = None
+        if request.include_vectors and hits:
+            vectors = await asyncio.to_thread(
+                self._memories.store.vectors, request.memory, [h.id for h in hits]
+            )
+        return pb.SearchResponse(
+            hits=[
+                pb.SearchHit(
+                    sample=sample_pb(h.id, h.sample, vectors[i] if vectors is not None else None),
+                    score=h.score,
+                )
+                for i, h in enumerate(hits)
+            ]
+        )
+
+    async def SampleReplay(self, request, context):
+        sampler = plugin_choice(request.sampler) if request.sampler.name else None
+        ids, samples, vectors = await asyncio.to_thread(
+            self._memories.replay,
+            request.memory,
+            request.k,
+            sampler or PluginChoice(DEFAULT_SAMPLER),
+            request.seed,
+            from_struct(request.filter),
+        )
+        return pb.SampleReplayResponse(
+            samples=[
+                sample_pb(i, s, vectors[n] if request.include_vectors else None)
+                for n, (i, s) in enumerate(zip(ids, samples, strict=True))
+            ]
+        )
+
+    async def DeleteSamples(self, request, context):
+        where = from_struct(request.filter)
+        if not request.ids and not where:
+            raise InvalidArgument.for_field("ids", "name the samples: ids and/or a filter")
+        deleted = await asyncio.to_thread(
+            self._memories.store.delete, request.memory, list(request.ids), where
+        )
+        return pb.DeleteSamplesResponse(deleted=deleted, memory=await self._stats(request.memory))
