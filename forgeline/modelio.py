@@ -60,7 +60,7 @@ def check_safe(folder: Path, field: str = "model_id") -> None:
     """Refuses a model folder holding a pickle, or holding no safetensors / ONNX weights."""
     folder = Path(folder)
     files = [p for p in folder.rglob("*") if p.is_file()]
-    pickles = sorted(p.relative_to(folder).as_posix() for p in files if _is_pickle(p))
+    pickles = sorted(p.relative_to(folder).as_posix() for p in files if is_pickle(p))
     if pickles:
         raise FailedPrecondition(
             f"{field}: {pickles[0]} is a pickle; forgeline loads safetensors and ONNX weights "
@@ -76,7 +76,7 @@ def check_safe(folder: Path, field: str = "model_id") -> None:
         )
 
 
-def _is_pickle(path: Path) -> bool:
+def is_pickle(path: Path) -> bool:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return True
     if path.suffix in SAFE_SUFFIXES:

@@ -67,6 +67,14 @@ class RecipeConfig(BaseModel):
     teacher_path: str = ""
     distill_temperature: float = 2.0
     distill_alpha: float = 0.5
+    # Continual learning (the memory service): a regularizers plugin keeping the model near its
+    # starting weights, prepared on the old task's rows (a Parquet file with the same text and
+    # label columns), with the state a previous update saved; it saves its own state into
+    # <output_dir>/regularizer for the next update.
+    regularizer: str = ""
+    regularizer_config: dict[str, Any] = Field(default_factory=dict)
+    old_path: str = ""
+    regularizer_state: str = ""
 
 
 def load_model(task: str, path: str, labels: list[str]):
@@ -245,6 +253,7 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
     )
     model = strategy.prepare(model, ctx)
     unwrapped = model
+    regularizer = _regularizer(config, unwrapped, tokenizer)  # anchored at the starting weights
     parameters = {
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "total_parameters": sum(p.numel() for p in model.parameters()),
@@ -340,6 +349,8 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
             unwrapped.save_pretrained(config.output_dir, safe_serialization=True)
             tokenizer.save_pretrained(config.output_dir)
             _carry_format(config.model_path, config.output_dir)
+            if regularizer is not None:
+                regularizer.save(Path(config.output_dir, "regularizer"))
             write_manifest(
                 Path(config.output_dir),
                 config,
@@ -379,6 +390,8 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
             with autocast:
                 out = model(**batch)
                 loss = out.loss if teacher is None else _distill_loss(config, out, teacher, batch)
+                if regularizer is not None:
+                    loss = loss + regularizer.penalty(unwrapped)
                 loss = loss / config.gradient_accumulation_steps
             loss.backward()
             samples += batch["input_ids"].shape[0]
@@ -422,6 +435,45 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
     if not Path(config.output_dir, MANIFEST).exists() and rank == 0:
         # Resumed after the last step (nothing left to train): score and write the model.
         finish({**parameters, **run_eval(step / steps_per_epoch), "progress": 1.0})
+
+
+def _regularizer(config: RecipeConfig, model, tokenizer):
+    """The regularizers plugin, prepared on the old task's rows, or None."""
+    if not config.regularizer:
+        return None
+    from forgeline.registry import PluginRegistry, RegularizerContext
+
+    plugin = PluginRegistry().create(
+        "regularizers", config.regularizer, config.regularizer_config, "regularizer"
+    )
+
+    def old_batches():
+        import torch
+
+        if not config.old_path:
+            return
+        texts, labels = read_rows(
+            config.old_path, config.text_column, config.label_column, config.task
+        )
+        index = {label: i for i, label in enumerate(config.labels)}
+        device = next(model.parameters()).device
+        for start in range(0, len(texts), 32):
+            batch = tokenizer(
+                texts[start : start + 32],
+                padding=True,
+                truncation=True,
+                max_length=config.max_length,
+                return_tensors="pt",
+            )
+            if labels is None:  # causal LM: the text itself, padding ignored
+                batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+            else:
+                batch["labels"] = torch.tensor([index[v] for v in labels[start : start + 32]])
+            yield {k: v.to(device) for k, v in batch.items()}
+
+    previous = Path(config.regularizer_state) if config.regularizer_state else None
+    plugin.prepare(model, RegularizerContext(old_batches=old_batches, previous=previous))
+    return plugin
 
 
 def _teacher(config: RecipeConfig, device):

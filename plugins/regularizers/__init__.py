@@ -1,0 +1,1 @@
+"""Built-in regularizers for continual learning: ewc (elastic weight consolidation) and none."""
