@@ -1,0 +1,1 @@
+"""Built-in selectors for continual learning: confidence and all."""
