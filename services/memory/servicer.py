@@ -67,7 +67,7 @@ def embedding_source(message: pb.EmbeddingSource) -> dict[str, str]:
 
 
 def stats_pb(s: Stats, memories: Memories) -> pb.MemoryStats:
-    config = memories.store.config(s.name)
+    config = memories.store.config(s.name, load=False)
     return pb.MemoryStats(
         name=s.name,
         samples=s.samples,
@@ -114,10 +114,10 @@ class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
         self._kernel = kernel
         self._memories = memories
 
-    async def _stats(self, name: str) -> pb.MemoryStats:
+    async def _stats(self, name: str, load: bool = True) -> pb.MemoryStats:
         if not name:
             raise InvalidArgument.for_field("memory", "name a memory")
-        stats = await asyncio.to_thread(self._memories.store.stats, name)
+        stats = await asyncio.to_thread(self._memories.store.stats, name, load=load)
         return stats_pb(stats, self._memories)
 
     async def CreateMemory(self, request, context):
@@ -137,7 +137,9 @@ class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
         offset = page_offset(request.page_token)
         size = min(request.page_size or 50, 500)
         names = await asyncio.to_thread(self._memories.store.names)
-        page = [await self._stats(n) for n in names[offset : offset + size]]
+        # Listing opens no memory: one whose snapshot is refused still lists (GetMemoryStats
+        # and the other methods say why it cannot be used).
+        page = [await self._stats(n, load=False) for n in names[offset : offset + size]]
         more = len(names) > offset + size
         return pb.ListMemoriesResponse(
             memories=page, next_page_token=str(offset + size) if more else ""

@@ -206,8 +206,12 @@ class MemoryStore:
         with self._db_lock:
             return [r[0] for r in self._db.execute("SELECT name FROM memories ORDER BY name")]
 
-    def config(self, name: str) -> MemoryConfig:
-        return self._memory(name).config
+    def config(self, name: str, *, load: bool = True) -> MemoryConfig:
+        if load:
+            return self._memory(name).config
+        with self._open_lock:
+            memory = self._open.get(name)
+        return memory.config if memory is not None else self._read_config(name)
 
     # --- samples -----------------------------------------------------------------------------
 
@@ -351,8 +355,16 @@ class MemoryStore:
         d = memory.config.index.dimension
         return np.stack([np.frombuffer(found[i], dtype=np.float32) for i in ids]).reshape(-1, d)
 
-    def stats(self, name: str) -> Stats:
-        memory = self._memory(name)
+    def stats(self, name: str, *, load: bool = True) -> Stats:
+        """A memory's counts and index. ``load=False`` does not open a memory that is not open
+        yet (listing many memories, one of which may be refused): its index figures then come
+        from its manifest, and it holds no index in memory."""
+        if load:
+            memory: _Memory | None = self._memory(name)
+        else:
+            with self._open_lock:
+                memory = self._open.get(name)
+        config = memory.config if memory is not None else self._read_config(name)
         with self._db_lock:
             live, deleted = self._db.execute(
                 "SELECT COALESCE(SUM(deleted = 0), 0), COALESCE(SUM(deleted), 0) FROM samples "
@@ -373,20 +385,26 @@ class MemoryStore:
                     (name,),
                 ).fetchall()
             )
-        index = memory.config.index
-        with memory.lock:
-            size = _index_bytes(memory)
+        index = config.index
+        if memory is not None:
+            with memory.lock:
+                size, trained, upto = _index_bytes(memory), memory.ivf_trained, memory.snapshot_upto
+        else:
+            manifest = self.root / "memories" / name / "manifest.json"
+            written = json.loads(manifest.read_text()) if manifest.exists() else {}
+            size, trained = 0, bool(written.get("ivf_trained"))
+            upto = int(written.get("upto", 0))
         return Stats(
             name=name,
             samples=int(live),
             deleted=int(deleted),
             dimension=index.dimension,
             index_type=index.index_type,
-            trained=index.index_type != "ivf" or memory.ivf_trained,
+            trained=index.index_type != "ivf" or trained,
             labels={str(k): int(v) for k, v in labels.items()},
             sources={str(k): int(v) for k, v in sources.items()},
             index_bytes=size,
-            snapshot_samples=memory.snapshot_upto,
+            snapshot_samples=upto,
         )
 
     def snapshot(self, name: str) -> None:
@@ -410,19 +428,7 @@ class MemoryStore:
         import faiss
         import numpy as np
 
-        with self._db_lock:
-            row = self._db.execute("SELECT config FROM memories WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            known = self.names()
-            raise NotFound(
-                f"memory {name!r} does not exist; memories: {known[:20]}",
-                reason="MEMORY_NOT_FOUND",
-                metadata={"field": "memory"},
-            )
-        raw = json.loads(row[0])
-        config = MemoryConfig(
-            name, IndexConfig(**raw["index"]), raw["embedding"], raw.get("description", "")
-        )
+        config = self._read_config(name)
         memory = _Memory(config, self.root / "memories" / name)
         manifest_path = memory.folder / "manifest.json"
         if manifest_path.exists():
@@ -460,6 +466,23 @@ class MemoryStore:
             self._index_remove(memory, [r[0] for r in rows if r[2]])
         self._index_remove(memory, dead)  # deleted after the snapshot was written
         return memory
+
+    def _read_config(self, name: str) -> MemoryConfig:
+        if not name:
+            raise InvalidArgument.for_field("memory", "name a memory")
+        with self._db_lock:
+            row = self._db.execute("SELECT config FROM memories WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            known = self.names()
+            raise NotFound(
+                f"memory {name!r} does not exist; memories: {known[:20]}",
+                reason="MEMORY_NOT_FOUND",
+                metadata={"field": "memory"},
+            )
+        raw = json.loads(row[0])
+        return MemoryConfig(
+            name, IndexConfig(**raw["index"]), raw["embedding"], raw.get("description", "")
+        )
 
     @staticmethod
     def _new_index(config: IndexConfig, trained: bool):

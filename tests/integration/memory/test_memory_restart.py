@@ -77,5 +77,7 @@ def test_a_killed_service_keeps_what_it_committed_and_refuses_a_tampered_snapsho
                 stats(client, "kept")
             assert err.value.reason == "INDEX_DIGEST_MISMATCH"
             assert stats(client, "other").samples == 10
+            listed = client.memory.ListMemories(pb.ListMemoriesRequest()).memories
+            assert {m.name: m.samples for m in listed} == {"kept": 700, "other": 10}
     finally:
         service.kill()
