@@ -1,5 +1,6 @@
 from forgeline.v1 import common_pb2 as _common_pb2
 from forgeline.v1 import options_pb2 as _options_pb2
+from forgeline.v1 import training_service_pb2 as _training_service_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -156,12 +157,14 @@ class MemorySample(_message.Message):
     def __init__(self, id: _Optional[int] = ..., text: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[str] = ..., timestamp: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class AddSamplesRequest(_message.Message):
-    __slots__ = ("memory", "samples")
+    __slots__ = ("memory", "samples", "dataset")
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
     memory: str
     samples: _containers.RepeatedCompositeFieldContainer[MemorySample]
-    def __init__(self, memory: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[MemorySample, _Mapping]]] = ...) -> None: ...
+    dataset: _training_service_pb2.DatasetInput
+    def __init__(self, memory: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[MemorySample, _Mapping]]] = ..., dataset: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
 
 class AddSamplesResponse(_message.Message):
     __slots__ = ("ids", "memory")

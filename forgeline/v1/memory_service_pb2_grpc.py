@@ -103,8 +103,10 @@ class MemoryServiceServicer:
 
     def AddSamples(self, request_iterator, context):
         """Adds samples sent as a stream (the first message names the memory). Each sample brings its
-        vector, or its text is embedded by the memory's embedding model. Samples are committed in
-        batches as they arrive; the response lists their ids in order.
+        vector, or its text is embedded by the memory's embedding model; a message may instead name
+        a dataset artifact, whose every row is added (text and label columns, source = the
+        dataset's id). Samples are committed in batches as they arrive; the response lists their ids
+        in order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

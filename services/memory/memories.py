@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeline.artifacts import ArtifactStore
+from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.registry import PluginChoice, PluginRegistry, ReplayPool
 from forgeline.services.memory.embed import Embedders
@@ -31,6 +32,7 @@ class Memories:
     def __init__(self, root: Path, artifacts: ArtifactStore, registry: PluginRegistry) -> None:
         self.store = MemoryStore(root)
         self.embedders = Embedders(artifacts)
+        self.datasets = DatasetRepository(artifacts)
         self.registry = registry
 
     def close(self) -> None:
@@ -78,6 +80,46 @@ class Memories:
                 config.embedding, [items[i].sample.text for i in missing]
             )
         return self.store.add(name, [item.sample for item in items], vectors)
+
+    def dataset_rows(
+        self, name: str, dataset_id: str, text_column: str, label_column: str
+    ) -> list[Incoming]:
+        """A dataset's rows as samples (source: the dataset's id; metadata: its row number)."""
+        if not self.store.config(name).embedding:
+            raise FailedPrecondition(
+                f"dataset: memory {name!r} has no embedding model to embed a dataset's texts",
+                reason="NO_EMBEDDING_MODEL",
+                metadata={"field": "dataset"},
+            )
+        dataset = self.datasets.get(dataset_id, "dataset.dataset_id")
+        text = text_column or dataset.text_column
+        label = label_column or dataset.label_column
+        for field, column in (("text_column", text), ("label_column", label)):
+            if column and column not in dataset.column_names:
+                raise InvalidArgument.for_field(
+                    f"dataset.{field}",
+                    f"no column {column!r} in dataset {dataset.id}; columns: "
+                    f"{dataset.column_names}",
+                )
+        if not text:
+            raise InvalidArgument.for_field(
+                "dataset.text_column", f"dataset {dataset.id} has no text column; name one"
+            )
+        table = self.datasets.read(dataset, columns=[text] + ([label] if label else []))
+        texts = table.column(text).to_pylist()
+        labels = table.column(label).to_pylist() if label else [""] * len(texts)
+        return [
+            Incoming(
+                Sample(
+                    text=t or "",
+                    label="" if y is None else str(y),
+                    source=dataset.id,
+                    metadata={"row": i},
+                ),
+                [],
+            )
+            for i, (t, y) in enumerate(zip(texts, labels, strict=True))
+        ]
 
     def query_vector(self, name: str, text: str, vector: list[float]):
         import numpy as np

@@ -164,9 +164,14 @@ class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
             if not name:
                 raise InvalidArgument.for_field("memory", "the first message names the memory")
             batch += [incoming(s) for s in message.samples]
-            if len(batch) >= BATCH:
-                ids += await asyncio.to_thread(self._memories.add, name, batch)
-                batch = []
+            if message.HasField("dataset"):
+                d = message.dataset
+                batch += await asyncio.to_thread(
+                    self._memories.dataset_rows, name, d.dataset_id, d.text_column, d.label_column
+                )
+            while len(batch) >= BATCH:
+                ids += await asyncio.to_thread(self._memories.add, name, batch[:BATCH])
+                batch = batch[BATCH:]
         if not name:
             raise InvalidArgument.for_field("memory", "the stream was empty")
         if batch:

@@ -36,8 +36,8 @@ def test_a_killed_service_keeps_what_it_committed_and_refuses_a_tampered_snapsho
 
             def stream():
                 yield pb.AddSamplesRequest(memory="kept", samples=samples[:600])
-                deadline = time.monotonic() + 30  # the first 600 are committed as one batch
-                while stats(client, "kept").samples < 600 and time.monotonic() < deadline:
+                deadline = time.monotonic() + 30  # the first 512 are committed as one batch
+                while stats(client, "kept").samples < 512 and time.monotonic() < deadline:
                     time.sleep(0.05)
                 service.kill()
                 yield pb.AddSamplesRequest(samples=samples[600:])
@@ -52,13 +52,13 @@ def test_a_killed_service_keeps_what_it_committed_and_refuses_a_tampered_snapsho
     with connect(service.address) as client:
         client.wait_ready()
         after = stats(client, "kept")
-        assert after.samples == 600 and after.snapshot_samples == 0  # all from the log
+        assert after.samples == 512 and after.snapshot_samples == 0  # all from the log
         hits = client.memory.Search(
             pb.SearchRequest(memory="kept", vector=samples[100].vector, k=1)
         ).hits
         assert hits[0].sample.id == 101 and hits[0].sample.text == "sample 100"
-        added = add(client, "kept", samples[600:])
-        assert list(added.ids) == list(range(601, 701))
+        added = add(client, "kept", samples[512:])
+        assert list(added.ids) == list(range(513, 701))
     assert service.terminate() == 0  # a graceful stop writes the snapshots
 
     folder = tmp_path / "services" / "memory" / "memories" / "kept"

@@ -112,6 +112,48 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
         hits = mem.memory.Search(pb.SearchRequest(memory="texts", text=text, k=2)).hits
         assert hits[0].sample.id == i + 1 and hits[0].score == pytest.approx(1.0, abs=1e-5)
 
+    # A dataset artifact's rows, embedded by the same model.
+    import pyarrow as pa
+
+    from forgeline.datasets import DatasetRepository
+    from forgeline.v1 import training_service_pb2 as tpb
+
+    rows = pa.table({"review": ["stale bread", "great taste"], "stars": ["neg", "pos"]})
+    dataset = DatasetRepository(store).save(
+        rows, name="reviews", text_column="review", label_column="stars", lineage=Lineage()
+    )
+    added = mem.memory.AddSamples(
+        iter(
+            [pb.AddSamplesRequest(memory="texts", dataset=tpb.DatasetInput(dataset_id=dataset.id))]
+        )
+    )
+    assert list(added.ids) == [6, 7] and dict(added.memory.labels) == {"neg": 1, "pos": 1, "x": 5}
+    hit = mem.memory.Search(pb.SearchRequest(memory="texts", text="stale bread", k=1)).hits[0]
+    assert hit.sample.source == dataset.id and hit.sample.label == "neg"
+    assert hit.sample.metadata["row"] == 0
+    with pytest.raises(InvalidArgument, match="dataset.text_column"):
+        mem.memory.AddSamples(
+            iter(
+                [
+                    pb.AddSamplesRequest(
+                        memory="texts",
+                        dataset=tpb.DatasetInput(dataset_id=dataset.id, text_column="title"),
+                    )
+                ]
+            )
+        )
+    with pytest.raises(FailedPrecondition, match="no embedding model"):
+        create(mem, "vectors-only")
+        mem.memory.AddSamples(
+            iter(
+                [
+                    pb.AddSamplesRequest(
+                        memory="vectors-only", dataset=tpb.DatasetInput(dataset_id=dataset.id)
+                    )
+                ]
+            )
+        )
+
 
 def test_bad_requests_are_refused_naming_the_field(mem):
     create(mem, "strict")
