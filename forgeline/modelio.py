@@ -417,10 +417,10 @@ class OnnxClassifier(Classifier):
 def load_classifier(folder: Path, threads: int = 0) -> Classifier:
     """A runnable classifier from any format's folder."""
     folder = Path(folder)
-    check_safe(folder)
     if folder_format(folder) == ONNX:
+        check_safe(folder)
         return OnnxClassifier(folder / ONNX_FILE, threads)
-    return TorchClassifier(load_torch(folder))
+    return TorchClassifier(load_torch(folder))  # which checks the folder itself
 
 
 def weight_files(folder: Path) -> list[Path]:

@@ -183,7 +183,7 @@ class CompressionJobs:
                 kept = self._commit(
                     plan, ctx, key, step, output, kept, {**measured, "seconds": seconds}
                 )
-            current = self.artifacts.verify(kept)
+            current = kept.path  # just committed from the hashed folder: no second hash
             steps.append(
                 StepOutcome(
                     step.index,

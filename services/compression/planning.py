@@ -172,13 +172,7 @@ class CompressPlanner:
     def _rows(self, ref: DatasetRef, name: str, labels: list[str]) -> Rows:
         planner = self.training.planner
         dataset, text, label = planner.dataset(ref, name, SEQUENCE_CLASSIFICATION)
-        found = planner.labels(dataset, label, name, 1)
-        unknown = sorted(set(found) - set(labels))
-        if unknown:
-            raise InvalidArgument.for_field(
-                f"{name}.label_column",
-                f"labels {unknown[:10]} are unknown to the model (its labels: {labels[:20]})",
-            )
+        planner.check_labels(dataset, label, labels, name, "are unknown to the model")
         return Rows(dataset, text, label)
 
     @staticmethod

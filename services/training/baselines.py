@@ -81,7 +81,7 @@ class BaselineTrainer:
                     metadata={"field": f"{field_name}.dataset_id"},
                 )
         labels = planner.labels(train, label, "train")
-        planner.check_eval_labels(evaluation, eval_label, labels)
+        planner.check_labels(evaluation, eval_label, labels)
         choice = spec.baseline
         plugin = planner.registry.create(
             "baselines", choice.name or DEFAULT_BASELINE, choice.config, "baseline"

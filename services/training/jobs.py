@@ -331,14 +331,13 @@ class TrainingJobs:
         task = record.metadata["task"]
         found, text, label = self.planner.dataset(dataset, "dataset", task)
         if task == SEQUENCE_CLASSIFICATION:
-            known = record.metadata.get("labels", [])
-            unseen = sorted(set(self.planner.labels(found, label, "dataset", 1)) - set(known))
-            if unseen:
-                raise InvalidArgument.for_field(
-                    "dataset.label_column",
-                    f"labels {unseen[:10]} are unknown to model {record.id} (its labels: "
-                    f"{known[:20]})",
-                )
+            self.planner.check_labels(
+                found,
+                label,
+                record.metadata.get("labels", []),
+                "dataset",
+                f"are unknown to model {record.id}",
+            )
         return record, (found, text, label)
 
     def run_evaluate(

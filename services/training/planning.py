@@ -148,7 +148,7 @@ class TrainPlanner:
                 spec.eval, "eval", task, default=(text_col, label_col)
             )
             if task == SEQUENCE_CLASSIFICATION:
-                self.check_eval_labels(evaluation, eval_label, labels)
+                self.check_labels(evaluation, eval_label, labels)
         model = self._model_plan(spec.model)
         strategy = self.registry.create(
             "finetune", spec.finetune.name or "full", spec.finetune.config, "finetune"
@@ -248,14 +248,21 @@ class TrainPlanner:
             )
         return [str(v) for v in sorted(distinct)]
 
-    def check_eval_labels(self, evaluation: Dataset, column: str, labels: list[str]) -> None:
-        """Refuses eval rows whose labels never occur in the training data."""
-        unseen = sorted(set(self.labels(evaluation, column, "eval", 1)) - set(labels))
+    def check_labels(
+        self,
+        dataset: Dataset,
+        column: str,
+        known: list[str],
+        field_name: str = "eval",
+        problem: str = "never occur in the training data",
+    ) -> None:
+        """Refuses rows whose labels are not among ``known`` (naming
+        ``<field_name>.label_column``; ``problem`` says whose labels they lack)."""
+        unseen = sorted(set(self.labels(dataset, column, field_name, 1)) - set(known))
         if unseen:
             raise InvalidArgument.for_field(
-                "eval.label_column",
-                f"labels {unseen[:10]} never occur in the training data (its labels: "
-                f"{labels[:20]})",
+                f"{field_name}.label_column",
+                f"labels {unseen[:10]} {problem} (its labels: {known[:20]})",
             )
 
     def _model_plan(self, choice: ModelChoice) -> ModelPlan:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from forgeline.services.training.models import build_from_config
 from forgeline.services.training.recipe import LocalSession, RecipeConfig, run_recipe
+from tests.integration.training.conftest import BAD, GOOD
 
 TINY_BERT = {
     "num_hidden_layers": 2,
@@ -18,8 +19,6 @@ TINY_BERT = {
     "attention_probs_dropout_prob": 0.0,
     "max_position_embeddings": 64,
 }
-GOOD = ["good food", "great taste", "fresh and tasty", "fast delivery", "lovely soup"]
-BAD = ["cold food", "awful taste", "stale and salty", "slow delivery", "bland soup"]
 LABELS = ["neg", "pos"]
 
 
