@@ -96,6 +96,13 @@ class FailedPrecondition(ForgelineError):
     reason = "FAILED_PRECONDITION"
 
 
+class Aborted(ForgelineError):
+    """A concurrent change won: retry on the new state."""
+
+    code = grpc.StatusCode.ABORTED
+    reason = "ABORTED"
+
+
 class PermissionDenied(ForgelineError):
     code = grpc.StatusCode.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"

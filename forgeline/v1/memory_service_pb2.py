@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from forgeline.v1 import common_pb2 as forgeline_dot_v1_dot_common__pb2
 from forgeline.v1 import options_pb2 as forgeline_dot_v1_dot_options__pb2
 from forgeline.v1 import training_service_pb2 as forgeline_dot_v1_dot_training__service__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!forgeline/v1/memory_service.proto\x12\x0c\x66orgeline.v1\x1a\x19\x66orgeline/v1/common.proto\x1a\x1a\x66orgeline/v1/options.proto\x1a#forgeline/v1/training_service.proto\x1a\x1cgoogle/protobuf/struct.proto\"T\n\x0f\x45mbeddingSource\x12\x1a\n\x07\x62uiltin\x18\x01 \x01(\tH\x00R\x07\x62uiltin\x12\x1b\n\x08model_id\x18\x02 \x01(\tH\x00R\x07modelIdB\x08\n\x06source\"\xa3\x02\n\x0cIndexOptions\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x17.forgeline.v1.IndexTypeR\x04type\x12\x1c\n\tdimension\x18\x02 \x01(\x05R\tdimension\x12\x15\n\x06hnsw_m\x18\x03 \x01(\x05R\x05hnswM\x12$\n\x0ehnsw_ef_search\x18\x04 \x01(\x05R\x0chnswEfSearch\x12\x30\n\x14hnsw_ef_construction\x18\x05 \x01(\x05R\x12hnswEfConstruction\x12\x1b\n\tivf_lists\x18\x06 \x01(\x05R\x08ivfLists\x12\x1d\n\nivf_probes\x18\x07 \x01(\x05R\tivfProbes\x12\x1d\n\ntrain_size\x18\x08 \x01(\x03R\ttrainSize\"\xba\x01\n\x13\x43reateMemoryRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12;\n\tembedding\x18\x02 \x01(\x0b\x32\x1d.forgeline.v1.EmbeddingSourceR\tembedding\x12\x30\n\x05index\x18\x03 \x01(\x0b\x32\x1a.forgeline.v1.IndexOptionsR\x05index\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\"I\n\x14\x43reateMemoryResponse\x12\x31\n\x06memory\x18\x01 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory\"\xe8\x04\n\x0bMemoryStats\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07samples\x18\x02 \x01(\x03R\x07samples\x12\x18\n\x07\x64\x65leted\x18\x03 \x01(\x03R\x07\x64\x65leted\x12\x1c\n\tdimension\x18\x04 \x01(\x05R\tdimension\x12\x36\n\nindex_type\x18\x05 \x01(\x0e\x32\x17.forgeline.v1.IndexTypeR\tindexType\x12\x18\n\x07trained\x18\x06 \x01(\x08R\x07trained\x12=\n\x06labels\x18\x07 \x03(\x0b\x32%.forgeline.v1.MemoryStats.LabelsEntryR\x06labels\x12@\n\x07sources\x18\x08 \x03(\x0b\x32&.forgeline.v1.MemoryStats.SourcesEntryR\x07sources\x12\x1f\n\x0bindex_bytes\x18\t \x01(\x03R\nindexBytes\x12)\n\x10snapshot_samples\x18\n \x01(\x03R\x0fsnapshotSamples\x12;\n\tembedding\x18\x0b \x01(\x0b\x32\x1d.forgeline.v1.EmbeddingSourceR\tembedding\x12 \n\x0b\x64\x65scription\x18\x0c \x01(\tR\x0b\x64\x65scription\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\x1a:\n\x0cSourcesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\"/\n\x15GetMemoryStatsRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\"K\n\x16GetMemoryStatsResponse\x12\x31\n\x06memory\x18\x01 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory\"Q\n\x13ListMemoriesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"u\n\x14ListMemoriesResponse\x12\x35\n\x08memories\x18\x01 \x03(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x08memories\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcb\x01\n\x0cMemorySample\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12\x16\n\x06source\x18\x04 \x01(\tR\x06source\x12\x1c\n\ttimestamp\x18\x05 \x01(\x01R\ttimestamp\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x16\n\x06vector\x18\x07 \x03(\x02R\x06vector\"\x97\x01\n\x11\x41\x64\x64SamplesRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x34\n\x07samples\x18\x02 \x03(\x0b\x32\x1a.forgeline.v1.MemorySampleR\x07samples\x12\x34\n\x07\x64\x61taset\x18\x03 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x07\x64\x61taset\"Y\n\x12\x41\x64\x64SamplesResponse\x12\x10\n\x03ids\x18\x01 \x03(\x03R\x03ids\x12\x31\n\x06memory\x18\x02 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory\"\xbb\x01\n\rSearchRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x16\n\x06vector\x18\x03 \x03(\x02R\x06vector\x12\x0c\n\x01k\x18\x04 \x01(\x05R\x01k\x12/\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x66ilter\x12\'\n\x0finclude_vectors\x18\x06 \x01(\x08R\x0eincludeVectors\"U\n\tSearchHit\x12\x32\n\x06sample\x18\x01 \x01(\x0b\x32\x1a.forgeline.v1.MemorySampleR\x06sample\x12\x14\n\x05score\x18\x02 \x01(\x02R\x05score\"=\n\x0eSearchResponse\x12+\n\x04hits\x18\x01 \x03(\x0b\x32\x17.forgeline.v1.SearchHitR\x04hits\"\xeb\x01\n\x13SampleReplayRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x0c\n\x01k\x18\x02 \x01(\x05R\x01k\x12@\n\x07sampler\x18\x03 \x01(\x0b\x32\x18.forgeline.v1.PluginSpecB\x0c\xa2\xbb\x18\x08samplersR\x07sampler\x12\x12\n\x04seed\x18\x04 \x01(\x03R\x04seed\x12/\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x66ilter\x12\'\n\x0finclude_vectors\x18\x06 \x01(\x08R\x0eincludeVectors\"L\n\x14SampleReplayResponse\x12\x34\n\x07samples\x18\x01 \x03(\x0b\x32\x1a.forgeline.v1.MemorySampleR\x07samples\"q\n\x14\x44\x65leteSamplesRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x10\n\x03ids\x18\x02 \x03(\x03R\x03ids\x12/\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x66ilter\"d\n\x15\x44\x65leteSamplesResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x03R\x07\x64\x65leted\x12\x31\n\x06memory\x18\x02 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory*e\n\tIndexType\x12\x1a\n\x16INDEX_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fINDEX_TYPE_FLAT\x10\x01\x12\x13\n\x0fINDEX_TYPE_HNSW\x10\x02\x12\x12\n\x0eINDEX_TYPE_IVF\x10\x03\x32\xe3\x04\n\rMemoryService\x12U\n\x0c\x43reateMemory\x12!.forgeline.v1.CreateMemoryRequest\x1a\".forgeline.v1.CreateMemoryResponse\x12[\n\x0eGetMemoryStats\x12#.forgeline.v1.GetMemoryStatsRequest\x1a$.forgeline.v1.GetMemoryStatsResponse\x12U\n\x0cListMemories\x12!.forgeline.v1.ListMemoriesRequest\x1a\".forgeline.v1.ListMemoriesResponse\x12Q\n\nAddSamples\x12\x1f.forgeline.v1.AddSamplesRequest\x1a .forgeline.v1.AddSamplesResponse(\x01\x12\x43\n\x06Search\x12\x1b.forgeline.v1.SearchRequest\x1a\x1c.forgeline.v1.SearchResponse\x12U\n\x0cSampleReplay\x12!.forgeline.v1.SampleReplayRequest\x1a\".forgeline.v1.SampleReplayResponse\x12X\n\rDeleteSamples\x12\".forgeline.v1.DeleteSamplesRequest\x1a#.forgeline.v1.DeleteSamplesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!forgeline/v1/memory_service.proto\x12\x0c\x66orgeline.v1\x1a\x19\x66orgeline/v1/common.proto\x1a\x1a\x66orgeline/v1/options.proto\x1a#forgeline/v1/training_service.proto\x1a#google/longrunning/operations.proto\x1a\x1cgoogle/protobuf/struct.proto\"T\n\x0f\x45mbeddingSource\x12\x1a\n\x07\x62uiltin\x18\x01 \x01(\tH\x00R\x07\x62uiltin\x12\x1b\n\x08model_id\x18\x02 \x01(\tH\x00R\x07modelIdB\x08\n\x06source\"\xa3\x02\n\x0cIndexOptions\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x17.forgeline.v1.IndexTypeR\x04type\x12\x1c\n\tdimension\x18\x02 \x01(\x05R\tdimension\x12\x15\n\x06hnsw_m\x18\x03 \x01(\x05R\x05hnswM\x12$\n\x0ehnsw_ef_search\x18\x04 \x01(\x05R\x0chnswEfSearch\x12\x30\n\x14hnsw_ef_construction\x18\x05 \x01(\x05R\x12hnswEfConstruction\x12\x1b\n\tivf_lists\x18\x06 \x01(\x05R\x08ivfLists\x12\x1d\n\nivf_probes\x18\x07 \x01(\x05R\tivfProbes\x12\x1d\n\ntrain_size\x18\x08 \x01(\x03R\ttrainSize\"\xba\x01\n\x13\x43reateMemoryRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12;\n\tembedding\x18\x02 \x01(\x0b\x32\x1d.forgeline.v1.EmbeddingSourceR\tembedding\x12\x30\n\x05index\x18\x03 \x01(\x0b\x32\x1a.forgeline.v1.IndexOptionsR\x05index\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\"I\n\x14\x43reateMemoryResponse\x12\x31\n\x06memory\x18\x01 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory\"\xb3\x05\n\x0bMemoryStats\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07samples\x18\x02 \x01(\x03R\x07samples\x12\x18\n\x07\x64\x65leted\x18\x03 \x01(\x03R\x07\x64\x65leted\x12\x1c\n\tdimension\x18\x04 \x01(\x05R\tdimension\x12\x36\n\nindex_type\x18\x05 \x01(\x0e\x32\x17.forgeline.v1.IndexTypeR\tindexType\x12\x18\n\x07trained\x18\x06 \x01(\x08R\x07trained\x12=\n\x06labels\x18\x07 \x03(\x0b\x32%.forgeline.v1.MemoryStats.LabelsEntryR\x06labels\x12@\n\x07sources\x18\x08 \x03(\x0b\x32&.forgeline.v1.MemoryStats.SourcesEntryR\x07sources\x12\x1f\n\x0bindex_bytes\x18\t \x01(\x03R\nindexBytes\x12)\n\x10snapshot_samples\x18\n \x01(\x03R\x0fsnapshotSamples\x12;\n\tembedding\x18\x0b \x01(\x0b\x32\x1d.forgeline.v1.EmbeddingSourceR\tembedding\x12 \n\x0b\x64\x65scription\x18\x0c \x01(\tR\x0b\x64\x65scription\x12\x19\n\x08model_id\x18\r \x01(\tR\x07modelId\x12\x18\n\x07updates\x18\x0e \x01(\x05R\x07updates\x12\x14\n\x05tasks\x18\x0f \x03(\tR\x05tasks\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\x1a:\n\x0cSourcesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\"/\n\x15GetMemoryStatsRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\"K\n\x16GetMemoryStatsResponse\x12\x31\n\x06memory\x18\x01 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory\"Q\n\x13ListMemoriesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"u\n\x14ListMemoriesResponse\x12\x35\n\x08memories\x18\x01 \x03(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x08memories\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcb\x01\n\x0cMemorySample\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12\x16\n\x06source\x18\x04 \x01(\tR\x06source\x12\x1c\n\ttimestamp\x18\x05 \x01(\x01R\ttimestamp\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x16\n\x06vector\x18\x07 \x03(\x02R\x06vector\"\x97\x01\n\x11\x41\x64\x64SamplesRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x34\n\x07samples\x18\x02 \x03(\x0b\x32\x1a.forgeline.v1.MemorySampleR\x07samples\x12\x34\n\x07\x64\x61taset\x18\x03 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x07\x64\x61taset\"Y\n\x12\x41\x64\x64SamplesResponse\x12\x10\n\x03ids\x18\x01 \x03(\x03R\x03ids\x12\x31\n\x06memory\x18\x02 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory\"\xbb\x01\n\rSearchRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x16\n\x06vector\x18\x03 \x03(\x02R\x06vector\x12\x0c\n\x01k\x18\x04 \x01(\x05R\x01k\x12/\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x66ilter\x12\'\n\x0finclude_vectors\x18\x06 \x01(\x08R\x0eincludeVectors\"U\n\tSearchHit\x12\x32\n\x06sample\x18\x01 \x01(\x0b\x32\x1a.forgeline.v1.MemorySampleR\x06sample\x12\x14\n\x05score\x18\x02 \x01(\x02R\x05score\"=\n\x0eSearchResponse\x12+\n\x04hits\x18\x01 \x03(\x0b\x32\x17.forgeline.v1.SearchHitR\x04hits\"\xeb\x01\n\x13SampleReplayRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x0c\n\x01k\x18\x02 \x01(\x05R\x01k\x12@\n\x07sampler\x18\x03 \x01(\x0b\x32\x18.forgeline.v1.PluginSpecB\x0c\xa2\xbb\x18\x08samplersR\x07sampler\x12\x12\n\x04seed\x18\x04 \x01(\x03R\x04seed\x12/\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x66ilter\x12\'\n\x0finclude_vectors\x18\x06 \x01(\x08R\x0eincludeVectors\"L\n\x14SampleReplayResponse\x12\x34\n\x07samples\x18\x01 \x03(\x0b\x32\x1a.forgeline.v1.MemorySampleR\x07samples\"q\n\x14\x44\x65leteSamplesRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x10\n\x03ids\x18\x02 \x03(\x03R\x03ids\x12/\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x66ilter\"d\n\x15\x44\x65leteSamplesResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x03R\x07\x64\x65leted\x12\x31\n\x06memory\x18\x02 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory\"N\n\x08TaskData\x12\x12\n\x04task\x18\x01 \x01(\tR\x04task\x12.\n\x04\x65val\x18\x02 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x04\x65val\"\xdd\x06\n\x16\x43ontinualUpdateRequest\x12\x16\n\x06memory\x18\x01 \x01(\tR\x06memory\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x35\n\x08new_data\x18\x03 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x07newData\x12\x35\n\x08new_eval\x18\x04 \x01(\x0b\x32\x1a.forgeline.v1.DatasetInputR\x07newEval\x12)\n\x10holdout_fraction\x18\x05 \x01(\x01R\x0fholdoutFraction\x12\x12\n\x04task\x18\x06 \x01(\tR\x04task\x12\x33\n\told_tasks\x18\x07 \x03(\x0b\x32\x16.forgeline.v1.TaskDataR\x08oldTasks\x12\x43\n\x08selector\x18\x08 \x01(\x0b\x32\x18.forgeline.v1.PluginSpecB\r\xa2\xbb\x18\tselectorsR\x08selector\x12&\n\x0creplay_ratio\x18\t \x01(\x01H\x00R\x0breplayRatio\x88\x01\x01\x12M\n\x0ereplay_sampler\x18\n \x01(\x0b\x32\x18.forgeline.v1.PluginSpecB\x0c\xa2\xbb\x18\x08samplersR\rreplaySampler\x12L\n\x0bregularizer\x18\x0b \x01(\x0b\x32\x18.forgeline.v1.PluginSpecB\x10\xa2\xbb\x18\x0cregularizersR\x0bregularizer\x12\x19\n\x08old_rows\x18\x0c \x01(\x05R\x07oldRows\x12H\n\x10hyper_parameters\x18\r \x01(\x0b\x32\x1d.forgeline.v1.HyperParametersR\x0fhyperParameters\x12/\n\x07scaling\x18\x0e \x01(\x0b\x32\x15.forgeline.v1.ScalingR\x07scaling\x12*\n\x0emax_forgetting\x18\x0f \x01(\x01H\x01R\rmaxForgetting\x88\x01\x01\x12\x1f\n\x0boutput_name\x18\x10 \x01(\tR\noutputName\x12\x1d\n\nrequest_id\x18\x11 \x01(\tR\trequestIdB\x0f\n\r_replay_ratioB\x11\n\x0f_max_forgetting\"\x98\x01\n\x0cTaskAccuracy\x12\x12\n\x04task\x18\x01 \x01(\tR\x04task\x12\x16\n\x06\x62\x65\x66ore\x18\x02 \x01(\x01R\x06\x62\x65\x66ore\x12\x14\n\x05\x61\x66ter\x18\x03 \x01(\x01R\x05\x61\x66ter\x12\x18\n\x07learned\x18\x04 \x01(\x01R\x07learned\x12\x10\n\x03new\x18\x05 \x01(\x08R\x03new\x12\x1a\n\x08\x65xamples\x18\x06 \x01(\x03R\x08\x65xamples\"\xb2\x02\n\x0cUpdateRecord\x12\x16\n\x06update\x18\x01 \x01(\x05R\x06update\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x12\n\x04task\x18\x03 \x01(\tR\x04task\x12\x44\n\x08\x61\x63\x63uracy\x18\x04 \x03(\x0b\x32(.forgeline.v1.UpdateRecord.AccuracyEntryR\x08\x61\x63\x63uracy\x12\x1a\n\x08promoted\x18\x05 \x01(\x08R\x08promoted\x12\x1e\n\nforgetting\x18\x06 \x01(\x01R\nforgetting\x12\x1c\n\toperation\x18\x07 \x01(\tR\toperation\x1a;\n\rAccuracyEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"\xdd\x06\n\x17\x43ontinualUpdateResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x16.forgeline.v1.ArtifactR\x05model\x12\x1a\n\x08promoted\x18\x02 \x01(\x08R\x08promoted\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n\x11previous_model_id\x18\x04 \x01(\tR\x0fpreviousModelId\x12\x12\n\x04task\x18\x05 \x01(\tR\x04task\x12\x19\n\x08new_rows\x18\x06 \x01(\x03R\x07newRows\x12#\n\rselected_rows\x18\x07 \x01(\x03R\x0cselectedRows\x12#\n\rreplayed_rows\x18\x08 \x01(\x03R\x0creplayedRows\x12#\n\radded_samples\x18\t \x01(\x03R\x0c\x61\x64\x64\x65\x64Samples\x12\x30\n\x05tasks\x18\n \x03(\x0b\x32\x1a.forgeline.v1.TaskAccuracyR\x05tasks\x12\x1e\n\nforgetting\x18\x0b \x01(\x01R\nforgetting\x12%\n\x0emax_forgetting\x18\x0c \x01(\x01R\rmaxForgetting\x12+\n\x11\x62\x61\x63kward_transfer\x18\r \x01(\x01R\x10\x62\x61\x63kwardTransfer\x12*\n\x11new_task_accuracy\x18\x0e \x01(\x01R\x0fnewTaskAccuracy\x12\x37\n\x18new_task_accuracy_before\x18\x0f \x01(\x01R\x15newTaskAccuracyBefore\x12\x34\n\x07history\x18\x10 \x03(\x0b\x32\x1a.forgeline.v1.UpdateRecordR\x07history\x12\x31\n\x06memory\x18\x11 \x01(\x0b\x32\x19.forgeline.v1.MemoryStatsR\x06memory\x12L\n\x07metrics\x18\x12 \x03(\x0b\x32\x32.forgeline.v1.ContinualUpdateResponse.MetricsEntryR\x07metrics\x12\x18\n\x07seconds\x18\x13 \x01(\x01R\x07seconds\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01*e\n\tIndexType\x12\x1a\n\x16INDEX_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fINDEX_TYPE_FLAT\x10\x01\x12\x13\n\x0fINDEX_TYPE_HNSW\x10\x02\x12\x12\n\x0eINDEX_TYPE_IVF\x10\x03\x32\xed\x05\n\rMemoryService\x12U\n\x0c\x43reateMemory\x12!.forgeline.v1.CreateMemoryRequest\x1a\".forgeline.v1.CreateMemoryResponse\x12[\n\x0eGetMemoryStats\x12#.forgeline.v1.GetMemoryStatsRequest\x1a$.forgeline.v1.GetMemoryStatsResponse\x12U\n\x0cListMemories\x12!.forgeline.v1.ListMemoriesRequest\x1a\".forgeline.v1.ListMemoriesResponse\x12Q\n\nAddSamples\x12\x1f.forgeline.v1.AddSamplesRequest\x1a .forgeline.v1.AddSamplesResponse(\x01\x12\x43\n\x06Search\x12\x1b.forgeline.v1.SearchRequest\x1a\x1c.forgeline.v1.SearchResponse\x12U\n\x0cSampleReplay\x12!.forgeline.v1.SampleReplayRequest\x1a\".forgeline.v1.SampleReplayResponse\x12X\n\rDeleteSamples\x12\".forgeline.v1.DeleteSamplesRequest\x1a#.forgeline.v1.DeleteSamplesResponse\x12\x87\x01\n\x0f\x43ontinualUpdate\x12$.forgeline.v1.ContinualUpdateRequest\x1a\x1d.google.longrunning.Operation\"/\xca\x41,\n\x17\x43ontinualUpdateResponse\x12\x11OperationMetadatab\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,50 +42,76 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMORYSTATS_SOURCESENTRY']._serialized_options = b'8\001'
   _globals['_SAMPLEREPLAYREQUEST'].fields_by_name['sampler']._loaded_options = None
   _globals['_SAMPLEREPLAYREQUEST'].fields_by_name['sampler']._serialized_options = b'\242\273\030\010samplers'
-  _globals['_INDEXTYPE']._serialized_start=3088
-  _globals['_INDEXTYPE']._serialized_end=3189
-  _globals['_EMBEDDINGSOURCE']._serialized_start=173
-  _globals['_EMBEDDINGSOURCE']._serialized_end=257
-  _globals['_INDEXOPTIONS']._serialized_start=260
-  _globals['_INDEXOPTIONS']._serialized_end=551
-  _globals['_CREATEMEMORYREQUEST']._serialized_start=554
-  _globals['_CREATEMEMORYREQUEST']._serialized_end=740
-  _globals['_CREATEMEMORYRESPONSE']._serialized_start=742
-  _globals['_CREATEMEMORYRESPONSE']._serialized_end=815
-  _globals['_MEMORYSTATS']._serialized_start=818
-  _globals['_MEMORYSTATS']._serialized_end=1434
-  _globals['_MEMORYSTATS_LABELSENTRY']._serialized_start=1317
-  _globals['_MEMORYSTATS_LABELSENTRY']._serialized_end=1374
-  _globals['_MEMORYSTATS_SOURCESENTRY']._serialized_start=1376
-  _globals['_MEMORYSTATS_SOURCESENTRY']._serialized_end=1434
-  _globals['_GETMEMORYSTATSREQUEST']._serialized_start=1436
-  _globals['_GETMEMORYSTATSREQUEST']._serialized_end=1483
-  _globals['_GETMEMORYSTATSRESPONSE']._serialized_start=1485
-  _globals['_GETMEMORYSTATSRESPONSE']._serialized_end=1560
-  _globals['_LISTMEMORIESREQUEST']._serialized_start=1562
-  _globals['_LISTMEMORIESREQUEST']._serialized_end=1643
-  _globals['_LISTMEMORIESRESPONSE']._serialized_start=1645
-  _globals['_LISTMEMORIESRESPONSE']._serialized_end=1762
-  _globals['_MEMORYSAMPLE']._serialized_start=1765
-  _globals['_MEMORYSAMPLE']._serialized_end=1968
-  _globals['_ADDSAMPLESREQUEST']._serialized_start=1971
-  _globals['_ADDSAMPLESREQUEST']._serialized_end=2122
-  _globals['_ADDSAMPLESRESPONSE']._serialized_start=2124
-  _globals['_ADDSAMPLESRESPONSE']._serialized_end=2213
-  _globals['_SEARCHREQUEST']._serialized_start=2216
-  _globals['_SEARCHREQUEST']._serialized_end=2403
-  _globals['_SEARCHHIT']._serialized_start=2405
-  _globals['_SEARCHHIT']._serialized_end=2490
-  _globals['_SEARCHRESPONSE']._serialized_start=2492
-  _globals['_SEARCHRESPONSE']._serialized_end=2553
-  _globals['_SAMPLEREPLAYREQUEST']._serialized_start=2556
-  _globals['_SAMPLEREPLAYREQUEST']._serialized_end=2791
-  _globals['_SAMPLEREPLAYRESPONSE']._serialized_start=2793
-  _globals['_SAMPLEREPLAYRESPONSE']._serialized_end=2869
-  _globals['_DELETESAMPLESREQUEST']._serialized_start=2871
-  _globals['_DELETESAMPLESREQUEST']._serialized_end=2984
-  _globals['_DELETESAMPLESRESPONSE']._serialized_start=2986
-  _globals['_DELETESAMPLESRESPONSE']._serialized_end=3086
-  _globals['_MEMORYSERVICE']._serialized_start=3192
-  _globals['_MEMORYSERVICE']._serialized_end=3803
+  _globals['_CONTINUALUPDATEREQUEST'].fields_by_name['selector']._loaded_options = None
+  _globals['_CONTINUALUPDATEREQUEST'].fields_by_name['selector']._serialized_options = b'\242\273\030\tselectors'
+  _globals['_CONTINUALUPDATEREQUEST'].fields_by_name['replay_sampler']._loaded_options = None
+  _globals['_CONTINUALUPDATEREQUEST'].fields_by_name['replay_sampler']._serialized_options = b'\242\273\030\010samplers'
+  _globals['_CONTINUALUPDATEREQUEST'].fields_by_name['regularizer']._loaded_options = None
+  _globals['_CONTINUALUPDATEREQUEST'].fields_by_name['regularizer']._serialized_options = b'\242\273\030\014regularizers'
+  _globals['_UPDATERECORD_ACCURACYENTRY']._loaded_options = None
+  _globals['_UPDATERECORD_ACCURACYENTRY']._serialized_options = b'8\001'
+  _globals['_CONTINUALUPDATERESPONSE_METRICSENTRY']._loaded_options = None
+  _globals['_CONTINUALUPDATERESPONSE_METRICSENTRY']._serialized_options = b'8\001'
+  _globals['_MEMORYSERVICE'].methods_by_name['ContinualUpdate']._loaded_options = None
+  _globals['_MEMORYSERVICE'].methods_by_name['ContinualUpdate']._serialized_options = b'\312A,\n\027ContinualUpdateResponse\022\021OperationMetadata'
+  _globals['_INDEXTYPE']._serialized_start=5472
+  _globals['_INDEXTYPE']._serialized_end=5573
+  _globals['_EMBEDDINGSOURCE']._serialized_start=210
+  _globals['_EMBEDDINGSOURCE']._serialized_end=294
+  _globals['_INDEXOPTIONS']._serialized_start=297
+  _globals['_INDEXOPTIONS']._serialized_end=588
+  _globals['_CREATEMEMORYREQUEST']._serialized_start=591
+  _globals['_CREATEMEMORYREQUEST']._serialized_end=777
+  _globals['_CREATEMEMORYRESPONSE']._serialized_start=779
+  _globals['_CREATEMEMORYRESPONSE']._serialized_end=852
+  _globals['_MEMORYSTATS']._serialized_start=855
+  _globals['_MEMORYSTATS']._serialized_end=1546
+  _globals['_MEMORYSTATS_LABELSENTRY']._serialized_start=1429
+  _globals['_MEMORYSTATS_LABELSENTRY']._serialized_end=1486
+  _globals['_MEMORYSTATS_SOURCESENTRY']._serialized_start=1488
+  _globals['_MEMORYSTATS_SOURCESENTRY']._serialized_end=1546
+  _globals['_GETMEMORYSTATSREQUEST']._serialized_start=1548
+  _globals['_GETMEMORYSTATSREQUEST']._serialized_end=1595
+  _globals['_GETMEMORYSTATSRESPONSE']._serialized_start=1597
+  _globals['_GETMEMORYSTATSRESPONSE']._serialized_end=1672
+  _globals['_LISTMEMORIESREQUEST']._serialized_start=1674
+  _globals['_LISTMEMORIESREQUEST']._serialized_end=1755
+  _globals['_LISTMEMORIESRESPONSE']._serialized_start=1757
+  _globals['_LISTMEMORIESRESPONSE']._serialized_end=1874
+  _globals['_MEMORYSAMPLE']._serialized_start=1877
+  _globals['_MEMORYSAMPLE']._serialized_end=2080
+  _globals['_ADDSAMPLESREQUEST']._serialized_start=2083
+  _globals['_ADDSAMPLESREQUEST']._serialized_end=2234
+  _globals['_ADDSAMPLESRESPONSE']._serialized_start=2236
+  _globals['_ADDSAMPLESRESPONSE']._serialized_end=2325
+  _globals['_SEARCHREQUEST']._serialized_start=2328
+  _globals['_SEARCHREQUEST']._serialized_end=2515
+  _globals['_SEARCHHIT']._serialized_start=2517
+  _globals['_SEARCHHIT']._serialized_end=2602
+  _globals['_SEARCHRESPONSE']._serialized_start=2604
+  _globals['_SEARCHRESPONSE']._serialized_end=2665
+  _globals['_SAMPLEREPLAYREQUEST']._serialized_start=2668
+  _globals['_SAMPLEREPLAYREQUEST']._serialized_end=2903
+  _globals['_SAMPLEREPLAYRESPONSE']._serialized_start=2905
+  _globals['_SAMPLEREPLAYRESPONSE']._serialized_end=2981
+  _globals['_DELETESAMPLESREQUEST']._serialized_start=2983
+  _globals['_DELETESAMPLESREQUEST']._serialized_end=3096
+  _globals['_DELETESAMPLESRESPONSE']._serialized_start=3098
+  _globals['_DELETESAMPLESRESPONSE']._serialized_end=3198
+  _globals['_TASKDATA']._serialized_start=3200
+  _globals['_TASKDATA']._serialized_end=3278
+  _globals['_CONTINUALUPDATEREQUEST']._serialized_start=3281
+  _globals['_CONTINUALUPDATEREQUEST']._serialized_end=4142
+  _globals['_TASKACCURACY']._serialized_start=4145
+  _globals['_TASKACCURACY']._serialized_end=4297
+  _globals['_UPDATERECORD']._serialized_start=4300
+  _globals['_UPDATERECORD']._serialized_end=4606
+  _globals['_UPDATERECORD_ACCURACYENTRY']._serialized_start=4547
+  _globals['_UPDATERECORD_ACCURACYENTRY']._serialized_end=4606
+  _globals['_CONTINUALUPDATERESPONSE']._serialized_start=4609
+  _globals['_CONTINUALUPDATERESPONSE']._serialized_end=5470
+  _globals['_CONTINUALUPDATERESPONSE_METRICSENTRY']._serialized_start=5412
+  _globals['_CONTINUALUPDATERESPONSE_METRICSENTRY']._serialized_end=5470
+  _globals['_MEMORYSERVICE']._serialized_start=5576
+  _globals['_MEMORYSERVICE']._serialized_end=6325
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 from forgeline.v1 import common_pb2 as _common_pb2
 from forgeline.v1 import options_pb2 as _options_pb2
 from forgeline.v1 import training_service_pb2 as _training_service_pb2
+from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -69,7 +70,7 @@ class CreateMemoryResponse(_message.Message):
     def __init__(self, memory: _Optional[_Union[MemoryStats, _Mapping]] = ...) -> None: ...
 
 class MemoryStats(_message.Message):
-    __slots__ = ("name", "samples", "deleted", "dimension", "index_type", "trained", "labels", "sources", "index_bytes", "snapshot_samples", "embedding", "description")
+    __slots__ = ("name", "samples", "deleted", "dimension", "index_type", "trained", "labels", "sources", "index_bytes", "snapshot_samples", "embedding", "description", "model_id", "updates", "tasks")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +97,9 @@ class MemoryStats(_message.Message):
     SNAPSHOT_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     samples: int
     deleted: int
@@ -108,7 +112,10 @@ class MemoryStats(_message.Message):
     snapshot_samples: int
     embedding: EmbeddingSource
     description: str
-    def __init__(self, name: _Optional[str] = ..., samples: _Optional[int] = ..., deleted: _Optional[int] = ..., dimension: _Optional[int] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., trained: _Optional[bool] = ..., labels: _Optional[_Mapping[str, int]] = ..., sources: _Optional[_Mapping[str, int]] = ..., index_bytes: _Optional[int] = ..., snapshot_samples: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingSource, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+    model_id: str
+    updates: int
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., samples: _Optional[int] = ..., deleted: _Optional[int] = ..., dimension: _Optional[int] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., trained: _Optional[bool] = ..., labels: _Optional[_Mapping[str, int]] = ..., sources: _Optional[_Mapping[str, int]] = ..., index_bytes: _Optional[int] = ..., snapshot_samples: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingSource, _Mapping]] = ..., description: _Optional[str] = ..., model_id: _Optional[str] = ..., updates: _Optional[int] = ..., tasks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetMemoryStatsRequest(_message.Message):
     __slots__ = ("memory",)
@@ -243,3 +250,139 @@ class DeleteSamplesResponse(_message.Message):
     deleted: int
     memory: MemoryStats
     def __init__(self, deleted: _Optional[int] = ..., memory: _Optional[_Union[MemoryStats, _Mapping]] = ...) -> None: ...
+
+class TaskData(_message.Message):
+    __slots__ = ("task", "eval")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    eval: _training_service_pb2.DatasetInput
+    def __init__(self, task: _Optional[str] = ..., eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
+
+class ContinualUpdateRequest(_message.Message):
+    __slots__ = ("memory", "model_id", "new_data", "new_eval", "holdout_fraction", "task", "old_tasks", "selector", "replay_ratio", "replay_sampler", "regularizer", "old_rows", "hyper_parameters", "scaling", "max_forgetting", "output_name", "request_id")
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_DATA_FIELD_NUMBER: _ClassVar[int]
+    NEW_EVAL_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    OLD_TASKS_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_RATIO_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_SAMPLER_FIELD_NUMBER: _ClassVar[int]
+    REGULARIZER_FIELD_NUMBER: _ClassVar[int]
+    OLD_ROWS_FIELD_NUMBER: _ClassVar[int]
+    HYPER_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    MAX_FORGETTING_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    memory: str
+    model_id: str
+    new_data: _training_service_pb2.DatasetInput
+    new_eval: _training_service_pb2.DatasetInput
+    holdout_fraction: float
+    task: str
+    old_tasks: _containers.RepeatedCompositeFieldContainer[TaskData]
+    selector: _common_pb2.PluginSpec
+    replay_ratio: float
+    replay_sampler: _common_pb2.PluginSpec
+    regularizer: _common_pb2.PluginSpec
+    old_rows: int
+    hyper_parameters: _training_service_pb2.HyperParameters
+    scaling: _training_service_pb2.Scaling
+    max_forgetting: float
+    output_name: str
+    request_id: str
+    def __init__(self, memory: _Optional[str] = ..., model_id: _Optional[str] = ..., new_data: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., new_eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., holdout_fraction: _Optional[float] = ..., task: _Optional[str] = ..., old_tasks: _Optional[_Iterable[_Union[TaskData, _Mapping]]] = ..., selector: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., replay_ratio: _Optional[float] = ..., replay_sampler: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., regularizer: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., old_rows: _Optional[int] = ..., hyper_parameters: _Optional[_Union[_training_service_pb2.HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[_training_service_pb2.Scaling, _Mapping]] = ..., max_forgetting: _Optional[float] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TaskAccuracy(_message.Message):
+    __slots__ = ("task", "before", "after", "learned", "new", "examples")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LEARNED_FIELD_NUMBER: _ClassVar[int]
+    NEW_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    before: float
+    after: float
+    learned: float
+    new: bool
+    examples: int
+    def __init__(self, task: _Optional[str] = ..., before: _Optional[float] = ..., after: _Optional[float] = ..., learned: _Optional[float] = ..., new: _Optional[bool] = ..., examples: _Optional[int] = ...) -> None: ...
+
+class UpdateRecord(_message.Message):
+    __slots__ = ("update", "model_id", "task", "accuracy", "promoted", "forgetting", "operation")
+    class AccuracyEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    FORGETTING_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    update: int
+    model_id: str
+    task: str
+    accuracy: _containers.ScalarMap[str, float]
+    promoted: bool
+    forgetting: float
+    operation: str
+    def __init__(self, update: _Optional[int] = ..., model_id: _Optional[str] = ..., task: _Optional[str] = ..., accuracy: _Optional[_Mapping[str, float]] = ..., promoted: _Optional[bool] = ..., forgetting: _Optional[float] = ..., operation: _Optional[str] = ...) -> None: ...
+
+class ContinualUpdateResponse(_message.Message):
+    __slots__ = ("model", "promoted", "reason", "previous_model_id", "task", "new_rows", "selected_rows", "replayed_rows", "added_samples", "tasks", "forgetting", "max_forgetting", "backward_transfer", "new_task_accuracy", "new_task_accuracy_before", "history", "memory", "metrics", "seconds")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    NEW_ROWS_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ADDED_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    FORGETTING_FIELD_NUMBER: _ClassVar[int]
+    MAX_FORGETTING_FIELD_NUMBER: _ClassVar[int]
+    BACKWARD_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    NEW_TASK_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    NEW_TASK_ACCURACY_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.Artifact
+    promoted: bool
+    reason: str
+    previous_model_id: str
+    task: str
+    new_rows: int
+    selected_rows: int
+    replayed_rows: int
+    added_samples: int
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskAccuracy]
+    forgetting: float
+    max_forgetting: float
+    backward_transfer: float
+    new_task_accuracy: float
+    new_task_accuracy_before: float
+    history: _containers.RepeatedCompositeFieldContainer[UpdateRecord]
+    memory: MemoryStats
+    metrics: _containers.ScalarMap[str, float]
+    seconds: float
+    def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., promoted: _Optional[bool] = ..., reason: _Optional[str] = ..., previous_model_id: _Optional[str] = ..., task: _Optional[str] = ..., new_rows: _Optional[int] = ..., selected_rows: _Optional[int] = ..., replayed_rows: _Optional[int] = ..., added_samples: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskAccuracy, _Mapping]]] = ..., forgetting: _Optional[float] = ..., max_forgetting: _Optional[float] = ..., backward_transfer: _Optional[float] = ..., new_task_accuracy: _Optional[float] = ..., new_task_accuracy_before: _Optional[float] = ..., history: _Optional[_Iterable[_Union[UpdateRecord, _Mapping]]] = ..., memory: _Optional[_Union[MemoryStats, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., seconds: _Optional[float] = ...) -> None: ...

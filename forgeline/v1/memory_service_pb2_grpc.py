@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from forgeline.v1 import memory_service_pb2 as forgeline_dot_v1_dot_memory__service__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -28,7 +29,9 @@ if _version_not_supported:
 class MemoryServiceStub:
     """Continual memory: named collections of past samples (text, label, source, time, metadata)
     indexed by their embeddings in FAISS, persistent across restarts and crashes, searched by
-    similarity and sampled for replay by samplers plugins.
+    similarity and sampled for replay by samplers plugins; and continual learning: a model updated
+    on new data with replay from its memory and a regularizer, promoted only when it keeps what it
+    knew.
     """
 
     def __init__(self, channel):
@@ -72,12 +75,19 @@ class MemoryServiceStub:
                 request_serializer=forgeline_dot_v1_dot_memory__service__pb2.DeleteSamplesRequest.SerializeToString,
                 response_deserializer=forgeline_dot_v1_dot_memory__service__pb2.DeleteSamplesResponse.FromString,
                 _registered_method=True)
+        self.ContinualUpdate = channel.unary_unary(
+                '/forgeline.v1.MemoryService/ContinualUpdate',
+                request_serializer=forgeline_dot_v1_dot_memory__service__pb2.ContinualUpdateRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
     """Continual memory: named collections of past samples (text, label, source, time, metadata)
     indexed by their embeddings in FAISS, persistent across restarts and crashes, searched by
-    similarity and sampled for replay by samplers plugins.
+    similarity and sampled for replay by samplers plugins; and continual learning: a model updated
+    on new data with replay from its memory and a regularizer, promoted only when it keeps what it
+    knew.
     """
 
     def CreateMemory(self, request, context):
@@ -134,6 +144,22 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ContinualUpdate(self, request, context):
+        """Updates a classifier on a new task without forgetting the old ones: (1) scores the new rows
+        with the model and keeps those a selectors plugin chooses (e.g. the ones it is unsure or
+        wrong about); (2) mixes in replay samples from the memory; (3) fine-tunes on Ray Train with
+        a regularizers plugin ("ewc", "none") anchored on the memory's old samples; (4) scores every
+        task the memory knows, and the new one, before and after; (5) commits the new model and, when
+        the worst old task lost at most max_forgetting, promotes it: the memory's model becomes the
+        new one and the new rows join the memory, in one transaction. Not promoted: the model is
+        kept as an artifact, the memory is unchanged, and the response says why. Events: the
+        training curves, then "before/<task>" and "after/<task>" accuracies. Response:
+        ContinualUpdateResponse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -172,6 +198,11 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     request_deserializer=forgeline_dot_v1_dot_memory__service__pb2.DeleteSamplesRequest.FromString,
                     response_serializer=forgeline_dot_v1_dot_memory__service__pb2.DeleteSamplesResponse.SerializeToString,
             ),
+            'ContinualUpdate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ContinualUpdate,
+                    request_deserializer=forgeline_dot_v1_dot_memory__service__pb2.ContinualUpdateRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'forgeline.v1.MemoryService', rpc_method_handlers)
@@ -183,7 +214,9 @@ def add_MemoryServiceServicer_to_server(servicer, server):
 class MemoryService:
     """Continual memory: named collections of past samples (text, label, source, time, metadata)
     indexed by their embeddings in FAISS, persistent across restarts and crashes, searched by
-    similarity and sampled for replay by samplers plugins.
+    similarity and sampled for replay by samplers plugins; and continual learning: a model updated
+    on new data with replay from its memory and a regularizer, promoted only when it keeps what it
+    knew.
     """
 
     @staticmethod
@@ -365,6 +398,33 @@ class MemoryService:
             '/forgeline.v1.MemoryService/DeleteSamples',
             forgeline_dot_v1_dot_memory__service__pb2.DeleteSamplesRequest.SerializeToString,
             forgeline_dot_v1_dot_memory__service__pb2.DeleteSamplesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ContinualUpdate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forgeline.v1.MemoryService/ContinualUpdate',
+            forgeline_dot_v1_dot_memory__service__pb2.ContinualUpdateRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

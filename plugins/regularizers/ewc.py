@@ -51,6 +51,7 @@ class EWC(Regularizer):
         self.anchor: dict[str, Any] = {}
         self.fisher: dict[str, Any] = {}
         self.samples = 0
+        self.tasks = 1  # the tasks whose Fisher information is summed (online EWC)
 
     def prepare(self, model: Any, ctx: RegularizerContext) -> None:
         import torch
@@ -88,6 +89,10 @@ class EWC(Regularizer):
             for n, f in previous.items():
                 if n in self.fisher and f.shape == self.fisher[n].shape:
                     self.fisher[n] += self.config.gamma * f
+            if previous:
+                meta = Path(ctx.previous) / "ewc.json"
+                before = json.loads(meta.read_text()).get("tasks", 1) if meta.exists() else 1
+                self.tasks = int(before) + 1
 
     def penalty(self, model: Any) -> Any:
         terms = [
@@ -103,7 +108,9 @@ class EWC(Regularizer):
         folder.mkdir(parents=True, exist_ok=True)
         save_file({n: f.contiguous() for n, f in self.fisher.items()}, str(folder / STATE_FILE))
         (folder / "ewc.json").write_text(
-            json.dumps({"fisher_samples": self.samples, **self.config.model_dump()})
+            json.dumps(
+                {"fisher_samples": self.samples, "tasks": self.tasks, **self.config.model_dump()}
+            )
         )
 
 

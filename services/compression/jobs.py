@@ -27,6 +27,7 @@ from forgeline.registry import CompressContext, PluginRegistry, TrainRun
 from forgeline.services.compression.measure import EvalInputs, Measurement, measure, tokenize
 from forgeline.services.compression.planning import CompressPlan, CompressPlanner, CompressSpec
 from forgeline.services.training import cluster
+from forgeline.services.training.evaluation import merge_adapter
 from forgeline.services.training.jobs import TrainingJobs, train_on_ray
 from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION, RecipeConfig, read_rows
 
@@ -219,14 +220,7 @@ class CompressionJobs:
         if modelio.read_format(folder).get("merged"):
             return folder
         shutil.rmtree(folder, ignore_errors=True)
-        from transformers import AutoTokenizer
-
-        from forgeline.services.training.evaluation import load_trained
-
-        model = load_trained(plan.model_dir, SEQUENCE_CLASSIFICATION, base_path=str(plan.base_dir))
-        merged = model.merge_and_unload()
-        merged.save_pretrained(folder, safe_serialization=True)
-        AutoTokenizer.from_pretrained(plan.model_dir, local_files_only=True).save_pretrained(folder)
+        merge_adapter(plan.model_dir, plan.base_dir, folder, SEQUENCE_CLASSIFICATION)
         self._label(plan, folder, {"merged": plan.model.id})
         return folder
 

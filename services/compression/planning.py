@@ -21,7 +21,6 @@ from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.registry import CompressionTarget, Compressor, PluginChoice
 from forgeline.services.compression.measure import LatencyOptions
 from forgeline.services.training.jobs import TrainingJobs
-from forgeline.services.training.models import builtin_path
 from forgeline.services.training.planning import (
     DatasetRef,
     output_name,
@@ -93,7 +92,7 @@ class CompressPlanner:
         labels = [str(v) for v in record.metadata.get("labels", [])]
         folder = self.artifacts.verify(record)
         modelio.check_safe(folder)
-        base = self._base(record) if fmt == "peft_adapter" else None
+        base = self.training.adapter_base(record) if fmt == "peft_adapter" else None
         if base is not None:
             modelio.check_safe(base, "model_id (its base model)")
         evaluation = self._rows(spec.eval, "eval", labels)
@@ -156,18 +155,6 @@ class CompressPlanner:
                 metadata={"field": "model_id"},
             )
         return record, str(record.metadata.get("format", modelio.HF))
-
-    def _base(self, record: ArtifactRecord) -> Path:
-        meta = record.metadata
-        if meta.get("base_artifact_id"):
-            return self.artifacts.verify(self.artifacts.get(meta["base_artifact_id"]))
-        if meta.get("base_builtin"):
-            return builtin_path(meta["base_builtin"])
-        raise FailedPrecondition(
-            f"model_id: adapter {record.id} does not record its base model",
-            reason="NO_BASE_MODEL",
-            metadata={"field": "model_id"},
-        )
 
     def _rows(self, ref: DatasetRef, name: str, labels: list[str]) -> Rows:
         planner = self.training.planner

@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from forgeline.convert import from_struct, plugin_choice, struct
+from forgeline.convert import artifact, from_struct, plugin_choice, struct
+from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument, ResourceExhausted
-from forgeline.operations import page_offset
+from forgeline.operations import MethodSpec, page_offset, to_operation
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
+from forgeline.services.memory.continual import (
+    METHOD,
+    ContinualJobs,
+    Hyper,
+    UpdateOutcome,
+    UpdateSpec,
+)
 from forgeline.services.memory.memories import DEFAULT_SAMPLER, SERVICE, Incoming, Memories
 from forgeline.services.memory.store import IndexConfig, Sample, Stats
+from forgeline.services.training.jobs import TrainingJobs
+from forgeline.services.training.servicer import dataset_ref
 from forgeline.v1 import memory_service_pb2 as pb
 from forgeline.v1 import memory_service_pb2_grpc
 
@@ -32,13 +42,21 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
         kernel.artifacts,
         kernel.registry,
     )
-    servicer = MemoryServicer(kernel, memories)
+    training = TrainingJobs(
+        kernel.registry,
+        DatasetRepository(kernel.artifacts),
+        kernel.artifacts,
+        kernel.paths,
+        kernel.settings,
+    )
+    servicer = MemoryServicer(kernel, memories, ContinualJobs(memories, training, kernel.settings))
     return [
         ServiceDefinition(
             full_name=SERVICE,
             servicer=servicer,
             add_to_server=memory_service_pb2_grpc.add_MemoryServiceServicer_to_server,
-            plugin_kinds=("samplers",),
+            methods=servicer.method_specs(),
+            plugin_kinds=("samplers", "selectors", "regularizers"),
             on_close=memories.close,
         )
     ]
@@ -81,6 +99,9 @@ def stats_pb(s: Stats, memories: Memories) -> pb.MemoryStats:
         snapshot_samples=s.snapshot_samples,
         embedding=pb.EmbeddingSource(**config.embedding),
         description=config.description,
+        model_id=s.model_id,
+        updates=s.updates,
+        tasks=s.tasks,
     )
 
 
@@ -109,10 +130,91 @@ def incoming(message: pb.MemorySample) -> Incoming:
     )
 
 
+def update_spec(r: pb.ContinualUpdateRequest) -> UpdateSpec:
+    h, scaling = r.hyper_parameters, r.scaling
+    if scaling.use_gpu or scaling.bf16:
+        raise InvalidArgument.for_field(
+            "scaling.use_gpu" if scaling.use_gpu else "scaling.bf16",
+            "continual updates train on CPU workers for now",
+        )
+    return UpdateSpec(
+        memory=r.memory,
+        model_id=r.model_id,
+        new_data=dataset_ref(r.new_data),
+        new_eval=dataset_ref(r.new_eval) if r.HasField("new_eval") else None,
+        holdout_fraction=r.holdout_fraction,
+        task=r.task,
+        old_tasks=tuple((t.task, dataset_ref(t.eval)) for t in r.old_tasks),
+        selector=plugin_choice(r.selector) if r.selector.name else None,
+        replay_ratio=r.replay_ratio if r.HasField("replay_ratio") else None,
+        replay_sampler=plugin_choice(r.replay_sampler) if r.replay_sampler.name else None,
+        regularizer=plugin_choice(r.regularizer) if r.regularizer.name else None,
+        old_rows=r.old_rows,
+        hyper=Hyper(
+            learning_rate=h.learning_rate,
+            batch_size=h.batch_size_per_worker,
+            epochs=h.epochs,
+            max_length=h.max_sequence_length,
+            seed=h.seed,
+            num_workers=scaling.num_workers,
+            cpus_per_worker=scaling.cpus_per_worker,
+        ),
+        max_forgetting=r.max_forgetting if r.HasField("max_forgetting") else None,
+        output_name=r.output_name,
+    )
+
+
+def update_response(o: UpdateOutcome, memories: Memories, memory: str):
+    return pb.ContinualUpdateResponse(
+        model=artifact(o.model),
+        promoted=o.promoted,
+        reason=o.reason,
+        previous_model_id=o.previous_model_id,
+        task=o.task,
+        new_rows=o.new_rows,
+        selected_rows=o.selected_rows,
+        replayed_rows=o.replayed_rows,
+        added_samples=o.added_samples,
+        tasks=[pb.TaskAccuracy(**vars(t)) for t in o.tasks],
+        forgetting=o.forgetting,
+        max_forgetting=o.max_forgetting,
+        backward_transfer=o.backward_transfer,
+        new_task_accuracy=o.new_task_accuracy,
+        new_task_accuracy_before=o.new_task_accuracy_before,
+        history=[pb.UpdateRecord(**h) for h in o.history],
+        memory=stats_pb(memories.store.stats(memory), memories),
+        metrics=o.metrics,
+        seconds=o.seconds,
+    )
+
+
 class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
-    def __init__(self, kernel: Kernel, memories: Memories) -> None:
+    def __init__(self, kernel: Kernel, memories: Memories, continual: ContinualJobs) -> None:
         self._kernel = kernel
         self._memories = memories
+        self._continual = continual
+        self._ops = kernel.operations
+
+    def method_specs(self) -> list[MethodSpec]:
+        continual, memories = self._continual, self._memories
+
+        def update(r: pb.ContinualUpdateRequest, ctx) -> pb.ContinualUpdateResponse:
+            outcome = continual.run(update_spec(r), ctx, r.request_id)
+            return update_response(outcome, memories, r.memory)
+
+        return [
+            MethodSpec(
+                METHOD,
+                pb.ContinualUpdateRequest,
+                pb.ContinualUpdateResponse,
+                update,
+                lambda r: continual.plan(update_spec(r)),
+            )
+        ]
+
+    async def ContinualUpdate(self, request, context):
+        row = await self._ops.start(METHOD, request, request.request_id)
+        return to_operation(row)
 
     async def _stats(self, name: str, load: bool = True) -> pb.MemoryStats:
         if not name:

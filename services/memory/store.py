@@ -11,6 +11,10 @@ Layout under the store's root::
     <memory>/manifest.json          the current snapshot: its file, SHA-256 and the last sample id
                                     it holds (replaced atomically after the snapshot is complete)
 
+A memory's continual-learning state (its current model, the tasks it is scored on, its update
+history) is a JSON row of memory.db, written in the same transaction as the samples an update
+adds: an update's samples and its promotion land together or not at all.
+
 Opening a memory checks the snapshot against its manifest's digest (a mismatch is DataLoss: the
 memory is refused, never loaded from a file that is not the one written), then adds the samples
 committed after the snapshot. A crash at any point loses no committed sample and leaves no torn
@@ -35,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgeline.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
+from forgeline.errors import Aborted, AlreadyExists, DataLoss, InvalidArgument, NotFound
 
 INDEX_TYPES = ("flat", "hnsw", "ivf")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -60,6 +64,10 @@ CREATE TABLE IF NOT EXISTS samples (
     PRIMARY KEY (memory, id)
 );
 CREATE INDEX IF NOT EXISTS samples_label ON samples (memory, label);
+CREATE TABLE IF NOT EXISTS continual (
+    memory TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+);
 """
 
 
@@ -141,6 +149,10 @@ class Stats:
     sources: dict[str, int]
     index_bytes: int
     snapshot_samples: int
+    # Continual learning: the memory's model, its promoted updates, the tasks it is scored on.
+    model_id: str = ""
+    updates: int = 0
+    tasks: list[str] = field(default_factory=list)
 
 
 class _Memory:
@@ -215,12 +227,25 @@ class MemoryStore:
 
     # --- samples -----------------------------------------------------------------------------
 
-    def add(self, name: str, samples: list[Sample], vectors) -> list[int]:
-        """Commits the samples (payload and vector) and indexes them; returns their ids."""
+    def add(
+        self,
+        name: str,
+        samples: list[Sample],
+        vectors,
+        *,
+        state: Mapping[str, Any] | None = None,
+        expect_model: str | None = None,
+    ) -> list[int]:
+        """Commits the samples (payload and vector) and indexes them; returns their ids. With
+        ``state``, the memory's continual-learning state is replaced in the same transaction,
+        provided its model is still ``expect_model`` (Aborted otherwise)."""
         import numpy as np
 
         memory = self._memory(name)
-        vectors = _normalized(np.asarray(vectors, dtype=np.float32))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if not samples:  # a state change alone
+            vectors = vectors.reshape(0, memory.config.index.dimension)
+        vectors = _normalized(vectors)
         if vectors.ndim != 2 or vectors.shape[0] != len(samples):
             raise InvalidArgument.for_field("samples", "one vector per sample is required")
         if vectors.shape[1] != memory.config.index.dimension:
@@ -238,6 +263,8 @@ class MemoryStore:
                 ids = list(range(last + 1, last + 1 + len(samples)))
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
+                    if state is not None:
+                        self._write_state(name, state, expect_model)
                     self._db.executemany(
                         "INSERT INTO samples (memory, id, text, label, source, timestamp, "
                         "metadata, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -261,6 +288,32 @@ class MemoryStore:
                     raise
             self._index_add(memory, vectors, ids)
         return ids
+
+    def continual_state(self, name: str) -> dict[str, Any]:
+        """The memory's continual-learning state ({} before its first update)."""
+        self._read_config(name)  # NotFound for an unknown memory
+        with self._db_lock:
+            row = self._db.execute(
+                "SELECT state FROM continual WHERE memory = ?", (name,)
+            ).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def _write_state(self, name: str, state: Mapping[str, Any], expect_model: str | None) -> None:
+        """Inside a transaction: replaces the state if its model is still ``expect_model``."""
+        row = self._db.execute("SELECT state FROM continual WHERE memory = ?", (name,)).fetchone()
+        current = json.loads(row[0]).get("model_id", "") if row else ""
+        if expect_model is not None and current and current != expect_model:
+            raise Aborted(
+                f"memory {name!r}: its model became {current} while this update ran from "
+                f"{expect_model}; run the update again on the new model",
+                reason="MEMORY_MODEL_CHANGED",
+                metadata={"memory": name},
+            )
+        self._db.execute(
+            "INSERT INTO continual (memory, state) VALUES (?, ?) "
+            "ON CONFLICT (memory) DO UPDATE SET state = excluded.state",
+            (name, json.dumps(state, sort_keys=True)),
+        )
 
     def delete(self, name: str, ids: Iterable[int] = (), where: Mapping[str, Any] | None = None):
         """Deletes samples by id and/or by filter; returns how many were deleted."""
@@ -385,6 +438,10 @@ class MemoryStore:
                     (name,),
                 ).fetchall()
             )
+            row = self._db.execute(
+                "SELECT state FROM continual WHERE memory = ?", (name,)
+            ).fetchone()
+        state = json.loads(row[0]) if row else {}
         index = config.index
         if memory is not None:
             with memory.lock:
@@ -405,6 +462,9 @@ class MemoryStore:
             sources={str(k): int(v) for k, v in sources.items()},
             index_bytes=size,
             snapshot_samples=upto,
+            model_id=state.get("model_id", ""),
+            updates=sum(1 for h in state.get("history", []) if h.get("update", 0) > 0),
+            tasks=sorted(state.get("tasks", {})),
         )
 
     def snapshot(self, name: str) -> None:

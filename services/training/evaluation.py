@@ -79,6 +79,38 @@ def load_trained(folder: Path, task: str = "", base_path: str = ""):
     return auto.from_pretrained(folder, local_files_only=True)
 
 
+def class_probabilities(
+    model, tokenizer, texts: list[str], *, batch_size: int = 32, max_length: int = 128
+):
+    """A classifier's softmax over its classes for each text (float32 numpy, one row per text,
+    columns in class-index order), in eval mode without gradients."""
+    import numpy as np
+    import torch
+
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            rows.append(torch.softmax(model(**batch).logits.float(), dim=-1).numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, model.config.num_labels), np.float32)
+
+
+def merge_adapter(adapter: Path, base: Path, output: Path, task: str) -> None:
+    """Writes an adapter merged into its base model as a full folder, with its tokenizer."""
+    from transformers import AutoTokenizer
+
+    model = load_trained(adapter, task, base_path=str(base))
+    model.merge_and_unload().save_pretrained(output, safe_serialization=True)
+    AutoTokenizer.from_pretrained(adapter, local_files_only=True).save_pretrained(output)
+
+
 def evaluate(
     model,
     tokenizer,
@@ -92,26 +124,19 @@ def evaluate(
     """Runs ``model`` over ``texts`` (in eval mode, no gradients) and scores it."""
     import torch
 
-    model.eval()
     if task == SEQUENCE_CLASSIFICATION:
+        import numpy as np
+
         names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         index = {name: i for i, name in enumerate(names)}
         truth = [index[str(v)] for v in labels]
-        predicted, total_loss = [], 0.0
-        with torch.no_grad():
-            for start in range(0, len(texts), batch_size):
-                batch = tokenizer(
-                    texts[start : start + batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=max_length,
-                    return_tensors="pt",
-                )
-                target = torch.tensor(truth[start : start + batch_size])
-                out = model(**batch, labels=target)
-                total_loss += float(out.loss) * len(target)
-                predicted += out.logits.argmax(-1).tolist()
-        return score_classification(truth, predicted, names, loss=total_loss / max(len(texts), 1))
+        probabilities = class_probabilities(
+            model, tokenizer, texts, batch_size=batch_size, max_length=max_length
+        )
+        picked = probabilities[np.arange(len(truth)), truth] if truth else np.zeros(0)
+        loss = float(-np.log(np.maximum(picked, 1e-12)).mean()) if truth else 0.0
+        return score_classification(truth, probabilities.argmax(-1).tolist(), names, loss=loss)
+    model.eval()
     if task == CAUSAL_LM:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token

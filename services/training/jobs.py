@@ -326,6 +326,19 @@ class TrainingJobs:
             )
         return record
 
+    def adapter_base(self, record: ArtifactRecord, field_name: str = "model_id") -> Path:
+        """The folder of an adapter artifact's base model."""
+        meta = record.metadata
+        if meta.get("base_artifact_id"):
+            return self.artifacts.verify(self.artifacts.get(meta["base_artifact_id"]))
+        if meta.get("base_builtin"):
+            return builtin_path(meta["base_builtin"])
+        raise FailedPrecondition(
+            f"{field_name}: adapter {record.id} does not record its base model",
+            reason="NO_BASE_MODEL",
+            metadata={"field": field_name},
+        )
+
     def plan_evaluate(self, model_id: str, dataset: DatasetRef) -> tuple[ArtifactRecord, Any]:
         record = self.model_record(model_id)
         task = record.metadata["task"]

@@ -13,7 +13,13 @@ import pytest
 
 pytest.importorskip("faiss")
 
-from forgeline.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound  # noqa: E402
+from forgeline.errors import (  # noqa: E402
+    Aborted,
+    AlreadyExists,
+    DataLoss,
+    InvalidArgument,
+    NotFound,
+)
 from forgeline.services.memory.store import (  # noqa: E402
     IndexConfig,
     MemoryConfig,
@@ -170,3 +176,33 @@ def test_concurrent_adds_get_distinct_ids_and_all_land(tmp_path):
     ids = sorted(i for batch in results for i in batch)
     assert ids == list(range(1, 201))
     assert store.stats("m").samples == 200 and store.config("m").index.dimension == D
+
+
+def test_an_update_s_samples_and_state_land_together_or_not_at_all(tmp_path):
+    store = MemoryStore(tmp_path)
+    store.create(MemoryConfig("m", IndexConfig(dimension=D)))
+    assert store.continual_state("m") == {}
+    store.add("m", samples(3), vectors(3), state={"model_id": "mdl_a", "history": []})
+    stats = store.stats("m")
+    assert stats.samples == 3 and stats.model_id == "mdl_a"
+
+    # A sample that cannot be stored rolls back the state change with it.
+    broken = samples(2)
+    broken[1].metadata = {"bad": object()}
+    with pytest.raises(TypeError):
+        store.add("m", broken, vectors(2), state={"model_id": "mdl_b"}, expect_model="mdl_a")
+    assert store.stats("m").samples == 3 and store.continual_state("m")["model_id"] == "mdl_a"
+
+    # An update that started from a model the memory no longer has is refused: nothing lands.
+    with pytest.raises(Aborted):
+        store.add("m", samples(2), vectors(2), state={"model_id": "mdl_c"}, expect_model="mdl_x")
+    assert store.stats("m").samples == 3
+
+    store.add("m", [], [], state={"model_id": "mdl_b", "tasks": {"t": {}}}, expect_model="mdl_a")
+    store.close()
+    reopened = MemoryStore(tmp_path)
+    stats = reopened.stats("m")
+    assert stats.samples == 3 and stats.model_id == "mdl_b" and stats.tasks == ["t"]
+    with pytest.raises(NotFound):
+        reopened.continual_state("nope")
+    reopened.close()
