@@ -186,6 +186,26 @@ def _compressions(doc: dict) -> Iterator[tuple[str, dict]]:
                 yield step["name"], value
 
 
+def _continual_updates(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(step, result) for every continual update result (the memory's update history, each
+    record with every task's accuracy, and the tasks scored) in a step's response."""
+    for step in doc["steps"]:
+        for _, value in _walk(step["response"]):
+            if (
+                isinstance(value, dict)
+                and isinstance(value.get("history"), list)
+                and value["history"]
+                and all(
+                    isinstance(h, dict) and isinstance(h.get("accuracy"), dict)
+                    for h in value["history"]
+                )
+                and isinstance(value.get("tasks"), list)
+                and value["tasks"]
+                and all(isinstance(t, dict) and "task" in t for t in value["tasks"])
+            ):
+                yield step["name"], value
+
+
 def section_evaluations(doc: dict) -> str:
     rows = list(_evaluations(doc))
     if not rows:
@@ -364,6 +384,60 @@ def _compression_row(label: str, outcome: str, m: dict | None, step: dict) -> li
     ]
 
 
+def section_continual(doc: dict) -> str:
+    parts = []
+    for step, result in _continual_updates(doc):
+        task = html.escape(result.get("task", ""))
+        verdict = (
+            '<span class="state succeeded">promoted</span>'
+            if result.get("promoted")
+            else '<span class="state failed">not promoted</span>'
+        )
+        new, selected, replayed, added = (
+            int(result.get(k, 0) or 0)
+            for k in ("new_rows", "selected_rows", "replayed_rows", "added_samples")
+        )
+        summary = (
+            f"<p class=meta>{verdict} {html.escape(result.get('reason', ''))} · task {task} "
+            f"learned · forgetting {float(result.get('forgetting', 0)) * 100:.2f} points (max "
+            f"{float(result.get('max_forgetting', 0)) * 100:.2f}) · backward transfer "
+            f"{_points(result.get('backward_transfer', 0))} points · {task} accuracy "
+            f"{_num(result.get('new_task_accuracy_before', 0))} → "
+            f"{_num(result.get('new_task_accuracy', 0))} · rows: {new:,} new / {selected:,} "
+            f"selected / {replayed:,} replayed / {added:,} added to the memory · "
+            f"{_num(result.get('seconds', 0))} s</p>"
+        )
+        table = _table(
+            ["task", "before", "after", "change (points)", "accuracy when learned", "examples"],
+            [
+                [
+                    f"{t['task']}{' (new)' if t.get('new') else ''}",
+                    _num(t.get("before", 0)),
+                    _num(t.get("after", 0)),
+                    _points(float(t.get("after", 0)) - float(t.get("before", 0))),
+                    _num(t.get("learned", 0)),
+                    f"{int(t.get('examples', 0) or 0):,}",
+                ]
+                for t in result["tasks"]
+            ],
+        )
+        plot = _figure(
+            "per-task accuracy over successive updates", _continual_svg(result["history"])
+        )
+        parts.append(_section(f"Continual learning — {step}", summary + table + plot))
+    return "".join(parts)
+
+
+def _update_number(record: dict) -> int:
+    return int(record.get("update", 0) or 0)
+
+
+def _update_kept(record: dict) -> bool:
+    """Whether an update record's model became the memory's: promoted, or update 0 (the model
+    the first update started from)."""
+    return bool(record.get("promoted")) or _update_number(record) == 0
+
+
 def _points(fraction: Any) -> str:
     """A change of accuracy (a fraction) in signed points: -0.004 -> "-0.40"."""
     return f"{float(fraction) * 100:+.2f}"
@@ -436,6 +510,7 @@ SECTIONS: list[Callable[[dict], str]] = [
     section_cleaning,
     section_searches,
     section_compression,
+    section_continual,
 ]
 
 
@@ -792,6 +867,45 @@ def _tradeoff_svg(result: dict, steps: list[dict], outcomes: list[str], metric: 
             handles, labels = axes.get_legend_handles_labels()
             legend = dict(zip(labels, handles, strict=True))  # one entry per outcome
             axes.legend(legend.values(), legend.keys(), fontsize=8)
+    return _svg(figure)
+
+
+TASK_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#72b7b2", "#eeca3b", "#9d755d")
+
+
+def _continual_svg(history: list[dict]) -> str:
+    """Every task's accuracy after each update (0: the starting model): one line with markers
+    per task, from the first update that scored it, through the promoted updates; an update not
+    promoted a red x at each task's accuracy, reached by a dotted segment from the task's last
+    promoted point (a task first scored by it has no line: it is named beside its x)."""
+    records = sorted(history, key=_update_number)
+    names = list(dict.fromkeys(name for r in records for name in r["accuracy"]))
+    figure, axes = _plot(7.0, 3.2, "update", "accuracy")
+    for i, name in enumerate(names):
+        color = TASK_COLORS[i % len(TASK_COLORS)]
+        line, rejected = [], []
+        for record in records:
+            if name in record["accuracy"]:
+                point = (_update_number(record), float(record["accuracy"][name]))
+                if _update_kept(record):
+                    line.append(point)
+                else:
+                    rejected.append((point, line[-1:]))
+        if line:
+            xs, ys = [p[0] for p in line], [p[1] for p in line]
+            axes.plot(xs, ys, marker="o", markersize=4, linewidth=1.5, color=color, label=name)
+        for point, last in rejected:
+            if last:
+                axes.plot(*zip(last[0], point, strict=True), linestyle=":", color=color)
+            else:
+                axes.annotate(f" {name}", point, fontsize=8)
+            axes.scatter(*point, s=48, marker="x", color="#e45756", zorder=3, label="not promoted")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = axes.get_legend_handles_labels()
+    legend = dict(zip(labels, handles, strict=True))  # one "not promoted" entry, and it last
+    if "not promoted" in legend:
+        legend["not promoted"] = legend.pop("not promoted")
+    axes.legend(legend.values(), legend.keys(), fontsize=8)
     return _svg(figure)
 
 

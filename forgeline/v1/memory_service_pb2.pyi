@@ -52,16 +52,18 @@ class IndexOptions(_message.Message):
     def __init__(self, type: _Optional[_Union[IndexType, str]] = ..., dimension: _Optional[int] = ..., hnsw_m: _Optional[int] = ..., hnsw_ef_search: _Optional[int] = ..., hnsw_ef_construction: _Optional[int] = ..., ivf_lists: _Optional[int] = ..., ivf_probes: _Optional[int] = ..., train_size: _Optional[int] = ...) -> None: ...
 
 class CreateMemoryRequest(_message.Message):
-    __slots__ = ("name", "embedding", "index", "description")
+    __slots__ = ("name", "embedding", "index", "description", "dataset")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
     name: str
     embedding: EmbeddingSource
     index: IndexOptions
     description: str
-    def __init__(self, name: _Optional[str] = ..., embedding: _Optional[_Union[EmbeddingSource, _Mapping]] = ..., index: _Optional[_Union[IndexOptions, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+    dataset: _training_service_pb2.DatasetInput
+    def __init__(self, name: _Optional[str] = ..., embedding: _Optional[_Union[EmbeddingSource, _Mapping]] = ..., index: _Optional[_Union[IndexOptions, _Mapping]] = ..., description: _Optional[str] = ..., dataset: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
 
 class CreateMemoryResponse(_message.Message):
     __slots__ = ("memory",)
@@ -260,7 +262,7 @@ class TaskData(_message.Message):
     def __init__(self, task: _Optional[str] = ..., eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
 
 class ContinualUpdateRequest(_message.Message):
-    __slots__ = ("memory", "model_id", "new_data", "new_eval", "holdout_fraction", "task", "old_tasks", "selector", "replay_ratio", "replay_sampler", "regularizer", "old_rows", "hyper_parameters", "scaling", "max_forgetting", "output_name", "request_id")
+    __slots__ = ("memory", "model_id", "new_data", "new_eval", "holdout_fraction", "task", "old_tasks", "selector", "replay_ratio", "replay_sampler", "regularizer", "old_rows", "hyper_parameters", "scaling", "max_forgetting", "output_name", "request_id", "create_memory")
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     NEW_DATA_FIELD_NUMBER: _ClassVar[int]
@@ -278,6 +280,7 @@ class ContinualUpdateRequest(_message.Message):
     MAX_FORGETTING_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MEMORY_FIELD_NUMBER: _ClassVar[int]
     memory: str
     model_id: str
     new_data: _training_service_pb2.DatasetInput
@@ -295,7 +298,8 @@ class ContinualUpdateRequest(_message.Message):
     max_forgetting: float
     output_name: str
     request_id: str
-    def __init__(self, memory: _Optional[str] = ..., model_id: _Optional[str] = ..., new_data: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., new_eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., holdout_fraction: _Optional[float] = ..., task: _Optional[str] = ..., old_tasks: _Optional[_Iterable[_Union[TaskData, _Mapping]]] = ..., selector: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., replay_ratio: _Optional[float] = ..., replay_sampler: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., regularizer: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., old_rows: _Optional[int] = ..., hyper_parameters: _Optional[_Union[_training_service_pb2.HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[_training_service_pb2.Scaling, _Mapping]] = ..., max_forgetting: _Optional[float] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    create_memory: CreateMemoryRequest
+    def __init__(self, memory: _Optional[str] = ..., model_id: _Optional[str] = ..., new_data: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., new_eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., holdout_fraction: _Optional[float] = ..., task: _Optional[str] = ..., old_tasks: _Optional[_Iterable[_Union[TaskData, _Mapping]]] = ..., selector: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., replay_ratio: _Optional[float] = ..., replay_sampler: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., regularizer: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., old_rows: _Optional[int] = ..., hyper_parameters: _Optional[_Union[_training_service_pb2.HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[_training_service_pb2.Scaling, _Mapping]] = ..., max_forgetting: _Optional[float] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ..., create_memory: _Optional[_Union[CreateMemoryRequest, _Mapping]] = ...) -> None: ...
 
 class TaskAccuracy(_message.Message):
     __slots__ = ("task", "before", "after", "learned", "new", "examples")

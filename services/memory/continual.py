@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 from forgeline import modelio
 from forgeline.artifacts import ArtifactRecord, Lineage
 from forgeline.datasets import Dataset
-from forgeline.errors import FailedPrecondition, InvalidArgument
+from forgeline.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from forgeline.paths import folder_name
 from forgeline.registry import PluginChoice, ScoredRows
 from forgeline.services.memory.memories import SERVICE, Memories
-from forgeline.services.memory.store import Sample
+from forgeline.services.memory.store import IndexConfig, MemoryConfig, Sample
 from forgeline.services.training import cluster
 from forgeline.services.training.jobs import TrainingJobs, train_on_ray
 from forgeline.services.training.planning import DatasetRef, output_name
@@ -66,10 +66,21 @@ class Hyper:
 
 
 @dataclass(frozen=True)
+class NewMemory:
+    """How to create the memory when it does not exist yet (a pipeline's first update)."""
+
+    embedding: dict[str, str]
+    index: IndexConfig
+    description: str = ""
+    dataset: DatasetRef | None = None  # the old task's rows it starts with
+
+
+@dataclass(frozen=True)
 class UpdateSpec:
     memory: str
     new_data: DatasetRef
     model_id: str = ""
+    create: NewMemory | None = None
     new_eval: DatasetRef | None = None
     holdout_fraction: float = 0.0
     task: str = ""
@@ -109,6 +120,8 @@ class Rows:
 class UpdatePlan:
     spec: UpdateSpec
     memory: str
+    new_memory: MemoryConfig | None  # to create before the update, holding seed's rows
+    seed: DatasetRef | None
     state: dict[str, Any]
     model: ArtifactRecord
     model_dir: Path
@@ -136,6 +149,16 @@ class TaskScore:
     learned: float
     new: bool
     examples: int
+
+
+@dataclass
+class Trained:
+    """What an update trained: its model (None when the selector kept no row), the rows."""
+
+    record: ArtifactRecord | None
+    selected: int
+    replayed: int
+    metrics: dict[str, float]
 
 
 @dataclass
@@ -173,15 +196,30 @@ class ContinualJobs:
 
     def plan(self, spec: UpdateSpec) -> UpdatePlan:
         store = self.memories.store
-        config = store.config(spec.memory)
+        new_memory, seed, seeded = None, None, None
+        if store.exists(spec.memory) or spec.create is None:
+            config = store.config(spec.memory)  # NotFound names the memories there are
+            state = store.continual_state(spec.memory)
+        else:
+            new_memory = _prefixed(
+                "create_memory.",
+                self.memories.config_for,
+                spec.memory,
+                spec.create.embedding,
+                spec.create.index,
+                spec.create.description,
+            )
+            config, state, seed = new_memory, {}, spec.create.dataset
+            if seed is not None:
+                seeded = self._rows(seed, "create_memory.dataset", [])
         if not config.embedding:
+            field = "create_memory.embedding" if new_memory else "memory"
             raise FailedPrecondition(
-                f"memory: memory {spec.memory!r} has no embedding model to add the new rows "
+                f"{field}: memory {spec.memory!r} has no embedding model to add the new rows "
                 f"with; create one with an embedding source",
                 reason="NO_EMBEDDING_MODEL",
-                metadata={"field": "memory"},
+                metadata={"field": field},
             )
-        state = store.continual_state(spec.memory)
         model_id = spec.model_id or state.get("model_id", "")
         if not model_id:
             raise InvalidArgument.for_field(
@@ -269,8 +307,19 @@ class ContinualJobs:
             )
         if not 0 <= spec.old_rows <= 100_000:
             raise InvalidArgument.for_field("old_rows", "must be in [0, 100000]")
-        stats = store.stats(spec.memory, load=False)
-        if regularizer.name != "none" and not stats.samples:
+        if new_memory is None:
+            stats = store.stats(spec.memory, load=False)
+            held, held_labels = stats.samples, set(stats.labels)
+        elif seeded is not None:
+            held = seeded.dataset.num_rows
+            held_labels = set(
+                self.training.planner.labels(
+                    seeded.dataset, seeded.label, "create_memory.dataset", 1
+                )
+            )
+        else:
+            held, held_labels = 0, set()
+        if regularizer.name != "none" and not held:
             raise FailedPrecondition(
                 f"regularizer: {regularizer.name} is prepared on the old task's samples and "
                 f"memory {spec.memory!r} holds none; add them (AddSamples with the old task's "
@@ -278,7 +327,7 @@ class ContinualJobs:
                 reason="EMPTY_MEMORY",
                 metadata={"field": "regularizer.name"},
             )
-        unknown = sorted(set(stats.labels) - set(labels))
+        unknown = sorted(held_labels - set(labels))
         if unknown and (ratio > 0 or regularizer.name != "none"):
             raise FailedPrecondition(
                 f"memory: memory {spec.memory!r} holds samples labelled {unknown[:10]}, unknown "
@@ -294,6 +343,8 @@ class ContinualJobs:
         return UpdatePlan(
             spec=spec,
             memory=spec.memory,
+            new_memory=new_memory,
+            seed=seed,
             state=state,
             model=record,
             model_dir=folder,
@@ -314,9 +365,11 @@ class ContinualJobs:
         )
 
     def _rows(self, ref: DatasetRef, name: str, labels: list[str]) -> Rows:
+        """A dataset's text and label columns, its labels among ``labels`` (unless empty)."""
         planner = self.training.planner
         dataset, text, label = planner.dataset(ref, name, SEQUENCE_CLASSIFICATION)
-        planner.check_labels(dataset, label, labels, name, "are unknown to the model")
+        if labels:
+            planner.check_labels(dataset, label, labels, name, "are unknown to the model")
         return Rows(dataset, text, label)
 
     @staticmethod
@@ -351,6 +404,9 @@ class ContinualJobs:
         key = request_id or ctx.name
         work = self.runs_dir / folder_name(ctx.name)
         work.mkdir(parents=True, exist_ok=True)
+        if plan.new_memory is not None and not self.memories.store.exists(plan.memory):
+            ctx.progress(0.0, f"creating memory {plan.memory!r}")
+            self._create_memory(plan)
         try:
             outcome = self._update(plan, ctx, key, work)
         finally:  # a stopping service resumes the update at its restart, with this folder
@@ -359,8 +415,17 @@ class ContinualJobs:
         outcome.seconds = time.monotonic() - started
         return outcome
 
-    def _update(self, plan: UpdatePlan, ctx, key: str, work: Path) -> UpdateOutcome:
+    def _create_memory(self, plan: UpdatePlan) -> None:
+        rows = []
+        if plan.seed is not None:
+            d = plan.seed
+            rows = self.memories.dataset_rows(None, d.dataset_id, d.text_column, d.label_column)
+        try:
+            self.memories.create(plan.new_memory, rows)
+        except AlreadyExists:
+            pass  # created meanwhile by another update of the same memory: use it
 
+    def _update(self, plan: UpdatePlan, ctx, key: str, work: Path) -> UpdateOutcome:
         from forgeline.services.training.evaluation import class_probabilities
 
         ctx.progress(0.0, "scoring the model before the update")
@@ -383,7 +448,6 @@ class ContinualJobs:
         ctx.progress(0.1, f"{plan.selector.name} kept {len(chosen)} of {len(texts)} new rows")
         ctx.check_cancelled()
 
-        previous = plan.model.id
         done = self.artifacts.find_by_request_id(f"{key}/model")
         replayed, metrics = 0, {}
         if done is not None:  # trained and committed before a restart
@@ -405,28 +469,25 @@ class ContinualJobs:
             after = {t: _accuracy(model, tokenizer, rows, plan) for t, rows in evals.items()}
             del model
         ctx.metrics({f"after/{t}": v for t, v in after.items()}, step=1)
-        return self._decide(
-            plan,
-            key,
-            record,
-            before,
-            after,
-            evals,
-            texts,
-            labels,
-            chosen,
-            {
-                "replayed": replayed,
-                "metrics": metrics,
-                "previous": previous,
-            },
-        )
+        trained = Trained(record, len(chosen), replayed, metrics)
+        examples = {t: len(rows[0]) for t, rows in evals.items()}
+        return self._decide(plan, key, trained, before, after, examples, texts, labels)
 
     def _decide(
-        self, plan, key, record, before, after, evals, texts, labels, chosen, extra
+        self,
+        plan: UpdatePlan,
+        key: str,
+        trained: Trained,
+        before: dict[str, float],
+        after: dict[str, float],
+        examples: dict[str, int],
+        texts: list[str],
+        labels: list[str],
     ) -> UpdateOutcome:
+        """Forgetting, backward transfer and the promotion; a promoted update lands."""
+        record = trained.record
         learned = self._learned(plan, before)
-        old = [t for t in evals if t != plan.task]
+        old = [t for t in examples if t != plan.task]
         drops = [before[t] - after[t] for t in old]
         forgetting = max([0.0, *drops])
         transfer = sum(after[t] - learned[t] for t in old) / len(old) if old else 0.0
@@ -437,7 +498,7 @@ class ContinualJobs:
                 after=after[t],
                 learned=after[t] if t == plan.task else learned[t],
                 new=t == plan.task,
-                examples=len(evals[t][0]),
+                examples=examples[t],
             )
             for t in [*old, plan.task]
         ]
@@ -470,7 +531,7 @@ class ContinualJobs:
             history.append(
                 {
                     "update": 0,
-                    "model_id": extra["previous"],
+                    "model_id": plan.model.id,
                     "task": "",
                     "accuracy": dict(before),
                     "promoted": True,
@@ -480,7 +541,7 @@ class ContinualJobs:
             )
         entry = {
             "update": max(h["update"] for h in history) + 1,
-            "model_id": record.id if record else extra["previous"],
+            "model_id": record.id if record else plan.model.id,
             "task": plan.task,
             "accuracy": dict(after),
             "promoted": promoted,
@@ -494,11 +555,11 @@ class ContinualJobs:
             model=record or plan.model,
             promoted=promoted,
             reason=reason,
-            previous_model_id=extra["previous"],
+            previous_model_id=plan.model.id,
             task=plan.task,
             new_rows=len(texts),
-            selected_rows=len(chosen),
-            replayed_rows=extra["replayed"],
+            selected_rows=trained.selected,
+            replayed_rows=trained.replayed,
             added_samples=added,
             tasks=scores,
             forgetting=forgetting,
@@ -507,7 +568,7 @@ class ContinualJobs:
             new_task_accuracy=after[plan.task],
             new_task_accuracy_before=before[plan.task],
             history=[*history, entry],
-            metrics={k: float(v) for k, v in extra["metrics"].items()},
+            metrics={k: float(v) for k, v in trained.metrics.items()},
         )
 
     def _learned(self, plan: UpdatePlan, before: dict[str, float]) -> dict[str, float]:
@@ -707,6 +768,17 @@ class ContinualJobs:
             ),
             request_id=f"{key}/model",
         )
+
+
+def _prefixed(prefix: str, call, *args):
+    """``call(*args)``, its InvalidArgument's fields under ``prefix`` (a nested message)."""
+    try:
+        return call(*args)
+    except InvalidArgument as exc:
+        v = exc.violations[0] if exc.violations else None
+        if v is None:
+            raise
+        raise InvalidArgument.for_field(prefix + v.field, v.description) from exc
 
 
 def _held_out(n: int, fraction: float) -> int:

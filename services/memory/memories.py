@@ -13,11 +13,20 @@ from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.registry import PluginChoice, PluginRegistry, ReplayPool
 from forgeline.services.memory.embed import Embedders
-from forgeline.services.memory.store import Hit, IndexConfig, MemoryConfig, MemoryStore, Sample
+from forgeline.services.memory.store import (
+    Hit,
+    IndexConfig,
+    MemoryConfig,
+    MemoryStore,
+    Sample,
+    Stats,
+    check_name,
+)
 
 SERVICE = "forgeline.v1.MemoryService"
 MAX_K = 1000
 DEFAULT_SAMPLER = "reservoir"
+BATCH = 512  # samples committed (and embedded) at once
 
 
 @dataclass
@@ -38,7 +47,12 @@ class Memories:
     def close(self) -> None:
         self.store.close()
 
-    def create(self, name: str, embedding: Mapping[str, str], index: IndexConfig, description: str):
+    def config_for(
+        self, name: str, embedding: Mapping[str, str], index: IndexConfig, description: str
+    ) -> MemoryConfig:
+        """A new memory's config, checked (its name, its index, the embedding model's
+        dimension); creates nothing."""
+        check_name(name)
         if embedding:
             dimension = self.embedders.dimension(embedding)
             if index.dimension and index.dimension != dimension:
@@ -51,7 +65,15 @@ class Memories:
             raise InvalidArgument.for_field(
                 "index.dimension", "required without an embedding source (clients send vectors)"
             )
-        return self.store.create(MemoryConfig(name, index, dict(embedding), description))
+        index.check()
+        return MemoryConfig(name, index, dict(embedding), description)
+
+    def create(self, config: MemoryConfig, rows: list[Incoming] = ()) -> Stats:
+        """Creates a memory, holding ``rows`` (committed BATCH at a time)."""
+        stats = self.store.create(config)
+        for start in range(0, len(rows), BATCH):
+            self.add(config.name, list(rows[start : start + BATCH]))
+        return self.store.stats(config.name) if rows else stats
 
     def add(self, name: str, items: list[Incoming]) -> list[int]:
         import numpy as np
@@ -82,10 +104,11 @@ class Memories:
         return self.store.add(name, [item.sample for item in items], vectors)
 
     def dataset_rows(
-        self, name: str, dataset_id: str, text_column: str, label_column: str
+        self, name: str | None, dataset_id: str, text_column: str, label_column: str
     ) -> list[Incoming]:
-        """A dataset's rows as samples (source: the dataset's id; metadata: its row number)."""
-        if not self.store.config(name).embedding:
+        """A dataset's rows as samples (source: the dataset's id; metadata: its row number),
+        for memory ``name`` (None: one about to be created with an embedding source)."""
+        if name is not None and not self.store.config(name).embedding:
             raise FailedPrecondition(
                 f"dataset: memory {name!r} has no embedding model to embed a dataset's texts",
                 reason="NO_EMBEDDING_MODEL",

@@ -15,10 +15,17 @@ from forgeline.services.memory.continual import (
     METHOD,
     ContinualJobs,
     Hyper,
+    NewMemory,
     UpdateOutcome,
     UpdateSpec,
 )
-from forgeline.services.memory.memories import DEFAULT_SAMPLER, SERVICE, Incoming, Memories
+from forgeline.services.memory.memories import (
+    BATCH,
+    DEFAULT_SAMPLER,
+    SERVICE,
+    Incoming,
+    Memories,
+)
 from forgeline.services.memory.store import IndexConfig, Sample, Stats
 from forgeline.services.training.jobs import TrainingJobs
 from forgeline.services.training.servicer import dataset_ref
@@ -32,7 +39,6 @@ INDEX_TYPES = {
     pb.INDEX_TYPE_IVF: "ivf",
 }
 INDEX_TYPE_PB = {"flat": pb.INDEX_TYPE_FLAT, "hnsw": pb.INDEX_TYPE_HNSW, "ivf": pb.INDEX_TYPE_IVF}
-BATCH = 512  # samples committed (and embedded) at once while a stream arrives
 
 
 def build(kernel: Kernel) -> list[ServiceDefinition]:
@@ -137,9 +143,19 @@ def update_spec(r: pb.ContinualUpdateRequest) -> UpdateSpec:
             "scaling.use_gpu" if scaling.use_gpu else "scaling.bf16",
             "continual updates train on CPU workers for now",
         )
+    create = None
+    if r.HasField("create_memory"):
+        c = r.create_memory
+        create = NewMemory(
+            embedding=embedding_source(c.embedding),
+            index=index_config(c),
+            description=c.description,
+            dataset=dataset_ref(c.dataset) if c.HasField("dataset") else None,
+        )
     return UpdateSpec(
         memory=r.memory,
         model_id=r.model_id,
+        create=create,
         new_data=dataset_ref(r.new_data),
         new_eval=dataset_ref(r.new_eval) if r.HasField("new_eval") else None,
         holdout_fraction=r.holdout_fraction,
@@ -223,14 +239,26 @@ class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
         return stats_pb(stats, self._memories)
 
     async def CreateMemory(self, request, context):
-        stats = await asyncio.to_thread(
-            self._memories.create,
+        stats = await asyncio.to_thread(self._create, request)
+        return pb.CreateMemoryResponse(memory=stats_pb(stats, self._memories))
+
+    def _create(self, request: pb.CreateMemoryRequest) -> Stats:
+        memories = self._memories
+        config = memories.config_for(
             request.name,
             embedding_source(request.embedding),
             index_config(request),
             request.description,
         )
-        return pb.CreateMemoryResponse(memory=stats_pb(stats, self._memories))
+        rows = []
+        if request.HasField("dataset"):  # read (and checked) before the memory exists
+            if not config.embedding:
+                raise InvalidArgument.for_field(
+                    "dataset", "a memory seeded with a dataset needs an embedding source"
+                )
+            d = request.dataset
+            rows = memories.dataset_rows(None, d.dataset_id, d.text_column, d.label_column)
+        return memories.create(config, rows)
 
     async def GetMemoryStats(self, request, context):
         return pb.GetMemoryStatsResponse(memory=await self._stats(request.memory))

@@ -195,10 +195,7 @@ class MemoryStore:
 
     def create(self, config: MemoryConfig) -> Stats:
         name = config.name
-        if not name or len(name) > 64 or not set(name) <= _NAME_CHARS or name[0] in "-_.":
-            raise InvalidArgument.for_field(
-                "name", "use 1-64 lowercase letters, digits, '-', '_' or '.' (not first)"
-            )
+        check_name(name)
         config.index.check()
         row = {"index": asdict(config.index), "embedding": dict(config.embedding)}
         row["description"] = config.description
@@ -213,6 +210,11 @@ class MemoryStore:
                     f"name: a memory called {name!r} exists", reason="MEMORY_EXISTS"
                 ) from None
         return self.stats(name)
+
+    def exists(self, name: str) -> bool:
+        with self._db_lock:
+            row = self._db.execute("SELECT 1 FROM memories WHERE name = ?", (name,)).fetchone()
+        return row is not None
 
     def names(self) -> list[str]:
         with self._db_lock:
@@ -681,6 +683,13 @@ class MemoryStore:
                     (name, *args),
                 )
             ]
+
+
+def check_name(name: str) -> None:
+    if not name or len(name) > 64 or not set(name) <= _NAME_CHARS or name[0] in "-_.":
+        raise InvalidArgument.for_field(
+            "name", "use 1-64 lowercase letters, digits, '-', '_' or '.' (not first)"
+        )
 
 
 def _where_sql(where: Mapping[str, Any]) -> tuple[str, list[Any]]:

@@ -24,6 +24,7 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
     compression = ServiceThread(
         "compression", make_settings(home / "compression", [data_root])
     ).start()
+    memory = ServiceThread("memory", make_settings(home / "memory", [data_root])).start()
     settings = make_settings(
         home / "gateway",
         [data_root],
@@ -32,6 +33,7 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
             "training": training.address,
             "tuning": tuning.address,
             "compression": compression.address,
+            "memory": memory.address,
         },
     )
     thread = ServiceThread("gateway", settings).start()
@@ -40,13 +42,18 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
         client.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
         yield client
     thread.stop()
+    memory.stop()
     compression.stop()
     tuning.stop()
     training.stop()
 
 
 def test_there_are_examples():
-    assert {p.name for p in EXAMPLES} >= {"quickstart.yaml", "english-minilm-lora.yaml"}
+    assert {p.name for p in EXAMPLES} >= {
+        "quickstart.yaml",
+        "english-minilm-lora.yaml",
+        "continual-sentiment.yaml",
+    }
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

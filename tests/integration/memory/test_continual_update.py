@@ -140,10 +140,12 @@ def update(client, req) -> tuple[pb.ContinualUpdateResponse, str]:
 
 
 def test_an_update_is_promoted_then_a_forgetting_one_is_refused(mem, world):
-    stats = mem.memory.GetMemoryStats(pb.GetMemoryStatsRequest(memory="reviews")).memory
-    assert stats.samples == 60 and not stats.model_id and not stats.tasks
-
-    first, name = update(mem, request(world))
+    # The first update creates its memory, holding the food training rows.
+    create = pb.CreateMemoryRequest(
+        embedding=pb.EmbeddingSource(model_id=world["model"].id),
+        dataset=tpb.DatasetInput(dataset_id=world["food_train"]),
+    )
+    first, name = update(mem, request(world, memory="journey", create_memory=create))
     assert first.promoted, first.reason
     assert first.previous_model_id == world["model"].id and first.model.id != world["model"].id
     scores = {t.task: t for t in first.tasks}
@@ -177,6 +179,8 @@ def test_an_update_is_promoted_then_a_forgetting_one_is_refused(mem, world):
         mem,
         request(
             world,
+            memory="journey",
+            create_memory=create,  # ignored: the memory exists
             model_id="",
             new_data=tpb.DatasetInput(dataset_id=world["flipped"]),
             new_eval=None,
@@ -201,7 +205,7 @@ def test_an_update_is_promoted_then_a_forgetting_one_is_refused(mem, world):
         ((kept.after - kept.learned) + (second.tasks[1].after - second.tasks[1].learned)) / 2
     )
     assert kept.learned == first.history[0].accuracy["food"]  # scored before it was updated on
-    unchanged = mem.memory.GetMemoryStats(pb.GetMemoryStatsRequest(memory="reviews")).memory
+    unchanged = mem.memory.GetMemoryStats(pb.GetMemoryStatsRequest(memory="journey")).memory
     assert unchanged.samples == 140 and unchanged.model_id == first.model.id
     assert unchanged.updates == 1 and list(unchanged.tasks) == ["food", "hotel"]
     # The refused model is kept for inspection; its EWC state summed the two updates' Fisher.
@@ -245,10 +249,30 @@ REFUSALS = {
     "negative replay": (dict(replay_ratio=-1.0), InvalidArgument, "replay_ratio"),
     "forgetting bound over 1": (dict(max_forgetting=1.5), InvalidArgument, "max_forgetting"),
     "ewc on an empty memory": (dict(memory="empty"), FailedPrecondition, "EMPTY_MEMORY"),
-    "an old task named twice": (
-        dict(old_tasks=[pb.TaskData(task="hotel", eval=tpb.DatasetInput(dataset_id="@food_eval"))]),
+    "an old task named as the new one": (
+        dict(
+            old_tasks=[
+                pb.TaskData(task="hotel-again", eval=tpb.DatasetInput(dataset_id="@food_eval"))
+            ]
+        ),
         InvalidArgument,
         "old_tasks[0].task",
+    ),
+    "a memory to create without an embedding model": (
+        dict(
+            memory="fresh",
+            create_memory=pb.CreateMemoryRequest(index=pb.IndexOptions(dimension=4)),
+        ),
+        FailedPrecondition,
+        "create_memory.embedding",
+    ),
+    "a memory to create with a bad name": (
+        dict(
+            memory="Fresh Memory",
+            create_memory=pb.CreateMemoryRequest(embedding=pb.EmbeddingSource(builtin="x")),
+        ),
+        InvalidArgument,
+        "create_memory.name",
     ),
     "negative learning rate": (
         dict(hyper_parameters=tpb.HyperParameters(learning_rate=-1.0)),

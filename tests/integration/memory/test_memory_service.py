@@ -142,6 +142,33 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
                 ]
             )
         )
+    # A memory created holding a dataset's rows; a bad dataset creates nothing.
+    seeded = mem.memory.CreateMemory(
+        pb.CreateMemoryRequest(
+            name="seeded",
+            embedding=pb.EmbeddingSource(model_id=model.id),
+            dataset=tpb.DatasetInput(dataset_id=dataset.id),
+        )
+    ).memory
+    assert seeded.samples == 2 and dict(seeded.sources) == {dataset.id: 2}
+    with pytest.raises(NotFound, match="dataset.dataset_id"):
+        mem.memory.CreateMemory(
+            pb.CreateMemoryRequest(
+                name="seeded-badly",
+                embedding=pb.EmbeddingSource(model_id=model.id),
+                dataset=tpb.DatasetInput(dataset_id="ds_nope"),
+            )
+        )
+    names = [m.name for m in mem.memory.ListMemories(pb.ListMemoriesRequest()).memories]
+    assert "seeded" in names and "seeded-badly" not in names
+    with pytest.raises(InvalidArgument, match="dataset"):
+        mem.memory.CreateMemory(
+            pb.CreateMemoryRequest(
+                name="seeded-raw",
+                index=pb.IndexOptions(dimension=4),
+                dataset=tpb.DatasetInput(dataset_id=dataset.id),
+            )
+        )
     with pytest.raises(FailedPrecondition, match="no embedding model"):
         create(mem, "vectors-only")
         mem.memory.AddSamples(

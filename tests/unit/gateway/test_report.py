@@ -13,6 +13,7 @@ from forgeline.v1 import (
     common_pb2,
     compression_service_pb2,
     event_service_pb2,
+    memory_service_pb2,
     tuning_service_pb2,
 )
 from forgeline.v1 import pipeline_service_pb2 as pb
@@ -496,3 +497,172 @@ def test_a_run_without_a_compression_result_has_no_compression_section():
     empty["steps"] = []
     assert compression_section(empty) == ""
     assert compression_section(tuning()) == ""
+
+
+# --- a continual update (MemoryService/ContinualUpdate) ------------------------------------------
+
+
+def continual(always_print=True, promoted=False) -> dict:
+    """A ContinualUpdateResponse as the orchestrator keeps it (proto JSON, zero fields printed or
+    not): food known at update 0, hotel learned and promoted at update 1, and flipped (its labels
+    reversed) learned at update 2 and, forgetting too much, not promoted; ``promoted``: the memory
+    after update 1, hotel's update."""
+    history = [
+        {"update": 0, "model_id": "m0", "accuracy": {"food": 0.88}, "promoted": True},
+        {
+            "update": 1,
+            "model_id": "m1",
+            "task": "hotel",
+            "accuracy": {"food": 0.87, "hotel": 0.9},
+            "promoted": True,
+            "forgetting": 0.01,
+            "operation": "operations/u1",
+        },
+        {
+            "update": 2,
+            "model_id": "m2",
+            "task": "flipped",
+            "accuracy": {"food": 0.62, "hotel": 0.55, "flipped": 0.97},
+            "promoted": False,
+            "forgetting": 0.35,
+            "operation": "operations/u2",
+        },
+    ]
+    tasks = [
+        {"task": "food", "before": 0.87, "after": 0.62, "learned": 0.88, "examples": "200"},
+        {"task": "hotel", "before": 0.9, "after": 0.55, "learned": 0.9, "examples": "150"},
+        {"task": "flipped", "before": 0.03, "after": 0.97, "learned": 0.97, "new": True}
+        | {"examples": "1200"},
+    ]
+    response = {
+        "model": artifact("m2", ["m1", "ds_flipped"]) | {"kind": "ARTIFACT_KIND_MODEL"},
+        "promoted": False,
+        "reason": "not promoted: task 'hotel' dropped from 0.9000 to 0.5500 (35.00 points), "
+        "over max_forgetting (2.00 points) <flipped>",
+        "previous_model_id": "m1",
+        "task": "flipped",
+        "new_rows": "1500",
+        "selected_rows": "1200",
+        "replayed_rows": "64",
+        "added_samples": "0",
+        "tasks": tasks,
+        "forgetting": 0.35,
+        "max_forgetting": 0.02,
+        "backward_transfer": -0.305,
+        "new_task_accuracy": 0.97,
+        "new_task_accuracy_before": 0.03,
+        "history": history,
+        "metrics": {"loss": 0.41, "penalty": 0.02},
+        "seconds": 48.5,
+    }
+    if promoted:
+        response |= {
+            "model": artifact("m1", ["m0", "ds_hotel"]) | {"kind": "ARTIFACT_KIND_MODEL"},
+            "promoted": True,
+            "reason": "promoted: the worst old task lost 1.00 points (max 2.00); 'hotel' went "
+            "from 0.4000 to 0.9000",
+            "previous_model_id": "m0",
+            "task": "hotel",
+            "new_rows": "800",
+            "selected_rows": "500",
+            "replayed_rows": "32",
+            "added_samples": "500",
+            "tasks": [
+                {"task": "food", "before": 0.88, "after": 0.87, "learned": 0.88, "examples": "200"},
+                {"task": "hotel", "before": 0.4, "after": 0.9, "learned": 0.9, "new": True}
+                | {"examples": "150"},
+            ],
+            "forgetting": 0.01,
+            "backward_transfer": -0.01,
+            "new_task_accuracy": 0.9,
+            "new_task_accuracy_before": 0.4,
+            "history": history[:2],
+        }
+    message = memory_service_pb2.ContinualUpdateResponse()
+    json_format.ParseDict(response, message)
+    return json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=always_print,
+    )
+
+
+def continual_section(response: dict) -> str:
+    doc = report.document(run_with(response, "continual", "memory.ContinualUpdate"), [])
+    return report.section_continual(doc)
+
+
+@pytest.mark.parametrize("always_print", [True, False])
+def test_a_continual_update_shows_its_verdict_every_task_and_the_accuracy_over_updates(
+    always_print,
+):
+    response = continual(always_print)
+    if not always_print:  # the proto's defaults are left out; int64 fields are strings
+        assert "promoted" not in response and "promoted" not in response["history"][2]
+        assert "added_samples" not in response and response["new_rows"] == "1500"
+    section = continual_section(response)
+    assert "<h2>Continual learning — continual</h2>" in section
+    assert (
+        '<p class=meta><span class="state failed">not promoted</span> not promoted: task '
+        "&#x27;hotel&#x27; dropped from 0.9000 to 0.5500 (35.00 points), over max_forgetting "
+        "(2.00 points) &lt;flipped&gt; · task flipped learned · forgetting 35.00 points (max "
+        "2.00) · backward transfer -30.50 points · flipped accuracy 0.03 → 0.97 · rows: 1,500 "
+        "new / 1,200 selected / 64 replayed / 0 added to the memory · 48.5 s</p>"
+    ) in section
+    assert "<flipped>" not in section
+    assert re.findall(r"<th>(.*?)</th>", section) == [
+        "task",
+        "before",
+        "after",
+        "change (points)",
+        "accuracy when learned",
+        "examples",
+    ]
+    assert rows(section) == [
+        ["food", "0.87", "0.62", "-25.00", "0.88", "200"],
+        ["hotel", "0.9", "0.55", "-35.00", "0.9", "150"],
+        ["flipped (new)", "0.03", "0.97", "+94.00", "0.97", "1,200"],
+    ]
+    assert captions(section) == ["per-task accuracy over successive updates"]
+    assert section.count("<svg") == 1
+    # The legend names every task and the update not promoted (text in the SVG); flipped, first
+    # scored by it, is named beside its x; food and hotel reach theirs by a dotted segment.
+    plot = section[section.index("<figure") :]
+    for drawn in (">food<", ">hotel<", ">not promoted<", "> flipped<", ">update<", ">accuracy<"):
+        assert drawn in plot
+    assert ">flipped<" not in plot  # no promoted point: no line, no legend entry
+    legend = [plot.index(f">{name}<") for name in ("food", "hotel", "not promoted")]
+    assert legend == sorted(legend)
+    assert plot.count("stroke-dasharray") == 2
+    doc = report.document(run_with(response, "continual", "memory.ContinualUpdate"), [])
+    page = report.render(doc)
+    assert section in page and page.count("<svg") == 2 + 1  # the run's own two, no curves
+    assert "m2" in [a["id"] for a in doc["artifacts"]]
+    assert report.render(doc) == page
+
+
+@pytest.mark.parametrize("always_print", [True, False])
+def test_a_promoted_continual_update_has_no_rejected_point(always_print):
+    section = continual_section(continual(always_print, promoted=True))
+    assert '<span class="state succeeded">promoted</span> promoted: the worst old task' in section
+    assert (
+        "task hotel learned · forgetting 1.00 points (max 2.00) · backward transfer -1.00 points "
+        "· hotel accuracy 0.4 → 0.9 · rows: 800 new / 500 selected / 32 replayed / 500 added"
+    ) in section
+    assert rows(section) == [
+        ["food", "0.88", "0.87", "-1.00", "0.88", "200"],
+        ["hotel (new)", "0.4", "0.9", "+50.00", "0.9", "150"],
+    ]
+    plot = section[section.index("<figure") :]
+    assert ">food<" in plot and ">hotel<" in plot
+    assert "not promoted" not in plot and "stroke-dasharray" not in plot
+
+
+def test_a_run_without_a_continual_update_has_no_continual_section():
+    doc = report.document(run(), events())
+    assert report.section_continual(doc) == "" and "Continual learning" not in report.render(doc)
+    assert continual_section(compression()) == ""
+    assert continual_section(tuning()) == ""
+    empty = continual()
+    empty["history"] = []
+    assert continual_section(empty) == ""
