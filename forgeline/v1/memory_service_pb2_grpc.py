@@ -91,7 +91,7 @@ class MemoryServiceServicer:
     """
 
     def CreateMemory(self, request, context):
-        """Creates an empty memory. ALREADY_EXISTS when the name is taken.
+        """Creates a memory, empty or holding a dataset's rows. ALREADY_EXISTS when the name is taken.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

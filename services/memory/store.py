@@ -360,7 +360,7 @@ class MemoryStore:
                 return [[] for _ in range(len(queries))]
             params = self._search_params(memory, allowed)
             scores, found = memory.index.search(queries, k, params=params)
-        payloads = self._payloads({int(i) for i in found.ravel() if i >= 0})
+        payloads = self._payloads(name, {int(i) for i in found.ravel() if i >= 0})
         out = []
         for row_scores, row_ids in zip(scores, found, strict=True):
             out.append(
@@ -657,7 +657,7 @@ class MemoryStore:
 
     # --- payloads and filters ------------------------------------------------------------------
 
-    def _payloads(self, ids: set[int]) -> dict[int, Sample]:
+    def _payloads(self, name: str, ids: set[int]) -> dict[int, Sample]:
         if not ids:
             return {}
         out = {}
@@ -667,8 +667,8 @@ class MemoryStore:
                 part = chunk[start : start + 500]
                 for r in self._db.execute(
                     "SELECT id, text, label, source, timestamp, metadata FROM samples WHERE "
-                    f"deleted = 0 AND id IN ({','.join('?' * len(part))})",
-                    part,
+                    f"memory = ? AND deleted = 0 AND id IN ({','.join('?' * len(part))})",
+                    [name, *part],
                 ):
                     out[r[0]] = Sample(r[1], r[2], r[3], r[4], json.loads(r[5]))
         return out

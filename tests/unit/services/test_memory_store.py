@@ -206,3 +206,14 @@ def test_an_update_s_samples_and_state_land_together_or_not_at_all(tmp_path):
     with pytest.raises(NotFound):
         reopened.continual_state("nope")
     reopened.close()
+
+
+def test_a_search_returns_its_own_memory_s_samples(tmp_path):
+    store = MemoryStore(tmp_path)
+    make(store, "a")
+    make(store, "b")
+    store.add("a", [Sample(text="a-0"), Sample(text="a-1")], vectors(2))
+    store.add("b", [Sample(text="b-0"), Sample(text="b-1")], vectors(2))  # the same ids, 1 and 2
+    hits = store.search("a", vectors(2)[:1], 2)[0]
+    assert [h.sample.text for h in hits] == ["a-0", "a-1"]
+    store.close()
