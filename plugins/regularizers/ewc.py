@@ -23,7 +23,11 @@ class EWC(Regularizer):
 
     class Config(PluginConfig):
         strength: float = Field(
-            1000.0, ge=0, description="lambda: how strongly the old weights are held."
+            10.0,
+            ge=0,
+            description="lambda: how strongly the old weights are held. With the normalized "
+            "Fisher (mean 1), 10 kept MiniLM's old-task accuracy while it learned a new domain; "
+            "100 already held it too firmly to learn.",
         )
         fisher_samples: int = Field(
             256,

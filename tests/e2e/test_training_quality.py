@@ -27,7 +27,7 @@ from forgeline.convert import struct
 from forgeline.datasets import DatasetRepository
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
-from tests.conftest import REPO, ServiceThread, make_settings, shared_data
+from tests.conftest import E2E_ALL, REPO, ServiceThread, make_settings, shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -226,6 +226,8 @@ def test_full_finetuning_is_at_least_as_good_as_lora(service, results):
 
 
 def test_prompt_tuning_is_reported(service, results):
+    if not E2E_ALL:
+        pytest.skip("reported only: FORGELINE_E2E_ALL=1 runs it")
     prompt = train(service, results, "prompt_tuning")
     assert prompt.trainable_fraction < 0.01
     assert prompt.accuracy > CHANCE, prompt  # reported, held only to beating chance
