@@ -63,6 +63,11 @@ class Hyper:
     seed: int = 0
     num_workers: int = 0
     cpus_per_worker: float = 0.0
+    warmup_ratio: float = 0.0
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    gradient_accumulation_steps: int = 0
+    max_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -382,6 +387,11 @@ class ContinualJobs:
             "seed": h.seed,
             "num_workers": h.num_workers or 1,
             "cpus_per_worker": h.cpus_per_worker or 1.0,
+            "warmup_ratio": h.warmup_ratio,
+            "warmup_steps": h.warmup_steps,
+            "weight_decay": h.weight_decay,
+            "gradient_accumulation_steps": h.gradient_accumulation_steps or 1,
+            "max_steps": h.max_steps,
         }
         checks = {
             "hyper_parameters.learning_rate": 0 < values["learning_rate"] <= 1,
@@ -390,6 +400,13 @@ class ContinualJobs:
             "hyper_parameters.max_sequence_length": 8 <= values["max_length"] <= 8192,
             "scaling.num_workers": 1 <= values["num_workers"] <= 256,
             "scaling.cpus_per_worker": 0 < values["cpus_per_worker"] <= 256,
+            "hyper_parameters.warmup_ratio": 0 <= values["warmup_ratio"] < 1,
+            "hyper_parameters.warmup_steps": values["warmup_steps"] >= 0,
+            "hyper_parameters.weight_decay": 0 <= values["weight_decay"] <= 1,
+            "hyper_parameters.gradient_accumulation_steps": 1
+            <= values["gradient_accumulation_steps"]
+            <= 1024,
+            "hyper_parameters.max_steps": values["max_steps"] >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -702,6 +719,11 @@ class ContinualJobs:
             learning_rate=h["learning_rate"],
             batch_size=h["batch_size"],
             epochs=h["epochs"],
+            max_steps=h["max_steps"],
+            warmup_ratio=h["warmup_ratio"],
+            warmup_steps=h["warmup_steps"],
+            weight_decay=h["weight_decay"],
+            gradient_accumulation_steps=h["gradient_accumulation_steps"],
             max_length=h["max_length"],
             seed=h["seed"],
             output_dir=str(output),

@@ -279,6 +279,11 @@ REFUSALS = {
         InvalidArgument,
         "hyper_parameters.learning_rate",
     ),
+    "weight decay over 1": (
+        dict(hyper_parameters=tpb.HyperParameters(weight_decay=2.0)),
+        InvalidArgument,
+        "hyper_parameters.weight_decay",
+    ),
 }
 
 
