@@ -35,7 +35,7 @@ from forgeline.registry import PluginChoice, ScoredRows
 from forgeline.services.memory.memories import SERVICE, Memories
 from forgeline.services.memory.store import IndexConfig, MemoryConfig, Sample
 from forgeline.services.training import cluster
-from forgeline.services.training.jobs import TrainingJobs, train_on_ray
+from forgeline.services.training.jobs import TrainingJobs, recipe_hyper, train_on_ray
 from forgeline.services.training.planning import DatasetRef, output_name
 from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION, RecipeConfig
 
@@ -716,16 +716,7 @@ class ContinualJobs:
             finetune="full",
             train_path=str(train),
             labels=plan.labels,
-            learning_rate=h["learning_rate"],
-            batch_size=h["batch_size"],
-            epochs=h["epochs"],
-            max_steps=h["max_steps"],
-            warmup_ratio=h["warmup_ratio"],
-            warmup_steps=h["warmup_steps"],
-            weight_decay=h["weight_decay"],
-            gradient_accumulation_steps=h["gradient_accumulation_steps"],
-            max_length=h["max_length"],
-            seed=h["seed"],
+            **recipe_hyper(h),
             output_dir=str(output),
             regularizer="" if plan.regularizer.name == "none" else plan.regularizer.name,
             regularizer_config=dict(plan.regularizer.config),

@@ -192,16 +192,7 @@ class TrainingJobs:
             eval_text_column=plan.eval_text_column,
             eval_label_column=plan.eval_label_column,
             labels=plan.labels,
-            learning_rate=h["learning_rate"],
-            batch_size=h["batch_size"],
-            epochs=h["epochs"],
-            max_steps=h["max_steps"],
-            warmup_ratio=h["warmup_ratio"],
-            warmup_steps=h["warmup_steps"],
-            weight_decay=h["weight_decay"],
-            gradient_accumulation_steps=h["gradient_accumulation_steps"],
-            max_length=h["max_length"],
-            seed=h["seed"],
+            **recipe_hyper(h),
             bf16=h["bf16"],
             checkpoint_every=h["checkpoint_every"],
             output_dir=str(output),
@@ -582,6 +573,25 @@ def train_on_ray(
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+# The hyper-parameters a resolved plan holds under the recipe's own names.
+RECIPE_HYPER = (
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "max_steps",
+    "warmup_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "gradient_accumulation_steps",
+    "max_length",
+    "seed",
+)
+
+
+def recipe_hyper(h: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's optimisation fields of a resolved hyper-parameter dict."""
+    return {name: h[name] for name in RECIPE_HYPER}
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
