@@ -623,7 +623,7 @@ class ContinualJobs:
             samples,
             vectors,
             state=state,
-            expect_model=plan.state.get("model_id") or None,
+            expect_model=plan.state.get("model_id", ""),  # two first updates: one wins
         )
         return len(samples)
 

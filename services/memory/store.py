@@ -240,7 +240,7 @@ class MemoryStore:
     ) -> list[int]:
         """Commits the samples (payload and vector) and indexes them; returns their ids. With
         ``state``, the memory's continual-learning state is replaced in the same transaction,
-        provided its model is still ``expect_model`` (Aborted otherwise)."""
+        provided its model is still ``expect_model`` ("": none yet; Aborted otherwise)."""
         import numpy as np
 
         memory = self._memory(name)
@@ -304,10 +304,10 @@ class MemoryStore:
         """Inside a transaction: replaces the state if its model is still ``expect_model``."""
         row = self._db.execute("SELECT state FROM continual WHERE memory = ?", (name,)).fetchone()
         current = json.loads(row[0]).get("model_id", "") if row else ""
-        if expect_model is not None and current and current != expect_model:
+        if expect_model is not None and current != expect_model:
             raise Aborted(
-                f"memory {name!r}: its model became {current} while this update ran from "
-                f"{expect_model}; run the update again on the new model",
+                f"memory {name!r}: its model became {current or 'none'} while this update "
+                f"ran from {expect_model or 'none'}; run the update again on the new model",
                 reason="MEMORY_MODEL_CHANGED",
                 metadata={"memory": name},
             )

@@ -182,7 +182,9 @@ def test_an_update_s_samples_and_state_land_together_or_not_at_all(tmp_path):
     store = MemoryStore(tmp_path)
     store.create(MemoryConfig("m", IndexConfig(dimension=D)))
     assert store.continual_state("m") == {}
-    store.add("m", samples(3), vectors(3), state={"model_id": "mdl_a", "history": []})
+    store.add(
+        "m", samples(3), vectors(3), state={"model_id": "mdl_a", "history": []}, expect_model=""
+    )
     stats = store.stats("m")
     assert stats.samples == 3 and stats.model_id == "mdl_a"
 
@@ -193,9 +195,12 @@ def test_an_update_s_samples_and_state_land_together_or_not_at_all(tmp_path):
         store.add("m", broken, vectors(2), state={"model_id": "mdl_b"}, expect_model="mdl_a")
     assert store.stats("m").samples == 3 and store.continual_state("m")["model_id"] == "mdl_a"
 
-    # An update that started from a model the memory no longer has is refused: nothing lands.
+    # An update that started from a model the memory no longer has is refused: nothing lands
+    # (a second "first" update too).
     with pytest.raises(Aborted):
         store.add("m", samples(2), vectors(2), state={"model_id": "mdl_c"}, expect_model="mdl_x")
+    with pytest.raises(Aborted):
+        store.add("m", samples(2), vectors(2), state={"model_id": "mdl_c"}, expect_model="")
     assert store.stats("m").samples == 3
 
     store.add("m", [], [], state={"model_id": "mdl_b", "tasks": {"t": {}}}, expect_model="mdl_a")
