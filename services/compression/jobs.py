@@ -313,15 +313,12 @@ class CompressionJobs:
                 reason="NO_TRAINING_ROWS",
                 metadata={"field": "train"},
             )
-        have = cluster.capacity()
-        want = run.num_workers * run.cpus_per_worker
-        if want > have.cpus:
-            raise FailedPrecondition(
-                f"compressors[{index - 1}]: {run.num_workers} worker(s) x {run.cpus_per_worker} "
-                f"CPUs = {want:g} CPUs, but the Ray cluster has {have.cpus:g}",
-                reason="CLUSTER_TOO_SMALL",
-                metadata={"field": f"compressors[{index - 1}].config.num_workers"},
-            )
+        cluster.require_cpus(
+            run.num_workers,
+            run.cpus_per_worker,
+            f"compressors[{index - 1}]",
+            f"compressors[{index - 1}].config.num_workers",
+        )
         config = recipe_config(
             run,
             self.artifacts.verify(plan.train.dataset.record),

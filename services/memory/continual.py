@@ -433,12 +433,8 @@ class ContinualJobs:
         return outcome
 
     def _create_memory(self, plan: UpdatePlan) -> None:
-        rows = []
-        if plan.seed is not None:
-            d = plan.seed
-            rows = self.memories.dataset_rows(None, d.dataset_id, d.text_column, d.label_column)
         try:
-            self.memories.create(plan.new_memory, rows)
+            self.memories.create(plan.new_memory, plan.seed)
         except AlreadyExists:
             pass  # created meanwhile by another update of the same memory: use it
 
@@ -701,14 +697,9 @@ class ContinualJobs:
 
     def _train(self, plan, ctx, model_dir: Path, train: Path, old, output: Path, key) -> dict:
         h = plan.hyper
-        have = cluster.capacity()
-        if h["num_workers"] * h["cpus_per_worker"] > have.cpus:
-            raise FailedPrecondition(
-                f"scaling: {h['num_workers']} worker(s) x {h['cpus_per_worker']:g} CPUs, but the "
-                f"Ray cluster has {have.cpus:g}",
-                reason="CLUSTER_TOO_SMALL",
-                metadata={"field": "scaling.num_workers"},
-            )
+        cluster.require_cpus(
+            h["num_workers"], h["cpus_per_worker"], "scaling", "scaling.num_workers"
+        )
         state = plan.model_dir / "regularizer"
         config = RecipeConfig(
             task=SEQUENCE_CLASSIFICATION,

@@ -22,6 +22,7 @@ from forgeline.services.memory.store import (
     Stats,
     check_name,
 )
+from forgeline.services.training.planning import DatasetRef
 
 SERVICE = "forgeline.v1.MemoryService"
 MAX_K = 1000
@@ -68,11 +69,21 @@ class Memories:
         index.check()
         return MemoryConfig(name, index, dict(embedding), description)
 
-    def create(self, config: MemoryConfig, rows: list[Incoming] = ()) -> Stats:
-        """Creates a memory, holding ``rows`` (committed BATCH at a time)."""
+    def create(self, config: MemoryConfig, dataset: DatasetRef | None = None) -> Stats:
+        """Creates a memory, holding ``dataset``'s rows if given: read (and checked) before the
+        memory exists, embedded and committed BATCH at a time."""
+        rows: list[Incoming] = []
+        if dataset is not None:
+            if not config.embedding:
+                raise InvalidArgument.for_field(
+                    "dataset", "a memory seeded with a dataset needs an embedding source"
+                )
+            rows = self.dataset_rows(
+                None, dataset.dataset_id, dataset.text_column, dataset.label_column
+            )
         stats = self.store.create(config)
         for start in range(0, len(rows), BATCH):
-            self.add(config.name, list(rows[start : start + BATCH]))
+            self.add(config.name, rows[start : start + BATCH])
         return self.store.stats(config.name) if rows else stats
 
     def add(self, name: str, items: list[Incoming]) -> list[int]:

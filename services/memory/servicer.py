@@ -255,15 +255,8 @@ class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
             index_config(request),
             request.description,
         )
-        rows = []
-        if request.HasField("dataset"):  # read (and checked) before the memory exists
-            if not config.embedding:
-                raise InvalidArgument.for_field(
-                    "dataset", "a memory seeded with a dataset needs an embedding source"
-                )
-            d = request.dataset
-            rows = memories.dataset_rows(None, d.dataset_id, d.text_column, d.label_column)
-        return memories.create(config, rows)
+        dataset = dataset_ref(request.dataset) if request.HasField("dataset") else None
+        return memories.create(config, dataset)
 
     async def GetMemoryStats(self, request, context):
         return pb.GetMemoryStatsResponse(memory=await self._stats(request.memory))

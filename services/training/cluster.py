@@ -48,3 +48,20 @@ def capacity() -> Capacity:
     ensure_ray()
     total = ray.cluster_resources()
     return Capacity(cpus=float(total.get("CPU", 0)), gpus=float(total.get("GPU", 0)))
+
+
+def require_cpus(num_workers: int, cpus_per_worker: float, where: str, field: str) -> Capacity:
+    """The cluster's capacity, FailedPrecondition (naming ``field``) when ``num_workers`` x
+    ``cpus_per_worker`` CPUs exceed it: such a run could never be placed."""
+    from forgeline.errors import FailedPrecondition
+
+    have = capacity()
+    want = num_workers * cpus_per_worker
+    if want > have.cpus:
+        raise FailedPrecondition(
+            f"{where}: {num_workers} worker(s) x {cpus_per_worker:g} CPUs = {want:g} CPUs, but "
+            f"the Ray cluster has {have.cpus:g}",
+            reason="CLUSTER_TOO_SMALL",
+            metadata={"field": field},
+        )
+    return have

@@ -377,15 +377,9 @@ class TrainPlanner:
         }
 
     def _check_capacity(self, hyper: dict) -> None:
-        have = cluster.capacity()
-        want = hyper["num_workers"] * hyper["cpus_per_worker"]
-        if want > have.cpus:
-            raise FailedPrecondition(
-                f"scaling: {hyper['num_workers']} worker(s) x {hyper['cpus_per_worker']} CPUs = "
-                f"{want:g} CPUs, but the Ray cluster has {have.cpus:g}",
-                reason="CLUSTER_TOO_SMALL",
-                metadata={"field": "scaling.num_workers"},
-            )
+        have = cluster.require_cpus(
+            hyper["num_workers"], hyper["cpus_per_worker"], "scaling", "scaling.num_workers"
+        )
         if hyper["use_gpu"] and have.gpus < hyper["num_workers"]:
             raise FailedPrecondition(
                 f"scaling.use_gpu: {hyper['num_workers']} GPU worker(s) asked for, the Ray "
