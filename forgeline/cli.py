@@ -20,6 +20,10 @@ app.add_typer(plugins_app, name="plugins")
 train_app = typer.Typer(no_args_is_help=True, help="Models: train, evaluate, predict.")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
+audit_app = typer.Typer(
+    no_args_is_help=True, help="The audit log (safety service): verify its hash chain, show it."
+)
+app.add_typer(audit_app, name="audit")
 console = Console()
 err = Console(stderr=True)
 
@@ -436,6 +440,9 @@ def train_run(
     gradient_accumulation: int = 1,
     max_length: int = 128,
     seed: int = 0,
+    group_by_length: Annotated[
+        bool, typer.Option(help="Batch texts of similar length together: less padding.")
+    ] = False,
     workers: int = 1,
     cpus_per_worker: float = 1.0,
     gpu: bool = False,
@@ -491,6 +498,7 @@ def train_run(
             gradient_accumulation_steps=gradient_accumulation,
             max_sequence_length=max_length,
             seed=seed,
+            group_by_length=group_by_length,
         ),
         scaling=pb.Scaling(
             num_workers=workers, cpus_per_worker=cpus_per_worker, use_gpu=gpu, bf16=bf16
@@ -665,3 +673,89 @@ def compress(
         f"x{result.batch_latency_ratio:.3f}, {result.budget_metric} "
         f"{100 * result.accuracy_delta:+.2f} points (budget {100 * result.accuracy_budget:.2f})"
     )
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    expect: Annotated[
+        str,
+        typer.Option(
+            help="SEQUENCE:HASH of a head recorded earlier (from a previous verify): the log "
+            "must still hold that entry unchanged."
+        ),
+    ] = "",
+    address: AddressOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the audit log's hash chain; exit 1 when an entry was edited, removed or
+    inserted."""
+    from google.protobuf import json_format
+
+    from forgeline.errors import InvalidArgument
+    from forgeline.v1 import safety_service_pb2 as pb
+
+    sequence, _, digest = expect.partition(":")
+    if expect and not (sequence.isdigit() and digest):
+        raise InvalidArgument.for_field("--expect", "give SEQUENCE:HASH, e.g. 42:9f86d0...")
+    request = pb.VerifyAuditLogRequest(
+        expected_sequence=int(sequence) if expect else 0, expected_hash=digest
+    )
+    with _client(address, "safety") as client:
+        result = client.safety.VerifyAuditLog(request)
+    if as_json:
+        print(json_format.MessageToJson(result, preserving_proto_field_name=True))
+    elif result.ok:
+        console.print(
+            f"[green]ok[/green]: {result.entries} entries, head "
+            f"{result.head_sequence}:{result.head_hash}"
+        )
+    else:
+        console.print(
+            f"[red]TAMPERED[/red] at entry {result.first_bad_sequence}: {result.problem} "
+            f"({result.entries} entries checked)"
+        )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    kind: Annotated[str, typer.Option(help="Only entries of this kind, e.g. promotion.")] = "",
+    subject: Annotated[str, typer.Option(help="Only entries about this run, model...")] = "",
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    address: AddressOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The newest audit log entries."""
+    from google.protobuf import json_format
+
+    from forgeline.v1 import safety_service_pb2 as pb
+
+    with _client(address, "safety") as client:
+        page = client.safety.ListAuditEntries(
+            pb.ListAuditEntriesRequest(
+                kind=kind, subject=subject, page_size=limit, newest_first=True
+            )
+        )
+    if as_json:
+        rows = [
+            json_format.MessageToDict(e, preserving_proto_field_name=True) for e in page.entries
+        ]
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("seq", "time", "kind", "subject", "actor", "details", "hash")
+    for e in page.entries:
+        details = json.dumps(json_format.MessageToDict(e.event.details), ensure_ascii=False)
+        table.add_row(
+            str(e.sequence),
+            e.event.time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
+            e.event.kind,
+            e.event.subject,
+            e.event.actor,
+            details if len(details) <= 80 else details[:77] + "...",
+            e.hash[:12],
+        )
+    console.print(table)

@@ -31,7 +31,10 @@ from forgeline.v1 import (
     data_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
+    memory_service_pb2_grpc,
     plugin_service_pb2_grpc,
+    safety_service_pb2_grpc,
+    serving_service_pb2_grpc,
     training_service_pb2_grpc,
     tuning_service_pb2_grpc,
 )
@@ -151,6 +154,9 @@ class Client:
         self.training = training_service_pb2_grpc.TrainingServiceStub(self.channel)
         self.tuning = tuning_service_pb2_grpc.TuningServiceStub(self.channel)
         self.compression = compression_service_pb2_grpc.CompressionServiceStub(self.channel)
+        self.memory = memory_service_pb2_grpc.MemoryServiceStub(self.channel)
+        self.safety = safety_service_pb2_grpc.SafetyServiceStub(self.channel)
+        self.serving = serving_service_pb2_grpc.ServingServiceStub(self.channel)
         self.operations = operations_pb2_grpc.OperationsStub(self.channel)
         self.events = event_service_pb2_grpc.EventServiceStub(self.channel)
         self.plugins = plugin_service_pb2_grpc.PluginServiceStub(self.channel)

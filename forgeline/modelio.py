@@ -427,3 +427,31 @@ def weight_files(folder: Path) -> list[Path]:
     return sorted(
         p for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".onnx", ".data")
     )
+
+
+def classifier_folder(artifacts, model_id: str, field: str = "model_id") -> Path:
+    """The verified folder of a text-classification model artifact in any runnable format (HF,
+    pruned, int8, ONNX): what a safety check's or a deployment's model id resolves to. An unknown
+    id, an artifact that is not a model (an adapter must be merged into its base first) or a
+    folder holding a pickle is refused naming ``field``."""
+    from forgeline.errors import InvalidArgument, NotFound
+
+    if not model_id:
+        raise InvalidArgument.for_field(field, "a model artifact id is required")
+    try:
+        record = artifacts.get(model_id)
+    except NotFound as exc:
+        raise InvalidArgument.for_field(field, f"no model artifact {model_id!r}") from exc
+    if record.kind != "model":
+        hint = " (merge the adapter into its base first)" if record.kind == "adapter" else ""
+        raise InvalidArgument.for_field(
+            field, f"{record.id} is a {record.kind} artifact, not a model{hint}"
+        )
+    task = record.metadata.get("task") or "sequence_classification"
+    if task != "sequence_classification":
+        raise InvalidArgument.for_field(
+            field, f"{record.id} is a {task} model, not a text classifier"
+        )
+    folder = artifacts.verify(record)
+    check_safe(folder, field)
+    return folder

@@ -131,6 +131,10 @@ class CleanContext:
     label_column: str = ""
     seed: int = 0
     check_cancelled: Callable[[], None] = _never_cancelled
+    # For cleaners that run another kind's plugins (safety_filter runs an input filter): the
+    # service's registry (its allow-list applies) and model lookup. None outside a service.
+    registry: PluginRegistry | None = None
+    safety: SafetyContext | None = None
 
 
 @dataclass
@@ -592,6 +596,130 @@ class Regularizer(Plugin, ABC):
         pickle). The default keeps nothing."""
 
 
+# --- safety: input filters and output rules ---------------------------------------------------
+
+# What a rule does when its check matches: refuse the text, mask the matched spans, put a fixed
+# text in its place, or let it through and report it.
+RULE_ACTIONS = ("block", "redact", "replace", "flag")
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """What a check found in one text: the characters ``text[start:end]`` (a verdict on the
+    whole text, like a classifier's, spans all of it), what it is (``label``, e.g. "email" or
+    "spam") and how sure the check is (1.0 for a pattern)."""
+
+    start: int
+    end: int
+    label: str
+    score: float = 1.0
+
+
+DEFAULT_MASK = "[{label}]"
+
+
+def redact(text: str, matches: Sequence[TextMatch], mask: str = DEFAULT_MASK) -> str:
+    """``text`` with every matched span replaced by ``mask``, where "{label}" stands for the
+    match's label upper-cased (an email becomes "[EMAIL]"). Overlapping spans merge into one,
+    masked with the label of the span that starts first."""
+    spans: list[list] = []
+    for m in sorted(matches, key=lambda m: (m.start, -m.end)):
+        start, end = max(0, m.start), min(len(text), m.end)
+        if end <= start:
+            continue
+        if spans and start < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end, m.label])
+    out, at = [], 0
+    for start, end, label in spans:
+        out.append(text[at:start])
+        out.append(mask.replace("{label}", label.upper()))
+        at = end
+    out.append(text[at:])
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class SafetyContext:
+    """What a check may need once, before it runs: ``model_folder(model_id, field)`` is the
+    verified folder of a text-classification model artifact (safetensors or ONNX weights, never
+    a pickle); a bad id raises InvalidArgument naming ``field``."""
+
+    model_folder: Callable[[str, str], Path]
+
+
+class TextCheck(Plugin, ABC):
+    """Finds what a safety rule acts on in texts (the shared contract of input filters and
+    output rule matchers)."""
+
+    # The action a rule takes when the policy names none (one of RULE_ACTIONS).
+    default_action: ClassVar[str] = "block"
+
+    def prepare(self, ctx: SafetyContext) -> None:
+        """Called once before the first ``find`` (a classifier loads its model here)."""
+
+    @abstractmethod
+    def find(self, texts: Sequence[str]) -> list[list[TextMatch]]:
+        """For each text, in order, what matched (an empty list: nothing). Must be safe to call
+        from several threads at once, and fast: it runs on every request."""
+
+
+class InputFilter(TextCheck):
+    """Screens what users send before a model sees it (a blocklist, PII, a classifier)."""
+
+    kind = "input_filters"
+
+
+class OutputMatcher(TextCheck):
+    """The condition of an output rule: what in a model's answer the rule acts on."""
+
+    kind = "output_rules"
+
+
+# --- mitigators (fairness) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FairnessRows:
+    """Rows of a binary classification problem as a fairness mitigation sees them: ``labels``
+    (0/1 numpy ints), ``groups`` (the sensitive feature's value per row, numpy strings), and what
+    a model knows of each row: ``scores`` (the probability of the positive class, floats; None
+    when unknown) and ``features`` (a 2-D float numpy array; None when the rows have none)."""
+
+    labels: Any
+    groups: Any
+    scores: Any = None
+    features: Any = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class MitigationResult:
+    """A mitigation's 0/1 predictions for the rows it was asked about; ``baseline`` the same
+    learner's predictions without the fairness constraint when it trained one (None when it
+    post-processes an existing model); ``details`` what it chose (thresholds, weights...)."""
+
+    predictions: Any
+    baseline: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Mitigator(Plugin, ABC):
+    """Makes a classifier's decisions fairer across groups (post-processing or a reduction)."""
+
+    kind = "mitigators"
+    # What the rows must carry: "scores" (post-processing a model) or "features" (training one).
+    needs: ClassVar[str] = "scores"
+
+    @abstractmethod
+    def mitigate(self, fit: FairnessRows, apply: FairnessRows, seed: int) -> MitigationResult:
+        """Learns the mitigation on ``fit`` and predicts ``apply``; the same seed gives the same
+        predictions."""
+
+
 KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "loaders": Loader,
     "cleaners": Cleaner,
@@ -605,6 +733,9 @@ KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "samplers": Sampler,
     "regularizers": Regularizer,
     "selectors": Selector,
+    "input_filters": InputFilter,
+    "output_rules": OutputMatcher,
+    "mitigators": Mitigator,
 }
 
 
@@ -837,6 +968,10 @@ def contract_problem(kind: str, name: str, cls: object) -> str | None:
     undocumented = [f for f, info in config.model_fields.items() if not info.description]
     if undocumented:
         return f"{cls.__name__}.Config fields without a description: {undocumented}"
+    if issubclass(cls, TextCheck) and cls.default_action not in RULE_ACTIONS:
+        return f"{cls.__name__}.default_action {cls.default_action!r} is not one of {RULE_ACTIONS}"
+    if issubclass(cls, Mitigator) and cls.needs not in ("scores", "features"):
+        return f"{cls.__name__}.needs {cls.needs!r} is not 'scores' or 'features'"
     return None
 
 

@@ -13,12 +13,16 @@ cancels the running service operations.
 After a gateway restart the kernel runs the same run again: finished steps are kept as they are,
 running ones are re-attached by their recorded operation, and only steps that never started are
 submitted.
+
+The audit log hears of every run (when it starts or resumes, and how it ends), every model or
+adapter a step produced, and every promotion decision (a step's gates, passed or not).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -54,16 +58,32 @@ class RunOutcome:
     message: str
 
 
+# Records an audit event: (kind, subject, details).
+Audit = Callable[[str, str, dict[str, Any]], Any]
+MODEL_KINDS = ("ARTIFACT_KIND_MODEL", "ARTIFACT_KIND_ADAPTER")
+
+
 class Orchestrator:
     def __init__(
         self,
         store: R.RunStore,
         services: Callable[[str], RemoteService],
         poll_seconds: float = 0.5,
+        audit: Audit | None = None,
     ) -> None:
         self.store = store
         self.services = services
         self.poll_seconds = poll_seconds
+        self._audit = audit
+
+    def _record(self, kind: str, subject: str, details: dict[str, Any]) -> None:
+        """Sends an event to the audit log; a full outbox is logged, it does not fail the run."""
+        if self._audit is None:
+            return
+        try:
+            self._audit(kind, subject, _finite(details))
+        except ForgelineError as exc:
+            log.error("audit_not_recorded", kind=kind, subject=subject, error=str(exc))
 
     def run(
         self,
@@ -74,6 +94,19 @@ class Orchestrator:
         no_cache: bool = False,
     ) -> RunOutcome:
         """Runs (or resumes) ``run`` to its end. ``ctx`` is the run operation's context."""
+        steps = [s.name for s in pipeline.steps]
+        self._record(
+            "pipeline_run", run, {"pipeline": pipeline.name, "state": "RUNNING", "steps": steps}
+        )
+        outcome = self._run(run, pipeline, checked, ctx, no_cache)
+        self._record(
+            "pipeline_run",
+            run,
+            {"pipeline": pipeline.name, "state": outcome.state, "message": outcome.message},
+        )
+        return outcome
+
+    def _run(self, run: str, pipeline: Pipeline, checked: Checked, ctx, no_cache: bool):
         plan = {
             s.name: {"call": s.call, "method": checked.methods[s.name], "depends_on": s.depends_on}
             for s in pipeline.steps
@@ -250,6 +283,21 @@ class Orchestrator:
             verdicts.append(verdict)
             if not verdict["passed"]:
                 failed.append(verdict["message"])
+        where = {"run": run, "step": step.name, "method": checked.methods[step.name]}
+        produced = models(response)
+        for model in produced:
+            self._record("model", model["id"], {**where, **model, "cached": key is None})
+        if step.gates:
+            self._record(
+                "promotion",
+                f"{run}/{step.name}",
+                {
+                    **where,
+                    "promoted": not failed,
+                    "models": [m["id"] for m in produced],
+                    "gates": verdicts,
+                },
+            )
         if failed:
             message = "gate failed: " + "; ".join(failed)
             self._set(run, step.name, rows, response=response, metrics=metrics, gates=verdicts)
@@ -310,6 +358,42 @@ def artifacts(value: Any) -> list[tuple[str, str]]:
         for item in value:
             found.extend(artifacts(item))
     return found
+
+
+def models(response: dict[str, Any]) -> list[dict[str, str]]:
+    """Every model or adapter artifact a response names, once each: id, kind and digest."""
+    found: dict[str, dict[str, str]] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("kind") in MODEL_KINDS and isinstance(value.get("id"), str):
+                found.setdefault(
+                    value["id"],
+                    {
+                        "id": value["id"],
+                        "kind": value["kind"].removeprefix("ARTIFACT_KIND_").lower(),
+                        "sha256": str(value.get("sha256", "")),
+                    },
+                )
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(response)
+    return list(found.values())
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (the audit log keeps strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def artifact_intact(uri: str, digest: str) -> bool:

@@ -206,6 +206,30 @@ def _continual_updates(doc: dict) -> Iterator[tuple[str, dict]]:
                 yield step["name"], value
 
 
+def _fairness_metrics(value: Any) -> bool:
+    """Whether ``value`` is a FairnessMetrics message as JSON (overall metrics and groups)."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("groups"), list)
+        and bool(value["groups"])
+        and all(isinstance(g, dict) and "group" in g for g in value["groups"])
+    )
+
+
+def _fairness(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(step, result) for every fairness audit (``metrics``) or mitigation (``before`` and
+    ``after``) in a step's response."""
+    for step in doc["steps"]:
+        for _, value in _walk(step["response"]):
+            if isinstance(value, dict) and (
+                _fairness_metrics(value.get("metrics"))
+                or (
+                    _fairness_metrics(value.get("before")) and _fairness_metrics(value.get("after"))
+                )
+            ):
+                yield step["name"], value
+
+
 def section_evaluations(doc: dict) -> str:
     rows = list(_evaluations(doc))
     if not rows:
@@ -428,6 +452,74 @@ def section_continual(doc: dict) -> str:
     return "".join(parts)
 
 
+def section_fairness(doc: dict) -> str:
+    parts = []
+    for step, result in _fairness(doc):
+        checks = result.get("checks") or []
+        verdict = (
+            ""
+            if not checks
+            else '<span class="state succeeded">passed</span> '
+            if int(result.get("passed", 0) or 0)
+            else '<span class="state failed">failed</span> '
+        )
+        failed = [c for c in checks if not c.get("passed")]
+        summary = verdict + "; ".join(
+            f"{c['metric']} {_num(c.get('value', 0))} (must be {c['op']} {_num(c['threshold'])})"
+            for c in (failed or checks)
+        )
+        columns = ["group", "count", "accuracy", "selection rate", "FPR", "FNR"]
+        if "metrics" in result:
+            metrics = result["metrics"]
+            runs = [("", metrics)]
+            title = f"Fairness audit — {step}"
+            summary += (
+                f" · {html.escape(str(result.get('subject', '')))} on "
+                f"{html.escape(', '.join(result.get('sensitive_columns') or []))}"
+            )
+        else:
+            runs = [("before", result["before"]), ("after", result["after"])]
+            title = f"Fairness mitigation — {step}"
+            summary += (
+                f" · accuracy {_points(result.get('accuracy_delta', 0))} points, demographic "
+                f"parity difference {_points(result.get('demographic_parity_difference_delta', 0))}"
+                " points"
+            )
+        overall = _table(
+            ["", "accuracy", "selection rate", "DP difference", "DP ratio", "EO difference"],
+            [
+                [
+                    label or "overall",
+                    _num(m.get("accuracy", 0)),
+                    _num(m.get("selection_rate", 0)),
+                    _num(m.get("demographic_parity_difference", 0)),
+                    _num(m.get("demographic_parity_ratio", 0)),
+                    _num(m.get("equalized_odds_difference", 0)),
+                ]
+                for label, m in runs
+            ],
+        )
+        groups = _table(
+            ([""] if len(runs) > 1 else []) + columns,
+            [
+                ([label] if len(runs) > 1 else [])
+                + [
+                    g.get("group", ""),
+                    f"{int(g.get('count', 0) or 0):,}",
+                    _num(g.get("accuracy", 0)),
+                    _num(g.get("selection_rate", 0)),
+                    _num(g.get("false_positive_rate", 0)),
+                    _num(g.get("false_negative_rate", 0)),
+                ]
+                for label, m in runs
+                for g in m["groups"]
+            ],
+        )
+        plot = _figure("per-group rates", _fairness_svg(runs))
+        parts.append(_section(title, f"<p class=meta>{summary}</p>" + overall + groups + plot))
+    return "".join(parts)
+
+
 def _update_number(record: dict) -> int:
     return int(record.get("update", 0) or 0)
 
@@ -511,6 +603,7 @@ SECTIONS: list[Callable[[dict], str]] = [
     section_searches,
     section_compression,
     section_continual,
+    section_fairness,
 ]
 
 
@@ -934,3 +1027,29 @@ def write(doc: dict, folder) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / REPORT_JSON).write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
     (folder / REPORT_HTML).write_text(render(doc), encoding="utf-8")
+
+
+def _fairness_svg(runs: list[tuple[str, dict]]) -> str:
+    """Per-group bars of selection rate, accuracy and error rates; a mitigation draws one row of
+    panels before and one after, on the same scale."""
+    rates = [
+        ("selection_rate", "selection rate"),
+        ("accuracy", "accuracy"),
+        ("false_positive_rate", "false positive rate"),
+        ("false_negative_rate", "false negative rate"),
+    ]
+    figure = _new_figure(8.0, 0.6 + 2.0 * len(runs))
+    grid = figure.subplots(len(runs), len(rates), squeeze=False, sharey=True)
+    colors = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2"]
+    for row, (label, metrics) in enumerate(runs):
+        names = [g.get("group", "") for g in metrics["groups"]]
+        for column, (key, title) in enumerate(rates):
+            axes = grid[row][column]
+            values = [float(g.get(key, 0) or 0) for g in metrics["groups"]]
+            axes.bar(range(len(values)), values, color=colors[: len(values)] or None)
+            axes.set_xticks(range(len(names)), names, fontsize=7, rotation=30)
+            axes.set_ylim(0, 1)
+            axes.tick_params(labelsize=7)
+            axes.grid(alpha=0.3, axis="y")
+            axes.set_title(f"{title}{f' ({label})' if label else ''}", fontsize=8)
+    return _svg(figure)

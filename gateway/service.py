@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from forgeline.audit import AuditOutbox, grpc_sender
 from forgeline.client import Client
 from forgeline.errors import FieldViolation, InvalidArgument, Unavailable
 from forgeline.gateway import runs as R
@@ -32,9 +33,19 @@ class Gateway:
         self.store = store
         self._remotes: dict[str, RemoteService] = {}
         self._lock = threading.Lock()
-        self.orchestrator = Orchestrator(store, self.remote)
+        # Runs, models and promotion decisions reach the safety service's audit log through a
+        # local spool, so a safety service that is down or slow delays them, never loses them.
+        self.audit = AuditOutbox(
+            settings.home.expanduser() / "services" / "gateway" / "audit-outbox.db",
+            grpc_sender(
+                lambda: Client(settings.address_for("safety"), token=settings.auth_token or None)
+            ),
+            actor="gateway",
+        )
+        self.orchestrator = Orchestrator(store, self.remote, audit=self.audit.record)
 
     def close(self) -> None:
+        self.audit.close()
         with self._lock:
             for remote in self._remotes.values():
                 remote.client.close()

@@ -42,13 +42,15 @@ STEP_STATES = {
 def build(kernel: Kernel) -> list[ServiceDefinition]:
     """The entry point of ``forgeline.services: gateway``."""
     store = RunStore(kernel.settings.home.expanduser() / "services" / "gateway" / "runs.db")
-    servicer = PipelineServicer(kernel, Gateway(kernel.settings, store))
+    gateway = Gateway(kernel.settings, store)
+    servicer = PipelineServicer(kernel, gateway)
     return [
         ServiceDefinition(
             full_name=SERVICE,
             servicer=servicer,
             add_to_server=pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server,
             methods=servicer.method_specs(),
+            on_close=gateway.close,
         )
     ]
 

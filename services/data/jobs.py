@@ -7,6 +7,7 @@ are reached only through the registry.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from forgeline.artifacts import Lineage
 from forgeline.datasets import Dataset, DatasetRepository
 from forgeline.errors import Internal, InvalidArgument, ResourceExhausted, Violations
+from forgeline.modelio import classifier_folder
 from forgeline.registry import (
     AugmentContext,
     CleanContext,
@@ -24,11 +26,13 @@ from forgeline.registry import (
     LoadSource,
     PluginChoice,
     PluginRegistry,
+    SafetyContext,
 )
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from forgeline.artifacts import ArtifactStore
     from forgeline.operations import OperationContext
     from forgeline.paths import PathValidator
     from forgeline.settings import Settings
@@ -79,11 +83,14 @@ class DataJobs:
         datasets: DatasetRepository,
         paths: PathValidator,
         settings: Settings,
+        artifacts: ArtifactStore,
     ) -> None:
         self.registry = registry
         self.datasets = datasets
         self.paths = paths
         self.settings = settings
+        # The model lookup of cleaners that run a safety check (safety_filter with a classifier).
+        self.safety = SafetyContext(model_folder=functools.partial(classifier_folder, artifacts))
 
     # --- ingest ---------------------------------------------------------------------------
     def plan_ingest(
@@ -221,7 +228,12 @@ class DataJobs:
         dataset, plugins = self.plan_clean(dataset_id, cleaners)
         table = self.datasets.read(dataset)
         clean_ctx = CleanContext(
-            dataset.text_column or TEXT, dataset.label_column, seed, ctx.check_cancelled
+            dataset.text_column or TEXT,
+            dataset.label_column,
+            seed,
+            ctx.check_cancelled,
+            registry=self.registry,
+            safety=self.safety,
         )
         steps: list[StepReport] = []
         started = time.perf_counter()

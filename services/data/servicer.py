@@ -20,7 +20,11 @@ from forgeline.v1 import data_service_pb2_grpc
 def build(kernel: Kernel) -> list[ServiceDefinition]:
     """The entry point of ``forgeline.services: data``."""
     jobs = DataJobs(
-        kernel.registry, DatasetRepository(kernel.artifacts), kernel.paths, kernel.settings
+        kernel.registry,
+        DatasetRepository(kernel.artifacts),
+        kernel.paths,
+        kernel.settings,
+        kernel.artifacts,
     )
     servicer = DataServicer(kernel, jobs)
     return [

@@ -14,6 +14,7 @@ from forgeline.v1 import (
     compression_service_pb2,
     event_service_pb2,
     memory_service_pb2,
+    safety_service_pb2,
     tuning_service_pb2,
 )
 from forgeline.v1 import pipeline_service_pb2 as pb
@@ -666,3 +667,92 @@ def test_a_run_without_a_continual_update_has_no_continual_section():
     empty = continual()
     empty["history"] = []
     assert continual_section(empty) == ""
+
+
+# --- fairness --------------------------------------------------------------------------------
+
+
+def fairness_metrics(rates: dict[str, float], dp: float) -> dict:
+    return {
+        "count": "100",
+        "accuracy": 0.85,
+        "selection_rate": 0.2,
+        "demographic_parity_difference": dp,
+        "demographic_parity_ratio": min(rates.values()) / max(rates.values()),
+        "equalized_odds_difference": 0.09,
+        "groups": [
+            {"group": g, "count": "50", "accuracy": 0.9, "selection_rate": r}
+            | {"false_positive_rate": 0.05, "false_negative_rate": 0.4}
+            for g, r in rates.items()
+        ],
+    }
+
+
+def fairness_section(response: dict, message, call: str, always_print: bool) -> str:
+    parsed = message()
+    json_format.ParseDict(response, parsed)
+    response = json_format.MessageToDict(
+        parsed, preserving_proto_field_name=True, always_print_fields_with_no_presence=always_print
+    )
+    return report.section_fairness(report.document(run_with(response, "fair", call), []))
+
+
+@pytest.mark.parametrize("always_print", [True, False])
+def test_a_fairness_audit_shows_its_failed_check_every_group_and_the_bars(always_print):
+    response = {
+        "metrics": fairness_metrics({"Female": 0.1, "Male": 0.3}, 0.2),
+        "checks": [
+            {"metric": "demographic_parity_difference", "op": "<=", "threshold": 0.1}
+            | {"value": 0.2, "passed": False},
+            {"metric": "min_accuracy", "op": ">=", "threshold": 0.8, "value": 0.85}
+            | {"passed": True},
+        ],
+        "passed": 0,
+        "subject": "mdl_1",
+        "sensitive_columns": ["sex"],
+    }
+    section = fairness_section(
+        response, safety_service_pb2.AuditFairnessResponse, "safety.AuditFairness", always_print
+    )
+    assert "<h2>Fairness audit — fair</h2>" in section
+    assert (
+        '<span class="state failed">failed</span> demographic_parity_difference 0.2 (must be <= '
+        "0.1) · mdl_1 on sex"
+    ) in section
+    assert rows(section) == [
+        ["overall", "0.85", "0.2", "0.2", "0.3333", "0.09"],
+        ["Female", "50", "0.9", "0.1", "0.05", "0.4"],
+        ["Male", "50", "0.9", "0.3", "0.05", "0.4"],
+    ]
+    assert captions(section) == ["per-group rates"] and section.count("<svg") == 1
+    for drawn in (">selection rate<", ">false negative rate<", ">Female<", ">Male<"):
+        assert drawn in section
+
+
+def test_a_mitigation_compares_before_and_after_per_group():
+    response = {
+        "before": fairness_metrics({"Female": 0.1, "Male": 0.3}, 0.2),
+        "after": fairness_metrics({"Female": 0.18, "Male": 0.22}, 0.04),
+        "accuracy_delta": -0.013,
+        "demographic_parity_difference_delta": -0.16,
+        "passed": 1,
+    }
+    section = fairness_section(
+        response, safety_service_pb2.MitigateFairnessResponse, "safety.MitigateFairness", True
+    )
+    assert "<h2>Fairness mitigation — fair</h2>" in section
+    assert "accuracy -1.30 points, demographic parity difference -16.00 points" in section
+    assert [r[:2] for r in rows(section)] == [
+        ["before", "0.85"],
+        ["after", "0.85"],
+        ["before", "Female"],
+        ["before", "Male"],
+        ["after", "Female"],
+        ["after", "Male"],
+    ]
+    assert ">selection rate (before)<" in section and ">selection rate (after)<" in section
+
+
+def test_a_run_without_a_fairness_result_has_no_fairness_section():
+    doc = report.document(run(), events())
+    assert report.section_fairness(doc) == "" and "Fairness" not in report.render(doc)

@@ -1,0 +1,1 @@
+"""Input filter plugins: what in a user's text a safety rule acts on (blocklist, PII...)."""

@@ -1,0 +1,1 @@
+"""Fairness mitigator plugins: threshold_optimizer (post-processing) and exponentiated_gradient."""

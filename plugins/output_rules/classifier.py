@@ -1,0 +1,12 @@
+"""A platform-trained text classifier as the condition of an output rule."""
+
+from __future__ import annotations
+
+from forgeline.plugins.input_filters.classifier import ClassifierCheck
+from forgeline.registry import OutputMatcher
+
+
+class ClassifierRule(ClassifierCheck, OutputMatcher):
+    """Acts on answers a platform-trained classifier (toxicity, off-topic...) flags."""
+
+    name = "classifier"

@@ -1,0 +1,386 @@
+"""forgeline.v1.SafetyService over gRPC: translates messages to the policy engine, the fairness
+jobs and the audit log, and back."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+from google.protobuf import json_format
+
+from forgeline.convert import artifact, from_struct, plugin_choice, struct
+from forgeline.datasets import DatasetRepository
+from forgeline.errors import InvalidArgument
+from forgeline.modelio import classifier_folder
+from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.registry import SafetyContext
+from forgeline.server import Kernel, ServiceDefinition
+from forgeline.services.safety.auditlog import AuditLog, Entry, Event
+from forgeline.services.safety.fairness import (
+    AuditOutcome,
+    AuditSpec,
+    FairnessJobs,
+    FairnessResult,
+    MitigateOutcome,
+    MitigateSpec,
+    Thresholds,
+)
+from forgeline.services.safety.policy import BLOCK, MODIFY, Policy, PolicyLoader, Verdict
+from forgeline.services.training.jobs import TrainingJobs
+from forgeline.services.training.servicer import dataset_ref
+from forgeline.v1 import safety_service_pb2 as pb
+from forgeline.v1 import safety_service_pb2_grpc
+
+SERVICE = "forgeline.v1.SafetyService"
+ACTIONS = {
+    "block": pb.RULE_ACTION_BLOCK,
+    "redact": pb.RULE_ACTION_REDACT,
+    "replace": pb.RULE_ACTION_REPLACE,
+    "flag": pb.RULE_ACTION_FLAG,
+}
+DECISIONS = {BLOCK: pb.SAFETY_DECISION_BLOCK, MODIFY: pb.SAFETY_DECISION_MODIFY}
+ACTOR = "safety"
+
+
+def build(kernel: Kernel) -> list[ServiceDefinition]:
+    """The entry point of ``forgeline.services: safety``."""
+    home = kernel.settings.home.expanduser() / "services" / "safety"
+    home.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(home / "audit.db")
+    policies = PolicyLoader(
+        kernel.registry, SafetyContext(model_folder=partial(classifier_folder, kernel.artifacts))
+    )
+    training = TrainingJobs(
+        kernel.registry,
+        DatasetRepository(kernel.artifacts),
+        kernel.artifacts,
+        kernel.paths,
+        kernel.settings,
+    )
+
+    def record(kind: str, subject: str, details: dict[str, Any]) -> int:
+        return log.append([Event(kind=kind, subject=subject, actor=ACTOR, details=details)])[
+            0
+        ].sequence
+
+    fairness = FairnessJobs(
+        kernel.registry, DatasetRepository(kernel.artifacts), kernel.artifacts, training, record
+    )
+    servicer = SafetyServicer(kernel, policies, log, fairness)
+    return [
+        ServiceDefinition(
+            full_name=SERVICE,
+            servicer=servicer,
+            add_to_server=safety_service_pb2_grpc.add_SafetyServiceServicer_to_server,
+            methods=servicer.method_specs(),
+            plugin_kinds=("input_filters", "output_rules", "mitigators"),
+            on_close=log.close,
+        )
+    ]
+
+
+# --- policies ------------------------------------------------------------------------------------
+
+
+def policy_source(message: pb.PolicySource) -> dict[str, Any] | str | None:
+    """What PolicyLoader.load takes: the YAML text, the structured policy as a dict, or None."""
+    which = message.WhichOneof("source")
+    if which == "yaml":
+        return message.yaml
+    if which == "policy":
+        return json_format.MessageToDict(message.policy, preserving_proto_field_name=True)
+    return None
+
+
+def policy_pb(policy: Policy) -> pb.SafetyPolicy:
+    def common(rule) -> dict[str, Any]:
+        return {
+            "name": rule.name,
+            "action": ACTIONS[rule.action],
+            "priority": rule.priority,
+            "replacement": rule.replacement,
+            "message": rule.message,
+        }
+
+    return pb.SafetyPolicy(
+        input_filters=[
+            pb.InputFilterRule(filter=_spec(r.plugin, r.config), **common(r))
+            for r in policy.input_rules
+        ],
+        output_rules=[
+            pb.OutputRule(match=_spec(r.plugin, r.config), **common(r)) for r in policy.output_rules
+        ],
+    )
+
+
+def _spec(name: str, config: dict[str, Any]):
+    from forgeline.v1 import common_pb2
+
+    return common_pb2.PluginSpec(name=name, config=struct(config))
+
+
+def verdict_pb(v: Verdict) -> pb.SafetyVerdict:
+    return pb.SafetyVerdict(
+        decision=DECISIONS.get(v.decision, pb.SAFETY_DECISION_ALLOW),
+        text=v.text,
+        blocked_by=v.blocked_by,
+        message=v.message,
+        flagged=v.flagged,
+        firings=[
+            pb.RuleFiring(
+                rule=f.rule,
+                plugin=f.plugin,
+                action=ACTIONS[f.action],
+                matches=[
+                    pb.TextMatch(start=m.start, end=m.end, label=m.label, score=m.score)
+                    for m in f.matches
+                ],
+            )
+            for f in v.firings
+        ],
+    )
+
+
+# --- fairness ------------------------------------------------------------------------------------
+
+
+def thresholds(message: pb.FairnessThresholds) -> Thresholds:
+    def optional(name: str) -> float | None:
+        return getattr(message, name) if message.HasField(name) else None
+
+    return Thresholds(
+        max_demographic_parity_difference=optional("max_demographic_parity_difference"),
+        min_demographic_parity_ratio=optional("min_demographic_parity_ratio"),
+        max_equalized_odds_difference=optional("max_equalized_odds_difference"),
+        min_accuracy=optional("min_accuracy"),
+    )
+
+
+def audit_spec(r: pb.AuditFairnessRequest) -> AuditSpec:
+    return AuditSpec(
+        dataset=dataset_ref(r.dataset),
+        sensitive_columns=tuple(r.sensitive_columns),
+        model_id=r.model_id,
+        prediction_column=r.prediction_column,
+        positive_label=r.positive_label,
+        thresholds=thresholds(r.thresholds),
+        max_length=r.max_sequence_length,
+    )
+
+
+def mitigate_spec(r: pb.MitigateFairnessRequest) -> MitigateSpec:
+    return MitigateSpec(
+        train=dataset_ref(r.train),
+        eval=dataset_ref(r.eval),
+        sensitive_columns=tuple(r.sensitive_columns),
+        model_id=r.model_id,
+        score_column=r.score_column,
+        feature_columns=tuple(r.feature_columns),
+        mitigator=plugin_choice(r.mitigator),
+        positive_label=r.positive_label,
+        thresholds=thresholds(r.thresholds),
+        max_length=r.max_sequence_length,
+        seed=r.seed,
+        output_name=r.output_name,
+    )
+
+
+def metrics_pb(m: FairnessResult) -> pb.FairnessMetrics:
+    values = m.as_dict()
+    groups = values.pop("groups")
+    return pb.FairnessMetrics(groups=[pb.GroupMetrics(**g) for g in groups], **values)
+
+
+def checks_pb(checks) -> list[pb.ThresholdCheck]:
+    return [
+        pb.ThresholdCheck(
+            metric=c.metric, op=c.op, threshold=c.threshold, value=c.value, passed=c.passed
+        )
+        for c in checks
+    ]
+
+
+def audit_response(o: AuditOutcome) -> pb.AuditFairnessResponse:
+    return pb.AuditFairnessResponse(
+        metrics=metrics_pb(o.metrics),
+        checks=checks_pb(o.checks),
+        passed=int(o.passed),
+        subject=o.subject,
+        sensitive_columns=list(o.sensitive_columns),
+        positive_label=o.positive_label,
+        audit_sequence=o.audit_sequence,
+    )
+
+
+def mitigate_response(o: MitigateOutcome) -> pb.MitigateFairnessResponse:
+    return pb.MitigateFairnessResponse(
+        before=metrics_pb(o.before),
+        after=metrics_pb(o.after),
+        accuracy_delta=o.after.accuracy - o.before.accuracy,
+        demographic_parity_difference_delta=o.after.demographic_parity_difference
+        - o.before.demographic_parity_difference,
+        equalized_odds_difference_delta=o.after.equalized_odds_difference
+        - o.before.equalized_odds_difference,
+        checks=checks_pb(o.checks),
+        passed=int(o.passed),
+        details=struct(o.details),
+        predictions=artifact(o.predictions),
+        audit_sequence=o.audit_sequence,
+    )
+
+
+# --- the audit log -------------------------------------------------------------------------------
+
+
+def event_from_pb(e: pb.AuditEvent) -> Event:
+    time_us = 0
+    if e.HasField("time"):
+        time_us = e.time.seconds * 1_000_000 + e.time.nanos // 1000
+    return Event(
+        kind=e.kind,
+        subject=e.subject,
+        actor=e.actor,
+        details=from_struct(e.details),
+        id=e.id,
+        time_us=time_us,
+    )
+
+
+def entry_pb(entry: Entry) -> pb.AuditEntry:
+    e = entry.event
+    out = pb.AuditEntry(
+        sequence=entry.sequence,
+        previous_hash=entry.previous_hash,
+        hash=entry.hash,
+        event=pb.AuditEvent(
+            id=e.id, kind=e.kind, subject=e.subject, actor=e.actor, details=struct(e.details)
+        ),
+    )
+    out.event.time.seconds, micros = divmod(e.time_us, 1_000_000)
+    out.event.time.nanos = micros * 1000
+    return out
+
+
+class SafetyServicer(safety_service_pb2_grpc.SafetyServiceServicer):
+    def __init__(
+        self, kernel: Kernel, policies: PolicyLoader, log: AuditLog, fairness: FairnessJobs
+    ) -> None:
+        self._ops = kernel.operations
+        self._policies, self._log, self._fairness = policies, log, fairness
+        self._max_texts = kernel.settings.max_predict_texts
+
+    def method_specs(self) -> list[MethodSpec]:
+        fairness = self._fairness
+
+        def audit(r: pb.AuditFairnessRequest, ctx) -> pb.AuditFairnessResponse:
+            return audit_response(fairness.audit(audit_spec(r), ctx))
+
+        def mitigate(r: pb.MitigateFairnessRequest, ctx) -> pb.MitigateFairnessResponse:
+            return mitigate_response(fairness.mitigate(mitigate_spec(r), ctx, r.request_id))
+
+        return [
+            MethodSpec(
+                f"{SERVICE}/AuditFairness",
+                pb.AuditFairnessRequest,
+                pb.AuditFairnessResponse,
+                audit,
+                lambda r: fairness.plan_audit(audit_spec(r)),
+            ),
+            MethodSpec(
+                f"{SERVICE}/MitigateFairness",
+                pb.MitigateFairnessRequest,
+                pb.MitigateFairnessResponse,
+                mitigate,
+                lambda r: fairness.plan_mitigate(mitigate_spec(r)),
+            ),
+        ]
+
+    # checks ------------------------------------------------------------------------------------
+    async def _check(self, source: pb.PolicySource, texts: list[str], stage: str) -> list[Verdict]:
+        if source.WhichOneof("source") is None:
+            raise InvalidArgument.for_field("policy", "give a policy (policy or yaml)")
+        if len(texts) > self._max_texts:
+            raise InvalidArgument.for_field(
+                "texts",
+                f"{len(texts)} texts is over the limit of {self._max_texts} per call "
+                "(FORGELINE_MAX_PREDICT_TEXTS)",
+            )
+        policy = await asyncio.to_thread(self._policies.load, policy_source(source))
+        run = policy.check_input if stage == "input" else policy.check_output
+        return await asyncio.to_thread(run, texts)
+
+    async def CheckInput(self, request, context):
+        (verdict,) = await self._check(request.policy, [request.text], "input")
+        return pb.CheckInputResponse(verdict=verdict_pb(verdict))
+
+    async def CheckInputBatch(self, request, context):
+        verdicts = await self._check(request.policy, list(request.texts), "input")
+        return pb.CheckInputBatchResponse(verdicts=[verdict_pb(v) for v in verdicts])
+
+    async def CheckOutput(self, request, context):
+        (verdict,) = await self._check(request.policy, [request.text], "output")
+        return pb.CheckOutputResponse(verdict=verdict_pb(verdict))
+
+    async def CheckOutputBatch(self, request, context):
+        verdicts = await self._check(request.policy, list(request.texts), "output")
+        return pb.CheckOutputBatchResponse(verdicts=[verdict_pb(v) for v in verdicts])
+
+    async def ValidatePolicy(self, request, context):
+        if request.policy.WhichOneof("source") is None:
+            raise InvalidArgument.for_field("policy", "give a policy (policy or yaml)")
+        policy = await asyncio.to_thread(self._policies.load, policy_source(request.policy))
+        return pb.ValidatePolicyResponse(policy=policy_pb(policy), sha256=policy.sha256)
+
+    # fairness ----------------------------------------------------------------------------------
+    async def AuditFairness(self, request, context):
+        row = await self._ops.start(f"{SERVICE}/AuditFairness", request, request.request_id)
+        return to_operation(row)
+
+    async def MitigateFairness(self, request, context):
+        row = await self._ops.start(f"{SERVICE}/MitigateFairness", request, request.request_id)
+        return to_operation(row)
+
+    # the audit log -----------------------------------------------------------------------------
+    async def AppendAuditEvents(self, request, context):
+        if not request.events:
+            raise InvalidArgument.for_field("events", "give at least one event")
+        events = [event_from_pb(e) for e in request.events]
+        entries = await asyncio.to_thread(self._log.append, events)
+        return pb.AppendAuditEventsResponse(entries=[entry_pb(e) for e in entries])
+
+    async def ListAuditEntries(self, request, context):
+        offset = page_offset(request.page_token)
+        size = min(request.page_size or 100, 1000)
+        entries = await asyncio.to_thread(
+            self._log.list,
+            kind=request.kind,
+            subject=request.subject,
+            offset=offset,
+            limit=size + 1,
+            newest_first=request.newest_first,
+        )
+        more = len(entries) > size
+        return pb.ListAuditEntriesResponse(
+            entries=[entry_pb(e) for e in entries[:size]],
+            next_page_token=str(offset + size) if more else "",
+        )
+
+    async def VerifyAuditLog(self, request, context):
+        if request.expected_sequence < 0:
+            raise InvalidArgument.for_field("expected_sequence", "must be >= 0")
+        if bool(request.expected_sequence) != bool(request.expected_hash):
+            raise InvalidArgument.for_field(
+                "expected_hash", "give expected_sequence and expected_hash together"
+            )
+        v = await asyncio.to_thread(
+            self._log.verify, request.expected_sequence, request.expected_hash
+        )
+        return pb.VerifyAuditLogResponse(
+            ok=v.ok,
+            entries=v.entries,
+            head_sequence=v.head_sequence,
+            head_hash=v.head_hash,
+            first_bad_sequence=v.first_bad_sequence,
+            problem=v.problem,
+        )
