@@ -57,7 +57,7 @@ class ModelFromConfig(_message.Message):
     def __init__(self, model_type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., vocab_size: _Optional[int] = ...) -> None: ...
 
 class HyperParameters(_message.Message):
-    __slots__ = ("learning_rate", "batch_size_per_worker", "epochs", "max_steps", "warmup_ratio", "warmup_steps", "weight_decay", "gradient_accumulation_steps", "max_sequence_length", "seed")
+    __slots__ = ("learning_rate", "batch_size_per_worker", "epochs", "max_steps", "warmup_ratio", "warmup_steps", "weight_decay", "gradient_accumulation_steps", "max_sequence_length", "seed", "group_by_length")
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_PER_WORKER_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class HyperParameters(_message.Message):
     GRADIENT_ACCUMULATION_STEPS_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_LENGTH_FIELD_NUMBER: _ClassVar[int]
     learning_rate: float
     batch_size_per_worker: int
     epochs: int
@@ -78,7 +79,8 @@ class HyperParameters(_message.Message):
     gradient_accumulation_steps: int
     max_sequence_length: int
     seed: int
-    def __init__(self, learning_rate: _Optional[float] = ..., batch_size_per_worker: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., weight_decay: _Optional[float] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    group_by_length: bool
+    def __init__(self, learning_rate: _Optional[float] = ..., batch_size_per_worker: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., weight_decay: _Optional[float] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., seed: _Optional[int] = ..., group_by_length: _Optional[bool] = ...) -> None: ...
 
 class Scaling(_message.Message):
     __slots__ = ("num_workers", "use_gpu", "cpus_per_worker", "bf16")

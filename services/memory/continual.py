@@ -68,6 +68,7 @@ class Hyper:
     weight_decay: float = 0.0
     gradient_accumulation_steps: int = 0
     max_steps: int = 0
+    group_by_length: bool = False
 
 
 @dataclass(frozen=True)
@@ -392,6 +393,7 @@ class ContinualJobs:
             "weight_decay": h.weight_decay,
             "gradient_accumulation_steps": h.gradient_accumulation_steps or 1,
             "max_steps": h.max_steps,
+            "group_by_length": h.group_by_length,
         }
         checks = {
             "hyper_parameters.learning_rate": 0 < values["learning_rate"] <= 1,

@@ -179,6 +179,7 @@ def update_spec(r: pb.ContinualUpdateRequest) -> UpdateSpec:
             weight_decay=h.weight_decay,
             gradient_accumulation_steps=h.gradient_accumulation_steps,
             max_steps=h.max_steps,
+            group_by_length=h.group_by_length,
         ),
         max_forgetting=r.max_forgetting if r.HasField("max_forgetting") else None,
         output_name=r.output_name,

@@ -586,6 +586,7 @@ RECIPE_HYPER = (
     "gradient_accumulation_steps",
     "max_length",
     "seed",
+    "group_by_length",
 )
 
 

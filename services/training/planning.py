@@ -75,6 +75,7 @@ class TrainSpec:
     gradient_accumulation_steps: int = 0
     max_length: int = 0
     seed: int = 0
+    group_by_length: bool = False
     # Scaling.
     num_workers: int = 0
     use_gpu: bool = False
@@ -367,6 +368,7 @@ class TrainPlanner:
             "gradient_accumulation_steps": accumulate,
             "max_length": max_length,
             "seed": spec.seed,
+            "group_by_length": spec.group_by_length,
             "num_workers": workers,
             "cpus_per_worker": cpus,
             "use_gpu": spec.use_gpu,

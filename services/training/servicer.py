@@ -83,6 +83,7 @@ def train_spec(r: pb.TrainModelRequest) -> TrainSpec:
         gradient_accumulation_steps=h.gradient_accumulation_steps,
         max_length=h.max_sequence_length,
         seed=h.seed,
+        group_by_length=h.group_by_length,
         num_workers=s.num_workers,
         use_gpu=s.use_gpu,
         cpus_per_worker=s.cpus_per_worker,

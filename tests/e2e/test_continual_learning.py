@@ -35,7 +35,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SEED = 7
 TRAIN_ROWS, EVAL_ROWS = 600, 200
-HYPER = dict(learning_rate=5e-5, epochs=3, batch_size_per_worker=16, max_sequence_length=64)
+HYPER = dict(
+    learning_rate=5e-5,
+    epochs=3,
+    batch_size_per_worker=16,
+    max_sequence_length=64,
+    group_by_length=True,  # ~2.2x less padding on these short sentences
+)
 METHODS = {
     "naive": dict(replay_ratio=0.0, regularizer="none"),
     "replay": dict(replay_ratio=1.0, regularizer="none"),
@@ -78,6 +84,7 @@ def sentiment_model(work: Path, train: pa.Table) -> Path:
             epochs=2,
             max_length=64,
             seed=SEED,
+            group_by_length=True,
             output_dir=str(out),
         ),
         LocalSession(),

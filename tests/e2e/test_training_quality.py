@@ -39,7 +39,12 @@ FULL_TOLERANCE = 0.01
 CHANCE = 0.55
 
 # One training recipe per strategy: (finetune plugin, its config, hyper-parameters).
-COMMON = {"batch_size_per_worker": 16, "max_sequence_length": 64, "seed": SEED}
+COMMON = {
+    "batch_size_per_worker": 16,
+    "max_sequence_length": 64,
+    "seed": SEED,
+    "group_by_length": True,  # ~2.2x less padding on these short sentences
+}
 STRATEGIES = {
     "lora": (
         "lora",

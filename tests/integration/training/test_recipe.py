@@ -201,6 +201,7 @@ def test_full_finetune_of_a_causal_lm_lowers_perplexity(ray_local, workspace):
         batch_size=8,
         max_steps=20,
         seed=1,
+        group_by_length=True,  # the grouped batches train a causal LM too
     )
     fit(
         cfg,
