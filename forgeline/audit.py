@@ -27,6 +27,7 @@ from forgeline.logging import get_logger
 
 if TYPE_CHECKING:
     from forgeline.client import Client
+    from forgeline.settings import Settings
 
 log = get_logger(__name__)
 
@@ -367,3 +368,19 @@ def grpc_sender(client_factory: Callable[[], Client]) -> Callable[[list[dict]], 
         client.safety.AppendAuditEvents(pb.AppendAuditEventsRequest(events=messages), timeout=5)
 
     return send
+
+
+def service_outbox(settings: Settings, service: str) -> AuditOutbox:
+    """The outbox a service (not the safety service itself) records audit events through: its
+    spool in the service's folder, delivered to the safety service at its configured address."""
+    from forgeline.client import Client
+
+    folder = settings.home.expanduser() / "services" / service
+    folder.mkdir(parents=True, exist_ok=True)
+    return AuditOutbox(
+        folder / "audit-outbox.db",
+        grpc_sender(
+            lambda: Client(settings.address_for("safety"), token=settings.auth_token or None)
+        ),
+        actor=service,
+    )

@@ -455,3 +455,13 @@ def classifier_folder(artifacts, model_id: str, field: str = "model_id") -> Path
     folder = artifacts.verify(record)
     check_safe(folder, field)
     return folder
+
+
+def safety_context(artifacts):
+    """The SafetyContext a service gives its safety checks: model ids resolve in ``artifacts``
+    through ``classifier_folder``."""
+    from functools import partial
+
+    from forgeline.registry import SafetyContext
+
+    return SafetyContext(model_folder=partial(classifier_folder, artifacts))

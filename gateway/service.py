@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from forgeline.audit import AuditOutbox, grpc_sender
+from forgeline.audit import service_outbox
 from forgeline.client import Client
 from forgeline.errors import FieldViolation, InvalidArgument, Unavailable
 from forgeline.gateway import runs as R
@@ -35,13 +35,7 @@ class Gateway:
         self._lock = threading.Lock()
         # Runs, models and promotion decisions reach the safety service's audit log through a
         # local spool, so a safety service that is down or slow delays them, never loses them.
-        self.audit = AuditOutbox(
-            settings.home.expanduser() / "services" / "gateway" / "audit-outbox.db",
-            grpc_sender(
-                lambda: Client(settings.address_for("safety"), token=settings.auth_token or None)
-            ),
-            actor="gateway",
-        )
+        self.audit = service_outbox(settings, "gateway")
         self.orchestrator = Orchestrator(store, self.remote, audit=self.audit.record)
 
     def close(self) -> None:

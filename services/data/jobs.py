@@ -7,7 +7,6 @@ are reached only through the registry.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from forgeline.artifacts import Lineage
 from forgeline.datasets import Dataset, DatasetRepository
 from forgeline.errors import Internal, InvalidArgument, ResourceExhausted, Violations
-from forgeline.modelio import classifier_folder
+from forgeline.modelio import safety_context
 from forgeline.registry import (
     AugmentContext,
     CleanContext,
@@ -26,7 +25,6 @@ from forgeline.registry import (
     LoadSource,
     PluginChoice,
     PluginRegistry,
-    SafetyContext,
 )
 
 if TYPE_CHECKING:
@@ -90,7 +88,7 @@ class DataJobs:
         self.paths = paths
         self.settings = settings
         # The model lookup of cleaners that run a safety check (safety_filter with a classifier).
-        self.safety = SafetyContext(model_folder=functools.partial(classifier_folder, artifacts))
+        self.safety = safety_context(artifacts)
 
     # --- ingest ---------------------------------------------------------------------------
     def plan_ingest(

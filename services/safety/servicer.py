@@ -4,7 +4,6 @@ jobs and the audit log, and back."""
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from typing import Any
 
 from google.protobuf import json_format
@@ -12,9 +11,8 @@ from google.protobuf import json_format
 from forgeline.convert import artifact, from_struct, plugin_choice, struct
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument
-from forgeline.modelio import classifier_folder
+from forgeline.modelio import safety_context
 from forgeline.operations import MethodSpec, page_offset, to_operation
-from forgeline.registry import SafetyContext
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.safety.auditlog import AuditLog, Entry, Event
 from forgeline.services.safety.fairness import (
@@ -48,9 +46,7 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
     home = kernel.settings.home.expanduser() / "services" / "safety"
     home.mkdir(parents=True, exist_ok=True)
     log = AuditLog(home / "audit.db")
-    policies = PolicyLoader(
-        kernel.registry, SafetyContext(model_folder=partial(classifier_folder, kernel.artifacts))
-    )
+    policies = PolicyLoader(kernel.registry, safety_context(kernel.artifacts))
     training = TrainingJobs(
         kernel.registry,
         DatasetRepository(kernel.artifacts),

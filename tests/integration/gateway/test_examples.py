@@ -25,6 +25,8 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
         "compression", make_settings(home / "compression", [data_root])
     ).start()
     memory = ServiceThread("memory", make_settings(home / "memory", [data_root])).start()
+    safety = ServiceThread("safety", make_settings(home / "safety", [data_root])).start()
+    serving = ServiceThread("serving", make_settings(home / "serving", [data_root])).start()
     settings = make_settings(
         home / "gateway",
         [data_root],
@@ -34,6 +36,8 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
             "tuning": tuning.address,
             "compression": compression.address,
             "memory": memory.address,
+            "safety": safety.address,
+            "serving": serving.address,
         },
     )
     thread = ServiceThread("gateway", settings).start()
@@ -42,6 +46,8 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
         client.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
         yield client
     thread.stop()
+    serving.stop()
+    safety.stop()
     memory.stop()
     compression.stop()
     tuning.stop()
@@ -53,6 +59,7 @@ def test_there_are_examples():
         "quickstart.yaml",
         "english-minilm-lora.yaml",
         "continual-sentiment.yaml",
+        "guarded-sentiment.yaml",
     }
 
 

@@ -1,0 +1,1 @@
+"""The serving service: deployed classifiers behind their safety policy, micro-batched."""
