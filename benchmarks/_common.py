@@ -175,3 +175,54 @@ def split_rows(texts: list[str], labels: list, seed: int, eval_rows: int) -> tup
 def load_sentences(seed: int, eval_rows: int) -> tuple[dict, dict]:
     """(train, eval) of the UCI sentences (amazon + imdb), shuffled with ``seed``."""
     return split_rows(*read_sentences(SENTENCE_FILES), seed, eval_rows)
+
+
+class ServiceProcess:
+    """`forgeline serve NAME --port 0` as a real process: stdout carries only its ready line,
+    logs (stderr) go to ``<home>/<name>-service.log``. ``env`` adds FORGELINE_* settings to the
+    home (FORGELINE_DATA_ROOTS defaults to the home)."""
+
+    def __init__(self, name: str, home: Path, env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import sys
+
+        home.mkdir(parents=True, exist_ok=True)
+        self.name, self.log_path = name, home / f"{name}-service.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        began = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "forgeline", "serve", name, "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            env={
+                **os.environ,
+                "FORGELINE_HOME": str(home),
+                "FORGELINE_DATA_ROOTS": str(home),
+                **(env or {}),
+            },
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        line = self.proc.stdout.readline().decode()
+        if "serving on" not in line:
+            self.stop()
+            raise RuntimeError(f"{name} service did not start: {line!r}; see {self.log_path}")
+        self.address = f"127.0.0.1:{int(line.rsplit(':', 1)[1])}"
+        self.start_s = time.perf_counter() - began
+
+    def rss(self) -> int:
+        import psutil
+
+        return psutil.Process(self.proc.pid).memory_info().rss
+
+    def stop(self, wait_s: float = 120.0) -> None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()

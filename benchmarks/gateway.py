@@ -45,9 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +57,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
-from _common import ForeignLoad, judge, print_goals, write_results  # noqa: E402
+from _common import ForeignLoad, ServiceProcess, judge, print_goals, write_results  # noqa: E402
 
 GOAL_MS = 50.0
 QUIET_SHARE = 0.1
@@ -68,42 +66,6 @@ WORDS = "great awful fresh cold lovely slow tasty soup food delivery price spicy
 
 
 # --- processes ----------------------------------------------------------------------------------
-
-
-class Service:
-    """`forgeline serve NAME --port 0` as a real process; stdout carries only its ready line,
-    logs (stderr) go to a file."""
-
-    def __init__(self, name: str, home: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.log_path = home / f"{name}.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "forgeline", "serve", name, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "FORGELINE_HOME": str(home), **env},
-            cwd=REPO,
-        )
-        line = self.proc.stdout.readline().decode()
-        if "serving on" not in line:
-            self.stop()
-            raise RuntimeError(f"{name} did not start: {line!r}; see {self.log_path}")
-        self.address = f"127.0.0.1:{int(line.rsplit(':', 1)[1])}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-
-
-# --- the two sides ------------------------------------------------------------------------------
 
 
 def _seconds(ts) -> float:
@@ -318,10 +280,10 @@ def main() -> int:
             ),
             encoding="utf-8",
         )
-        data_svc = Service("data", home, {"FORGELINE_DATA_ROOTS": str(root)})
+        data_svc = ServiceProcess("data", home, {"FORGELINE_DATA_ROOTS": str(root)})
         gw_svc = None
         try:
-            gw_svc = Service(
+            gw_svc = ServiceProcess(
                 "gateway",
                 home,
                 {

@@ -64,9 +64,7 @@ import ctypes
 import gc
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +78,7 @@ import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from _common import (  # noqa: E402
     QUIET_SHARE,
     ForeignLoad,
+    ServiceProcess,
     judge,
     print_summary,
     wait_quiet,
@@ -214,39 +213,11 @@ def folder_bytes(path: Path) -> int:
 # --- the service as a process -------------------------------------------------------------------
 
 
-class Service:
-    """`forgeline serve memory --port 0` as a real process (as benchmarks/gateway.py starts
-    services): stdout carries only its ready line, logs (stderr) go to a file in its home."""
+class Service(ServiceProcess):
+    """The memory service as a real process (see ``_common.ServiceProcess``)."""
 
     def __init__(self, home: Path, upload_bytes: int) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        self.log_path = home / "memory-service.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        began = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "forgeline", "serve", "memory", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            env={
-                **os.environ,
-                "FORGELINE_HOME": str(home),
-                "FORGELINE_DATA_ROOTS": str(home),
-                "FORGELINE_MAX_UPLOAD_BYTES": str(upload_bytes),
-            },
-            cwd=REPO,
-        )
-        line = self.proc.stdout.readline().decode()
-        if "serving on" not in line:
-            self.stop()
-            raise RuntimeError(f"memory service did not start: {line!r}; see {self.log_path}")
-        self.address = f"127.0.0.1:{int(line.rsplit(':', 1)[1])}"
-        self.start_s = time.perf_counter() - began
-
-    def rss(self) -> int:
-        import psutil
-
-        return psutil.Process(self.proc.pid).memory_info().rss
+        super().__init__("memory", home, {"FORGELINE_MAX_UPLOAD_BYTES": str(upload_bytes)})
 
     def connect(self):
         from forgeline.client import Client
@@ -256,16 +227,6 @@ class Service:
         client.memory = memory_service_pb2_grpc.MemoryServiceStub(client.channel)
         client.wait_ready(60)
         return client
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
 
 
 # --- measurements -------------------------------------------------------------------------------

@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -61,6 +60,7 @@ from _common import (  # noqa: E402 - benchmarks/ is on sys.path when run as a s
     QUIET_SHARE,
     SENTENCE_FILES,
     ForeignLoad,
+    ServiceProcess,
     judge,
     machine,
     print_goals,
@@ -156,43 +156,6 @@ def minilm_classifier(out: Path, seq_len: int) -> Path:
     tokenizer.model_max_length = seq_len
     tokenizer.save_pretrained(out)
     return out
-
-
-class Service:
-    """`forgeline serve NAME --port 0` as a real process; logs go to a file in its home."""
-
-    def __init__(self, name: str, home: Path, env: dict[str, str]) -> None:
-        self.log_path = home / f"{name}-service.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "forgeline", "serve", name, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            env={
-                **os.environ,
-                "FORGELINE_HOME": str(home),
-                "FORGELINE_DATA_ROOTS": str(home),
-                "FORGELINE_LOG_LEVEL": "WARNING",
-                **env,
-            },
-            cwd=REPO,
-        )
-        line = self.proc.stdout.readline().decode()
-        if "serving on" not in line:
-            self.stop()
-            raise RuntimeError(f"{name} service did not start: {line!r}; see {self.log_path}")
-        self.address = f"127.0.0.1:{int(line.rsplit(':', 1)[1])}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -359,8 +322,8 @@ def main() -> int:
             lineage=Lineage(),
         )
         store.close()
-        safety = Service("safety", home, {})
-        serving = Service(
+        safety = ServiceProcess("safety", home)
+        serving = ServiceProcess(
             "serving", home, {"FORGELINE_ADDRESSES": json.dumps({"safety": safety.address})}
         )
         try:

@@ -168,7 +168,7 @@ class AuditOutbox:
     sends them. One outbox per spool file at a time.
 
     ``send(events)`` delivers one batch (dicts with id, kind, subject, actor, details, time_us)
-    and raises on failure; see grpc_sender.
+    and raises on failure; see grpc_sender. A send with a ``close()`` is closed with the outbox.
 
     The spool is bounded: with ``max_pending`` events undelivered, record() refuses new ones
     with ResourceExhausted instead of dropping any: an audit trail must not silently lose
@@ -292,6 +292,9 @@ class AuditOutbox:
             if not self._closed:
                 self._closed = True
                 self._db.close()
+        close_sender = getattr(self._send, "close", None)
+        if close_sender is not None:
+            close_sender()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -340,7 +343,7 @@ def _event_dict(row: tuple) -> dict[str, Any]:
 def grpc_sender(client_factory: Callable[[], Client]) -> Callable[[list[dict]], None]:
     """A ``send`` for AuditOutbox that appends each batch through
     SafetyService/AppendAuditEvents (5 s deadline). The client is made on the first send and
-    kept: a channel reconnects by itself."""
+    kept (a channel reconnects by itself) until the outbox closes."""
     from google.protobuf import timestamp_pb2
 
     from forgeline.convert import struct
@@ -367,6 +370,11 @@ def grpc_sender(client_factory: Callable[[], Client]) -> Callable[[list[dict]], 
             )
         client.safety.AppendAuditEvents(pb.AppendAuditEventsRequest(events=messages), timeout=5)
 
+    def close() -> None:
+        if client is not None:
+            client.close()
+
+    send.close = close  # AuditOutbox.close() closes the channel with the outbox
     return send
 
 

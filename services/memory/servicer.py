@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from forgeline.convert import artifact, from_struct, plugin_choice, struct
-from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument, ResourceExhausted
 from forgeline.operations import MethodSpec, page_offset, to_operation
 from forgeline.registry import PluginChoice
@@ -48,13 +47,7 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
         kernel.artifacts,
         kernel.registry,
     )
-    training = TrainingJobs(
-        kernel.registry,
-        DatasetRepository(kernel.artifacts),
-        kernel.artifacts,
-        kernel.paths,
-        kernel.settings,
-    )
+    training = TrainingJobs.of(kernel)
     servicer = MemoryServicer(kernel, memories, ContinualJobs(memories, training, kernel.settings))
     return [
         ServiceDefinition(

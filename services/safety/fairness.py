@@ -904,7 +904,7 @@ class FairnessJobs:
         as the training service scores it."""
         from forgeline.services.training.evaluation import class_probabilities
 
-        model, tokenizer, _ = self.training._load(record)
+        model, tokenizer, _ = self.training.load_model(record)
         probabilities = class_probabilities(
             model,
             tokenizer,

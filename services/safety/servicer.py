@@ -47,13 +47,7 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
     home.mkdir(parents=True, exist_ok=True)
     log = AuditLog(home / "audit.db")
     policies = PolicyLoader(kernel.registry, safety_context(kernel.artifacts))
-    training = TrainingJobs(
-        kernel.registry,
-        DatasetRepository(kernel.artifacts),
-        kernel.artifacts,
-        kernel.paths,
-        kernel.settings,
-    )
+    training = TrainingJobs.of(kernel)
 
     def record(kind: str, subject: str, details: dict[str, Any]) -> int:
         return log.append([Event(kind=kind, subject=subject, actor=ACTOR, details=details)])[

@@ -8,7 +8,6 @@ from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
 from forgeline.audit import service_outbox
-from forgeline.datasets import DatasetRepository
 from forgeline.errors import ForgelineError, InvalidArgument, PermissionDenied, to_status
 from forgeline.modelio import safety_context
 from forgeline.operations import MethodSpec, page_offset, to_operation
@@ -46,13 +45,7 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
     folder = settings.home.expanduser() / "services" / "serving"
     folder.mkdir(parents=True, exist_ok=True)
     outbox = service_outbox(settings, ACTOR)
-    training = TrainingJobs(
-        kernel.registry,
-        DatasetRepository(kernel.artifacts),
-        kernel.artifacts,
-        kernel.paths,
-        settings,
-    )
+    training = TrainingJobs.of(kernel)
     policies = PolicyLoader(kernel.registry, safety_context(kernel.artifacts))
     deployments = Deployments(
         folder,

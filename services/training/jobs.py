@@ -98,6 +98,18 @@ class TrainingJobs:
 
     # === TrainModel =============================================================================
 
+    @classmethod
+    def of(cls, kernel) -> TrainingJobs:
+        """Training jobs over a service kernel's stores and registry (the services that score
+        or train models besides the training service build theirs this way)."""
+        return cls(
+            kernel.registry,
+            DatasetRepository(kernel.artifacts),
+            kernel.artifacts,
+            kernel.paths,
+            kernel.settings,
+        )
+
     def plan_train(self, spec: TrainSpec) -> TrainPlan:
         return self.planner.plan_train(spec)
 
@@ -357,7 +369,7 @@ class TrainingJobs:
 
         record, (found, text, label) = self.plan_evaluate(model_id, dataset)
         ctx.progress(0.1, "loading the model")
-        model, tokenizer, task = self._load(record)
+        model, tokenizer, task = self.load_model(record)
         texts, labels = read_rows(str(self.artifacts.verify(found.record)), text, label, task)
         ctx.progress(0.3, f"scoring {len(texts)} rows")
         scores = evaluate(
@@ -387,7 +399,7 @@ class TrainingJobs:
         if max_new_tokens < 0 or max_new_tokens > 512:
             raise InvalidArgument.for_field("max_new_tokens", "must be in [0, 512]")
         record = self.model_record(model_id)
-        model, tokenizer, task = self._load(record)
+        model, tokenizer, task = self.load_model(record)
         length = max_length or record.metadata.get("max_length", 128)
         with torch.no_grad():
             batch = tokenizer(
@@ -419,7 +431,7 @@ class TrainingJobs:
                 for row in generated
             ]
 
-    def _load(self, record: ArtifactRecord) -> tuple[Any, Any, str]:
+    def load_model(self, record: ArtifactRecord) -> tuple[Any, Any, str]:
         """A trained model ready to score (a small LRU cache: Predict is called often)."""
         with self._models_lock:
             if record.id in self._models:

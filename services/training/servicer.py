@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from forgeline.convert import artifact, from_struct, plugin_choice
-from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument
 from forgeline.operations import MethodSpec, to_operation
 from forgeline.registry import PluginChoice
@@ -27,13 +26,7 @@ TASKS = {
 
 def build(kernel: Kernel) -> list[ServiceDefinition]:
     """The entry point of ``forgeline.services: training``."""
-    jobs = TrainingJobs(
-        kernel.registry,
-        DatasetRepository(kernel.artifacts),
-        kernel.artifacts,
-        kernel.paths,
-        kernel.settings,
-    )
+    jobs = TrainingJobs.of(kernel)
     servicer = TrainingServicer(kernel, jobs)
     return [
         ServiceDefinition(
