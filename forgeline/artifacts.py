@@ -22,7 +22,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -94,8 +94,13 @@ def sha256_file(path: Path) -> str:
 class ArtifactStore:
     """Content-addressed artifacts on a local (or mounted) folder with a SQLite catalog."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, on_commit: Callable[[ArtifactRecord], None] | None = None
+    ) -> None:
+        """``on_commit`` hears of every artifact this store indexes (the kernel sends the
+        models and adapters to the audit log)."""
         self.root = Path(root).expanduser()
+        self._on_commit = on_commit
         self._objects = self.root / "objects"
         self._objects.mkdir(parents=True, exist_ok=True)
         staging_root = self.root / "staging"
@@ -259,7 +264,10 @@ class ArtifactStore:
                     request_id,
                 ),
             )
-        return self.get(artifact_id)
+        record = self.get(artifact_id)
+        if self._on_commit is not None:
+            self._on_commit(record)
+        return record
 
     # --- reading ----------------------------------------------------------------------------
     def get(self, ref: str, *, kind: str | None = None) -> ArtifactRecord:

@@ -17,7 +17,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from importlib import metadata
 from typing import Any
 
@@ -29,7 +30,8 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from forgeline import logging as flog
-from forgeline.artifacts import ArtifactStore
+from forgeline.artifacts import ArtifactRecord, ArtifactStore
+from forgeline.audit import AuditOutbox, service_outbox
 from forgeline.errors import ForgelineError, Internal, NotFound, Unauthenticated, to_status
 from forgeline.operations import (
     EventServicer,
@@ -54,20 +56,29 @@ SERVICES_GROUP = "forgeline.services"
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/",)
 
 
+# The service that keeps the audit log: it appends to it directly, every other service sends
+# its events through an outbox.
+AUDIT_LOG_SERVICE = "safety"
+AUDITED_KINDS = ("model", "adapter")
+
+
 @dataclass
 class Kernel:
-    """What a service's build() gets: the process's settings, stores and registry."""
+    """What a service's build() gets: the process's settings, stores and registry, and the
+    outbox its audit events leave through (None in the service that keeps the log)."""
 
     settings: Settings
     registry: PluginRegistry
     artifacts: ArtifactStore
     operations: OperationRunner
     paths: PathValidator
+    audit: AuditOutbox | None = None
 
     @classmethod
     def open(cls, settings: Settings, service: str) -> Kernel:
         home = settings.home.expanduser()
         home.mkdir(parents=True, exist_ok=True)
+        audit = None if service == AUDIT_LOG_SERVICE else service_outbox(settings, service)
         return cls(
             settings=settings,
             registry=PluginRegistry(
@@ -75,17 +86,44 @@ class Kernel:
                 required=settings.plugins_required,
                 autoload=settings.plugins_autoload,
             ),
-            artifacts=ArtifactStore(settings.artifacts_dir),
+            artifacts=ArtifactStore(
+                settings.artifacts_dir,
+                on_commit=partial(_audit_commit, audit) if audit is not None else None,
+            ),
             operations=OperationRunner(
                 OperationStore(settings.operations_db(service)), settings.worker_threads
             ),
             paths=PathValidator(settings.roots),
+            audit=audit,
         )
 
     def close(self) -> None:
         self.operations.stop()
         self.operations.store.close()
         self.artifacts.close()
+        if self.audit is not None:
+            self.audit.close()
+
+
+def _audit_commit(audit: AuditOutbox, record: ArtifactRecord) -> None:
+    """Every model or adapter a service commits is recorded with its lineage (which operation,
+    inputs and config made it; the request id names the pipeline run and step). A full outbox
+    is logged: the model is already committed and its operation may still succeed."""
+    if record.kind not in AUDITED_KINDS:
+        return
+    details = {
+        "kind": record.kind,
+        "name": record.name,
+        "version": record.version,
+        "sha256": record.sha256,
+        "format": record.metadata.get("format", ""),
+        "request_id": record.request_id,
+        "lineage": asdict(record.lineage),
+    }
+    try:
+        audit.record("model", record.id, details)
+    except ForgelineError as exc:
+        log.error("audit_not_recorded", kind="model", subject=record.id, error=str(exc))
 
 
 @dataclass

@@ -14,8 +14,9 @@ After a gateway restart the kernel runs the same run again: finished steps are k
 running ones are re-attached by their recorded operation, and only steps that never started are
 submitted.
 
-The audit log hears of every run (when it starts or resumes, and how it ends), every model or
-adapter a step produced, and every promotion decision (a step's gates, passed or not).
+The audit log hears of every run (when it starts or resumes, and how it ends) and every
+promotion decision (a step's gates, passed or not, with the models its response names); the
+services record the models they commit themselves.
 """
 
 from __future__ import annotations
@@ -283,18 +284,17 @@ class Orchestrator:
             verdicts.append(verdict)
             if not verdict["passed"]:
                 failed.append(verdict["message"])
-        where = {"run": run, "step": step.name, "method": checked.methods[step.name]}
-        produced = models(response)
-        for model in produced:
-            self._record("model", model["id"], {**where, **model, "cached": key is None})
         if step.gates:
             self._record(
                 "promotion",
                 f"{run}/{step.name}",
                 {
-                    **where,
+                    "run": run,
+                    "step": step.name,
+                    "method": checked.methods[step.name],
                     "promoted": not failed,
-                    "models": [m["id"] for m in produced],
+                    "models": [m["id"] for m in models(response)],
+                    "cached": key is None,
                     "gates": verdicts,
                 },
             )

@@ -7,12 +7,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from forgeline.audit import service_outbox
 from forgeline.client import Client
 from forgeline.errors import FieldViolation, InvalidArgument, Unavailable
 from forgeline.gateway import runs as R
 from forgeline.gateway.catalog import Checked, ServiceCatalog, check, discover
-from forgeline.gateway.orchestrator import Orchestrator, RunOutcome
+from forgeline.gateway.orchestrator import Audit, Orchestrator, RunOutcome
 from forgeline.gateway.remote import RemoteService
 from forgeline.gateway.spec import Pipeline, PipelineInvalid, Problem, parse_all
 from forgeline.server import installed_services
@@ -28,18 +27,16 @@ class Validated:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: R.RunStore) -> None:
+    def __init__(self, settings: Settings, store: R.RunStore, audit: Audit | None = None) -> None:
+        """``audit`` records runs and promotion decisions (the kernel's outbox: a safety
+        service that is down or slow delays them, never loses them)."""
         self.settings = settings
         self.store = store
         self._remotes: dict[str, RemoteService] = {}
         self._lock = threading.Lock()
-        # Runs, models and promotion decisions reach the safety service's audit log through a
-        # local spool, so a safety service that is down or slow delays them, never loses them.
-        self.audit = service_outbox(settings, "gateway")
-        self.orchestrator = Orchestrator(store, self.remote, audit=self.audit.record)
+        self.orchestrator = Orchestrator(store, self.remote, audit=audit)
 
     def close(self) -> None:
-        self.audit.close()
         with self._lock:
             for remote in self._remotes.values():
                 remote.client.close()

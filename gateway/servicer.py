@@ -42,7 +42,7 @@ STEP_STATES = {
 def build(kernel: Kernel) -> list[ServiceDefinition]:
     """The entry point of ``forgeline.services: gateway``."""
     store = RunStore(kernel.settings.home.expanduser() / "services" / "gateway" / "runs.db")
-    gateway = Gateway(kernel.settings, store)
+    gateway = Gateway(kernel.settings, store, kernel.audit.record if kernel.audit else None)
     servicer = PipelineServicer(kernel, gateway)
     return [
         ServiceDefinition(

@@ -7,7 +7,6 @@ import asyncio
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
-from forgeline.audit import service_outbox
 from forgeline.errors import ForgelineError, InvalidArgument, PermissionDenied, to_status
 from forgeline.modelio import safety_context
 from forgeline.operations import MethodSpec, page_offset, to_operation
@@ -44,22 +43,16 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
     settings = kernel.settings
     folder = settings.home.expanduser() / "services" / "serving"
     folder.mkdir(parents=True, exist_ok=True)
-    outbox = service_outbox(settings, ACTOR)
     training = TrainingJobs.of(kernel)
     policies = PolicyLoader(kernel.registry, safety_context(kernel.artifacts))
     deployments = Deployments(
         folder,
         ModelPlanner(kernel.artifacts, training),
         policies,
-        outbox.record,
+        kernel.audit.record,  # blocked requests (the kernel closes the outbox after us)
         settings.worker_threads,
     )
     deployments.restore()
-
-    def close() -> None:
-        deployments.close()
-        outbox.close()
-
     servicer = ServingServicer(kernel, deployments)
     return [
         ServiceDefinition(
@@ -68,7 +61,7 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             add_to_server=serving_service_pb2_grpc.add_ServingServiceServicer_to_server,
             methods=servicer.method_specs(),
             plugin_kinds=("input_filters", "output_rules"),
-            on_close=close,
+            on_close=deployments.close,
         )
     ]
 

@@ -179,6 +179,8 @@ def test_status_shows_every_service_serving(stack):
         "tuning": True,
         "compression": True,
         "memory": True,
+        "safety": True,
+        "serving": True,
     }
 
 

@@ -19,6 +19,7 @@ from forgeline.client import Client
 from forgeline.convert import struct
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument
+from forgeline.server import Kernel
 from forgeline.v1 import safety_service_pb2 as pb
 from forgeline.v1 import training_service_pb2 as tpb
 from tests.conftest import REPO, ServiceThread, make_settings
@@ -256,3 +257,34 @@ def test_the_audit_log_chains_retries_pages_and_catches_tampering(client, safety
     assert "edited" in broken.problem
     verify = cli("verify", "--expect", f"{head.head_sequence}:{head.head_hash}")
     assert verify.returncode == 1 and "TAMPERED" in verify.stdout, verify.stdout + verify.stderr
+
+
+def test_every_model_a_service_commits_reaches_the_log(client, safety, tmp_path):
+    home = tmp_path / "training-home"
+    settings = make_settings(home, [home], addresses={"safety": safety.address})
+    kernel = Kernel.open(settings, "training")
+    try:
+        with kernel.artifacts.staging_path() as staged:
+            staged.mkdir()
+            (staged / "model.safetensors").write_bytes(b"weights")
+            model = kernel.artifacts.commit_dir(
+                staged,
+                kind="model",
+                name="audited",
+                metadata={"format": "hf"},
+                lineage=Lineage(parent_ids=["ds_1"], producer="TrainModel", operation="op/1"),
+                request_id="run-1/train",
+            )
+        kernel.artifacts.put_table(  # a dataset is not a model: not recorded
+            pa.table({"text": ["a"]}), name="rows", metadata={}, lineage=Lineage()
+        )
+        kernel.audit.flush(timeout=10)  # the outbox's own thread may have sent it already
+        assert kernel.audit.pending() == 0
+    finally:
+        kernel.close()
+    (entry,) = client.safety.ListAuditEntries(
+        pb.ListAuditEntriesRequest(kind="model", subject=model.id)
+    ).entries
+    recorded = json_format.MessageToDict(entry.event.details)
+    assert entry.event.actor == "training" and recorded["request_id"] == "run-1/train"
+    assert recorded["sha256"] == model.sha256 and recorded["lineage"]["parent_ids"] == ["ds_1"]

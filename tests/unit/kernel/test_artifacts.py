@@ -190,3 +190,19 @@ def test_a_name_is_required(store):
         put(store, table(), name="")
     assert [v.field for v in caught.value.violations] == ["name"]
     assert store.list() == []
+
+
+def test_every_commit_is_announced_once_with_its_record(tmp_path):
+    heard = []
+    store = ArtifactStore(tmp_path / "store", on_commit=heard.append)
+    try:
+        table = store.put_table(pa.table({"x": [1]}), name="t", metadata={}, lineage=Lineage())
+        with store.staging_path() as staged:
+            staged.mkdir()
+            (staged / "model.safetensors").write_bytes(b"w")
+            model = store.commit_dir(
+                staged, kind="model", name="m", metadata={}, lineage=Lineage(), request_id="r/s"
+            )
+        assert heard == [table, model] and heard[1].request_id == "r/s"
+    finally:
+        store.close()
