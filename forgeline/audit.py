@@ -344,8 +344,6 @@ def grpc_sender(client_factory: Callable[[], Client]) -> Callable[[list[dict]], 
     """A ``send`` for AuditOutbox that appends each batch through
     SafetyService/AppendAuditEvents (5 s deadline). The client is made on the first send and
     kept (a channel reconnects by itself) until the outbox closes."""
-    from google.protobuf import timestamp_pb2
-
     from forgeline.convert import struct
     from forgeline.v1 import safety_service_pb2 as pb
 
@@ -357,17 +355,15 @@ def grpc_sender(client_factory: Callable[[], Client]) -> Callable[[list[dict]], 
             client = client_factory()
         messages = []
         for event in events:
-            seconds, micros = divmod(event["time_us"], 1_000_000)
-            messages.append(
-                pb.AuditEvent(
-                    id=event["id"],
-                    kind=event["kind"],
-                    subject=event["subject"],
-                    actor=event["actor"],
-                    details=struct(event["details"]),
-                    time=timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1000),
-                )
+            message = pb.AuditEvent(
+                id=event["id"],
+                kind=event["kind"],
+                subject=event["subject"],
+                actor=event["actor"],
+                details=struct(event["details"]),
             )
+            message.time.FromMicroseconds(event["time_us"])
+            messages.append(message)
         client.safety.AppendAuditEvents(pb.AppendAuditEventsRequest(events=messages), timeout=5)
 
     def close() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from forgeline.artifacts import ArtifactRecord
 from forgeline.registry import PluginChoice
@@ -43,6 +44,15 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)
+
+
+def timestamp(seconds: float | None) -> Timestamp | None:
+    """A Timestamp from seconds since the epoch (None stays None: an unset field)."""
+    if seconds is None:
+        return None
+    out = Timestamp()
+    out.FromNanoseconds(int(seconds * 1e9))
+    return out
 
 
 def artifact(record: ArtifactRecord) -> common_pb2.Artifact:

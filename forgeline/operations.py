@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from google.longrunning import operations_pb2, operations_pb2_grpc
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from forgeline.convert import timestamp
 from forgeline.errors import (
     Cancelled,
     FailedPrecondition,
@@ -74,14 +75,6 @@ class OperationRow:
     @property
     def done(self) -> bool:
         return self.state in _TERMINAL
-
-
-def _ts(seconds: float | None) -> timestamp_pb2.Timestamp | None:
-    if seconds is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
 
 
 class OperationStore:
@@ -564,9 +557,9 @@ def to_operation(
         metrics=row.metrics,
         attempt=row.attempt,
         method=row.method,
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
-        end_time=_ts(row.end_time),
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
+        end_time=timestamp(row.end_time),
         request_id=row.request_id,
     )
     op = operations_pb2.Operation(name=row.name, done=row.done)

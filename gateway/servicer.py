@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
 from forgeline import convert
+from forgeline.convert import timestamp
 from forgeline.errors import Cancelled, FailedPrecondition, NotFound
 from forgeline.gateway import report
 from forgeline.gateway import runs as R
@@ -53,14 +54,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             on_close=gateway.close,
         )
     ]
-
-
-def _ts(seconds: float | None) -> timestamp_pb2.Timestamp | None:
-    if seconds is None:
-        return None
-    out = timestamp_pb2.Timestamp()
-    out.FromNanoseconds(int(seconds * 1e9))
-    return out
 
 
 def _struct(value: dict) -> struct_pb2.Struct:
@@ -191,8 +184,8 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
             overrides=list(submitted.overrides),
             no_cache=submitted.no_cache,
             attempt=attempt,
-            create_time=_ts(row.create_time),
-            end_time=_ts(row.end_time),
+            create_time=timestamp(row.create_time),
+            end_time=timestamp(row.end_time),
         )
         saved = self._gateway.store.report(name)
         if saved:
@@ -215,8 +208,8 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
                     metrics=s.metrics,
                     gates=[pb.GateResult(**g) for g in s.gates],
                     message=s.message,
-                    start_time=_ts(s.start_time),
-                    end_time=_ts(s.end_time),
+                    start_time=timestamp(s.start_time),
+                    end_time=timestamp(s.end_time),
                 )
             )
         return out

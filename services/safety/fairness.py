@@ -372,6 +372,17 @@ class AuditOutcome:
     audit_sequence: int
 
 
+def deltas(before: FairnessResult, after: FairnessResult) -> dict[str, float]:
+    """The trade-off of a mitigation: after minus before."""
+    return {
+        "accuracy_delta": after.accuracy - before.accuracy,
+        "demographic_parity_difference_delta": after.demographic_parity_difference
+        - before.demographic_parity_difference,
+        "equalized_odds_difference_delta": after.equalized_odds_difference
+        - before.equalized_odds_difference,
+    }
+
+
 @dataclass
 class MitigateOutcome:
     before: FairnessResult
@@ -381,6 +392,9 @@ class MitigateOutcome:
     details: dict[str, Any]  # the mitigator's, as plain JSON values
     predictions: ArtifactRecord  # the eval rows with PREDICTION_COLUMN
     audit_sequence: int
+
+    def deltas(self) -> dict[str, float]:
+        return deltas(self.before, self.after)
 
 
 # --- plans ---------------------------------------------------------------------------------------
@@ -589,9 +603,7 @@ class FairnessJobs:
             {
                 **before.scalars("before_"),
                 **after.scalars(),
-                "accuracy_delta": after.accuracy - before.accuracy,
-                "demographic_parity_difference_delta": after.demographic_parity_difference
-                - before.demographic_parity_difference,
+                **deltas(before, after),
                 "passed": float(passed),
             }
         )

@@ -207,11 +207,7 @@ def mitigate_response(o: MitigateOutcome) -> pb.MitigateFairnessResponse:
     return pb.MitigateFairnessResponse(
         before=metrics_pb(o.before),
         after=metrics_pb(o.after),
-        accuracy_delta=o.after.accuracy - o.before.accuracy,
-        demographic_parity_difference_delta=o.after.demographic_parity_difference
-        - o.before.demographic_parity_difference,
-        equalized_odds_difference_delta=o.after.equalized_odds_difference
-        - o.before.equalized_odds_difference,
+        **o.deltas(),
         checks=checks_pb(o.checks),
         passed=int(o.passed),
         details=struct(o.details),
@@ -224,9 +220,7 @@ def mitigate_response(o: MitigateOutcome) -> pb.MitigateFairnessResponse:
 
 
 def event_from_pb(e: pb.AuditEvent) -> Event:
-    time_us = 0
-    if e.HasField("time"):
-        time_us = e.time.seconds * 1_000_000 + e.time.nanos // 1000
+    time_us = e.time.ToMicroseconds() if e.HasField("time") else 0
     return Event(
         kind=e.kind,
         subject=e.subject,
@@ -247,8 +241,7 @@ def entry_pb(entry: Entry) -> pb.AuditEntry:
             id=e.id, kind=e.kind, subject=e.subject, actor=e.actor, details=struct(e.details)
         ),
     )
-    out.event.time.seconds, micros = divmod(e.time_us, 1_000_000)
-    out.event.time.nanos = micros * 1000
+    out.event.time.FromMicroseconds(e.time_us)
     return out
 
 

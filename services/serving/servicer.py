@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
+from forgeline.convert import timestamp
 from forgeline.errors import ForgelineError, InvalidArgument, PermissionDenied, to_status
 from forgeline.modelio import safety_context
 from forgeline.operations import MethodSpec, page_offset, to_operation
@@ -79,12 +79,6 @@ def deploy_spec(r: pb.DeployModelRequest) -> DeploySpec:
     )
 
 
-def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
-
-
 def deployment_pb(d: Deployment) -> pb.Deployment:
     plan = d.plan
     if plan is None:  # still loading, or failed to: what was asked for
@@ -114,7 +108,7 @@ def deployment_pb(d: Deployment) -> pb.Deployment:
     return pb.Deployment(
         name=d.name,
         state=STATES[d.state],
-        create_time=_timestamp(d.create_time),
+        create_time=timestamp(d.create_time),
         requests=d.requests,
         blocked=d.blocked,
         batches=d.batches,
