@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ HF, HF_PRUNED, HF_INT8, ONNX = "hf", "hf_pruned", "hf_int8", "onnx"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 # Formats read by parsers that never unpickle (ONNX external tensor data is raw bytes).
 SAFE_SUFFIXES = (".safetensors", ".onnx", ".data", ".json", ".txt", ".model", ".md")
+# transformers loads weights inside ``no_init_weights``, which swaps torch.nn.init's functions and
+# PreTrainedModel.init_weights for no-ops process-wide, then puts back what it found. Two loads in
+# two threads put back each other's no-ops for good, and a model built from a config meanwhile keeps
+# torch.empty's garbage. Every model a forgeline process builds or loads is built under this lock.
+CONSTRUCTION = threading.RLock()
 
 
 def read_format(folder: Path) -> dict[str, Any]:
@@ -265,10 +271,15 @@ def save_int8(model, folder: Path, *, base_format: str, layers: list | None) -> 
 
 def load_torch(folder: Path, *, eager_attention: bool = False):
     """A sequence-classification model from an hf, hf_pruned or hf_int8 folder."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
     folder = Path(folder)
     check_safe(folder)
+    with CONSTRUCTION:
+        return _load_torch(folder, eager_attention)
+
+
+def _load_torch(folder: Path, eager_attention: bool):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
     kind = folder_format(folder)
     extra = {"attn_implementation": "eager"} if eager_attention else {}
     if kind == HF:

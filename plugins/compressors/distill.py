@@ -146,12 +146,13 @@ class Distill(Compressor):
             student_config.hidden_size = hidden
             student_config.num_attention_heads = c.attention_heads or config.num_attention_heads
             student_config.intermediate_size = c.intermediate_size or 4 * hidden
-            AutoModelForSequenceClassification.from_config(student_config).save_pretrained(
-                folder, safe_serialization=True
-            )
+            with modelio.CONSTRUCTION:
+                student = AutoModelForSequenceClassification.from_config(student_config)
+            student.save_pretrained(folder, safe_serialization=True)
             return {"student_layers": layers, "student_hidden_size": hidden, "init": c.init}
         teacher = modelio.load_torch(teacher_dir)
-        student = AutoModelForSequenceClassification.from_config(student_config)
+        with modelio.CONSTRUCTION:
+            student = AutoModelForSequenceClassification.from_config(student_config)
         # Evenly spaced teacher layers, always including the last (closest to the head).
         chosen = [round((i + 1) * depth / layers) - 1 for i in range(layers)]
         state = teacher.state_dict()

@@ -49,9 +49,11 @@ class Embedders:
             if key not in self._loaded:
                 from sentence_transformers import SentenceTransformer
 
-                self._loaded[key] = SentenceTransformer(
-                    str(self.folder(source)), device="cpu", local_files_only=True
-                )
+                folder = str(self.folder(source))
+                with modelio.CONSTRUCTION:
+                    self._loaded[key] = SentenceTransformer(
+                        folder, device="cpu", local_files_only=True
+                    )
             return self._loaded[key]
 
     def dimension(self, source: Mapping[str, str]) -> int:

@@ -403,11 +403,12 @@ class ModelPlanner:
 
         for folder in (plan.folder, *plan.adapters.values()):
             modelio.check_safe(folder)
-        base = load_model(SEQUENCE_CLASSIFICATION, str(plan.folder), list(plan.labels))
         (first, folder), *rest = plan.adapters.items()
-        model = PeftModel.from_pretrained(base, folder, adapter_name=first)
-        for name, folder in rest:
-            model.load_adapter(folder, adapter_name=name)
+        with modelio.CONSTRUCTION:
+            base = load_model(SEQUENCE_CLASSIFICATION, str(plan.folder), list(plan.labels))
+            model = PeftModel.from_pretrained(base, folder, adapter_name=first)
+            for name, folder in rest:
+                model.load_adapter(folder, adapter_name=name)
         return AdapterModel(plan, tokenizer, model)
 
 

@@ -4,9 +4,11 @@ classification; loss and perplexity for causal language modelling."""
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from forgeline import modelio
 from forgeline.services.training.recipe import (
     CAUSAL_LM,
     SEQUENCE_CLASSIFICATION,
@@ -64,19 +66,20 @@ def load_trained(folder: Path, task: str = "", base_path: str = ""):
 
     manifest = read_manifest(folder)
     task = task or manifest.get("task", SEQUENCE_CLASSIFICATION)
-    if (folder / "adapter_config.json").exists():
-        from peft import PeftModel
+    with modelio.CONSTRUCTION:
+        if (folder / "adapter_config.json").exists():
+            from peft import PeftModel
 
-        base = load_model(
-            task, base_path or manifest["base_model_path"], manifest.get("labels", [])
+            base = load_model(
+                task, base_path or manifest["base_model_path"], manifest.get("labels", [])
+            )
+            return PeftModel.from_pretrained(base, folder)
+        auto = (
+            AutoModelForSequenceClassification
+            if task == SEQUENCE_CLASSIFICATION
+            else (AutoModelForCausalLM)
         )
-        return PeftModel.from_pretrained(base, folder)
-    auto = (
-        AutoModelForSequenceClassification
-        if task == SEQUENCE_CLASSIFICATION
-        else (AutoModelForCausalLM)
-    )
-    return auto.from_pretrained(folder, local_files_only=True)
+        return auto.from_pretrained(folder, local_files_only=True)
 
 
 def class_probabilities(
@@ -156,5 +159,7 @@ def evaluate(
                 nll += float(out.loss) * tokens
                 counted += tokens
         loss = nll / max(counted, 1)
-        return Evaluation(num_examples=len(texts), loss=loss, perplexity=math.exp(loss))
+        # A diverged model's loss overflows exp (past ~709): its perplexity is infinite.
+        perplexity = math.exp(loss) if loss < math.log(sys.float_info.max) else math.inf
+        return Evaluation(num_examples=len(texts), loss=loss, perplexity=perplexity)
     raise ValueError(f"task {task!r} cannot be evaluated yet")

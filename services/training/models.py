@@ -99,6 +99,10 @@ def build_from_config(
     model_config = AutoConfig.for_model(
         model_type, **{"vocab_size": len(tokenizer), **ids, **config}
     )
-    AutoModel.from_config(model_config).save_pretrained(out_dir, safe_serialization=True)
+    from forgeline import modelio
+
+    with modelio.CONSTRUCTION:
+        model = AutoModel.from_config(model_config)
+    model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return out_dir

@@ -486,8 +486,10 @@ def skeleton(hf_config: Any, task: str, labels: list[str]):
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from forgeline import modelio
+
     config = copy.deepcopy(hf_config)
-    with torch.device("meta"):
+    with modelio.CONSTRUCTION, torch.device("meta"):
         if task == SEQUENCE_CLASSIFICATION:
             config.num_labels = len(labels)
             return AutoModelForSequenceClassification.from_config(config)

@@ -90,16 +90,18 @@ def load_model(task: str, path: str, labels: list[str]):
     if modelio.folder_format(Path(path)) == modelio.HF_PRUNED:
         return modelio.load_torch(Path(path))
     if task == SEQUENCE_CLASSIFICATION:
-        return AutoModelForSequenceClassification.from_pretrained(
-            path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-            ignore_mismatched_sizes=True,
-            local_files_only=True,
-        )
+        with modelio.CONSTRUCTION:
+            return AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)},
+                ignore_mismatched_sizes=True,
+                local_files_only=True,
+            )
     if task == CAUSAL_LM:
-        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        with modelio.CONSTRUCTION:
+            return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     raise ValueError(f"task {task!r} is not supported by this recipe yet")
 
 
@@ -290,6 +292,7 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
         get_linear_schedule_with_warmup,
     )
 
+    from forgeline import modelio
     from forgeline.registry import FinetuneContext, PluginRegistry
 
     rank, world = session.rank, session.world
@@ -310,7 +313,8 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
         tokenizer_path=config.model_path,
         max_length=config.max_length,
     )
-    model = strategy.prepare(model, ctx)
+    with modelio.CONSTRUCTION:  # a strategy's new weights (LoRA's A and B) are initialised here
+        model = strategy.prepare(model, ctx)
     unwrapped = model
     regularizer = _regularizer(config, unwrapped, tokenizer)  # anchored at the starting weights
     parameters = {

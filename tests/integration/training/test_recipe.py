@@ -211,7 +211,13 @@ def test_full_finetune_of_a_causal_lm_lowers_perplexity(ray_local, workspace):
         storage_path=str(workspace / "ray"),
         run_name=f"lm-{uuid.uuid4().hex[:6]}",
     )
-    after = evaluate(
-        load_trained(workspace / "lm", CAUSAL_LM), tokenizer, GOOD + BAD, None, CAUSAL_LM
-    )
+    trained = load_trained(workspace / "lm", CAUSAL_LM)
+    after = evaluate(trained, tokenizer, GOOD + BAD, None, CAUSAL_LM)
     assert after.perplexity < before.perplexity / 2
+
+    import torch
+
+    with torch.no_grad():  # a diverged model: its loss overflows exp, its perplexity is inf
+        trained.lm_head.weight.mul_(1e4)
+    diverged = evaluate(trained, tokenizer, GOOD + BAD, None, CAUSAL_LM)
+    assert diverged.loss > 710 and diverged.perplexity == float("inf")

@@ -116,3 +116,33 @@ def test_weights_that_do_not_fit_the_recorded_shapes_are_refused(tmp_path):
     with pytest.raises(FailedPrecondition) as err:
         modelio.load_torch(tmp_path)
     assert err.value.reason == "WEIGHTS_MISMATCH"
+
+
+def test_loads_in_many_threads_leave_torch_init_working(tmp_path):
+    """transformers swaps torch.nn.init for no-ops while it loads; loads racing in a service's
+    threads must not leave them swapped, or every model built afterwards keeps garbage weights."""
+    import threading
+
+    tiny_model().save_pretrained(tmp_path, safe_serialization=True)
+    originals = {name: getattr(torch.nn.init, name) for name in ("normal_", "zeros_", "ones_")}
+    errors = []
+
+    def load():
+        try:
+            for _ in range(12):
+                modelio.load_torch(tmp_path)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert {name: getattr(torch.nn.init, name) for name in originals} == originals
+    with modelio.CONSTRUCTION:
+        fresh = transformers.BertForSequenceClassification(transformers.BertConfig(**TINY))
+    embeddings = fresh.bert.embeddings.word_embeddings.weight
+    assert 0.01 < float(embeddings.std()) < 0.03  # BERT's normal(0, 0.02) init ran
+    assert float(fresh.bert.embeddings.LayerNorm.weight.min()) == 1.0
