@@ -11,6 +11,16 @@ Layout under the store root::
 A write goes to staging/, is fsynced, hashed and renamed into objects/ (atomic on one
 filesystem), and only then indexed. A crash at any point leaves either nothing or a complete,
 unreferenced object: never a half-written artifact that a reader can see.
+
+Shared (``FORGELINE_ARTIFACT_URI``: an S3-compatible bucket or a shared mount, see
+forgeline.storage), the same layout lives there: ``objects/`` as above and ``records/<id>.json``,
+one immutable record per artifact, written after its object. The local root is then this
+machine's cache: its objects/ holds the objects used here (fetched on first use, checked against
+their digest like any other) and its catalog.db a replica of the records, synced before a lookup
+by name or a listing (a lookup by id fetches that one record). Versions are numbered from the
+records seen at commit time; two machines committing the same name in the same instant can
+number the same version, and the replica keeps the first it saw under that number (the other
+stays reachable by id).
 """
 
 from __future__ import annotations
@@ -29,14 +39,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline import __version__
+from forgeline import __version__, storage
 from forgeline.errors import DataLoss, InvalidArgument, NotFound
+from forgeline.logging import get_logger
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 ID_PREFIX = {"dataset": "ds", "model": "mdl", "adapter": "adp", "index": "idx", "report": "rpt"}
 _CHUNK = 1 << 20
+_COLUMNS = (
+    "id",
+    "kind",
+    "uri",
+    "sha256",
+    "size_bytes",
+    "name",
+    "version",
+    "metadata",
+    "lineage",
+    "create_time",
+    "request_id",
+)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,15 +117,23 @@ def sha256_file(path: Path) -> str:
 
 
 class ArtifactStore:
-    """Content-addressed artifacts on a local (or mounted) folder with a SQLite catalog."""
+    """Content-addressed artifacts on a local folder with a SQLite catalog, or on shared
+    storage with this folder as the machine's cache."""
 
     def __init__(
-        self, root: Path, on_commit: Callable[[ArtifactRecord], None] | None = None
+        self,
+        root: Path,
+        on_commit: Callable[[ArtifactRecord], None] | None = None,
+        *,
+        shared: str = "",
     ) -> None:
         """``on_commit`` hears of every artifact this store indexes (the kernel sends the
-        models and adapters to the audit log)."""
+        models and adapters to the audit log); ``shared`` is the URI of shared storage."""
         self.root = Path(root).expanduser()
         self._on_commit = on_commit
+        self.shared = storage.Location(shared) if shared else None
+        if self.shared is not None:
+            self.shared.open()  # a bad URI stops the service here, naming the setting
         self._objects = self.root / "objects"
         self._objects.mkdir(parents=True, exist_ok=True)
         staging_root = self.root / "staging"
@@ -170,7 +203,8 @@ class ArtifactStore:
             staged.unlink()  # identical content is already stored
         else:
             os.replace(staged, target)
-        return self._index(kind, name, target, sha, size, metadata, lineage, request_id)
+        uri = self._publish(target)
+        return self._index(kind, name, uri, sha, size, metadata, lineage, request_id)
 
     def commit_dir(
         self,
@@ -201,7 +235,8 @@ class ArtifactStore:
             shutil.rmtree(staged)
         else:
             os.replace(staged, target)
-        return self._index(kind, name, target, sha, size, metadata, lineage, request_id)
+        uri = self._publish(target)
+        return self._index(kind, name, uri, sha, size, metadata, lineage, request_id)
 
     def put_table(
         self,
@@ -227,11 +262,24 @@ class ArtifactStore:
                 request_id=request_id,
             )
 
+    def _publish(self, target: Path) -> str:
+        """The URI an object is indexed under: in shared storage (uploaded there first, once:
+        the same name is the same content) or this folder."""
+        if self.shared is None:
+            return target.resolve().as_uri()
+        location = self._shared_object(target.relative_to(self._objects).as_posix())
+        if not storage.exists(location):
+            storage.upload(target, location)
+        return location.display
+
+    def _shared_object(self, relative: str) -> storage.Location:
+        return self.shared.child("objects", *relative.split("/"))
+
     def _index(
         self,
         kind: str,
         name: str,
-        target: Path,
+        uri: str,
         sha: str,
         size: int,
         metadata: dict[str, Any],
@@ -242,28 +290,32 @@ class ArtifactStore:
             raise InvalidArgument.for_field("name", "an artifact name is required")
         artifact_id = f"{ID_PREFIX.get(kind, kind[:3])}_{uuid.uuid4().hex[:12]}"
         now = datetime.now(UTC)
+        if self.shared is not None:
+            self.sync()
         with self._lock, self._db:
             row = self._db.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM artifacts WHERE kind=? AND name=?",
                 (kind, name),
             ).fetchone()
-            version = int(row[0])
-            self._db.execute(
-                "INSERT INTO artifacts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    artifact_id,
-                    kind,
-                    target.resolve().as_uri(),
-                    sha,
-                    size,
-                    name,
-                    version,
-                    json.dumps(metadata),
-                    json.dumps(asdict(lineage)),
-                    now.isoformat(),
-                    request_id,
-                ),
+            values = (
+                artifact_id,
+                kind,
+                uri,
+                sha,
+                size,
+                name,
+                int(row[0]),
+                json.dumps(metadata),
+                json.dumps(asdict(lineage)),
+                now.isoformat(),
+                request_id,
             )
+            if self.shared is not None:  # the shared record first: then it exists everywhere
+                record = json.dumps(dict(zip(_COLUMNS, values, strict=True)))
+                storage.write_bytes(
+                    self.shared.child("records", f"{artifact_id}.json"), record.encode()
+                )
+            self._db.execute("INSERT INTO artifacts VALUES (?,?,?,?,?,?,?,?,?,?,?)", values)
         record = self.get(artifact_id)
         if self._on_commit is not None:
             self._on_commit(record)
@@ -272,6 +324,8 @@ class ArtifactStore:
     # --- reading ----------------------------------------------------------------------------
     def get(self, ref: str, *, kind: str | None = None) -> ArtifactRecord:
         """By id, by "name" (latest version) or by "name@version"."""
+        if self.shared is not None and not self._known(ref):
+            self.sync()
         with self._lock:
             row = self._db.execute("SELECT * FROM artifacts WHERE id=?", (ref,)).fetchone()
             if row is None:
@@ -299,6 +353,8 @@ class ArtifactStore:
     def find_by_request_id(self, request_id: str) -> ArtifactRecord | None:
         if not request_id:
             return None
+        if self.shared is not None:
+            self.sync()
         with self._lock:
             row = self._db.execute(
                 "SELECT * FROM artifacts WHERE request_id=? LIMIT 1", (request_id,)
@@ -318,13 +374,58 @@ class ArtifactStore:
             args.append(name)
         query += " ORDER BY create_time DESC, id LIMIT ? OFFSET ?"
         args += [limit, offset]
+        if self.shared is not None:
+            self.sync()
         with self._lock:
             rows = self._db.execute(query, args).fetchall()
         return [_record(r) for r in rows]
 
+    def sync(self) -> int:
+        """Copies the shared records this machine has not seen into its replica; how many."""
+        import pyarrow.fs as pafs
+
+        fs, path = self.shared.child("records").open()
+        listing = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        ids = {i.base_name.removesuffix(".json") for i in listing if i.base_name.endswith(".json")}
+        with self._lock:
+            known = {r[0] for r in self._db.execute("SELECT id FROM artifacts")}
+        new = sorted(ids - known)
+        for artifact_id in new:
+            with fs.open_input_stream(f"{path}/{artifact_id}.json") as src:
+                values = json.loads(src.read())
+            with self._lock, self._db:
+                inserted = self._db.execute(
+                    "INSERT OR IGNORE INTO artifacts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [values[c] for c in _COLUMNS],
+                ).rowcount
+            if not inserted:
+                log.warning(
+                    "artifact_version_taken",
+                    id=artifact_id,
+                    name=values["name"],
+                    version=values["version"],
+                )
+        return len(new)
+
+    def _known(self, ref: str) -> bool:
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM artifacts WHERE id=?", (ref,)).fetchone()
+                is not None
+            )
+
+    def local_path(self, record: ArtifactRecord) -> Path:
+        """Where the record's content is (or will be, once fetched) on this machine."""
+        if self.shared is None:
+            return record.path
+        return self._objects / record.uri.rsplit("/objects/", 1)[1]
+
     def verify(self, record: ArtifactRecord) -> Path:
-        """The content path, after checking it exists and still matches its digest."""
-        path = record.path
+        """The content path on this machine (fetched from shared storage on first use), after
+        checking it exists and still matches its digest."""
+        path = self.local_path(record)
+        if self.shared is not None and not path.exists():
+            self._fetch(record, path)
         if not path.exists():
             raise DataLoss(
                 f"artifact {record.id} is indexed but its content {path} is missing",
@@ -340,6 +441,34 @@ class ArtifactStore:
                 metadata={"id": record.id},
             )
         return path
+
+    def _fetch(self, record: ArtifactRecord, path: Path) -> None:
+        location = self._shared_object(path.relative_to(self._objects).as_posix())
+        with self.staging_path() as staged:
+            try:
+                storage.download(location, staged)
+            except FileNotFoundError:
+                return  # verify() reports the missing content
+            path.parent.mkdir(exist_ok=True)
+            try:
+                os.replace(staged, path)
+            except OSError:  # another process of this machine fetched it first
+                pass
+
+    def shared_object(self, path: Path) -> storage.Location | None:
+        """The shared location of a local path that is (inside) an object of this store."""
+        if self.shared is None or not Path(path).resolve().is_relative_to(self._objects.resolve()):
+            return None
+        return self._shared_object(
+            Path(path).resolve().relative_to(self._objects.resolve()).as_posix()
+        )
+
+    def location(self, record: ArtifactRecord) -> str:
+        """Where a process on any machine of the cluster opens the record's content: its
+        shared URI (options included) when storage is shared, else its local path."""
+        if self.shared is None:
+            return str(record.path)
+        return self._shared_object(record.uri.rsplit("/objects/", 1)[1]).uri
 
     def read_table(self, record: ArtifactRecord, columns: list[str] | None = None) -> pa.Table:
         """A dataset's rows, after verifying its digest."""

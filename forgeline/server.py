@@ -89,6 +89,7 @@ class Kernel:
             artifacts=ArtifactStore(
                 settings.artifacts_dir,
                 on_commit=partial(_audit_commit, audit) if audit is not None else None,
+                shared=settings.artifact_uri,
             ),
             operations=OperationRunner(
                 OperationStore(settings.operations_db(service)), settings.worker_threads

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     home: Path = Field(
         default=Path.home() / ".forgeline",
         description="Root of the embedded stores: operations.db, artifacts/.",
+    )
+    artifact_uri: str = Field(
+        default="",
+        description="Where artifacts live when several machines share them: a shared mount "
+        "(a path or file:// URI) or an S3-compatible bucket, s3://bucket/prefix with pyarrow's "
+        "options in the query (e.g. ?endpoint_override=minio:9000&scheme=http; credentials from "
+        "the AWS_* variables). A Ray run's inputs, checkpoints and output go beside them, under "
+        "runs/. Empty: FORGELINE_HOME/artifacts on this machine.",
     )
     data_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
@@ -76,6 +84,17 @@ class Settings(BaseSettings):
         default="",
         description="Where the CLI finds the gateway (FORGELINE_GATEWAY). Empty: "
         "addresses['gateway'], else 127.0.0.1:50050.",
+    )
+    ray_ship_code: bool = Field(
+        default=True,
+        description="Ship forgeline's code (and that of every installed plugin package) to a "
+        "Ray cluster in the job's runtime environment, so the cluster's image needs only the "
+        "dependencies. Off: the cluster's image has this forgeline installed.",
+    )
+    ray_runtime_env: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Merged into the Ray job\'s runtime environment, e.g. {"pip": ["x==1"]} '
+        'for a cluster that reaches a package index, or {"env_vars": {...}}.',
     )
     plugins_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

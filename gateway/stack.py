@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forgeline import raynodes
 from forgeline.client import Client
 from forgeline.errors import Unavailable
 from forgeline.server import installed_services
@@ -86,7 +84,11 @@ class Stack:
     def _launch(self, name, settings, logs: Path, fixed_ports, detach, addresses) -> None:
         # `forgeline up` listens where the settings say each service is (FORGELINE_ADDRESSES,
         # FORGELINE_GATEWAY, else the default ports), so every client finds it there.
-        port = int(settings.address_for(name).rsplit(":", 1)[1]) if fixed_ports else _free_port()
+        port = (
+            int(settings.address_for(name).rsplit(":", 1)[1])
+            if fixed_ports
+            else raynodes.free_port()
+        )
         log = logs / f"{name}.log"
         env = {
             **os.environ,
@@ -113,55 +115,12 @@ class Stack:
     def _start_ray(self, logs: Path, detach: bool) -> None:
         """A local Ray head (``ray start --head --block``: it stops everything it started when
         it is stopped) that the stack's Ray services attach to."""
-        port = _free_port()
         log = logs / "ray.log"
-        # Its own temp dir (short: Ray's socket paths must fit 107 bytes): a head started with
-        # the default one becomes "the latest Ray on this machine", which any later plain
-        # ray.init() tries to join, long after this stack is gone.
-        workdir = tempfile.mkdtemp(prefix="forgeline-ray-")
-        # Ray's token authentication, with a token of ours handed to the head and to every Ray
-        # service of the stack (and nothing else): no token file to find, no open control plane.
-        self._ray_env = {
-            "RAY_ADDRESS": f"127.0.0.1:{port}",
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        }
-        command = [
-            str(Path(sys.executable).with_name("ray")),
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            f"--num-cpus={os.cpu_count() or 1}",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--temp-dir={workdir}",
-        ]
-        with open(log, "ab") as out:
-            # Stopped last, when no service is attached: nothing is left to drain, and a drain
-            # would wait out its whole timeout (Ray Train's detached placement-group cleaner
-            # never ends on a head without a dashboard).
-            drain = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-            proc = subprocess.Popen(
-                command,
-                env={**drain, **os.environ, **self._ray_env, "RAY_ADDRESS": ""},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                **_session(detach),
-            )
-        self._procs.append(proc)
-        member = Member(RAY, proc.pid, f"127.0.0.1:{port}", str(log), workdir)
-        self.members.append(member)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _listening(port):
-            if not _alive(proc.pid) or time.monotonic() > deadline:
-                raise Unavailable(
-                    f"the local Ray head did not start; see {log}",
-                    reason="SERVICE_DID_NOT_START",
-                    metadata={"service": RAY, "log": str(log)},
-                )
-            time.sleep(0.2)
+        head = raynodes.start_head(num_cpus=os.cpu_count() or 1, log=log, popen=_session(detach))
+        self._procs.append(head.proc)
+        self.members.append(Member(RAY, head.pid, head.address, str(log), head.temp_dir))
+        # Its token goes to the stack's Ray services (and nothing else).
+        self._ray_env = {"RAY_ADDRESS": head.address, **head.env}
 
     def _wait_ready(self, member: Member, token: str | None) -> None:
         """Waits until ``member`` answers health SERVING; Unavailable with its log if it exits
@@ -222,13 +181,6 @@ def state_file(settings: Settings) -> Path:
     return settings.home.expanduser() / "stack.json"
 
 
-def _free_port() -> int:
-    """A loopback port free right now (the kernel's pick; the member binds it moments later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _session(detach: bool) -> dict:
     """Popen arguments for a member: always its own session, so a Ctrl-C at the terminal reaches
     only the CLI (which cancels the run and then stops the stack itself); a member of an embedded
@@ -242,12 +194,6 @@ def _session(detach: bool) -> dict:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
     return {"start_new_session": True, "preexec_fn": die_with_parent}
-
-
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _signal(pid: int, sig: int) -> None:

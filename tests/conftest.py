@@ -111,3 +111,36 @@ def ray_local():
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket() -> Iterator[dict[str, str]]:
+    """A real S3 API on loopback (moto's server, in a thread of the test process) with one bucket;
+    yields the environment a process needs to reach it (the AWS_* variables, set here too) and
+    ``uri``, the bucket's FORGELINE_ARTIFACT_URI."""
+    server_module = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "forgeline-test",
+        "AWS_SECRET_ACCESS_KEY": "forgeline-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket="forgeline")
+    try:
+        yield {
+            **env,
+            "endpoint": f"http://{host}:{port}",
+            "uri": f"s3://forgeline/artifacts?endpoint_override={host}:{port}&scheme=http",
+        }
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

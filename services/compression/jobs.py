@@ -333,6 +333,7 @@ class CompressionJobs:
             {"num_workers": run.num_workers, "cpus_per_worker": run.cpus_per_worker},
             self.runs_dir,
             f"{folder_name(ctx.name)}-step{index}",
+            artifacts=self.artifacts,
         )
         shutil.rmtree(self.runs_dir / f"{folder_name(ctx.name)}-step{index}", ignore_errors=True)
         return summary["last"]

@@ -717,7 +717,7 @@ class ContinualJobs:
             regularizer_state=str(state) if state.is_dir() else "",
         )
         run_name = folder_name(f"{ctx.name}-train")
-        summary = train_on_ray(config, ctx, h, self.runs_dir, run_name)
+        summary = train_on_ray(config, ctx, h, self.runs_dir, run_name, artifacts=self.artifacts)
         shutil.rmtree(self.runs_dir / run_name, ignore_errors=True)
         return {
             k: float(v)

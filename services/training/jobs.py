@@ -11,6 +11,7 @@ restart of this service) resumes from its latest checkpoint.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgeline import storage as shared_storage
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import (
@@ -45,6 +47,8 @@ from forgeline.services.training.planning import (
     model_config_fields,
 )
 from forgeline.services.training.recipe import (
+    MANIFEST,
+    RECIPE_INPUTS,
     SEQUENCE_CLASSIFICATION,
     MetricsSink,
     RecipeConfig,
@@ -57,6 +61,9 @@ if TYPE_CHECKING:
     from forgeline.settings import Settings
 
 SERVICE = "forgeline.v1.TrainingService"
+# The progress message each start of a run's worker group sends: "workers placed: rank 0 on node
+# <Ray node id>, rank 1 on node <id>" (again after a restart, wherever the group landed).
+PLACED = "workers placed"
 log = get_logger(__name__)
 
 
@@ -123,7 +130,6 @@ class TrainingJobs:
         model_path = self.materialize(plan, ctx, key)
         run_name = folder_name(ctx.name)
         storage = self.runs_dir
-        storage.mkdir(parents=True, exist_ok=True)
         trackers = _Trackers(plan.trackers, self.settings, ctx.name, plan)
         try:
             with self.artifacts.staging_path() as output:
@@ -221,7 +227,15 @@ class TrainingJobs:
         trackers: _Trackers,
     ) -> dict[str, Any]:
         config = self.recipe_config(plan, model_path, output)
-        return train_on_ray(config, ctx, plan.hyper, storage, run_name, on_point=trackers.log)
+        return train_on_ray(
+            config,
+            ctx,
+            plan.hyper,
+            storage,
+            run_name,
+            artifacts=self.artifacts,
+            on_point=trackers.log,
+        )
 
     def commit(
         self,
@@ -517,45 +531,60 @@ def train_on_ray(
     storage: Path,
     run_name: str,
     *,
+    artifacts: ArtifactStore | None = None,
     on_point: Any = None,
 ) -> dict[str, Any]:
     """Runs the recipe on Ray Train as a Ray task this operation can cancel, draining the
     metric points the workers stream into the operation's event log (and ``on_point(values,
     step)``). ``scaling`` holds num_workers, use_gpu, cpus_per_worker, max_failures and
     keep_checkpoints. Returns the fit's summary with ``last``: the latest value of every
-    metric. The same ``run_name`` after a restart resumes from the latest checkpoint."""
+    metric. The same ``run_name`` after a restart resumes from the latest checkpoint.
+
+    ``storage`` is the service's local runs folder. When ``artifacts`` are on shared storage
+    the workers may be on any machine: the run's inputs are given as shared locations (an
+    artifact's object as it is, anything else uploaded beside the run), Ray's storage and the
+    finished model go there too, and the model comes back into ``config.output_dir``."""
     import ray
 
     from forgeline.services.training.recipe import fit_summary
 
     cluster.ensure_ray()
-    storage.mkdir(parents=True, exist_ok=True)
     sink_name = f"forgeline-metrics-{run_name}"
     sink = (
         ray.remote(MetricsSink)
         .options(name=sink_name, namespace=cluster.NAMESPACE, get_if_exists=True, num_cpus=0)
         .remote()
     )
-    config = config.model_copy(
-        update={
-            "metrics_actor": f"{cluster.NAMESPACE}/{sink_name}",
-            "checkpoint_root": str(storage / run_name),
-        }
-    )
+    output, model_path = Path(config.output_dir), config.model_path
+    shared = artifacts.shared if artifacts is not None else None
+    if shared is not None:
+        runs = shared.child("runs", storage.parent.name)
+        run = runs.child(run_name)
+        config = _shared_run(config, artifacts, run)
+        storage_path = runs.uri
+    else:
+        storage.mkdir(parents=True, exist_ok=True)
+        storage_path = str(storage)
+        config = config.model_copy(update={"checkpoint_root": str(storage / run_name)})
+    config = config.model_copy(update={"metrics_actor": f"{cluster.NAMESPACE}/{sink_name}"})
     task = ray.remote(num_cpus=0, max_retries=0)(fit_summary).remote(
         config,
         num_workers=scaling["num_workers"],
         use_gpu=scaling.get("use_gpu", False),
         cpus_per_worker=scaling["cpus_per_worker"],
-        storage_path=str(storage),
+        storage_path=storage_path,
         run_name=run_name,
         max_failures=scaling.get("max_failures", 0),
         keep_checkpoints=scaling.get("keep_checkpoints", 2),
     )
     ctx.progress(0.0, f"training on {scaling['num_workers']} worker(s)")
     last: dict[str, float] = {}
+    progress_now = [0.0]
 
     def drain() -> None:
+        for nodes in ray.get(sink.drain_placements.remote()):
+            ranks = ", ".join(f"rank {rank} on node {node}" for rank, node in enumerate(nodes))
+            ctx.progress(progress_now[0], f"{PLACED}: {ranks}", check=False)
         for step, values in ray.get(sink.drain.remote()):
             progress = values.pop("progress", None)
             ctx.metrics(values, step=step)
@@ -563,6 +592,7 @@ def train_on_ray(
                 on_point(values, step)
             last.update(values)
             if progress is not None:
+                progress_now[0] = progress
                 ctx.progress(progress, f"step {step}")
 
     try:
@@ -581,7 +611,35 @@ def train_on_ray(
         raise
     finally:
         ray.kill(sink)
+    if shared is not None:
+        shared_storage.download(run.child("output"), output)
+        _rebase_manifest(output, model_path)
+        shared_storage.remove(run)  # its inputs, checkpoints and output served their purpose
     return {**summary, "last": last}
+
+
+def _shared_run(config: RecipeConfig, artifacts: ArtifactStore, run) -> RecipeConfig:
+    """``config`` for workers on any machine: each local input as a shared location (an
+    artifact's object where it is one, else uploaded under ``run``/inputs), the output under
+    ``run``/output, and no local checkpoint folder to scan."""
+    updates: dict[str, Any] = {"output_dir": run.child("output").uri, "checkpoint_root": ""}
+    for name in RECIPE_INPUTS:
+        value = getattr(config, name)
+        if value and not shared_storage.is_remote(value):
+            location = artifacts.shared_object(Path(value))
+            if location is None:
+                location = run.child("inputs", name)
+                shared_storage.upload(Path(value), location)
+            updates[name] = location.uri
+    return config.model_copy(update=updates)
+
+
+def _rebase_manifest(output: Path, model_path: str) -> None:
+    """The manifest names the base model as this service knows it, not a worker's copy."""
+    manifest = read_manifest(output)
+    if manifest:
+        manifest["base_model_path"] = model_path
+        Path(output, MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ class RecipeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = SEQUENCE_CLASSIFICATION
-    model_path: str = Field(description="Local HF folder with the weights and the tokenizer.")
+    # Inputs (RECIPE_INPUTS) and the output are local paths, or locations in shared storage
+    # (forgeline.storage) when the workers may run on other machines.
+    model_path: str = Field(description="HF folder with the weights and the tokenizer.")
     finetune: str = "full"
     finetune_config: dict[str, Any] = Field(default_factory=dict)
     train_path: str = Field(description="Parquet file of the training rows.")
@@ -78,6 +80,34 @@ class RecipeConfig(BaseModel):
     regularizer_config: dict[str, Any] = Field(default_factory=dict)
     old_path: str = ""
     regularizer_state: str = ""
+
+
+# The config's fields that name what a worker reads.
+RECIPE_INPUTS = (
+    "model_path",
+    "train_path",
+    "eval_path",
+    "old_path",
+    "teacher_path",
+    "regularizer_state",
+)
+
+
+def localized(config: RecipeConfig) -> RecipeConfig:
+    """``config`` for this machine: each input in shared storage replaced by a local copy, and
+    an output in shared storage by a local folder (``finish`` uploads it)."""
+    import tempfile
+
+    from forgeline import storage
+
+    updates = {
+        name: str(storage.localize(getattr(config, name)))
+        for name in RECIPE_INPUTS
+        if getattr(config, name)
+    }
+    if storage.is_remote(config.output_dir):
+        updates["output_dir"] = tempfile.mkdtemp(prefix="forgeline-output-")
+    return config.model_copy(update=updates)
 
 
 def load_model(task: str, path: str, labels: list[str]):
@@ -292,10 +322,11 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
         get_linear_schedule_with_warmup,
     )
 
-    from forgeline import modelio
+    from forgeline import modelio, storage
     from forgeline.registry import FinetuneContext, PluginRegistry
 
     rank, world = session.rank, session.world
+    target, config = config.output_dir, localized(config)
     torch.manual_seed(config.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(config.model_path, local_files_only=True)
@@ -367,7 +398,12 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
             meta = json.loads(Path(folder, "meta.json").read_text())
             step, start_epoch = meta["step"], meta["epoch"]
 
-    sink = _sink(config.metrics_actor) if rank == 0 else None
+    sink = _sink(config.metrics_actor)
+    if sink is not None and isinstance(session, TrainSession):
+        import ray
+
+        sink.placed.remote(rank, world, ray.get_runtime_context().get_node_id())
+    sink = sink if rank == 0 else None
     held_out = (
         read_rows(config.eval_path, config.eval_text_column, config.eval_label_column, config.task)
         if config.eval_path and rank == 0
@@ -430,6 +466,8 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
                 final_eval,
                 {**parameters, "steps": step, "final_metrics": metrics},
             )
+            if target != config.output_dir:
+                storage.upload(Path(config.output_dir), storage.Location(target))
 
     autocast = torch.autocast(
         "cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16, enabled=config.bf16
@@ -505,7 +543,10 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
             finish(metrics)  # before the last report: a trial stopped there keeps its model
         if done or not config.checkpoint_every:
             save_checkpoint(epoch + 1, metrics)
-    if not Path(config.output_dir, MANIFEST).exists() and rank == 0:
+    written = Path(target, MANIFEST).exists()
+    if target != config.output_dir:
+        written = storage.exists(storage.Location(target).child(MANIFEST))
+    if not written and rank == 0:
         # Resumed after the last step (nothing left to train): score and write the model.
         finish({**parameters, **run_eval(step / steps_per_epoch), "progress": 1.0})
 
@@ -671,13 +712,27 @@ class MetricsSink:
 
     def __init__(self) -> None:
         self._points: list[tuple[int, dict[str, float]]] = []
+        self._placing: dict[int, str] = {}
+        self._placements: list[list[str]] = []
 
     def push(self, step: int, metrics: dict[str, float]) -> None:
         self._points.append((step, metrics))
 
+    def placed(self, rank: int, world: int, node_id: str) -> None:
+        """Each worker says which Ray node it runs on when its group (re)starts."""
+        self._placing[rank] = node_id
+        if len(self._placing) == world:
+            self._placements.append([self._placing[r] for r in range(world)])
+            self._placing = {}
+
     def drain(self) -> list[tuple[int, dict[str, float]]]:
         points, self._points = self._points, []
         return points
+
+    def drain_placements(self) -> list[list[str]]:
+        """Each started worker group's node ids, by rank."""
+        placements, self._placements = self._placements, []
+        return placements
 
 
 def fit(
@@ -695,6 +750,12 @@ def fit(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from forgeline import storage
+
+    where: dict[str, Any] = {"storage_path": storage_path}
+    if storage.is_remote(storage_path):  # e.g. S3: Ray writes through the pyarrow filesystem
+        fs, path = storage.Location(storage_path).open()
+        where = {"storage_path": path, "storage_filesystem": fs}
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config.model_dump(),
@@ -705,7 +766,7 @@ def fit(
         ),
         run_config=RunConfig(
             name=run_name,
-            storage_path=storage_path,
+            **where,
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
         ),

@@ -1,5 +1,6 @@
-"""deploy/ stays true to the code: every file in it parses and validates against its schema, and
-every service, port, probe and FORGELINE_* setting in it is one the code actually has.
+"""deploy/ stays true to the code: every file in it parses and validates against its schema,
+every service, port, probe and FORGELINE_* setting in it is one the code actually has, every Ray
+node and Ray service carries Ray's token, and where artifacts live matches where pods may run.
 
 Runs without network or a container daemon. What needs a tool that may be missing (kubectl for
 the overlays, `docker compose`, hadolint) skips with the reason; the rest always runs.
@@ -36,6 +37,8 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 # The Kubernetes version the manifests are validated against (native gRPC probes are GA since
 # 1.27; kubernetes-validate vendors the OpenAPI schemas of each version).
 K8S_VERSION = "1.32"
+# The key of the Secret KubeRay's authOptions reads Ray's token from (KubeRay >= 1.6).
+KUBERAY_TOKEN_KEY = "auth_token"
 # The production overlay's switch for serving replicas (see its kustomization.yaml).
 SCALE_OUT_OFF = "# components:\n#   - ../../components/serving-scale-out"
 SCALE_OUT_ON = "components:\n  - ../../components/serving-scale-out"
@@ -139,6 +142,34 @@ def _env(container: Doc) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container.get("env", [])}
 
 
+def _secret_ref(container: Doc, name: str) -> tuple[str, str] | None:
+    """(Secret, key) that the variable ``name`` comes from; None when it is unset or a literal."""
+    for entry in container.get("env", []):
+        if entry["name"] == name:
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            return (ref["name"], ref["key"]) if ref else None
+    return None
+
+
+def _ray_containers(raycluster: Doc) -> dict[str, Doc]:
+    """The Ray container of the head and of each worker group, by where it is."""
+    spec = raycluster["spec"]
+    templates = {"head": spec["headGroupSpec"]["template"]}
+    templates |= {f"worker group {g['groupName']}": g["template"] for g in spec["workerGroupSpecs"]}
+    return {where: t["spec"]["containers"][0] for where, t in templates.items()}
+
+
+def _ray_node_auth(raycluster: Doc, container: Doc) -> tuple[str, tuple[str, str] | None]:
+    """(RAY_AUTH_MODE, the Secret and key of RAY_AUTH_TOKEN) of a Ray container as KubeRay runs
+    it: its own env, plus what ``authOptions`` has the operator add where that env has none."""
+    mode, token = _env(container).get("RAY_AUTH_MODE", ""), _secret_ref(container, "RAY_AUTH_TOKEN")
+    auth = raycluster["spec"].get("authOptions")
+    if auth is not None and auth.get("mode", "token") == "token":
+        secret = auth.get("secretName") or raycluster["metadata"]["name"]
+        mode, token = mode or "token", token or (secret, KUBERAY_TOKEN_KEY)
+    return mode, token
+
+
 # --- every file parses, every manifest validates -------------------------------------------------
 
 
@@ -187,8 +218,19 @@ RAYCLUSTER_SCHEMA = {
         "spec": {
             "type": "object",
             "required": ["headGroupSpec", "workerGroupSpecs"],
+            # The fields forgeline sets, and no other: a misspelt one would be dropped unseen.
+            "additionalProperties": False,
             "properties": {
                 "rayVersion": {"type": "string"},
+                "authOptions": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "mode": {"enum": ["disabled", "token"]},
+                        "secretName": {"type": "string", "minLength": 1},
+                        "enableK8sTokenAuth": {"type": "boolean"},
+                    },
+                },
                 "headGroupSpec": {
                     "type": "object",
                     "required": ["rayStartParams", "template"],
@@ -364,10 +406,13 @@ def test_kubernetes_manifests_match_the_code(rendering, monkeypatch):
             )
         else:
             assert "RAY_ADDRESS" not in env, f"{where}: sets RAY_ADDRESS but does not use Ray"
-        config_refs = {
-            e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e
-        }
-        assert config_refs == {config["metadata"]["name"]}, f"{where}: envFrom {config_refs}"
+        # The ConfigMap whole; Secrets key by key, so no pod holds a token it does not use.
+        assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}], (
+            f"{where}: envFrom {container['envFrom']}"
+        )
+        assert _secret_ref(container, "FORGELINE_AUTH_TOKEN"), (
+            f"{where}: FORGELINE_AUTH_TOKEN does not come from a Secret"
+        )
 
         security, pod_security = container["securityContext"], pod["securityContext"]
         assert pod_security.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
@@ -400,6 +445,85 @@ def test_kubernetes_manifests_match_the_code(rendering, monkeypatch):
         f"{name}: FORGELINE_ADDRESSES drifted from the Services and DEFAULT_PORTS: "
         f"{settings.addresses}"
     )
+
+
+def test_ray_token_reaches_every_ray_node_and_ray_service(rendering):
+    """Ray's token authentication: every Ray container (as KubeRay runs it) and every Ray service
+    present the same token from a Secret; no other service holds it."""
+    name, docs = rendering
+    (raycluster,) = _by_kind(docs, "RayCluster").values()
+    tokens = set()
+    for where, container in _ray_containers(raycluster).items():
+        mode, token = _ray_node_auth(raycluster, container)
+        assert mode == "token" and token, (
+            f"{name}: Ray {where}: no token authentication (RAY_AUTH_MODE {mode!r}, "
+            f"RAY_AUTH_TOKEN from {token}): the Ray services could not connect"
+        )
+        tokens.add(token)
+    assert len(tokens) == 1, f"{name}: the Ray nodes hold different tokens: {sorted(tokens)}"
+    (token,) = tokens
+    secrets = _by_kind(docs, "Secret")
+    if token[0] in secrets:  # the production overlay leaves the Secrets to the operator
+        assert token[1] in secrets[token[0]]["stringData"], f"{name}: Secret {token[0]}: no key"
+
+    for service, deployment in _by_kind(docs, "Deployment").items():
+        container = _container(deployment)
+        env, got = _env(container), _secret_ref(container, "RAY_AUTH_TOKEN")
+        if service.removeprefix("forgeline-") in RAY_SERVICES:
+            assert env.get("RAY_AUTH_MODE") == "token" and got == token, (
+                f"{name}: Deployment {service}: RAY_AUTH_MODE {env.get('RAY_AUTH_MODE')!r}, "
+                f"RAY_AUTH_TOKEN from {got}; the Ray nodes' token is {token}"
+            )
+        else:
+            assert not {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN"} & set(env), (
+                f"{name}: Deployment {service} does not use Ray but holds its token"
+            )
+
+
+def test_shared_storage_matches_scheduling(rendering):
+    """Artifacts on the shared volume (a SQLite catalog every service writes) keep every service
+    on one node; artifacts in S3 give every pod, Ray's included, the bucket's credentials from a
+    Secret that is not shipped, and each service its own catalog replica."""
+    name, docs = rendering
+    (config,) = _by_kind(docs, "ConfigMap").values()
+    uri = config["data"].get("FORGELINE_ARTIFACT_URI", "")
+    home = config["data"]["FORGELINE_HOME"]
+    deployments = _by_kind(docs, "Deployment")
+    (raycluster,) = _by_kind(docs, "RayCluster").values()
+    if not uri:
+        one_node = {
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "forgeline"}},
+            "topologyKey": "kubernetes.io/hostname",
+        }
+        for service, deployment in deployments.items():
+            affinity = deployment["spec"]["template"]["spec"].get("affinity", {})
+            terms = affinity.get("podAffinity", {}).get(
+                "requiredDuringSchedulingIgnoredDuringExecution", []
+            )
+            assert one_node in terms, (
+                f"{name}: Deployment {service} may leave the node of the others, but they all "
+                f"write the artifact catalog on the shared volume (FORGELINE_ARTIFACT_URI unset)"
+            )
+        return
+    assert uri.startswith("s3://"), f"{name}: FORGELINE_ARTIFACT_URI {uri!r}"
+    containers = {f"Deployment {n}": _container(d) for n, d in deployments.items()}
+    containers |= {f"Ray {w}": c for w, c in _ray_containers(raycluster).items()}
+    for where, container in containers.items():
+        for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            ref = _secret_ref(container, variable)
+            assert ref, f"{name}: {where}: {variable} does not come from a Secret"
+            assert ref[0] not in _by_kind(docs, "Secret"), f"{name}: {ref[0]} shipped with values"
+        assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"], (
+            f"{name}: {where} does not read FORGELINE_ARTIFACT_URI from the ConfigMap"
+        )
+    for service, deployment in deployments.items():
+        mounts = {m["mountPath"]: m["name"] for m in _container(deployment)["volumeMounts"]}
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        cache = volumes.get(mounts.get(f"{home}/artifacts", ""), {})
+        assert "emptyDir" in cache, (
+            f"{name}: Deployment {service}: {home}/artifacts (this pod's artifact cache and "
+            f"catalog replica) must be its own, not the shared volume"
+        )
 
 
 # --- compose -------------------------------------------------------------------------------------
@@ -457,6 +581,7 @@ def test_compose_matches_the_code(monkeypatch):
             assert service["depends_on"][head]["condition"] == "service_healthy", where
         else:
             assert "RAY_ADDRESS" not in env, f"{where}: sets RAY_ADDRESS but does not use Ray"
+            assert "RAY_AUTH_MODE" not in env, f"{where}: sets RAY_AUTH_MODE but does not use Ray"
         published = service.get("ports", [])
         if name == "gateway":
             assert [p.rsplit(":", 1)[1] for p in published] == [str(port)], f"{where}: ports"
@@ -476,6 +601,21 @@ def test_compose_matches_the_code(monkeypatch):
     for env_file in spec["gateway"]["env_file"]:
         example = DEPLOY / f"{env_file['path']}.example"
         assert example.exists(), f"compose reads {env_file['path']}: ship {example.name}"
+
+    # Ray's token authentication: every Ray node and Ray service turns it on and reads the token
+    # from an env file (never from compose.yaml itself) whose example declares it.
+    for name in [*ray, *sorted(RAY_SERVICES)]:
+        service, where = spec[name], f"compose service {name}"
+        env = service.get("environment", {})
+        assert env.get("RAY_AUTH_MODE") == "token", f"{where}: no Ray token authentication"
+        assert "RAY_AUTH_TOKEN" not in env, f"{where}: the Ray token is written in compose.yaml"
+        declared = {
+            line.split("=", 1)[0].strip()
+            for env_file in service.get("env_file", [])
+            for line in (DEPLOY / f"{env_file['path']}.example").read_text().splitlines()
+            if "=" in line and not line.lstrip().startswith("#")
+        }
+        assert "RAY_AUTH_TOKEN" in declared, f"{where}: no env file of it declares RAY_AUTH_TOKEN"
 
 
 def test_compose_health_check_reports_serving(data_service):
