@@ -138,7 +138,7 @@ class ArtifactStore:
         self._objects.mkdir(parents=True, exist_ok=True)
         staging_root = self.root / "staging"
         staging_root.mkdir(exist_ok=True)
-        _sweep_dead_staging(staging_root)
+        sweep_dead(staging_root)
         # Several services share one store: each process writes only into its own folder.
         self._staging = staging_root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._staging.mkdir()
@@ -477,8 +477,9 @@ class ArtifactStore:
         return pq.read_table(self.verify(record), columns=columns)
 
 
-def _sweep_dead_staging(staging_root: Path) -> None:
-    """Removes the staging folders of processes that no longer run (writes that never landed)."""
+def sweep_dead(staging_root: Path) -> None:
+    """Removes the folders ("<pid>-...") of processes that no longer run: writes that never
+    landed."""
     for folder in staging_root.iterdir():
         pid = folder.name.split("-", 1)[0]
         if not pid.isdigit() or not _alive(int(pid)):

@@ -24,6 +24,7 @@ from pathlib import Path
 from forgeline.errors import Unavailable
 
 START_TIMEOUT_S = 90.0
+STARTED = "Ray runtime started."  # what `ray start` prints once the node runs
 
 
 @dataclass
@@ -36,6 +37,7 @@ class RayNode:
     temp_dir: str = ""  # a head's own temp dir (removed by the caller that made it)
     client_address: str = ""  # ray://host:port when the head runs a Ray Client server
     env: dict[str, str] = field(default_factory=dict)  # the token every member and client needs
+    log_start: int = 0  # the log's size when this node started (a log may be appended to)
 
     @property
     def pid(self) -> int:
@@ -95,7 +97,7 @@ def start_head(
     node.env = auth
     node.address, node.temp_dir, node.client_address = f"127.0.0.1:{port}", temp_dir, client
     try:
-        _wait_listening(node, port)
+        _wait_started(node)
         if client_server:
             _wait_listening(node, int(client.rsplit(":", 1)[1]))
     except Unavailable:
@@ -113,9 +115,15 @@ def start_worker(
     resources: dict[str, float] | None = None,
     python: str = sys.executable,
 ) -> RayNode:
-    """A worker node joining ``head`` (a raylet of its own, as another host would run)."""
+    """A worker node joining ``head`` (a raylet of its own, as another host would run); returns
+    once its resources count in the cluster."""
     node = _start([f"--address={head.address}"], num_cpus, resources, python, head.env, log, None)
     node.address = head.address
+    try:
+        _wait_started(node)
+    except Unavailable:
+        node.kill()
+        raise
     return node
 
 
@@ -144,6 +152,7 @@ def _start(
     full_env["RAY_ADDRESS"] = ""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
+        start = out.tell()
         proc = subprocess.Popen(
             command,
             env=full_env,
@@ -154,19 +163,35 @@ def _start(
             # Its own session: one signal to the group reaches everything it started.
             **(popen if popen is not None else {"start_new_session": True}),
         )
-    return RayNode(proc, "", log, env=dict(env))
+    return RayNode(proc, "", log, env=dict(env), log_start=start)
+
+
+def _wait_started(node: RayNode) -> None:
+    """Until ``ray start`` says the node runs (its raylet registered with the cluster)."""
+
+    def started() -> bool:
+        with open(node.log, "rb") as fh:
+            fh.seek(node.log_start)
+            return STARTED.encode() in fh.read()
+
+    _wait(node, started)
 
 
 def _wait_listening(node: RayNode, port: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
+    def listening() -> bool:
         with socket.socket() as sock:
             sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    _wait(node, listening)
+
+
+def _wait(node: RayNode, ready) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready():
         if not node.alive() or time.monotonic() > deadline:
             raise Unavailable(
-                f"the Ray head did not start; see {node.log}",
+                f"a Ray node did not start; see {node.log}",
                 reason="SERVICE_DID_NOT_START",
                 metadata={"service": "ray", "log": str(node.log)},
             )

@@ -87,6 +87,13 @@ def write_bytes(location: Location, data: bytes) -> None:
         out.write(data)
 
 
+def read_bytes(location: Location) -> bytes:
+    """A file's bytes (FileNotFoundError when there is none)."""
+    fs, path = location.open()
+    with fs.open_input_stream(path) as src:
+        return src.read()
+
+
 def upload(local: Path, location: Location) -> None:
     """Copies a file, or a folder's whole tree, to ``location``."""
     fs, path = location.open()

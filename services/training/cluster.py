@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgeline.artifacts import sweep_dead
 from forgeline.logging import get_logger
 
 if TYPE_CHECKING:
@@ -66,7 +67,12 @@ def runtime_env(settings: Settings, *, remote: bool) -> dict[str, Any]:
     env: dict[str, Any] = {**settings.ray_runtime_env}
     env["env_vars"] = {"TOKENIZERS_PARALLELISM": "false", **env.get("env_vars", {})}
     if remote and settings.ray_ship_code:
-        stage = Path(tempfile.mkdtemp(prefix="forgeline-ship-"))
+        # One folder per process, removed at exit; those of processes killed before they could
+        # remove theirs are swept here.
+        root = Path(tempfile.gettempdir(), "forgeline-ship")
+        root.mkdir(exist_ok=True)
+        sweep_dead(root)
+        stage = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
         atexit.register(shutil.rmtree, stage, True)
         env["py_modules"] = [*map(str, stage_code(stage)), *env.get("py_modules", [])]
     return env

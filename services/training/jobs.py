@@ -560,7 +560,9 @@ def train_on_ray(
     if shared is not None:
         runs = shared.child("runs", storage.parent.name)
         run = runs.child(run_name)
-        config = _shared_run(config, artifacts, run)
+        config = shared_inputs(config, artifacts, run).model_copy(
+            update={"output_dir": run.child("output").uri, "checkpoint_root": ""}
+        )
         storage_path = runs.uri
     else:
         storage.mkdir(parents=True, exist_ok=True)
@@ -612,17 +614,15 @@ def train_on_ray(
     finally:
         ray.kill(sink)
     if shared is not None:
-        shared_storage.download(run.child("output"), output)
-        _rebase_manifest(output, model_path)
+        fetch_model(run.child("output"), output, model_path)
         shared_storage.remove(run)  # its inputs, checkpoints and output served their purpose
     return {**summary, "last": last}
 
 
-def _shared_run(config: RecipeConfig, artifacts: ArtifactStore, run) -> RecipeConfig:
+def shared_inputs(config: RecipeConfig, artifacts: ArtifactStore, run) -> RecipeConfig:
     """``config`` for workers on any machine: each local input as a shared location (an
-    artifact's object where it is one, else uploaded under ``run``/inputs), the output under
-    ``run``/output, and no local checkpoint folder to scan."""
-    updates: dict[str, Any] = {"output_dir": run.child("output").uri, "checkpoint_root": ""}
+    artifact's object where it is one, else uploaded under ``run``/inputs)."""
+    updates: dict[str, Any] = {}
     for name in RECIPE_INPUTS:
         value = getattr(config, name)
         if value and not shared_storage.is_remote(value):
@@ -634,8 +634,10 @@ def _shared_run(config: RecipeConfig, artifacts: ArtifactStore, run) -> RecipeCo
     return config.model_copy(update=updates)
 
 
-def _rebase_manifest(output: Path, model_path: str) -> None:
-    """The manifest names the base model as this service knows it, not a worker's copy."""
+def fetch_model(location, output: Path, model_path: str) -> None:
+    """A model the workers wrote to shared storage, into ``output``, its manifest naming the
+    base model as this service knows it (not a worker's copy)."""
+    shared_storage.download(location, output)
     manifest = read_manifest(output)
     if manifest:
         manifest["base_model_path"] = model_path

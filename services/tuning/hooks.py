@@ -10,12 +10,10 @@ pickling refers to them by name instead of copying the module's state.)
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ray import tune
 
-from forgeline.services.training.recipe import MANIFEST
 from forgeline.services.tuning.search import (
     COMPLETED,
     FAILED,
@@ -24,16 +22,16 @@ from forgeline.services.tuning.search import (
     STOPPED_EARLY,
     TrialBook,
     describe,
-    model_dir,
     short,
     trial_error,
+    trial_manifest,
 )
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
 
-# The searches running in this process, by operation name.
-ACTIVE: dict[str, tuple[OperationContext, TrialBook, Path]] = {}
+# The searches running in this process, by operation name: context, trial book, trials location.
+ACTIVE: dict[str, tuple[OperationContext, TrialBook, str]] = {}
 
 
 class Reporter(tune.Callback):
@@ -43,7 +41,7 @@ class Reporter(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         ctx, book, trials_dir = ACTIVE[self.operation]
         record = book.record(trial)
-        if (model_dir(trials_dir, trial.trial_id) / MANIFEST).exists():
+        if trial_manifest(trials_dir, trial.trial_id):
             # It finished before a restart that Tune's saved state did not see: the trial only
             # reports its recorded result again.
             book.kept.add(trial.trial_id)

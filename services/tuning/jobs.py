@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgeline import storage
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition
 from forgeline.paths import folder_name
 from forgeline.registry import Objective, PluginRegistry
 from forgeline.services.training import cluster
-from forgeline.services.training.jobs import TrainingJobs
+from forgeline.services.training.jobs import TrainingJobs, fetch_model, shared_inputs
 from forgeline.services.tuning.planning import TunePlan, TunePlanner, TuneSpec, apply
 from forgeline.services.tuning.search import (
     FAILED,
@@ -28,6 +30,7 @@ from forgeline.services.tuning.search import (
     model_dir,
     pareto_front,
     run_search,
+    trials_location,
 )
 
 if TYPE_CHECKING:
@@ -79,9 +82,16 @@ class TuningJobs:
         ctx.progress(0.0, "preparing the model")
         model_path = self.training.materialize(plan.train, ctx, key)
         cluster.ensure_ray()
-        base = self.training.recipe_config(plan.train, model_path, run_dir).model_dump()
+        config = self.training.recipe_config(plan.train, model_path, run_dir)
+        shared = self.artifacts.shared
+        # With shared storage the trials may run on any machine: their inputs, the experiment
+        # and their models live in the run's folder there.
+        shared_run = shared.child("runs", "tuning", run_dir.name) if shared else None
+        if shared_run is not None:
+            config = shared_inputs(config, self.artifacts, shared_run)
+        base = config.model_dump()
         base["checkpoint_every"] = 0  # one report per epoch: what the schedulers judge
-        book = run_search(plan, base, run_dir, ctx)
+        book = run_search(plan, base, run_dir, ctx, shared_run)
         trials = sorted(book.trials.values(), key=lambda t: t.number)
         best = book.best()
         if best is None:
@@ -98,8 +108,11 @@ class TuningJobs:
             for t in front:
                 t.pareto_optimal = True
         ranked = importances(trials, plan)
-        record = self._commit(plan, ctx, key, best, run_dir, ranked)
+        trials_dir = trials_location(run_dir, shared_run)
+        record = self._commit(plan, ctx, key, best, trials_dir, str(model_path), ranked)
         shutil.rmtree(run_dir, ignore_errors=True)  # the trials' checkpoints served their purpose
+        if shared_run is not None:
+            storage.remove(shared_run)
         return TuneOutcome(
             model=record,
             best=best,
@@ -116,7 +129,8 @@ class TuningJobs:
         ctx: OperationContext,
         key: str,
         best: TrialRecord,
-        run_dir,
+        trials_dir: str,
+        model_path: str,
         ranked: dict[str, float],
     ) -> ArtifactRecord:
         done = self.artifacts.find_by_request_id(f"{key}/model")
@@ -136,17 +150,23 @@ class TuningJobs:
             "num_trials": plan.num_trials,
             "seed": plan.spec.seed,
         }
-        return self.training.commit(
-            chosen,
-            ctx,
-            model_dir(run_dir / "trials", best.id),
-            key,
-            best.metrics,
-            producer=f"{SERVICE}/TuneModel",
-            config={
-                "tuning": search,
-                "best_trial": {"id": best.id, "number": best.number},
-                "best_parameters": best.parameters,
-                "parameter_importances": ranked,
-            },
-        )
+        config = {
+            "tuning": search,
+            "best_trial": {"id": best.id, "number": best.number},
+            "best_parameters": best.parameters,
+            "parameter_importances": ranked,
+        }
+        folder = model_dir(trials_dir, best.id)
+        with self.artifacts.staging_path() as fetched:
+            if storage.is_remote(folder):  # the best trial's model, from shared storage
+                fetch_model(storage.Location(folder), fetched, model_path)
+                folder = str(fetched)
+            return self.training.commit(
+                chosen,
+                ctx,
+                Path(folder),
+                key,
+                best.metrics,
+                producer=f"{SERVICE}/TuneModel",
+                config=config,
+            )

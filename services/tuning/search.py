@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgeline import storage
 from forgeline.errors import Cancelled, Internal, cause_line
 from forgeline.logging import get_logger
 from forgeline.operations import Interrupted
@@ -62,8 +63,20 @@ class TrialRecord:
 # --- in the trial's actor ------------------------------------------------------------------------
 
 
-def model_dir(trials_dir: str | Path, trial_id: str) -> Path:
-    return Path(trials_dir, trial_id, "model")
+def model_dir(trials_dir: str, trial_id: str) -> str:
+    """Where a trial writes its finished model: a folder, or a location in shared storage."""
+    return storage.Location(trials_dir).child(trial_id, "model").uri
+
+
+def trial_manifest(trials_dir: str, trial_id: str) -> dict[str, Any]:
+    """The manifest of a trial's finished model; {} while it has none."""
+    from forgeline.services.training.recipe import MANIFEST
+
+    location = storage.Location(model_dir(trials_dir, trial_id)).child(MANIFEST)
+    try:
+        return json.loads(storage.read_bytes(location))
+    except FileNotFoundError:
+        return {}
 
 
 def run_trial(params: dict[str, Any], *, base: dict[str, Any], trials_dir: str) -> None:
@@ -71,21 +84,18 @@ def run_trial(params: dict[str, Any], *, base: dict[str, Any], trials_dir: str) 
     ``base`` (a RecipeConfig as a dict)."""
     from ray import tune
 
-    from forgeline.services.training.recipe import (
-        RecipeConfig,
-        TuneSession,
-        read_manifest,
-        run_recipe,
-    )
+    from forgeline.services.training.recipe import RecipeConfig, TuneSession, run_recipe
 
-    output = model_dir(trials_dir, tune.get_context().get_trial_id())
-    finished = read_manifest(output).get("final_metrics")
+    trial_id = tune.get_context().get_trial_id()
+    finished = trial_manifest(trials_dir, trial_id).get("final_metrics")
     if finished:  # it finished before a restart; Tune had not recorded it yet
         tune.report(finished)
         return
-    output.mkdir(parents=True, exist_ok=True)
+    output = model_dir(trials_dir, trial_id)
+    if not storage.is_remote(output):
+        Path(output).mkdir(parents=True, exist_ok=True)
     updates = recipe_updates(base["finetune_config"], params)
-    config = RecipeConfig.model_validate({**base, **updates, "output_dir": str(output)})
+    config = RecipeConfig.model_validate({**base, **updates, "output_dir": output})
     run_recipe(config, TuneSession())
 
 
@@ -176,7 +186,11 @@ def _trial_dirname(trial) -> str:
 
 
 def run_search(
-    plan: TunePlan, base: dict[str, Any], run_dir: Path, ctx: OperationContext
+    plan: TunePlan,
+    base: dict[str, Any],
+    run_dir: Path,
+    ctx: OperationContext,
+    shared_run: storage.Location | None = None,
 ) -> TrialBook:
     """Runs (or, after a restart, restores) the experiment; returns the trial records."""
     from ray import tune
@@ -189,21 +203,28 @@ def run_search(
     # Every epoch's checkpoint (one kept per trial) makes Tune save its state: expected here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     run_dir.mkdir(parents=True, exist_ok=True)
-    trials_dir = run_dir / TRIALS
-    trials_dir.mkdir(exist_ok=True)
-    book = TrialBook(run_dir / "trials.json", plan)
+    book = TrialBook(run_dir / "trials.json", plan)  # the service's own record, kept here
+    trials_dir = trials_location(run_dir, shared_run)
+    where: dict[str, Any] = {"storage_path": str(run_dir)}
+    if shared_run is None:
+        Path(trials_dir).mkdir(exist_ok=True)
+    else:  # the experiment and the trials' models in shared storage: trials run anywhere
+        fs, path = shared_run.open()
+        where = {"storage_path": path, "storage_filesystem": fs}
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=base, trials_dir=str(trials_dir)),
+        tune.with_parameters(run_trial, base=base, trials_dir=trials_dir),
         dict(plan.resources),
     )
-    experiment = run_dir / EXPERIMENT
+    experiment = f"{where['storage_path']}/{EXPERIMENT}"
+    fs = where.get("storage_filesystem")
     from forgeline.services.tuning.hooks import ACTIVE, Reporter, StopNow, StopWhenAsked
 
-    if tune.Tuner.can_restore(str(experiment)):
+    if tune.Tuner.can_restore(experiment, storage_filesystem=fs):
         ctx.progress(book.finished() / book.total, "restoring the search", check=False)
         tuner = tune.Tuner.restore(
-            str(experiment),
+            experiment,
             trainable,
+            storage_filesystem=fs,
             resume_unfinished=True,
             resume_errored=False,
             restart_errored=False,
@@ -222,7 +243,7 @@ def run_search(
             ),
             run_config=tune.RunConfig(
                 name=EXPERIMENT,
-                storage_path=str(run_dir),
+                **where,
                 verbose=0,
                 callbacks=[Reporter(ctx.name)],
                 stop=StopWhenAsked(ctx.name),
@@ -248,6 +269,11 @@ def run_search(
     if ctx.cancelled():
         raise Cancelled(f"operation {ctx.name} was cancelled", reason="OPERATION_CANCELLED")
     return book
+
+
+def trials_location(run_dir: Path, shared_run: storage.Location | None) -> str:
+    """Where the trials write their models: the run folder, or the run in shared storage."""
+    return str(run_dir / TRIALS) if shared_run is None else shared_run.child(TRIALS).uri
 
 
 def _settle(book: TrialBook, grid, cancelled: bool) -> None:

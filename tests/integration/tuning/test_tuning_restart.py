@@ -1,12 +1,16 @@
 """A tuning service killed (SIGKILL) or stopped (SIGTERM) mid-search resumes the experiment when
 it comes back: finished trials are not run again, and the search ends with the number of trials it
-was asked for (a trial that started after Tune last saved its state is proposed again, once)."""
+was asked for (a trial that started after Tune last saved its state is proposed again, once).
+The stopped one runs on an S3 artifact store (moto): the experiment, the trials' inputs and
+models are in the bucket, restored from there, and nothing of the run is left behind."""
 
 from __future__ import annotations
 
+import pyarrow.fs as pafs
 import pytest
 from google.longrunning import operations_pb2
 
+from forgeline import storage
 from forgeline.artifacts import ArtifactStore, Lineage
 from forgeline.client import Client
 from forgeline.datasets import DatasetRepository
@@ -19,14 +23,18 @@ TRIALS = 4
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", ["kill", "terminate"])
+@pytest.mark.parametrize("stop,where", [("kill", "local"), ("terminate", "s3")])
 def test_a_stopped_tuning_service_restores_its_search_without_rerunning_finished_trials(
-    tmp_path, ray_local, stop
+    tmp_path, ray_local, request, stop, where
 ):
     home, root = tmp_path / "home", tmp_path / "data"
     home.mkdir()
     root.mkdir()
-    store = ArtifactStore(home / "artifacts")
+    shared = ""
+    if where == "s3":
+        base, query = request.getfixturevalue("s3_bucket")["uri"].split("?")
+        shared = f"{base}-tuning?{query}"
+    store = ArtifactStore(home / "artifacts", shared=shared)
     datasets = DatasetRepository(store)
     train, held_out = (
         datasets.save(
@@ -35,7 +43,10 @@ def test_a_stopped_tuning_service_restores_its_search_without_rerunning_finished
         for copies, name in ((8, "restart-train"), (2, "restart-eval"))
     )
     store.close()
-    env = {"RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    env = {
+        "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address,
+        "FORGELINE_ARTIFACT_URI": shared,
+    }
     request = pb.TuneModelRequest(
         training=training(train.id, held_out.id, epochs=6),
         search_space=[loguniform("hyper_parameters.learning_rate", 1e-4, 1e-2)],
@@ -85,3 +96,11 @@ def test_a_stopped_tuning_service_restores_its_search_without_rerunning_finished
     assert done.completed_trials == TRIALS
     best = max(done.trials, key=lambda t: t.metrics["eval_accuracy"])
     assert done.best_metrics["eval_accuracy"] == best.metrics["eval_accuracy"]
+    if shared:
+        store = ArtifactStore(tmp_path / "elsewhere", shared=shared)  # another machine
+        model = store.get(done.model.id)
+        folder = store.verify(model)  # the best trial's LoRA adapter, from the bucket alone
+        assert model.uri.startswith("s3://") and (folder / "adapter_config.json").is_file()
+        fs, path = storage.Location(shared).child("runs").open()
+        left = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        assert not [i.path for i in left if i.type == pafs.FileType.File], "the run was left"
