@@ -418,7 +418,7 @@ class ArtifactStore:
         """Where the record's content is (or will be, once fetched) on this machine."""
         if self.shared is None:
             return record.path
-        return self._objects / record.uri.rsplit("/objects/", 1)[1]
+        return self._objects / _object_name(record)
 
     def verify(self, record: ArtifactRecord) -> Path:
         """The content path on this machine (fetched from shared storage on first use), after
@@ -443,7 +443,7 @@ class ArtifactStore:
         return path
 
     def _fetch(self, record: ArtifactRecord, path: Path) -> None:
-        location = self._shared_object(path.relative_to(self._objects).as_posix())
+        location = self._shared_object(_object_name(record))
         with self.staging_path() as staged:
             try:
                 storage.download(location, staged)
@@ -468,7 +468,7 @@ class ArtifactStore:
         shared URI (options included) when storage is shared, else its local path."""
         if self.shared is None:
             return str(record.path)
-        return self._shared_object(record.uri.rsplit("/objects/", 1)[1]).uri
+        return self._shared_object(_object_name(record)).uri
 
     def read_table(self, record: ArtifactRecord, columns: list[str] | None = None) -> pa.Table:
         """A dataset's rows, after verifying its digest."""
@@ -496,6 +496,11 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _object_name(record: ArtifactRecord) -> str:
+    """ "<sha[:2]>/<sha>[.parquet]": where the record's content is under any objects/."""
+    return record.uri.rsplit("/objects/", 1)[1]
 
 
 def _record(row: sqlite3.Row) -> ArtifactRecord:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -466,8 +467,9 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
                 final_eval,
                 {**parameters, "steps": step, "final_metrics": metrics},
             )
-            if target != config.output_dir:
+            if target != config.output_dir:  # shared storage: upload, then drop the local copy
                 storage.upload(Path(config.output_dir), storage.Location(target))
+                shutil.rmtree(config.output_dir, ignore_errors=True)
 
     autocast = torch.autocast(
         "cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16, enabled=config.bf16

@@ -18,14 +18,12 @@ import pytest
 pytest.importorskip("ray")
 
 from forgeline import raynodes  # noqa: E402
-from forgeline.artifacts import ArtifactStore, Lineage  # noqa: E402
 from forgeline.client import Client  # noqa: E402
-from forgeline.datasets import DatasetRepository  # noqa: E402
 from forgeline.services.training.jobs import PLACED  # noqa: E402
 from forgeline.v1 import training_service_pb2 as pb  # noqa: E402
 from tests.conftest import ServiceProcess  # noqa: E402
 from tests.integration.training.test_training_failures import (  # noqa: E402
-    long_reviews,
+    home_with_reviews,
     loss_steps,
     request,
     wait_for_step,
@@ -71,18 +69,8 @@ def placements(client: Client, operation: str) -> list[list[str]]:
 
 
 def test_two_workers_on_two_nodes_survive_losing_a_node(tmp_path, bare_python):
-    home, root, logs = tmp_path / "home", tmp_path / "data", tmp_path / "logs"
-    home.mkdir()
-    root.mkdir()
-    store = ArtifactStore(home / "artifacts")
-    train = DatasetRepository(store).save(
-        long_reviews(),
-        name="two-nodes",
-        text_column="text",
-        label_column="label",
-        lineage=Lineage(),
-    )
-    store.close()
+    home, root, train = home_with_reviews(tmp_path, "two-nodes")
+    logs = tmp_path / "logs"
     head = raynodes.start_head(
         num_cpus=1, log=logs / "head.log", python=bare_python, client_server=True, env=FAST_HEALTH
     )

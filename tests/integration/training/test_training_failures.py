@@ -96,19 +96,22 @@ def test_cancel_stops_the_workers_promptly_and_frees_their_cpus(training, tclien
         time.sleep(0.5)
 
 
-def test_a_killed_service_resumes_its_training_from_the_latest_checkpoint(tmp_path, ray_local):
+def home_with_reviews(tmp_path, name: str):
+    """A service's home whose store holds long_reviews() as dataset ``name``, a data root
+    beside it, and the dataset."""
     home, root = tmp_path / "home", tmp_path / "data"
     home.mkdir()
     root.mkdir()
     store = ArtifactStore(home / "artifacts")
     train = DatasetRepository(store).save(
-        long_reviews(),
-        name="restart",
-        text_column="text",
-        label_column="label",
-        lineage=Lineage(),
+        long_reviews(), name=name, text_column="text", label_column="label", lineage=Lineage()
     )
     store.close()
+    return home, root, train
+
+
+def test_a_killed_service_resumes_its_training_from_the_latest_checkpoint(tmp_path, ray_local):
+    home, root, train = home_with_reviews(tmp_path, "restart")
     env = {"RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
     steps, every = 160, 20
     service = ServiceProcess("training", home, [root], env=env).start()
