@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from forgeline.settings import Settings
 
 NAMESPACE = "forgeline"
+# Ray options for what must outlive any worker node: a run's driver task (Ray Train puts the run's
+# controller on the driver's node) and its metrics sink run on the head, the cluster's one
+# lasting member; the workers go wherever there is room.
+ON_HEAD = {"resources": {"node:__internal_head__": 0.001}}
 ENTRY_POINT_GROUPS = "forgeline."  # the prefix of every group a plugin registers in
 _NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
 _lock = threading.Lock()

@@ -552,7 +552,13 @@ def train_on_ray(
     sink_name = f"forgeline-metrics-{run_name}"
     sink = (
         ray.remote(MetricsSink)
-        .options(name=sink_name, namespace=cluster.NAMESPACE, get_if_exists=True, num_cpus=0)
+        .options(
+            name=sink_name,
+            namespace=cluster.NAMESPACE,
+            get_if_exists=True,
+            num_cpus=0,
+            **cluster.ON_HEAD,
+        )
         .remote()
     )
     output, model_path = Path(config.output_dir), config.model_path
@@ -569,7 +575,7 @@ def train_on_ray(
         storage_path = str(storage)
         config = config.model_copy(update={"checkpoint_root": str(storage / run_name)})
     config = config.model_copy(update={"metrics_actor": f"{cluster.NAMESPACE}/{sink_name}"})
-    task = ray.remote(num_cpus=0, max_retries=0)(fit_summary).remote(
+    task = ray.remote(num_cpus=0, max_retries=0, **cluster.ON_HEAD)(fit_summary).remote(
         config,
         num_workers=scaling["num_workers"],
         use_gpu=scaling.get("use_gpu", False),

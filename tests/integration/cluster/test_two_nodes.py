@@ -83,7 +83,7 @@ def test_two_workers_on_two_nodes_survive_losing_a_node(tmp_path, bare_python):
         # Through Ray Client, as deploy/ connects (the service is the cluster's client).
         env = {**head.env, "RAY_ADDRESS": head.client_address}
         service = ServiceProcess("training", home, [root], env=env).start()
-        steps, every = 60, 10
+        steps, every = 40, 10
         with Client(service.address) as client:
             client.wait_ready()
             op = client.training.TrainModel(

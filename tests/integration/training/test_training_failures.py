@@ -113,7 +113,7 @@ def home_with_reviews(tmp_path, name: str):
 def test_a_killed_service_resumes_its_training_from_the_latest_checkpoint(tmp_path, ray_local):
     home, root, train = home_with_reviews(tmp_path, "restart")
     env = {"RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
-    steps, every = 160, 20
+    steps, every = 100, 20
     service = ServiceProcess("training", home, [root], env=env).start()
     try:
         with Client(service.address) as client:

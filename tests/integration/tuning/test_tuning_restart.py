@@ -19,7 +19,7 @@ from tests.conftest import ServiceProcess
 from tests.integration.training.conftest import reviews, spec
 from tests.integration.tuning.test_tuning_service import loguniform, training
 
-TRIALS = 4
+TRIALS, EPOCHS = 3, 4
 
 
 @pytest.mark.slow
@@ -48,7 +48,7 @@ def test_a_stopped_tuning_service_restores_its_search_without_rerunning_finished
         "FORGELINE_ARTIFACT_URI": shared,
     }
     request = pb.TuneModelRequest(
-        training=training(train.id, held_out.id, epochs=6),
+        training=training(train.id, held_out.id, epochs=EPOCHS),
         search_space=[loguniform("hyper_parameters.learning_rate", 1e-4, 1e-2)],
         num_trials=TRIALS,
         max_concurrent_trials=1,
@@ -92,7 +92,7 @@ def test_a_stopped_tuning_service_restores_its_search_without_rerunning_finished
         assert not any(m.startswith(f"trial {number} finished:") for m in after), after
     assert [t.number for t in done.trials] == list(range(1, TRIALS + 1))
     assert all(t.state == pb.TRIAL_STATE_COMPLETED for t in done.trials), done.trials
-    assert all(t.iterations == 6 and len(t.objective_history) == 6 for t in done.trials)
+    assert all(t.iterations == len(t.objective_history) == EPOCHS for t in done.trials)
     assert done.completed_trials == TRIALS
     best = max(done.trials, key=lambda t: t.metrics["eval_accuracy"])
     assert done.best_metrics["eval_accuracy"] == best.metrics["eval_accuracy"]
