@@ -562,9 +562,8 @@ def train_on_ray(
         .remote()
     )
     output, model_path = Path(config.output_dir), config.model_path
-    shared = artifacts.shared if artifacts is not None else None
-    if shared is not None:
-        runs = shared.child("runs", storage.parent.name)
+    runs = shared_runs(artifacts, storage) if artifacts is not None else None
+    if runs is not None:
         run = runs.child(run_name)
         config = shared_inputs(config, artifacts, run).model_copy(
             update={"output_dir": run.child("output").uri, "checkpoint_root": ""}
@@ -619,10 +618,19 @@ def train_on_ray(
         raise
     finally:
         ray.kill(sink)
-    if shared is not None:
+    if runs is not None:
         fetch_model(run.child("output"), output, model_path)
         shared_storage.remove(run)  # its inputs, checkpoints and output served their purpose
     return {**summary, "last": last}
+
+
+def shared_runs(artifacts: ArtifactStore, storage: Path):
+    """Where a service's Ray runs live when its artifacts are on shared storage (None when
+    not): runs/<service>/ beside them, the service named by its local runs folder
+    (<home>/services/<service>/runs)."""
+    if artifacts.shared is None:
+        return None
+    return artifacts.shared.child("runs", storage.parent.name)
 
 
 def shared_inputs(config: RecipeConfig, artifacts: ArtifactStore, run) -> RecipeConfig:

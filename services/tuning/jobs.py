@@ -20,7 +20,12 @@ from forgeline.errors import FailedPrecondition
 from forgeline.paths import folder_name
 from forgeline.registry import Objective, PluginRegistry
 from forgeline.services.training import cluster
-from forgeline.services.training.jobs import TrainingJobs, fetch_model, shared_inputs
+from forgeline.services.training.jobs import (
+    TrainingJobs,
+    fetch_model,
+    shared_inputs,
+    shared_runs,
+)
 from forgeline.services.tuning.planning import TunePlan, TunePlanner, TuneSpec, apply
 from forgeline.services.tuning.search import (
     FAILED,
@@ -83,10 +88,10 @@ class TuningJobs:
         model_path = self.training.materialize(plan.train, ctx, key)
         cluster.ensure_ray()
         config = self.training.recipe_config(plan.train, model_path, run_dir)
-        shared = self.artifacts.shared
         # With shared storage the trials may run on any machine: their inputs, the experiment
         # and their models live in the run's folder there.
-        shared_run = shared.child("runs", "tuning", run_dir.name) if shared else None
+        runs = shared_runs(self.artifacts, self.runs_dir)
+        shared_run = runs.child(run_dir.name) if runs is not None else None
         if shared_run is not None:
             config = shared_inputs(config, self.artifacts, shared_run)
         base = config.model_dump()

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from google.longrunning import operations_pb2
 
 from forgeline.client import Client
+from forgeline.raynodes import free_port
 from forgeline.v1 import common_pb2
 from tests.conftest import REPO
 
@@ -31,12 +31,6 @@ TINY_BERT = (
     "{num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 64,"
     " max_position_embeddings: 128}"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Stack:
