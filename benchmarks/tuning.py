@@ -446,7 +446,7 @@ def plain_configs(settings, request, response, out: Path) -> list[dict]:
         ),
         DatasetRepository(artifacts),
         artifacts,
-        PathValidator(settings.roots),
+        PathValidator.from_settings(settings),
         settings,
     )
     plan = jobs.plan(tune_spec(request))

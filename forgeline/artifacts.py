@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline import __version__, storage
-from forgeline.errors import DataLoss, InvalidArgument, NotFound
+from forgeline.errors import DataLoss, InvalidArgument, NotFound, excerpt
 from forgeline.logging import get_logger
 
 if TYPE_CHECKING:
@@ -337,13 +337,13 @@ class ArtifactStore:
                     args.append(kind)
                 if version:
                     if not version.isdigit():
-                        raise InvalidArgument.for_field("id", f"bad version in {ref!r}")
+                        raise InvalidArgument.for_field("id", f"bad version in {excerpt(ref)}")
                     query += " AND version=?"
                     args.append(int(version))
                 row = self._db.execute(query + " ORDER BY version DESC LIMIT 1", args).fetchone()
         if row is None or (kind and row["kind"] != kind):
             raise NotFound(
-                f"no {kind or 'artifact'} {ref!r}; list them with ListDatasets or "
+                f"no {kind or 'artifact'} {excerpt(ref)}; list them with ListDatasets or "
                 f"`forgeline data list`",
                 reason="ARTIFACT_NOT_FOUND",
                 metadata={"id": ref},

@@ -6,7 +6,9 @@ and the serving service reach it over gRPC (SafetyService/AppendAuditEvents). An
 spools each event in a local SQLite file first and delivers it from a background thread, so a
 safety service that is down or slow delays events, never loses them and never slows the caller.
 Events carry a unique id; the log appends an id once, so a delivery retried after a timeout is
-harmless.
+harmless. ``AuditOutbox.head`` delivers what is pending and reads the log's head: a record kept
+away from the log's host (run reports keep one) that later verifies catch truncation and rewrites
+against.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,25 @@ _KIND = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _LAST_MICROSECOND = 253402300800 * 1_000_000  # 10000-01-01: past google.protobuf.Timestamp
 _MAX_RETRY_DELAY_S = 30.0
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """The audit log's newest entry as read at one moment (``forgeline audit verify
+    --expect-head SEQUENCE:HASH`` checks the log still holds it), and how many of this
+    outbox's events were still undelivered then, so not covered by it."""
+
+    sequence: int
+    hash: str
+    pending: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "hash": self.hash,
+            "expect_head": f"{self.sequence}:{self.hash}",
+            "pending": self.pending,
+        }
 
 
 def now_us() -> int:
@@ -168,7 +190,8 @@ class AuditOutbox:
     sends them. One outbox per spool file at a time.
 
     ``send(events)`` delivers one batch (dicts with id, kind, subject, actor, details, time_us)
-    and raises on failure; see grpc_sender. A send with a ``close()`` is closed with the outbox.
+    and raises on failure; see grpc_sender. A send with a ``close()`` is closed with the outbox;
+    one with a ``head()`` (the log's newest sequence and hash) lets ``head`` read the log's head.
 
     The spool is bounded: with ``max_pending`` events undelivered, record() refuses new ones
     with ResourceExhausted instead of dropping any: an audit trail must not silently lose
@@ -280,6 +303,17 @@ class AuditOutbox:
         finally:
             self._flush_lock.release()
 
+    def head(self, timeout: float = 5.0) -> AuditHead:
+        """Delivers the pending events (for up to ``timeout`` seconds), then reads the log's
+        head from the safety service: a head that covers every event recorded here before the
+        call, unless ``pending`` says some were still undelivered."""
+        read = getattr(self._send, "head", None)
+        if read is None:
+            raise FailedPrecondition(f"the audit outbox {self.path} cannot read the log's head")
+        self.flush(timeout=timeout)
+        sequence, digest = read()
+        return AuditHead(sequence, digest, self.pending())
+
     def close(self, timeout: float = 5.0) -> None:
         """Makes a last delivery attempt bounded by ``timeout``, then stops the thread and
         closes the spool. Events still pending stay there for the next outbox on this path."""
@@ -348,11 +382,16 @@ def grpc_sender(client_factory: Callable[[], Client]) -> Callable[[list[dict]], 
     from forgeline.v1 import safety_service_pb2 as pb
 
     client: Client | None = None
+    made = threading.Lock()  # the outbox's thread sends while a caller may read the head
+
+    def connected() -> Client:
+        nonlocal client
+        with made:
+            if client is None:
+                client = client_factory()
+            return client
 
     def send(events: list[dict]) -> None:
-        nonlocal client
-        if client is None:
-            client = client_factory()
         messages = []
         for event in events:
             message = pb.AuditEvent(
@@ -364,12 +403,19 @@ def grpc_sender(client_factory: Callable[[], Client]) -> Callable[[list[dict]], 
             )
             message.time.FromMicroseconds(event["time_us"])
             messages.append(message)
-        client.safety.AppendAuditEvents(pb.AppendAuditEventsRequest(events=messages), timeout=5)
+        request = pb.AppendAuditEventsRequest(events=messages)
+        connected().safety.AppendAuditEvents(request, timeout=5)
+
+    def head() -> tuple[int, str]:
+        request = pb.ListAuditEntriesRequest(page_size=1, newest_first=True)
+        newest = connected().safety.ListAuditEntries(request, timeout=5).entries
+        return (newest[0].sequence, newest[0].hash) if newest else (0, "")
 
     def close() -> None:
         if client is not None:
             client.close()
 
+    send.head = head  # AuditOutbox.head() reads the log's head through the same channel
     send.close = close  # AuditOutbox.close() closes the channel with the outbox
     return send
 

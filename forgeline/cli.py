@@ -32,6 +32,15 @@ AddressOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the operation.")]
+# A service resolves the paths a client sends, not the client: a relative path typed here means
+# a place under the service's first data root, which is this directory only when the service was
+# started here (or by this command: see `forgeline run`).
+PATHS_RESOLVE_ON_THE_SERVER = (
+    "paths are resolved by the service, not here: a relative path is taken relative to the "
+    "service's first data root (FORGELINE_DATA_ROOTS where it runs; its working directory when "
+    "unset), and every path must lie inside its data roots"
+)
+PATH_REASONS = {"PATH_NOT_FOUND", "PATH_OUTSIDE_ROOTS"}
 
 
 def main() -> None:
@@ -43,6 +52,8 @@ def main() -> None:
         err.print(f"[red]error[/red] {exc.code.name} {exc.reason}: {exc.message}")
         for v in exc.violations:
             err.print(f"  - {v.field}: {v.description}")
+        if exc.reason in PATH_REASONS:
+            err.print(f"[yellow]hint[/yellow] {PATHS_RESOLVE_ON_THE_SERVER}")
         sys.exit(1)
 
 
@@ -136,6 +147,13 @@ def _plugin_specs(items: list[str], option: str) -> list[Any]:
     return specs
 
 
+def column_list(values: list[str] | None) -> list[str]:
+    """Column names from a repeatable option whose values may each be a comma-separated list
+    (``--keep a,b --keep c``): people write lists both ways. In order, each name once."""
+    names = (name.strip() for value in values or [] for name in value.split(","))
+    return list(dict.fromkeys(name for name in names if name))
+
+
 def _follow(client, operation, response_type, wait: bool, as_json: bool):
     """Shows progress events until the operation is done; returns its response."""
     if not wait:
@@ -172,12 +190,28 @@ def _print_dataset(dataset, as_json: bool) -> None:
     )
 
 
+def _print_warnings(warnings) -> None:
+    """A parse that looks wrong, on stderr (so --json output stays one JSON document)."""
+    for warning in warnings:
+        err.print(f"[yellow]warning[/yellow] {warning.code}: {warning.message}", soft_wrap=True)
+
+
 @data_app.command("ingest")
 def data_ingest(
-    source: Annotated[str, typer.Argument(help="File, folder or URL.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="File, folder or URL. The data service resolves the path, not this command: "
+            "a relative path is taken relative to its first data root (FORGELINE_DATA_ROOTS "
+            "where it runs), and every path must lie inside its data roots."
+        ),
+    ],
     text: Annotated[str, typer.Option(help="Source column holding the text.")] = "",
     label: Annotated[str, typer.Option(help="Source column holding the label.")] = "",
-    keep: Annotated[list[str] | None, typer.Option(help="Other columns to keep.")] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(help="Other columns to keep: a,b or repeated (--keep a --keep b)."),
+    ] = None,
     name: Annotated[str, typer.Option(help="Dataset name.")] = "",
     loader: Annotated[str, typer.Option(help='Loader, e.g. txt={"delimiter": "\\t"}.')] = "",
     address: AddressOpt = None,
@@ -189,7 +223,7 @@ def data_ingest(
 
     request = pb.IngestDatasetRequest(
         source=source,
-        columns=pb.ColumnMapping(text=text, label=label, keep=keep or []),
+        columns=pb.ColumnMapping(text=text, label=label, keep=column_list(keep)),
         name=name,
     )
     if loader:
@@ -198,6 +232,7 @@ def data_ingest(
         op = client.data.IngestDataset(request)
         result = _follow(client, op, pb.IngestDatasetResponse, wait, as_json)
     _print_dataset(result.dataset, as_json)
+    _print_warnings(result.warnings)
 
 
 @data_app.command("clean")
@@ -324,6 +359,7 @@ def data_profile(
         f"[bold]{profile.dataset_id}[/bold]: {profile.num_rows} rows, "
         f"duplicate rate {profile.duplicate_rate:.2%}"
     )
+    _print_warnings(profile.warnings)
     if profile.label_counts:
         console.print(
             "labels: " + ", ".join(f"{k}={v}" for k, v in sorted(profile.label_counts.items()))
@@ -415,7 +451,9 @@ def train_run(
         str,
         typer.Option(
             help="builtin:NAME, path:FOLDER, artifact:ID or config:MODEL_TYPE (a fresh model "
-            "with a tokenizer trained on the dataset); a bare name is a builtin."
+            "with a tokenizer trained on the dataset); a bare name is a builtin. The training "
+            "service resolves FOLDER: a relative one is taken relative to its first data root "
+            "(FORGELINE_DATA_ROOTS where it runs), not this directory."
         ),
     ] = "minilm-l6",
     model_config: Annotated[
@@ -532,7 +570,13 @@ def train_run(
 
 @train_app.command("evaluate")
 def train_evaluate(
-    model: Annotated[str, typer.Argument(help="Model or adapter artifact id or name.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model or adapter artifact id or name, or a baseline's stored model "
+            "(TrainBaseline), scored without fitting it again."
+        ),
+    ],
     dataset: Annotated[str, typer.Argument(help="Dataset id, name or name@version.")],
     text_column: str = "",
     label_column: str = "",
@@ -683,15 +727,19 @@ def audit_verify(
     expect: Annotated[
         str,
         typer.Option(
-            help="SEQUENCE:HASH of a head recorded earlier (from a previous verify): the log "
-            "must still hold that entry unchanged."
+            "--expect-head",
+            "--expect",
+            help="SEQUENCE:HASH of a head recorded earlier (by a previous verify, or the "
+            "audit_head of a run report): the log must still hold that entry unchanged.",
         ),
     ] = "",
     address: AddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recompute the audit log's hash chain; exit 1 when an entry was edited, removed or
-    inserted."""
+    """Recompute the audit log's hash chain and print its head (SEQUENCE:HASH); exit 1 when an
+    entry was edited, removed or inserted, or the log does not end at its head. Keep the head
+    somewhere the log's host cannot write, and pass it as --expect-head next time: that catches
+    a log truncated or rewritten by whoever can write its database."""
     from google.protobuf import json_format
 
     from forgeline.errors import InvalidArgument
@@ -699,23 +747,22 @@ def audit_verify(
 
     sequence, _, digest = expect.partition(":")
     if expect and not (sequence.isdigit() and digest):
-        raise InvalidArgument.for_field("--expect", "give SEQUENCE:HASH, e.g. 42:9f86d0...")
+        raise InvalidArgument.for_field("--expect-head", "give SEQUENCE:HASH, e.g. 42:9f86d0...")
     request = pb.VerifyAuditLogRequest(
         expected_sequence=int(sequence) if expect else 0, expected_hash=digest
     )
     with _client(address, "safety") as client:
         result = client.safety.VerifyAuditLog(request)
+    head = f"head {result.head_sequence}:{result.head_hash}"
     if as_json:
         print(json_format.MessageToJson(result, preserving_proto_field_name=True))
-    elif result.ok:
-        console.print(
-            f"[green]ok[/green]: {result.entries} entries, head "
-            f"{result.head_sequence}:{result.head_hash}"
-        )
+    elif result.ok:  # soft_wrap: a head is copied from here, never broken across lines
+        console.print(f"[green]ok[/green]: {result.entries} entries, {head}", soft_wrap=True)
     else:
         console.print(
             f"[red]TAMPERED[/red] at entry {result.first_bad_sequence}: {result.problem} "
-            f"({result.entries} entries checked)"
+            f"({result.entries} entries checked; the database's {head})",
+            soft_wrap=True,
         )
     if not result.ok:
         raise typer.Exit(1)

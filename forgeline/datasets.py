@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
-from forgeline.errors import FailedPrecondition, NotFound
+from forgeline.errors import FailedPrecondition, NotFound, excerpt
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -85,7 +85,7 @@ class DatasetRepository:
             return Dataset.from_record(self._artifacts.get(ref, kind="dataset"))
         except NotFound as exc:
             raise NotFound(
-                f"{field}: no dataset {ref!r}; list them with ListDatasets",
+                f"{field}: no dataset {excerpt(ref)}; list them with ListDatasets",
                 reason="DATASET_NOT_FOUND",
                 metadata={"field": field, "dataset_id": ref},
             ) from exc

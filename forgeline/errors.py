@@ -8,12 +8,28 @@ BadRequest field violations; the client (forgeline.client) maps them back by rea
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 DOMAIN = "forgeline.dev"
+
+
+# The most characters of a client's own value an error message repeats back: a 5 MB id echoed
+# whole made a reply exceed gRPC's metadata limit, turning NOT_FOUND into RESOURCE_EXHAUSTED.
+EXCERPT_CHARS = 80
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters, saying how long it was: how an error message
+    quotes a value a client sent."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,14 @@ class Unavailable(ForgelineError):
     reason = "UNAVAILABLE"
 
 
+class DeadlineExceeded(ForgelineError):
+    """A call got no answer within its deadline (the message names the call and the setting
+    that sets the deadline)."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+
+
 class DataLoss(ForgelineError):
     code = grpc.StatusCode.DATA_LOSS
     reason = "DATA_LOSS"
@@ -150,24 +174,100 @@ ERROR_CLASSES: dict[grpc.StatusCode, type[ForgelineError]] = {
         ResourceExhausted,
         Cancelled,
         Unavailable,
+        DeadlineExceeded,
         DataLoss,
         Internal,
     )
 }
 
 
-def to_status(error: ForgelineError) -> status_pb2.Status:
-    """google.rpc.Status with ErrorInfo (reason, domain, metadata) and BadRequest violations."""
-    status = status_pb2.Status(code=error.code.value[0], message=error.message)
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+# What one error may take in a reply. gRPC refuses trailers over its metadata limit (8-16 KB),
+# which fails the whole call as RESOURCE_EXHAUSTED, and a status travels twice: as grpc-message
+# and, with its details, base64-encoded in grpc-status-details-bin.
+STATUS_BYTES = 4096
+# (message characters, characters of each detail, details of each sort): the first that fits
+# STATUS_BYTES is sent; the last keeps the gist of an error quoting many long multi-byte values.
+_STATUS_LIMITS = ((1024, 256, 20), (200, 48, 2), (100, 32, 0))
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+class PathMask:
+    """Rewrites a server's own directories out of text a client reads: a path under a data root
+    is named relative to that root (as clients name files), a path under another of the
+    server's directories starts with that directory's label (e.g. ``$FORGELINE_HOME/...``)."""
+
+    ROOT_LABEL = "<data root>"
+
+    def __init__(self, roots: Iterable[Path] = (), labelled: Mapping[str, Path] | None = None):
+        self._labels: dict[str, str] = {}
+        for label, folder in (labelled or {}).items():
+            self._labels.update(dict.fromkeys(_spellings(folder), label))
+        for root in roots:
+            self._labels.update(dict.fromkeys(_spellings(root), ""))
+        longest_first = sorted(self._labels, key=len, reverse=True)
+        self._pattern = (
+            re.compile(
+                f"(?P<dir>{'|'.join(map(re.escape, longest_first))})"
+                r"(?:(?P<slash>/)|(?![\w.\-]))"
+            )
+            if longest_first
+            else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None or "/" not in text:
+            return text
+        return self._pattern.sub(self._replace, text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        label = self._labels[match["dir"]]
+        if match["slash"]:
+            return f"{label}/" if label else ""
+        return label or self.ROOT_LABEL
+
+
+def _spellings(folder: Path) -> set[str]:
+    """How a directory may appear in a message: as configured and resolved (never "/")."""
+    given = folder.expanduser()
+    return {text.rstrip("/") for text in (str(given), str(given.resolve())) if text != "/"}
+
+
+def to_status(
+    error: ForgelineError, *, mask: Callable[[str], str] | None = None
+) -> status_pb2.Status:
+    """google.rpc.Status with ErrorInfo (reason, domain, metadata) and BadRequest violations,
+    small enough for any reply's trailers however long the values the error quotes; ``mask``
+    rewrites what could name the server's own directories."""
+    for limits in _STATUS_LIMITS:
+        status = _status(error, mask or str, *limits)
+        if status.ByteSize() <= STATUS_BYTES:
+            break
+    return status
+
+
+def _status(
+    error: ForgelineError, mask: Callable[[str], str], message_chars: int, chars: int, items: int
+) -> status_pb2.Status:
+    def fit(text: object, limit: int = chars) -> str:
+        return clip(mask(str(text)), limit)
+
+    status = status_pb2.Status(code=error.code.value[0], message=fit(error.message, message_chars))
+    metadata = {fit(k): fit(v) for k, v in list(error.metadata.items())[:items]}
+    info = error_details_pb2.ErrorInfo(reason=fit(error.reason), domain=DOMAIN, metadata=metadata)
     status.details.add().Pack(info)
     if error.violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=fit(v.field), description=fit(v.description)
                 )
-                for v in error.violations
+                for v in error.violations[:items]
             ]
         )
         status.details.add().Pack(bad)

@@ -14,14 +14,21 @@ Formats (``folder_format``):
 
 Every folder also carries its tokenizer and, in ``forgeline_format.json``, the task, the labels
 in class-index order and the max length. Weights are only ever read from safetensors or ONNX:
-``check_safe`` refuses a folder holding a pickle (``.bin``, ``.pt``, ...) before anything loads.
+``check_safe`` refuses a folder holding a pickle before anything loads. It is the one check every
+service runs on a model folder it reads (a stray ``dummy.safetensors`` beside a malicious
+``pytorch_model.bin`` once let the pickle reach ``torch.load``): a file is a pickle by its name
+(``.bin``, ``.pt``, ...) or by its content, whatever it is called.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickletools
+import re
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +38,16 @@ from forgeline.errors import FailedPrecondition
 FORMAT_FILE = "forgeline_format.json"
 ONNX_FILE = "model.onnx"
 HF, HF_PRUNED, HF_INT8, ONNX = "hf", "hf_pruned", "hf_int8", "onnx"
-# Suffixes of files that torch.load / pickle would execute: never read, the folder is refused.
+# Suffixes of files that torch.load / pickle would execute: refused whatever they hold.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
-# Formats read by parsers that never unpickle (ONNX external tensor data is raw bytes).
-SAFE_SUFFIXES = (".safetensors", ".onnx", ".data", ".json", ".txt", ".model", ".md")
+# How far into a file the content check follows a pickle stream (a real one imports within
+# its first bytes: torch's and an attacker's alike).
+PICKLE_SCAN_BYTES = 1 << 20
+# Opcodes pushing the strings a STACK_GLOBAL imports by (module, name).
+_STRINGS = frozenset(
+    "SHORT_BINUNICODE BINUNICODE BINUNICODE8 UNICODE STRING BINSTRING SHORT_BINSTRING".split()
+)
+_DOTTED_NAME = re.compile(r"[A-Za-z_][\w.]*")
 # transformers loads weights inside ``no_init_weights``, which swaps torch.nn.init's functions and
 # PreTrainedModel.init_weights for no-ops process-wide, then puts back what it found. Two loads in
 # two threads put back each other's no-ops for good, and a model built from a config meanwhile keeps
@@ -83,14 +96,52 @@ def check_safe(folder: Path, field: str = "model_id") -> None:
 
 
 def is_pickle(path: Path) -> bool:
+    """Whether ``path`` is a pickle (what torch.load unpickles), judged by name and content.
+
+    A pickle is: a file named like one (PICKLE_SUFFIXES), whatever it holds; a zip archive with a
+    ``.pkl`` member (torch.save's format: ``archive/data.pkl``); a protocol 2+ stream (``\\x80``
+    and the protocol, then opcodes); or a headerless (protocol 0/1) stream that imports. The
+    opcodes are read with pickletools, which executes nothing, and only as far as they are valid:
+    pickle runs a stream's opcodes as it reads them, so a stream broken after its import is still
+    a pickle, while a safetensors header whose length begins with ``\\x80\\x02`` is none (the
+    bytes after those two are no opcode).
+    """
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return True
-    if path.suffix in SAFE_SUFFIXES:
-        return False
     with path.open("rb") as f:
-        head = f.read(4)
-    # A pickle's protocol opcode, or a zip archive (torch.save's format).
-    return head[:1] == b"\x80" or head == b"PK\x03\x04"
+        head = f.read(PICKLE_SCAN_BYTES)
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any(name.endswith(".pkl") for name in archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return False
+    return _unpickling_runs_code(head)
+
+
+def _unpickling_runs_code(data: bytes) -> bool:
+    with_protocol = len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5
+    count = strings = 0
+    try:
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+            count += 1
+            if with_protocol and count >= 3:  # the protocol, then two valid opcodes
+                return True
+            if opcode.name in ("GLOBAL", "INST") and _imports_a_name(arg):
+                return True
+            if opcode.name == "STACK_GLOBAL" and strings >= 2:  # module and name pushed
+                return True
+            strings += opcode.name in _STRINGS
+            if opcode.name == "STOP":  # a headerless stream of plain data
+                return False
+    except Exception:  # noqa: BLE001 - pickletools' errors: the valid opcodes end here
+        return False
+    return False
+
+
+def _imports_a_name(arg: object) -> bool:
+    parts = str(arg).split(" ")
+    return len(parts) == 2 and all(_DOTTED_NAME.fullmatch(part) for part in parts)
 
 
 # --- BERT-style encoders: where the heads and FFN neurons are ----------------------------------

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from forgeline.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    excerpt,
     to_status,
 )
 from forgeline.logging import bound, get_logger
@@ -158,8 +159,8 @@ class OperationStore:
                     if row["request"] != payload:
                         raise InvalidArgument.for_field(
                             "request_id",
-                            f"{request_id!r} was already used for a different {method} request "
-                            f"({row['name']}); use a new request_id",
+                            f"{excerpt(request_id)} was already used for a different {method} "
+                            f"request ({row['name']}); use a new request_id",
                         )
                     return _row(row)
             name = f"operations/{uuid.uuid4().hex}"
@@ -190,7 +191,7 @@ class OperationStore:
             row = self._db.execute("SELECT * FROM operations WHERE name=?", (name,)).fetchone()
         if row is None:
             raise NotFound(
-                f"no operation {name!r} in this service",
+                f"no operation {excerpt(name)} in this service",
                 reason="OPERATION_NOT_FOUND",
                 metadata={"operation": name},
             )
@@ -398,6 +399,14 @@ class OperationContext:
         """Appends an event as it is (a pipeline run forwards its steps' events this way)."""
         self._store.append_event(self.name, event)
 
+    def events(self) -> Iterator[event_service_pb2.Event]:
+        """This operation's events so far, oldest first: a resumed attempt reads what its
+        earlier attempts recorded (training records each step's metrics once)."""
+        after = 0
+        while batch := self._store.events(self.name, after):
+            yield from batch
+            after = batch[-1].sequence
+
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
@@ -415,8 +424,11 @@ class OperationContext:
 class OperationRunner:
     """Creates operations, runs them in worker threads, recovers them after a restart."""
 
-    def __init__(self, store: OperationStore, workers: int) -> None:
+    def __init__(
+        self, store: OperationStore, workers: int, mask: Callable[[str], str] | None = None
+    ) -> None:
         self.store = store
+        self._mask = mask  # hides the server's directories in the errors operations end with
         self._methods: dict[str, MethodSpec] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="operation")
         self._cancels: dict[str, threading.Event] = {}
@@ -483,7 +495,8 @@ class OperationRunner:
                 self._cancels.pop(name, None)
 
     def _end(self, name: str, state: int, error: ForgelineError) -> None:
-        self.store.finish(name, state, message=error.message, error=to_status(error))
+        status = to_status(error, mask=self._mask)
+        self.store.finish(name, state, message=status.message, error=status)
         log.info("operation_ended", state=State.Name(state), error=error.message)
 
     def _state_event(self, name: str, state: int, message: str) -> None:
@@ -656,6 +669,9 @@ class EventServicer(event_service_pb2_grpc.EventServiceServicer):
 def page_offset(token: str) -> int:
     if not token:
         return 0
-    if not token.isdigit():
-        raise InvalidArgument.for_field("page_token", f"{token!r} is not a token this API issued")
+    # ASCII digits only ("²" is a digit int() refuses); 18 digits is past any real offset.
+    if not (token.isascii() and token.isdigit()) or len(token) > 18:
+        raise InvalidArgument.for_field(
+            "page_token", f"{excerpt(token)} is not a token this API issued"
+        )
     return int(token)

@@ -34,9 +34,12 @@ from forgeline.errors import (
     Violations,
 )
 from forgeline.logging import get_logger
+from forgeline.paths import PathValidator
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from forgeline.parsecheck import DataWarning
 
 GROUP_PREFIX = "forgeline."
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -75,13 +78,29 @@ class Plugin:
 
 @dataclass(frozen=True)
 class LoadSource:
-    """What a loader reads. ``path`` is already resolved inside the configured roots."""
+    """What a loader reads. ``path`` lies inside the configured roots, as found there (a file in
+    a folder keeps its own name): open ``inside_roots(path)``, not ``path``."""
 
     path: Path | None = None
     url: str | None = None
     # Refuse inputs beyond these limits (ResourceExhausted).
     max_rows: int = 50_000_000
     max_bytes: int = 20 * 1024**3
+    # The operator's FORGELINE_HTTP_ALLOW: the only non-public hosts a URL loader may reach
+    # (forgeline.outbound refuses loopback, link-local, private... addresses by default).
+    http_allow: tuple[str, ...] = ()
+    # The service's path validator. A loader resolves every file it opens through
+    # ``inside_roots`` (the shards a manifest names too), so a symlink cannot lead out.
+    paths: PathValidator | None = None
+
+    def inside_roots(self, path: Path, *, named_in: Path | None = None) -> Path:
+        """The real path of a file the loader is about to open (``named_in``: the manifest that
+        named it); PermissionDenied where it lands outside the data roots. Without a validator
+        (a loader used outside a service), the source's own folder is the only root."""
+        paths = self.paths
+        if paths is None:
+            paths = PathValidator([self.path if self.path.is_dir() else self.path.parent])
+        return paths.contain(path, "source", named_in=named_in)
 
     def file_size(self) -> int:
         """The size of ``path``; ResourceExhausted when it is over ``max_bytes``."""
@@ -111,6 +130,12 @@ class Loader(Plugin, ABC):
     @abstractmethod
     def load(self, source: LoadSource) -> pa.Table: ...
 
+    def check_parse(self, source: LoadSource, table: pa.Table) -> list[DataWarning]:
+        """What looks wrong about ``table`` as a reading of ``source`` that only the loader can
+        tell (e.g. fewer rows than the file has lines); called once per source after ``load``.
+        The service adds the checks that need only the table. The default finds nothing."""
+        return []
+
 
 # --- cleaners ----------------------------------------------------------------------------------
 
@@ -135,6 +160,18 @@ class CleanContext:
     # service's registry (its allow-list applies) and model lookup. None outside a service.
     registry: PluginRegistry | None = None
     safety: SafetyContext | None = None
+    # The other datasets the cleaner named (Cleaner.references), by the reference it gave.
+    datasets: Mapping[str, ReferencedDataset] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReferencedDataset:
+    """Another dataset a cleaner reads (to compare against): its resolved id, rows and columns."""
+
+    id: str
+    table: pa.Table
+    text_column: str
+    label_column: str
 
 
 @dataclass
@@ -152,6 +189,13 @@ class Cleaner(Plugin, ABC):
 
     kind = "cleaners"
     MAX_EXAMPLES: ClassVar[int] = 5
+
+    def references(self) -> dict[str, str]:
+        """Other datasets this cleaner reads, as {config field: dataset id, name or
+        name@version}. The service checks each exists before the operation starts (an error
+        names the field), records them in the result's lineage and hands them over in
+        ``CleanContext.datasets``. The default reads none."""
+        return {}
 
     @abstractmethod
     def clean(self, table: pa.Table, ctx: CleanContext) -> CleanResult: ...
@@ -228,6 +272,9 @@ class TrackerRun:
     output_dir: Path
     # The hyper-parameters and strategy config, flattened to "a.b" keys.
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Where to write instead of output_dir (a tracking server's URI, say): only the operator
+    # names it (FORGELINE_TRACKER_DESTINATIONS), never a client's config. Empty: output_dir.
+    destination: str = ""
 
 
 class Tracker(Plugin, ABC):
@@ -295,6 +342,14 @@ class Baseline(Plugin, ABC):
         ctx: BaselineContext,
     ) -> BaselineResult:
         """Fits on the training rows and predicts a label for each eval text."""
+
+    def predict_saved(self, folder: Path, texts: list[str]) -> list[str]:
+        """A label for each text from a model this baseline stored earlier in ``folder`` (its
+        ``output_dir``, with the ``model_format`` it returned), without fitting again: how
+        EvaluateModel scores a baseline artifact on another dataset. Rebuild it from the safe
+        files it wrote; this instance's config may differ from the stored model's. A baseline
+        that stores no model keeps this default."""
+        raise NotImplementedError(f"{self.name} cannot predict from a stored model")
 
 
 # --- searchers and schedulers (the tuning service) ----------------------------------------------
@@ -785,6 +840,9 @@ class PluginRegistry:
         self._autoload = autoload
         self._loaded: dict[tuple[str, str], type[Plugin]] = {}
         self._errors: dict[tuple[str, str, str], LoadError] = {}
+        # Grows whenever what the registry holds changes (a plugin imported, a new load error):
+        # PluginService rebuilds its cached listing only then.
+        self.version = 0
 
     # phase 1 --------------------------------------------------------------------------------
     def discover(self, kind: str) -> list[PluginEntry]:
@@ -934,6 +992,7 @@ class PluginRegistry:
             self._fail(entry, problem)
             return None
         self._loaded[(entry.kind, entry.name)] = cls
+        self.version += 1
         return cls
 
     def _fail(self, entry: PluginEntry, error: str) -> None:
@@ -944,9 +1003,11 @@ class PluginRegistry:
             package=f"{entry.distribution}=={entry.version}",
             error=error,
         )
-        self._errors[(entry.kind, entry.name, entry.distribution)] = LoadError(
-            entry.kind, entry.name, entry.distribution, error
-        )
+        key = (entry.kind, entry.name, entry.distribution)
+        failure = LoadError(entry.kind, entry.name, entry.distribution, error)
+        if self._errors.get(key) != failure:
+            self._errors[key] = failure
+            self.version += 1
 
 
 def contract_problem(kind: str, name: str, cls: object) -> str | None:

@@ -11,12 +11,14 @@ stop on SIGTERM that lets in-flight calls finish and leaves running operations t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import inspect
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from importlib import metadata
@@ -32,7 +34,16 @@ from grpc_status import rpc_status
 from forgeline import logging as flog
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.audit import AuditOutbox, service_outbox
-from forgeline.errors import ForgelineError, Internal, NotFound, Unauthenticated, to_status
+from forgeline.errors import (
+    ForgelineError,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PathMask,
+    Unauthenticated,
+    clip,
+    to_status,
+)
 from forgeline.operations import (
     EventServicer,
     MethodSpec,
@@ -54,6 +65,7 @@ from forgeline.v1 import (
 log = flog.get_logger(__name__)
 SERVICES_GROUP = "forgeline.services"
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/",)
+LOG_CHARS = 2000  # a call's log line quotes at most this much of its error (ids can be megabytes)
 
 
 # The service that keeps the audit log: it appends to it directly, every other service sends
@@ -92,9 +104,11 @@ class Kernel:
                 shared=settings.artifact_uri,
             ),
             operations=OperationRunner(
-                OperationStore(settings.operations_db(service)), settings.worker_threads
+                OperationStore(settings.operations_db(service)),
+                settings.worker_threads,
+                mask=server_paths(settings),
             ),
-            paths=PathValidator(settings.roots),
+            paths=PathValidator.from_settings(settings),
             audit=audit,
         )
 
@@ -158,11 +172,18 @@ def installed_services() -> list[str]:
 # --- interceptors --------------------------------------------------------------------------------
 
 
-def _wrap_handler(handler: grpc.RpcMethodHandler, wrap_unary, wrap_stream) -> grpc.RpcMethodHandler:
-    """A copy of ``handler`` whose behaviour is wrapped (unary responses vs. streamed ones)."""
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler,
+    wrap_unary,
+    wrap_stream,
+    request_deserializer: Callable[[bytes], Any] | None = None,
+    response_serializer: Callable[[Any], bytes] | None = None,
+) -> grpc.RpcMethodHandler:
+    """A copy of ``handler`` whose behaviour is wrapped (unary responses vs. streamed ones) and,
+    where given, its (de)serializers replaced."""
     kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
+        "request_deserializer": request_deserializer or handler.request_deserializer,
+        "response_serializer": response_serializer or handler.response_serializer,
     }
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(wrap_unary(handler.unary_unary), **kwargs)
@@ -173,70 +194,163 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, wrap_unary, wrap_stream) -> gr
     return grpc.stream_stream_rpc_method_handler(wrap_stream(handler.stream_stream), **kwargs)
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+class _Undecodable:
+    """A request whose bytes do not parse as the method's message. grpc answers a deserializer's
+    exception with UNKNOWN and the parser's words before any handler runs; parsing to this
+    instead lets the call's wrapper answer INVALID_ARGUMENT."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            return _Undecodable(exc)
+
+    return parse
+
+
+def _unparsed(data: bytes) -> bytes:
+    return data
+
+
+def _passthrough(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """``serializer`` for what is not serialized yet (messages a handler writes with
+    context.write); bytes pass as they are."""
+    if serializer is None:
+        return None
+    return lambda message: message if isinstance(message, bytes) else serializer(message)
+
+
+class _Call:
+    """One RPC as CallInterceptor sees it: its request id, one log line, and every failure
+    turned into a google.rpc.Status the client can read."""
+
+    def __init__(
+        self, method: str, request_id: str, handler: grpc.RpcMethodHandler, mask: PathMask
+    ) -> None:
+        self.method, self.request_id, self.mask = method, request_id, mask
+        self._streaming_requests = handler.request_streaming
+        self._serialize = handler.response_serializer
+
+    def wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """``handler`` guarded, with requests that do not parse and responses that do not
+        serialize failing inside the guard (grpc itself would answer UNKNOWN for both)."""
+        return _wrap_handler(
+            handler,
+            self.unary,
+            self.stream,
+            _tolerant(handler.request_deserializer),
+            _passthrough(handler.response_serializer),
+        )
+
+    def encode(self, response: Any) -> Any:
+        return response if self._serialize is None else self._serialize(response)
+
+    def requests(self, request: Any) -> Any:
+        """The handler's request (or request stream) with undecodable messages refused."""
+        if self._streaming_requests:
+            return self._decoded_stream(request)
+        return self._decoded(request)
+
+    def _decoded(self, request: Any) -> Any:
+        if isinstance(request, _Undecodable):
+            raise InvalidArgument(
+                f"the request to {self.method} is not a valid protobuf message for it: "
+                f"{request.error}",
+                reason="MALFORMED_REQUEST",
+            )
+        return request
+
+    async def _decoded_stream(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
+            yield self._decoded(request)
+
+    @contextlib.asynccontextmanager
+    async def guard(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        start = time.perf_counter()
+        with flog.bound(request_id=self.request_id, rpc=self.method):
+            try:
+                yield
+            except GeneratorExit:
+                # asyncio closes a response stream whose client went away (cancelled, closed its
+                # channel, or the server stopped): nobody is left to answer, and nothing crashed.
+                log.info("rpc", code="CANCELLED", ms=_ms(start))
+                raise
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except BaseException as exc:
+                if _client_gone(context):
+                    log.info("rpc", code="CANCELLED", ms=_ms(start))
+                    raise
+                _log_call(exc, start)
+                await _abort(context, exc, self.method, self.mask)
+            _log_call(None, start)
+
+    def unary(self, behaviour):
+        async def run(request, context):
+            async with self.guard(context):
+                return self.encode(await behaviour(self.requests(request), context))
+
+        return run
+
+    def stream(self, behaviour):
+        if inspect.iscoroutinefunction(behaviour):
+            # A handler that writes its responses with context.write (grpc's own Health/Watch)
+            # is a coroutine, not an async generator; grpc tells them apart the same way.
+            async def write(request, context):
+                async with self.guard(context):
+                    await behaviour(self.requests(request), context)
+
+            return write
+
+        async def run(request, context):
+            async with self.guard(context):
+                async for response in behaviour(self.requests(request), context):
+                    yield self.encode(response)
+
+        return run
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext, exc: BaseException, method: str, mask: PathMask
+) -> None:
     if isinstance(exc, ForgelineError):
         error = exc
     else:
         log.exception("rpc_crashed", exc_info=exc)
         error = Internal(f"internal error in {method}; the service log has the details")
-    status = to_status(error)
+    status = to_status(error, mask=mask)
     await context.abort(
         error.code,
-        error.message,
+        status.message,
         trailing_metadata=((rpc_status.GRPC_DETAILS_METADATA_KEY, status.SerializeToString()),),
     )
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    """Request id + one log line per call + ForgelineError -> google.rpc.Status, for every RPC."""
+    """Request id + one log line per call + any failure -> google.rpc.Status, for every RPC:
+    undecodable requests are INVALID_ARGUMENT, unexpected exceptions a short INTERNAL, and the
+    server's own directories never reach a client (``mask``)."""
+
+    def __init__(self, mask: PathMask | None = None) -> None:
+        self._mask = mask or PathMask()
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method
         meta = dict(details.invocation_metadata or ())
         request_id = meta.get("x-request-id") or uuid.uuid4().hex[:16]
-
-        def wrap_unary(behaviour):
-            async def run(request, context):
-                start = time.perf_counter()
-                with flog.bound(request_id=request_id, rpc=method):
-                    try:
-                        response = await behaviour(request, context)
-                    except (grpc.aio.AbortError, asyncio.CancelledError):
-                        raise
-                    except BaseException as exc:
-                        if _client_gone(context):
-                            log.info("rpc", code="CANCELLED", ms=_ms(start))
-                            raise
-                        _log_call(exc, start)
-                        await _abort(context, exc, method)
-                    _log_call(None, start)
-                    return response
-
-            return run
-
-        def wrap_stream(behaviour):
-            async def run(request, context):
-                start = time.perf_counter()
-                with flog.bound(request_id=request_id, rpc=method):
-                    try:
-                        async for response in behaviour(request, context):
-                            yield response
-                    except (grpc.aio.AbortError, asyncio.CancelledError):
-                        raise
-                    except BaseException as exc:
-                        if _client_gone(context):
-                            log.info("rpc", code="CANCELLED", ms=_ms(start))
-                            raise
-                        _log_call(exc, start)
-                        await _abort(context, exc, method)
-                    _log_call(None, start)
-
-            return run
-
-        return _wrap_handler(handler, wrap_unary, wrap_stream)
+        return _Call(details.method, request_id, handler, self._mask).wrap(handler)
 
 
 def _ms(start: float) -> float:
@@ -255,9 +369,10 @@ def _log_call(error: BaseException | None, start: float) -> None:
     if error is None:
         log.info("rpc", code="OK", ms=_ms(start))
     elif isinstance(error, ForgelineError):
-        log.info("rpc", code=error.code.name, ms=_ms(start), error=str(error))
+        log.info("rpc", code=error.code.name, ms=_ms(start), error=clip(str(error), LOG_CHARS))
     else:
-        log.info("rpc", code="INTERNAL", ms=_ms(start), error=f"{type(error).__name__}: {error}")
+        text = clip(f"{type(error).__name__}: {error}", LOG_CHARS)
+        log.info("rpc", code="INTERNAL", ms=_ms(start), error=text)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -291,7 +406,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
             return run
 
-        return _wrap_handler(handler, deny_unary, deny_stream)
+        # A refused call's request is never parsed: bytes that do not parse are refused alike.
+        return _wrap_handler(handler, deny_unary, deny_stream, request_deserializer=_unparsed)
 
 
 # --- bootstrap ----------------------------------------------------------------------------------
@@ -310,6 +426,12 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
+def server_paths(settings: Settings) -> PathMask:
+    """What hides this process's directories in the errors it sends: paths under a data root
+    are named relative to it, the rest of FORGELINE_HOME by that variable."""
+    return PathMask(settings.roots, {"$FORGELINE_HOME": settings.home})
+
+
 async def serve(
     name: str,
     settings: Settings,
@@ -325,7 +447,7 @@ async def serve(
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    interceptors: list[grpc.aio.ServerInterceptor] = [CallInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [CallInterceptor(server_paths(settings))]
     if settings.auth_token:
         interceptors.append(AuthInterceptor(settings.auth_token))
     server = grpc.aio.server(interceptors=interceptors, options=limits)
@@ -443,9 +565,12 @@ class ServiceThread:
         return self
 
     def stop(self) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+        """Stops it gracefully and waits for the thread; a second call does nothing."""
+        if self._loop and self._stop and self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread.is_alive():
+            self._thread.join(30)
 
     @property
     def address(self) -> str:

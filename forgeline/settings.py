@@ -75,6 +75,26 @@ class Settings(BaseSettings):
     grace_seconds: float = Field(
         default=10.0, ge=0, description="On SIGTERM, how long in-flight calls get to finish."
     )
+    call_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="The gateway's deadline for one call to a service (a submit, a status poll, "
+        "one read of events). Submits answer at once; a service's slow start-up (Ray) is "
+        "reported inside its operation.",
+    )
+    call_retry_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long the gateway retries a call that is safe to send again (every "
+        "call of a step: submits carry a request id) while its service is unreachable or "
+        "gives no answer within call_timeout_seconds.",
+    )
+    ray_connect_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long an operation waits for Ray (the cluster at RAY_ADDRESS, or the "
+        "local head its service starts) before it fails UNAVAILABLE.",
+    )
     addresses: dict[str, str] = Field(
         default_factory=dict,
         description='Where clients find services, e.g. {"data": "10.0.0.5:50051"}. '
@@ -106,8 +126,20 @@ class Settings(BaseSettings):
     plugins_autoload: bool = Field(
         default=True, description="False: only forgeline's own plugins (plus allowed) load."
     )
+    http_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts the HTTP loader may fetch although they are loopback, link-local, "
+        "private or otherwise non-public (refused by default, after DNS and on every "
+        "redirect): IP addresses, CIDR networks (10.0.0.0/8, fd00::/8) or exact host names.",
+    )
+    tracker_destinations: dict[str, str] = Field(
+        default_factory=dict,
+        description='Where a tracker plugin writes, by tracker name, e.g. {"mlflow": '
+        '"http://mlflow:5000"}. Only the operator names a place to write; a tracker not '
+        "listed writes into its run's own folder under FORGELINE_HOME/trackers.",
+    )
 
-    @field_validator("data_roots", "plugins_allow", "plugins_required", mode="before")
+    @field_validator("data_roots", "plugins_allow", "plugins_required", "http_allow", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -116,11 +148,19 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("http_allow")
+    @classmethod
+    def _check_allow_list(cls, value: list[str]) -> list[str]:
+        from forgeline.outbound import AllowList
+
+        AllowList.parse(value)  # a bad entry stops the process, naming it
+        return value
+
     @cached_property
     def roots(self) -> list[Path]:
-        """Resolved data roots (the artifact folder is always one)."""
-        roots = [p.expanduser().resolve() for p in self.data_roots] or [Path.cwd().resolve()]
-        return [*roots, self.artifacts_dir.resolve()]
+        """Resolved data roots. The artifact folder is not one: artifacts are reached by id, and
+        forgeline.paths refuses FORGELINE_HOME even where a data root holds it."""
+        return [p.expanduser().resolve() for p in self.data_roots] or [Path.cwd().resolve()]
 
     @property
     def artifacts_dir(self) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from forgeline.cli import JsonOpt, _settings, app, console, err
 from forgeline.cli import main as _main
+
+if TYPE_CHECKING:
+    from forgeline.gateway.local_run import LocalRun
 
 runs_app = typer.Typer(
     no_args_is_help=True, help="Pipeline runs: list, show, report, cancel, retry."
@@ -69,10 +72,14 @@ def _answers(client) -> bool:
 
 
 class _Connection:
-    """The configured gateway, or an embedded stack started for this command and stopped after."""
+    """The configured gateway, or an embedded stack started for this command and stopped after.
 
-    def __init__(self, embedded_ok: bool = True) -> None:
-        self.embedded_ok, self.stack, self.client = embedded_ok, None, None
+    With ``local`` (the pipeline the command sends), an embedded stack runs only the services
+    its steps call and reads the paths it names; a gateway that answers gets a note when the
+    pipeline holds relative paths, which its services resolve, not this directory."""
+
+    def __init__(self, embedded_ok: bool = True, local: LocalRun | None = None) -> None:
+        self.embedded_ok, self.local, self.stack, self.client = embedded_ok, local, None, None
 
     def __enter__(self):
         from forgeline.errors import Unavailable
@@ -82,6 +89,14 @@ class _Connection:
         address = settings.address_for("gateway")
         self.client = _gateway_client(address)
         if _answers(self.client):
+            if self.local is not None and self.local.relative:
+                err.print(
+                    f"[yellow]note[/yellow] the gateway at {address} was not started by this "
+                    f"command: its services resolve the relative paths at "
+                    f"{', '.join(self.local.relative)} against their first data root "
+                    "(FORGELINE_DATA_ROOTS where they run), not against the pipeline's folder "
+                    "or this directory"
+                )
             return self.client
         self.client.close()
         if not self.embedded_ok:
@@ -94,7 +109,13 @@ class _Connection:
             f"[yellow]no gateway answers at {address}[/yellow]: starting an embedded stack for "
             f"this command (logs in {settings.home.expanduser() / 'logs'})"
         )
-        self.stack = Stack.start(settings, fixed_ports=False, detach=False)
+        self.stack = Stack.start(
+            settings,
+            fixed_ports=False,
+            detach=False,
+            services=self.local.services if self.local else None,
+            data_roots=self.local.paths if self.local else None,
+        )
         self.client = _gateway_client(self.stack.addresses["gateway"])
         return self.client
 
@@ -114,6 +135,23 @@ def _read(path: Path) -> str:
         raise InvalidArgument.for_field("PIPELINE", f"cannot read {path}: {exc.strerror}") from None
 
 
+def _local(pipeline: Path, text: str, overrides: list[str]) -> LocalRun:
+    """The pipeline as a stack this command starts receives it: paths in the file relative to
+    its folder, paths in --set relative to the current directory (see gateway.local_run)."""
+    from forgeline.gateway.local_run import local_run
+    from forgeline.server import installed_services
+
+    folder = pipeline.expanduser().absolute().parent
+    return local_run(text, overrides, folder, Path.cwd(), installed_services())
+
+
+def _sent(connection: _Connection, local: LocalRun, text: str, overrides: list[str]):
+    """What to send: the localized pipeline to a stack this command started, else as written."""
+    if connection.stack is not None:
+        return local.text, local.overrides
+    return text, overrides
+
+
 # --- run ----------------------------------------------------------------------------------------
 
 
@@ -127,11 +165,19 @@ def run(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a pipeline on the gateway (FORGELINE_GATEWAY), following every step live."""
+    """Run a pipeline on the gateway (FORGELINE_GATEWAY), following every step live.
+
+    When no gateway answers, this command starts one (with the services the steps call) for
+    the run; then a relative path in the file is taken relative to the file's folder, and one
+    in --set relative to this directory. A running gateway's services resolve relative paths
+    against their first data root (FORGELINE_DATA_ROOTS where they run)."""
     from forgeline.v1 import pipeline_service_pb2 as pb
 
     text = _read(pipeline)
-    with _Connection(embedded_ok=not detach) as client:
+    local = _local(pipeline, text, overrides)
+    connection = _Connection(embedded_ok=not detach, local=local)
+    with connection as client:
+        text, overrides = _sent(connection, local, text, overrides)
         # Every problem at once (the services' checks too), and the steps in running order.
         plan = client.pipelines.ValidatePipeline(
             pb.ValidatePipelineRequest(pipeline_yaml=text, overrides=overrides)
@@ -314,11 +360,15 @@ def validate(
     overrides: SetOpt = [],  # noqa: B006
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a pipeline against the services it names; prints every problem at once."""
+    """Check a pipeline against the services it names; prints every problem at once. Paths
+    resolve as in `forgeline run`."""
     from forgeline.v1 import pipeline_service_pb2 as pb
 
     text = _read(pipeline)
-    with _Connection() as client:
+    local = _local(pipeline, text, overrides)
+    connection = _Connection(local=local)
+    with connection as client:
+        text, overrides = _sent(connection, local, text, overrides)
         plan = client.pipelines.ValidatePipeline(
             pb.ValidatePipelineRequest(pipeline_yaml=text, overrides=overrides)
         )
@@ -410,10 +460,13 @@ def runs_retry(
     run: Annotated[str, typer.Argument(help="A failed or cancelled run.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a failed or cancelled run again from its unfinished steps."""
+    """Run a failed or cancelled run again from its unfinished steps.
+
+    When no gateway answers (the run's stack was one `forgeline run` started, gone since), this
+    command starts one over FORGELINE_HOME, as `run` would for the run's pipeline."""
     from forgeline.v1 import pipeline_service_pb2 as pb
 
-    with _Connection(embedded_ok=False) as client:
+    with _Connection(local=_stored(run)) as client:
         op = client.pipelines.RetryPipelineRun(pb.RetryPipelineRunRequest(name=run))
         order = [
             s.name
@@ -423,6 +476,36 @@ def runs_retry(
         result = client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=op.name)).run
     console.print_json(_run_json(result)) if as_json else _summary(result)
     raise typer.Exit(_exit_code(result))
+
+
+def _stored(run: str) -> LocalRun | None:
+    """What a stack started to retry ``run`` needs (the services its pipeline calls, the paths
+    it names), from the pipeline as this machine's gateway stored it under FORGELINE_HOME;
+    None when it is not stored here."""
+    from forgeline.errors import NotFound
+    from forgeline.gateway.local_run import local_run
+    from forgeline.gateway.servicer import RETRY, SUBMIT
+    from forgeline.operations import OperationStore
+    from forgeline.server import installed_services
+    from forgeline.v1 import pipeline_service_pb2 as pb
+
+    path = _settings().operations_db("gateway")
+    if not path.exists():
+        return None
+    store = OperationStore(path)
+    try:
+        row = store.get(run)
+        while row.method == RETRY:  # a retry runs the pipeline of the run it retried
+            row = store.get(pb.RetryPipelineRunRequest.FromString(row.request).name)
+    except NotFound:
+        return None
+    finally:
+        store.close()
+    if row.method != SUBMIT:
+        return None
+    sent = pb.SubmitPipelineRequest.FromString(row.request)
+    cwd = Path.cwd()
+    return local_run(sent.pipeline_yaml, list(sent.overrides), cwd, cwd, installed_services())
 
 
 # --- the local stack ----------------------------------------------------------------------------

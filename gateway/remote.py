@@ -17,7 +17,13 @@ from google.longrunning import operations_pb2
 from google.protobuf import json_format, message_factory
 
 from forgeline.client import Client
-from forgeline.errors import InvalidArgument, Unavailable, from_status
+from forgeline.errors import (
+    DeadlineExceeded,
+    ForgelineError,
+    InvalidArgument,
+    Unavailable,
+    from_status,
+)
 from forgeline.gateway.catalog import ServiceCatalog
 from forgeline.logging import get_logger
 from forgeline.v1 import common_pb2, event_service_pb2
@@ -26,39 +32,94 @@ T = TypeVar("T")
 log = get_logger(__name__)
 
 
-RETRY_FOR_S = 60.0  # how long an idempotent call is retried while its service is unreachable
+RETRY_FOR_S = 60.0  # default of the setting call_retry_seconds
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.2, 5.0
 
 
 def retrying(
-    call: Callable[[], T], *, idempotent: bool, what: str, budget_s: float = RETRY_FOR_S
+    call: Callable[[], T],
+    *,
+    idempotent: bool,
+    what: str,
+    budget_s: float = RETRY_FOR_S,
+    timeout_s: float | None = None,
+    waiting: str = "",
 ) -> T:
-    """``call()``, retried with exponential backoff while it fails UNAVAILABLE (a service
-    restarting, a dropped connection) for up to ``budget_s``, when it is safe to send twice.
-    Every attempt carries its own deadline (the stub's timeout)."""
-    deadline = time.monotonic() + budget_s
+    """``call()``, retried with exponential backoff for up to ``budget_s`` while it fails
+    UNAVAILABLE (a service restarting, a dropped connection) or DEADLINE_EXCEEDED (a service
+    too busy to answer in time), when it is safe to send twice. Every attempt carries its own
+    deadline (``timeout_s``, the stub's timeout). The error that ends the retries says which
+    call (``what``) was ``waiting`` for what, how long, and which gateway setting sets that:
+    a bare "Deadline Exceeded" tells a user nothing."""
+    started = time.monotonic()
     delay = FIRST_BACKOFF_S
     while True:
         try:
             return call()
-        except Unavailable as exc:
-            if not idempotent or time.monotonic() + delay > deadline:
-                raise
+        except (Unavailable, DeadlineExceeded) as exc:
+            spent = time.monotonic() - started
+            if not idempotent or spent + delay > budget_s:
+                raise _explained(
+                    exc, what, waiting, timeout_s, spent if idempotent else 0
+                ) from None
             log.info("retrying", call=what, error=exc.message, backoff_s=delay)
             time.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
 
 
+def _explained(
+    error: ForgelineError, what: str, waiting: str, timeout_s: float | None, retried_s: float
+) -> ForgelineError:
+    """``error`` (the last attempt's) told as a step's message: the call first, then the fact."""
+    retried = f"retried for {retried_s:.0f} s: call_retry_seconds" if retried_s >= 1 else ""
+    if isinstance(error, DeadlineExceeded):
+        within = f"within {timeout_s:g} s" if timeout_s is not None else "within its deadline"
+        settings = "; ".join(filter(None, ["gateway setting call_timeout_seconds", retried]))
+        return DeadlineExceeded(
+            f"{what}: no answer {within}{f' while waiting for {waiting}' if waiting else ''} "
+            f"({settings})",
+            reason="CALL_TIMED_OUT",
+            metadata={"call": what, "setting": "call_timeout_seconds"},
+        )
+    return Unavailable(
+        f"{what}: {error.message}{f' ({retried})' if retried else ''}",
+        reason=error.reason,
+        metadata={**error.metadata, "call": what},
+    )
+
+
 class RemoteService:
     """One service, reached through ``client``, described by ``catalog``. Every call has a
-    deadline; the idempotent ones (all but a submit without a request id) are retried with
-    backoff while the service is unreachable."""
+    deadline (``call_timeout``); the idempotent ones (all but a submit without a request id)
+    are retried with backoff for ``retry_for`` seconds while the service is unreachable or
+    does not answer in time."""
 
-    def __init__(self, catalog: ServiceCatalog, client: Client, call_timeout: float = 30.0):
-        self.catalog, self.client, self.call_timeout = catalog, client, call_timeout
+    def __init__(
+        self,
+        catalog: ServiceCatalog,
+        client: Client,
+        call_timeout: float = 30.0,
+        retry_for: float = RETRY_FOR_S,
+    ) -> None:
+        self.catalog, self.client = catalog, client
+        self.call_timeout, self.retry_for = call_timeout, retry_for
 
-    def _retrying(self, what: str, call: Callable[[], T], idempotent: bool = True) -> T:
-        return retrying(call, idempotent=idempotent, what=f"{self.name} {what} at {self.address}")
+    def _retrying(
+        self,
+        method: str,
+        waiting: str,
+        call: Callable[[], T],
+        idempotent: bool = True,
+        timeout: float | None = None,
+    ) -> T:
+        return retrying(
+            call,
+            idempotent=idempotent,
+            what=f"{self.name}.{method} at {self.address}",
+            budget_s=self.retry_for,
+            timeout_s=self.call_timeout if timeout is None else timeout,
+            waiting=waiting,
+        )
 
     @property
     def name(self) -> str:
@@ -93,7 +154,10 @@ class RemoteService:
         # With a request id the service answers a repeat with the same operation (AIP-155).
         idempotent = bool(getattr(message, "request_id", ""))
         operation = self._retrying(
-            method, lambda: call(message, timeout=self.call_timeout), idempotent=idempotent
+            method,
+            "the service to accept the request",
+            lambda: call(message, timeout=self.call_timeout),
+            idempotent=idempotent,
         )
         return operation.name
 
@@ -117,12 +181,14 @@ class RemoteService:
                 last = max(last, response.event.sequence)
             return last
 
-        return self._retrying("StreamEvents", read)  # resumes after the last event it saw
+        # Resumes after the last event it saw.
+        return self._retrying("StreamEvents", f"the events of {operation}", read)
 
     def get(self, operation: str) -> operations_pb2.Operation:
         request = operations_pb2.GetOperationRequest(name=operation)
         return self._retrying(
             "GetOperation",
+            f"the state of {operation}",
             lambda: self.client.operations.GetOperation(request, timeout=self.call_timeout),
         )
 
@@ -132,9 +198,11 @@ class RemoteService:
         request.timeout.FromMilliseconds(int(timeout * 1000))
         return self._retrying(
             "WaitOperation",
+            f"the state of {operation}",
             lambda: self.client.operations.WaitOperation(
                 request, timeout=timeout + self.call_timeout
             ),
+            timeout=timeout + self.call_timeout,
         )
 
     def result(self, method: str, operation: operations_pb2.Operation) -> dict[str, Any]:
@@ -156,6 +224,7 @@ class RemoteService:
         request = operations_pb2.CancelOperationRequest(name=operation)
         self._retrying(
             "CancelOperation",
+            f"the service to cancel {operation}",
             lambda: self.client.operations.CancelOperation(request, timeout=self.call_timeout),
         )
 

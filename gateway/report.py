@@ -31,8 +31,11 @@ SMOOTH_FROM = 50  # series longer than this are drawn smoothed over the raw valu
 # --- the JSON twin -----------------------------------------------------------------------------
 
 
-def document(run, events: Iterable) -> dict[str, Any]:
-    """The report's JSON: ``run`` (a PipelineRun) and the step events of the run."""
+def document(run, events: Iterable, audit_head: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report's JSON: ``run`` (a PipelineRun) and the step events of the run, and the audit
+    log's head after the run (``forgeline.audit.AuditHead.as_dict()``; None without a log): a
+    copy kept away from the log's host, so a later ``forgeline audit verify --expect-head``
+    catches the log truncated or rewritten up to this run."""
     as_dict = json_format.MessageToDict(
         run, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
@@ -77,6 +80,7 @@ def document(run, events: Iterable) -> dict[str, Any]:
         "steps": steps,
         "series": series,
         "artifacts": list(_artifacts(steps)),
+        "audit_head": audit_head,
     }
 
 
@@ -661,6 +665,7 @@ def render(doc: dict) -> str:
         f"<p class=meta>run {html.escape(doc['run'])} · attempt {doc['attempt']} · "
         f"{html.escape(doc['create_time'])} → {html.escape(doc['end_time'])}</p>",
         f"<p>{html.escape(doc['message'])}</p>",
+        _audit_head(doc.get("audit_head")),
         _section("Steps", steps),
         _section("Gates", _table(["step", "gate", "verdict", "why"], gates, raw_columns={2}))
         if gates
@@ -696,6 +701,19 @@ pre {{ background: #f5f6f8; padding: .8rem; overflow: auto; }}
 {body}
 </body></html>
 """
+
+
+def _audit_head(head: dict[str, Any] | None) -> str:
+    if not head:
+        return ""
+    if "expect_head" not in head:
+        return f"<p class=meta>audit log head unknown: {html.escape(str(head.get('error')))}</p>"
+    pending = f" ({head['pending']} events not yet delivered)" if head.get("pending") else ""
+    return (
+        "<p class=meta>audit log head after this run: "
+        f"<code>{html.escape(head['expect_head'])}</code>{pending}; keep it to check the log "
+        "later with <code>forgeline audit verify --expect-head</code></p>"
+    )
 
 
 def _section(title: str, content: str) -> str:
@@ -1002,10 +1020,12 @@ def _continual_svg(history: list[dict]) -> str:
     return _svg(figure)
 
 
-def publish(run, events: Iterable, artifacts, producer: str):
+def publish(
+    run, events: Iterable, artifacts, producer: str, audit_head: dict[str, Any] | None = None
+):
     """Builds ``run``'s report and commits it to ``artifacts`` (an ArtifactStore) as a "report"
     artifact made from every artifact the run produced; returns its ArtifactRecord."""
-    doc = document(run, events)
+    doc = document(run, events, audit_head)
     with artifacts.staging_path() as folder:
         write(doc, folder)
         return artifacts.commit_dir(

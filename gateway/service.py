@@ -17,8 +17,6 @@ from forgeline.gateway.spec import Pipeline, PipelineInvalid, Problem, parse_all
 from forgeline.server import installed_services
 from forgeline.settings import DEFAULT_PORTS, Settings
 
-CALL_TIMEOUT_S = 30.0
-
 
 @dataclass
 class Validated:
@@ -49,11 +47,9 @@ class Gateway:
             if name in self._remotes:
                 return self._remotes[name]
         address = self.settings.address_for(name)
+        timeout = self.settings.call_timeout_seconds
         client = Client(
-            address,
-            token=self.settings.auth_token or None,
-            timeout=CALL_TIMEOUT_S,
-            stream_timeout=CALL_TIMEOUT_S,
+            address, token=self.settings.auth_token or None, timeout=timeout, stream_timeout=timeout
         )
         try:
             catalog = discover(name, client)
@@ -61,7 +57,9 @@ class Gateway:
             client.close()
             raise
         with self._lock:
-            return self._remotes.setdefault(name, RemoteService(catalog, client, CALL_TIMEOUT_S))
+            return self._remotes.setdefault(
+                name, RemoteService(catalog, client, timeout, self.settings.call_retry_seconds)
+            )
 
     def forget(self, name: str) -> None:
         """Drops a service's catalog (it restarted, or its plugins changed)."""

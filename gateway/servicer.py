@@ -8,7 +8,7 @@ from google.protobuf import json_format, struct_pb2
 
 from forgeline import convert
 from forgeline.convert import timestamp
-from forgeline.errors import Cancelled, FailedPrecondition, NotFound
+from forgeline.errors import Cancelled, FailedPrecondition, ForgelineError, NotFound
 from forgeline.gateway import report
 from forgeline.gateway import runs as R
 from forgeline.gateway.orchestrator import RunOutcome
@@ -139,10 +139,22 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
 
     def _write_report(self, run: pb.PipelineRun) -> common_pb2.Artifact:
         """The run's report as an artifact, recorded on the run."""
-        record = report.publish(run, self._events(run.name), self._kernel.artifacts, SUBMIT)
+        events, head = self._events(run.name), self._audit_head()
+        record = report.publish(run, events, self._kernel.artifacts, SUBMIT, head)
         out = convert.artifact(record)
         self._gateway.store.set_report(name=run.name, report=json_format.MessageToDict(out))
         return out
+
+    def _audit_head(self) -> dict | None:
+        """The audit log's head once this run's events are delivered (None without an outbox;
+        why, when it cannot be read: a report never fails for it)."""
+        if self._kernel.audit is None:
+            return None
+        try:
+            return self._kernel.audit.head(timeout=5.0).as_dict()
+        except ForgelineError as exc:
+            log.warning("audit_head_unknown", error=str(exc))
+            return {"error": str(exc)}
 
     def _events(self, name: str) -> list:
         """The run's events, after those its kept steps streamed in the run it retried (only

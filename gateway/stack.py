@@ -44,6 +44,7 @@ class Stack:
     members: list[Member] = field(default_factory=list)
     _procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
     _ray_env: dict[str, str] = field(default_factory=dict, repr=False)
+    _roots_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -59,14 +60,20 @@ class Stack:
         fixed_ports: bool,
         detach: bool,
         services: list[str] | None = None,
+        data_roots: list[Path] | None = None,
     ) -> Stack:
         """Starts ``services`` (default: every installed one; the gateway last, told where the
         others listen) and waits until each reports SERVING. On any failure the ones already
-        started are stopped and Unavailable names the service and its log."""
+        started are stopped and Unavailable names the service and its log. ``data_roots`` are
+        added after the configured ones (the first root, against which a service resolves a
+        relative path, stays the same): the paths a command started this stack to read."""
         names = [n for n in (services or installed_services()) if n != "gateway"]
         logs = settings.home.expanduser() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         stack = cls()
+        if data_roots:
+            roots = dict.fromkeys([*settings.roots, *data_roots])
+            stack._roots_env = {"FORGELINE_DATA_ROOTS": json.dumps([str(r) for r in roots])}
         try:
             if RAY_SERVICES & set(names) and not os.environ.get("RAY_ADDRESS"):
                 stack._start_ray(logs, detach)
@@ -97,6 +104,7 @@ class Stack:
         }
         env.pop("FORGELINE_PORT", None)
         env.update(self._ray_env)
+        env.update(self._roots_env)
         # Both streams go to the log file, never to a pipe: a member outlives this command
         # (`forgeline up`), and a library printing to a closed pipe kills its process.
         with open(log, "ab") as out:

@@ -71,20 +71,32 @@ class IngestDatasetRequest(_message.Message):
     def __init__(self, source: _Optional[str] = ..., loader: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., columns: _Optional[_Union[ColumnMapping, _Mapping]] = ..., name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class IngestDatasetResponse(_message.Message):
-    __slots__ = ("dataset", "rows_read")
+    __slots__ = ("dataset", "rows_read", "warnings")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     ROWS_READ_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     dataset: Dataset
     rows_read: int
-    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., rows_read: _Optional[int] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[DataWarning]
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., rows_read: _Optional[int] = ..., warnings: _Optional[_Iterable[_Union[DataWarning, _Mapping]]] = ...) -> None: ...
+
+class DataWarning(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class UploadRecordsRequest(_message.Message):
-    __slots__ = ("header", "batch")
+    __slots__ = ("header", "batch", "commit")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     header: UploadHeader
     batch: RecordBatch
-    def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., batch: _Optional[_Union[RecordBatch, _Mapping]] = ...) -> None: ...
+    commit: UploadCommit
+    def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., batch: _Optional[_Union[RecordBatch, _Mapping]] = ..., commit: _Optional[_Union[UploadCommit, _Mapping]] = ...) -> None: ...
 
 class UploadHeader(_message.Message):
     __slots__ = ("name", "text_column", "label_column", "request_id")
@@ -105,6 +117,10 @@ class RecordBatch(_message.Message):
     rows: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
     arrow_ipc: bytes
     def __init__(self, rows: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., arrow_ipc: _Optional[bytes] = ...) -> None: ...
+
+class UploadCommit(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class UploadRecordsResponse(_message.Message):
     __slots__ = ("dataset",)
@@ -127,12 +143,21 @@ class CleanDatasetRequest(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., cleaners: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class CleanDatasetResponse(_message.Message):
-    __slots__ = ("dataset", "steps")
+    __slots__ = ("dataset", "steps", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
     dataset: Dataset
     steps: _containers.RepeatedCompositeFieldContainer[CleaningStepReport]
-    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[CleaningStepReport, _Mapping]]] = ...) -> None: ...
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[CleaningStepReport, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class CleaningStepReport(_message.Message):
     __slots__ = ("cleaner", "rows_in", "rows_out", "examples", "details", "seconds")
@@ -232,7 +257,7 @@ class ProfileDatasetResponse(_message.Message):
     def __init__(self, profile: _Optional[_Union[DatasetProfile, _Mapping]] = ...) -> None: ...
 
 class DatasetProfile(_message.Message):
-    __slots__ = ("dataset_id", "num_rows", "columns", "label_counts", "text_length", "duplicate_rate", "null_counts")
+    __slots__ = ("dataset_id", "num_rows", "columns", "label_counts", "text_length", "duplicate_rate", "null_counts", "warnings")
     class LabelCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +279,7 @@ class DatasetProfile(_message.Message):
     TEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_RATE_FIELD_NUMBER: _ClassVar[int]
     NULL_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     num_rows: int
     columns: _containers.RepeatedCompositeFieldContainer[Column]
@@ -261,7 +287,8 @@ class DatasetProfile(_message.Message):
     text_length: LengthStats
     duplicate_rate: float
     null_counts: _containers.ScalarMap[str, int]
-    def __init__(self, dataset_id: _Optional[str] = ..., num_rows: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., label_counts: _Optional[_Mapping[str, int]] = ..., text_length: _Optional[_Union[LengthStats, _Mapping]] = ..., duplicate_rate: _Optional[float] = ..., null_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[DataWarning]
+    def __init__(self, dataset_id: _Optional[str] = ..., num_rows: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., label_counts: _Optional[_Mapping[str, int]] = ..., text_length: _Optional[_Union[LengthStats, _Mapping]] = ..., duplicate_rate: _Optional[float] = ..., null_counts: _Optional[_Mapping[str, int]] = ..., warnings: _Optional[_Iterable[_Union[DataWarning, _Mapping]]] = ...) -> None: ...
 
 class LengthStats(_message.Message):
     __slots__ = ("min", "max", "mean", "std", "p50", "p95")

@@ -97,7 +97,8 @@ class DataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UploadRecords(self, request_iterator, context):
-        """Client-streamed records committed atomically as a new dataset version.
+        """Client-streamed records committed atomically as a new dataset version, once the stream's
+        last message is a commit: a stream that stops before it leaves nothing behind.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -167,7 +167,8 @@ class SafetyServiceServicer:
     def AppendAuditEvents(self, request, context):
         """Appends events to the audit log (pipeline runs, models produced, promotion decisions,
         blocked requests). An event whose id is already in the log is not appended again: the
-        existing entry is returned, so a sender may retry.
+        existing entry is returned, so a sender may retry. Anyone the service admits may append:
+        without an auth token (FORGELINE_AUTH_TOKEN), anyone who can reach its port.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,7 +183,8 @@ class SafetyServiceServicer:
 
     def VerifyAuditLog(self, request, context):
         """Recomputes the hash chain of the whole log: reports the first entry that was edited,
-        removed or inserted, and whether the log still ends where its recorded head says.
+        removed or inserted, whether the log ends exactly where its head file says (entries removed,
+        or written to the database directly), and whether it still holds a head the caller kept.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

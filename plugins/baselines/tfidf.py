@@ -92,6 +92,9 @@ class TfidfLogreg(Baseline):
         save(vectorizer, classifier, _vectorizer_settings(c), ctx.output_dir)
         return BaselineResult(predictions, seconds, model_format=FORMAT, details=details)
 
+    def predict_saved(self, folder: Path, texts: list[str]) -> list[str]:
+        return load(folder).predict(texts)
+
 
 def _vectorizer_settings(c: TfidfLogreg.Config) -> dict[str, Any]:
     return {

@@ -6,6 +6,7 @@ Both keep the first row of each group, so the result does not depend on anything
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
@@ -54,67 +55,95 @@ class ExactDedup(Cleaner):
         return CleanResult(table.filter(pa.array(first)), examples, details)
 
 
+class MinHashConfig(PluginConfig):
+    """The near-match settings every MinHash cleaner shares (dedup_near, dedup_against)."""
+
+    threshold: float = Field(
+        0.85,
+        gt=0.0,
+        le=1.0,
+        description="Estimated Jaccard similarity of the shingle sets at or above which a "
+        "row is a near-duplicate of an earlier one.",
+    )
+    num_perm: int = Field(
+        128, ge=16, le=1024, description="MinHash permutations: more is more precise, slower."
+    )
+    shingle_size: int = Field(
+        5,
+        ge=1,
+        le=64,
+        description="Characters per shingle (characters, not words, so Chinese works too).",
+    )
+
+    @model_validator(mode="after")
+    def _bands_exist(self) -> Self:
+        from datasketch import MinHashLSH
+
+        try:
+            MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
+        except ValueError as exc:  # too few permutations to split into two or more bands
+            raise ValueError(
+                f"threshold {self.threshold} needs more than num_perm={self.num_perm} "
+                f"permutations ({exc}); lower the threshold or raise num_perm"
+            ) from None
+        return self
+
+
+class MinHashIndex:
+    """Rows' MinHash signatures in an LSH index, answering "which indexed row is closest"."""
+
+    def __init__(self, config: MinHashConfig) -> None:
+        from datasketch import MinHashLSH
+
+        self.config = config
+        self._lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
+        self._kept: dict[int, MinHash] = {}
+
+    def signatures(self, texts: Iterable[str | None]) -> Iterator[MinHash]:
+        """One signature per text (normalized by the caller), lazily and deterministically."""
+        from datasketch import MinHash
+
+        # crc32 is a fast deterministic input hash; datasketch mixes it before permuting.
+        return MinHash.generator(
+            (_shingles(text, self.config.shingle_size) for text in texts),
+            num_perm=self.config.num_perm,
+            hashfunc=zlib.crc32,
+        )
+
+    def insert(self, row: int, signature: MinHash) -> None:
+        self._lsh.insert(row, signature)
+        self._kept[row] = signature
+
+    def closest(self, signature: MinHash) -> tuple[int | None, float]:
+        """The most similar indexed row at or above the threshold (the earliest on ties)."""
+        candidates = self._lsh.query(signature)
+        return _closest(signature, candidates, self._kept, self.config.threshold)
+
+
 class NearDedup(Cleaner):
     """Drops rows whose text nearly repeats an earlier row (MinHash LSH on character shingles)."""
 
     name = "dedup_near"
 
-    class Config(PluginConfig):
-        threshold: float = Field(
-            0.85,
-            gt=0.0,
-            le=1.0,
-            description="Estimated Jaccard similarity of the shingle sets at or above which a "
-            "row is a near-duplicate of an earlier one.",
-        )
-        num_perm: int = Field(
-            128, ge=16, le=1024, description="MinHash permutations: more is more precise, slower."
-        )
-        shingle_size: int = Field(
-            5,
-            ge=1,
-            le=64,
-            description="Characters per shingle (characters, not words, so Chinese works too).",
-        )
-
-        @model_validator(mode="after")
-        def _bands_exist(self) -> Self:
-            from datasketch import MinHashLSH
-
-            try:
-                MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
-            except ValueError as exc:  # too few permutations to split into two or more bands
-                raise ValueError(
-                    f"threshold {self.threshold} needs more than num_perm={self.num_perm} "
-                    f"permutations ({exc}); lower the threshold or raise num_perm"
-                ) from None
-            return self
+    class Config(MinHashConfig):
+        pass
 
     def clean(self, table: pa.Table, ctx: CleanContext) -> CleanResult:
-        from datasketch import MinHash, MinHashLSH
-
         original = string_column(table, ctx.text_column, "text_column")
         texts = normalize_strings(original).to_pylist()
-        size, threshold = self.config.shingle_size, self.config.threshold
-        lsh = MinHashLSH(threshold=threshold, num_perm=self.config.num_perm)
-        kept: dict[int, MinHash] = {}
+        threshold = self.config.threshold
+        index = MinHashIndex(self.config)
         keep = np.ones(len(texts), dtype=bool)
         examples: list[tuple[str, str]] = []
-        # crc32 is a fast deterministic input hash; datasketch mixes it before permuting.
-        signatures = MinHash.generator(
-            (_shingles(text, size) for text in texts),
-            num_perm=self.config.num_perm,
-            hashfunc=zlib.crc32,
-        )
+        signatures = index.signatures(texts)
         for row, (text, signature) in enumerate(zip(texts, signatures, strict=True)):
             if row % 2048 == 0:
                 ctx.check_cancelled()
             if text is None:
                 continue  # nothing to compare; length_filter decides about null text
-            match, similarity = _closest(signature, lsh.query(signature), kept, threshold)
+            match, similarity = index.closest(signature)
             if match is None:
-                lsh.insert(row, signature)
-                kept[row] = signature
+                index.insert(row, signature)
                 continue
             keep[row] = False
             if len(examples) < self.MAX_EXAMPLES:

@@ -48,7 +48,10 @@ class SafetyFilter(Cleaner):
             ..., min_length=1, description="The input filter to run, e.g. pii or blocklist."
         )
         config: dict[str, Any] = Field(
-            default_factory=dict, description="The filter's config (see its schema)."
+            default_factory=dict,
+            description="The filter's config (see its schema). Regular expressions in it (the "
+            "blocklist's regexes) run on RE2 in linear time, which refuses backreferences and "
+            "lookaround.",
         )
         action: Literal["drop", "redact"] | None = Field(
             None,

@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from forgeline.plugins.input_filters.text import (
+    REGEX_HELP,
     WORDS_HELP,
     TextMatcher,
     clean_words,
@@ -29,8 +30,10 @@ class Blocklist(InputFilter):
         )
         regexes: list[str] = Field(
             default_factory=list,
-            description="Python regular expressions, matched case-insensitively against the "
-            "text after NFKC and case folding (full-width letters and digits become ASCII).",
+            description="Regular expressions, matched case-insensitively against the text "
+            "after NFKC and case folding (full-width letters and digits become ASCII). "
+            + REGEX_HELP
+            + " For whole words in any script, list them as words.",
         )
         label: str = Field(
             "",
@@ -46,7 +49,7 @@ class Blocklist(InputFilter):
         @field_validator("regexes")
         @classmethod
         def _regexes(cls, regexes: list[str]) -> list[str]:
-            compile_patterns(regexes)
+            compile_patterns(regexes, field="regexes")
             return regexes
 
         @model_validator(mode="after")

@@ -2,7 +2,9 @@
 
 Every row is read or the load fails: a malformed row raises InvalidArgument naming the file and
 its line (reason MALFORMED_ROW). pyarrow parses; when it refuses a file, a plain Python pass over
-the same file finds the line to name.
+the same file finds the line to name. A parse that reads but looks wrong (quotes that joined
+lines, a header that reads like data) is kept and said by ``check_parse``; a .txt of
+sentence<TAB>label lines is recognised as text and label.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 
-from forgeline.errors import InvalidArgument, ResourceExhausted
+from forgeline.errors import InvalidArgument, ResourceExhausted, excerpt
+from forgeline.parsecheck import DataWarning, looks_like_labels
 from forgeline.registry import Loader, LoadSource, PluginConfig
 
 _BOM = codecs.BOM_UTF8
 _FIRST_BLOCK = 1 << 20
+_INTEGER = r"^[+-]?[0-9]+$"
+_LONGEST_NAME = 64
 _LARGEST_BLOCK = 1 << 30
 
 
@@ -38,56 +43,99 @@ def _known_encoding(name: str) -> str:
 Encoding = Annotated[str, AfterValidator(_known_encoding)]
 
 
-class CsvLoader(Loader):
+class DelimitedConfig(PluginConfig):
+    """The options of the CSV and TSV loaders; the two differ only in their defaults."""
+
+    delimiter: str = Field(
+        ",", min_length=1, max_length=1, description="Field separator, one character."
+    )
+    encoding: Encoding = Field("utf-8", description="Text encoding of the file.")
+    header: bool = Field(
+        True,
+        description="The first line names the columns; otherwise they are column_0, "
+        "column_1, ... (or column_names).",
+    )
+    quoting: bool = Field(
+        True,
+        description="Fields may be enclosed in double quotes, which can hold delimiters and line "
+        'breaks ("" is a quote inside one). false: quotes are plain text and every line is one '
+        "row, for files with stray quotes such as sentence<TAB>label files.",
+    )
+    column_names: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Names for the columns, in order, e.g. for a file without a header; with "
+        "header: true they replace the header's names.",
+    )
+    trim_whitespace: bool = Field(
+        False,
+        description="Trim spaces around every field (e.g. UCI Adult, whose fields follow ', ').",
+    )
+
+    @field_validator("column_names")
+    @classmethod
+    def _distinct_names(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None:
+            if any(not name for name in names):
+                raise ValueError("column names must not be empty")
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise ValueError(f"column names repeat: {', '.join(map(repr, repeated))}")
+        return names
+
+
+class _DelimitedLoader(Loader):
+    """Reads delimited text with the options of ``DelimitedConfig``."""
+
+    Config = DelimitedConfig
+
+    def load(self, source: LoadSource) -> pa.Table:
+        path = _checked_path(source, self.name)
+        return _read_delimited(path, source, self.config)
+
+    def check_parse(self, source: LoadSource, table: pa.Table) -> list[DataWarning]:
+        """A header that reads like data, and (when quotes join lines) fewer rows than lines."""
+        warnings = []
+        if self.config.header and not self.config.column_names:
+            warning = _header_like_data(table.column_names)
+            if warning is not None:
+                warnings.append(warning)
+        if self.config.quoting and source.path is not None:
+            lines = _content_lines(source.inside_roots(source.path))
+            if table.num_rows < lines - int(self.config.header):
+                warnings.append(_rows_span_lines(table, lines))
+        return warnings
+
+
+class CsvLoader(_DelimitedLoader):
     """Comma-separated values with a header row; numeric columns become int64 or float64."""
 
     name = "csv"
     extensions = (".csv",)
 
-    class Config(PluginConfig):
-        delimiter: str = Field(
-            ",", min_length=1, max_length=1, description="Field separator, one character."
-        )
-        encoding: Encoding = Field("utf-8", description="Text encoding of the file.")
-
-    def load(self, source: LoadSource) -> pa.Table:
-        path = _checked_path(source, self.name)
-        return _read_delimited(
-            path,
-            source,
-            self.config.delimiter,
-            quoting=True,
-            header=True,
-            encoding=self.config.encoding,
-        )
+    class Config(DelimitedConfig):
+        pass
 
 
-class TsvLoader(Loader):
+class TsvLoader(_DelimitedLoader):
     """Tab-separated values; quotes are text, not quoting; numeric columns become numbers."""
 
     name = "tsv"
     extensions = (".tsv",)
 
-    class Config(PluginConfig):
+    class Config(DelimitedConfig):
         delimiter: str = Field(
             "\t", min_length=1, max_length=1, description="Field separator, one character."
         )
-        encoding: Encoding = Field("utf-8", description="Text encoding of the file.")
         header: bool = Field(
             False,
             description="The first line names the columns; otherwise they are column_0, "
-            "column_1, ...",
+            "column_1, ... (or column_names).",
         )
-
-    def load(self, source: LoadSource) -> pa.Table:
-        path = _checked_path(source, self.name)
-        return _read_delimited(
-            path,
-            source,
-            self.config.delimiter,
-            quoting=False,
-            header=self.config.header,
-            encoding=self.config.encoding,
+        quoting: bool = Field(
+            False,
+            description="Fields may be enclosed in double quotes, which can hold delimiters and "
+            "line breaks. false (the default here): quotes are plain text, every line is a row.",
         )
 
 
@@ -130,6 +178,12 @@ class TextLinesLoader(Loader):
             "str", description="Type of the label column when a delimiter is set."
         )
         encoding: Encoding = Field("utf-8", description="Text encoding of the file.")
+        detect: bool = Field(
+            True,
+            description="With no delimiter: a file whose every line holds exactly one tab "
+            "followed by a label-like field (sentence<TAB>label) is split there into text and "
+            "label (an int label when every label is an integer). false: whole lines, always.",
+        )
 
     def load(self, source: LoadSource) -> pa.Table:
         path = _checked_path(source, self.name)
@@ -152,28 +206,45 @@ class TextLinesLoader(Loader):
         filled = pc.not_equal(pc.binary_length(rows), 0)  # blank lines are not rows
         line_numbers = np.flatnonzero(filled.to_numpy(zero_copy_only=False)) + 1
         rows = rows.filter(filled)
-        if self.config.delimiter is None:
+        delimiter, label_type = self.config.delimiter, self.config.label_type
+        if delimiter is None and self.config.detect:
+            label_type = _tab_separated_label_type(rows)
+            delimiter = "\t" if label_type else None
+        if delimiter is None:
             return _checked_rows(pa.table({"text": rows}), path, source)
-        return _checked_rows(self._split(rows, line_numbers, path), path, source)
+        table = _split_text_label(rows, line_numbers, path, delimiter, label_type)
+        return _checked_rows(table, path, source)
 
-    def _split(self, rows: pa.Array, line_numbers: np.ndarray, path: Path) -> pa.Table:
-        delimiter = self.config.delimiter
-        parts = pc.split_pattern(rows, delimiter, max_splits=1, reverse=True)
-        unsplit = pc.less(pc.list_value_length(parts), 2)
-        if pc.any(unsplit).as_py():
-            line = line_numbers[pc.index(unsplit, True).as_py()]
-            raise _malformed(path, f"line {line} has no {delimiter!r} between text and label")
-        label = pc.utf8_trim_whitespace(pc.list_element(parts, 1))
-        if self.config.label_type == "int":
-            not_int = pc.invert(pc.match_substring_regex(label, r"^[+-]?[0-9]+$"))
-            if pc.any(not_int).as_py():
-                row = pc.index(not_int, True).as_py()
-                raise _malformed(
-                    path,
-                    f"line {line_numbers[row]}: label {label[row].as_py()!r} is not an integer",
-                )
-            label = label.cast(pa.int64())
-        return pa.table({"text": pc.list_element(parts, 0), "label": label})
+
+def _tab_separated_label_type(rows: pa.Array) -> Literal["int", "str"] | None:
+    """The label type when every line is text<TAB>label with a label-like last field, else None."""
+    if len(rows) == 0 or not pc.all(pc.equal(pc.count_substring(rows, "\t"), 1)).as_py():
+        return None
+    labels = pc.utf8_trim_whitespace(pc.list_element(pc.split_pattern(rows, "\t"), 1))
+    if not looks_like_labels(labels):
+        return None
+    return "int" if pc.all(pc.match_substring_regex(labels, _INTEGER)).as_py() else "str"
+
+
+def _split_text_label(
+    rows: pa.Array, line_numbers: np.ndarray, path: Path, delimiter: str, label_type: str
+) -> pa.Table:
+    """Each line split once, from the right, into text and label."""
+    parts = pc.split_pattern(rows, delimiter, max_splits=1, reverse=True)
+    unsplit = pc.less(pc.list_value_length(parts), 2)
+    if pc.any(unsplit).as_py():
+        line = line_numbers[pc.index(unsplit, True).as_py()]
+        raise _malformed(path, f"line {line} has no {delimiter!r} between text and label")
+    label = pc.utf8_trim_whitespace(pc.list_element(parts, 1))
+    if label_type == "int":
+        not_int = pc.invert(pc.match_substring_regex(label, _INTEGER))
+        if pc.any(not_int).as_py():
+            row = pc.index(not_int, True).as_py()
+            raise _malformed(
+                path, f"line {line_numbers[row]}: label {label[row].as_py()!r} is not an integer"
+            )
+        label = label.cast(pa.int64())
+    return pa.table({"text": pc.list_element(parts, 0), "label": label})
 
 
 class ParquetLoader(Loader):
@@ -202,10 +273,11 @@ class ParquetLoader(Loader):
 
 
 def _checked_path(source: LoadSource, loader: str) -> Path:
-    """The file to read, after the size limit and the empty-file check."""
+    """The file to read (its real path, inside the data roots), after the size limit and the
+    empty-file check."""
     if source.path is None:
         raise InvalidArgument.for_field("source", f"loader {loader!r} reads files, not URLs")
-    path = source.path
+    path = source.inside_roots(source.path)
     size = source.file_size()
     if size == 0 or (size <= 4096 and not path.read_bytes().removeprefix(_BOM).strip()):
         raise InvalidArgument(f"{path}: the file is empty", reason="EMPTY_DATASET")
@@ -266,9 +338,7 @@ def _undecodable_line(path: Path, encoding: str) -> int | None:
 # --- delimited text ----------------------------------------------------------------------------
 
 
-def _read_delimited(
-    path: Path, source: LoadSource, delimiter: str, *, quoting: bool, header: bool, encoding: str
-) -> pa.Table:
+def _read_delimited(path: Path, source: LoadSource, config: DelimitedConfig) -> pa.Table:
     """Every row of a CSV/TSV file as strings, then numeric columns as numbers.
 
     Types are inferred from whole columns, not from the first block as pyarrow would, so a
@@ -276,6 +346,8 @@ def _read_delimited(
     """
     import pyarrow.csv as pcsv
 
+    delimiter, quoting, header = config.delimiter, config.quoting, config.header
+    encoding = config.encoding
     parse = pcsv.ParseOptions(
         delimiter=delimiter, quote_char='"' if quoting else False, newlines_in_values=quoting
     )
@@ -286,7 +358,9 @@ def _read_delimited(
         )
         with pcsv.open_csv(path, read_options=first, parse_options=parse) as reader:
             names = reader.schema.names
-        if not header:
+        if config.column_names:
+            names = _named_columns(config.column_names, len(names))
+        elif not header:
             names = [f"column_{i}" for i in range(len(names))]
         options = pcsv.ReadOptions(
             encoding=encoding, block_size=block_size, column_names=names, skip_rows=int(header)
@@ -306,7 +380,64 @@ def _read_delimited(
     if table.num_rows == 0 and header:
         raise InvalidArgument(f"{path}: no rows after the header", reason="EMPTY_DATASET")
     table = _checked_rows(table, path, source)
-    return pa.table([_as_numbers(column) for column in table.columns], names=table.column_names)
+    columns = table.columns
+    if config.trim_whitespace:
+        columns = [pc.utf8_trim_whitespace(column) for column in columns]
+    return pa.table([_as_numbers(column) for column in columns], names=table.column_names)
+
+
+def _named_columns(names: list[str], found: int) -> list[str]:
+    if len(names) != found:
+        raise InvalidArgument.for_field(
+            "loader.config.column_names",
+            f"{len(names)} names for a file of {found} columns",
+        )
+    return names
+
+
+def _header_like_data(names: list[str]) -> DataWarning | None:
+    """HEADER_LOOKS_LIKE_DATA: a column name as long as a sentence, or two that are numbers."""
+    long = [name for name in names if len(name) > _LONGEST_NAME]
+    numbers = [name for name in names if _is_number(name)]
+    if not long and len(numbers) < 2:
+        return None
+    shown = excerpt(long[0], 40) if long else ", ".join(map(repr, numbers[:3]))
+    return DataWarning(
+        "HEADER_LOOKS_LIKE_DATA",
+        f"the first line was read as column names and reads like data ({shown}); if the file "
+        "has no header, set header: false (and column_names to name the columns)",
+    )
+
+
+def _rows_span_lines(table: pa.Table, lines: int) -> DataWarning:
+    """ROWS_SPAN_LINES: quoted values joined lines; names the first row holding a line break."""
+    spanning = None
+    for column in table.columns:
+        if pa.types.is_string(column.type):
+            breaks = pc.fill_null(pc.match_substring(column, "\n"), False)
+            spanning = breaks if spanning is None else pc.or_(spanning, breaks)
+    count = 0 if spanning is None else pc.sum(spanning).as_py() or 0
+    first = f" (the first is row {pc.index(spanning, True).as_py()})" if count else ""
+    return DataWarning(
+        "ROWS_SPAN_LINES",
+        f"read {table.num_rows:,} rows from {lines:,} lines: {count:,} rows hold line breaks "
+        f"inside quotes{first}; if quotes in this file are plain text (a stray quote joins the "
+        "lines up to the next one), set quoting: false",
+    )
+
+
+def _content_lines(path: Path) -> int:
+    """Lines holding anything but a line break, streaming the file (readers skip blank lines)."""
+    count, before = 0, b"\n\n"  # the two bytes before the chunk: a file starts a fresh line
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            data = np.frombuffer(before + chunk, dtype=np.uint8)
+            ends = np.flatnonzero(data[2:] == 10) + 2
+            blank = (data[ends - 1] == 10) | ((data[ends - 1] == 13) & (data[ends - 2] == 10))
+            count += int((~blank).sum())
+            before = (before + chunk)[-2:]
+    last_line_open = before[-1:] != b"\n" and before != b"\n\r"
+    return count + int(last_line_open)
 
 
 def _as_numbers(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -1,8 +1,17 @@
-"""Web pages as rows: fetch http(s) URLs with urllib and keep their visible text (stdlib only)."""
+"""Web pages as rows: fetch http(s) URLs with urllib and keep their visible text (stdlib only).
+
+The server fetches what a client names, so every connection goes through ``forgeline.outbound``:
+loopback, link-local, private and other non-public addresses are refused (after DNS, on every
+redirect, and the socket connects to the address that was checked) unless the operator allows
+them (FORGELINE_HTTP_ALLOW). Proxies from the environment are not used: through a proxy the
+check would see the proxy, not where it connects.
+"""
 
 from __future__ import annotations
 
+import http.client
 import re
+import ssl
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +23,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 from pydantic import Field
 
-from forgeline.errors import InvalidArgument, ResourceExhausted, Unavailable
+from forgeline import outbound
+from forgeline.errors import InvalidArgument, ResourceExhausted, Unavailable, excerpt
 from forgeline.registry import Loader, LoadSource, PluginConfig
 
 _SCHEMES = ("http", "https")
@@ -55,7 +65,7 @@ class HttpLoader(Loader):
         skip_failed: bool = Field(
             False,
             description="Skip pages that fail to fetch or are not HTML/text instead of failing "
-            "the whole load.",
+            "the whole load (a refused address always fails it: that is the operator's policy).",
         )
         concurrency: int = Field(4, ge=1, le=32, description="Pages fetched at the same time.")
 
@@ -69,8 +79,10 @@ class HttpLoader(Loader):
                 f"{self.config.max_pages}",
                 reason="TOO_MANY_PAGES",
             )
+        opener = _opener(outbound.AllowList.parse(source.http_allow))
         with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(urls))) as pool:
-            pages = [page for page in pool.map(self._fetch_or_skip, urls) if page is not None]
+            fetched_pages = pool.map(lambda url: self._fetch_or_skip(opener, url), urls)
+            pages = [page for page in fetched_pages if page is not None]
         fetched = sum(page.size for page in pages)
         if fetched > source.max_bytes:
             raise ResourceExhausted(
@@ -91,31 +103,32 @@ class HttpLoader(Loader):
         texts, page_urls = zip(*rows, strict=True)
         return pa.table({"text": list(texts), "url": list(page_urls)})
 
-    def _fetch_or_skip(self, url: str) -> _Page | None:
+    def _fetch_or_skip(self, opener: urllib.request.OpenerDirector, url: str) -> _Page | None:
+        # A refused address (PermissionDenied) is never skipped: it is the operator's policy,
+        # not a page that failed.
         try:
-            return self._fetch(url)
+            return self._fetch(opener, url)
         except (Unavailable, InvalidArgument):
             if self.config.skip_failed:
                 return None
             raise
 
-    def _fetch(self, url: str) -> _Page:
+    def _fetch(self, opener: urllib.request.OpenerDirector, url: str) -> _Page:
         limit = self.config.max_bytes_per_page
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-        opener = urllib.request.build_opener(_HttpOnlyRedirects)
         try:
             with opener.open(request, timeout=self.config.timeout_seconds) as response:
                 body = response.read(limit + 1)
                 content_type = response.headers.get_content_type()
                 charset = response.headers.get_content_charset() or "utf-8"
         except urllib.error.HTTPError as exc:
-            raise Unavailable(
-                f"{url}: HTTP {exc.code} {exc.reason}", reason="FETCH_FAILED", metadata={"url": url}
-            ) from exc
+            raise _fetch_failed(url, f"HTTP {exc.code} {exc.reason}") from exc
         except (urllib.error.URLError, OSError) as exc:  # refused, DNS, TLS, timeout
             why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise Unavailable(
-                f"{url}: {why or type(exc).__name__}", reason="FETCH_FAILED", metadata={"url": url}
+            raise _fetch_failed(url, str(why or type(exc).__name__)) from exc
+        except http.client.HTTPException as exc:  # a port where no HTTP server answers
+            raise _fetch_failed(
+                url, f"no HTTP answer ({type(exc).__name__}: {excerpt(str(exc))})"
             ) from exc
         if len(body) > limit:
             raise ResourceExhausted(
@@ -179,6 +192,61 @@ class _VisibleText(HTMLParser):
         self._parts = []
 
 
+def _fetch_failed(url: str, why: str) -> Unavailable:
+    return Unavailable(f"{url[:200]}: {why}", reason="FETCH_FAILED", metadata={"url": url[:200]})
+
+
+def _opener(allow: outbound.AllowList) -> urllib.request.OpenerDirector:
+    """urllib with every connection checked by ``forgeline.outbound`` and no proxies."""
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        _CheckedHTTPHandler(allow),
+        _CheckedHTTPSHandler(allow),
+        _HttpOnlyRedirects,
+    )
+
+
+class _CheckedHTTPConnection(http.client.HTTPConnection):
+    """Connects only to an address ``forgeline.outbound`` let through."""
+
+    def __init__(self, *args, allow: outbound.AllowList, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._allow = allow
+
+    def connect(self) -> None:
+        # http.client opens its socket through this hook (HTTPSConnection then wraps it in TLS
+        # for the URL's own host name, so certificates are checked against the name, not the IP).
+        self._create_connection = self._checked_connection
+        super().connect()
+
+    def _checked_connection(self, address, timeout=None, source_address=None):
+        host, port = address
+        return outbound.connect(host, port, self._allow, "source", timeout, source_address)
+
+
+class _CheckedHTTPSConnection(_CheckedHTTPConnection, http.client.HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allow: outbound.AllowList) -> None:
+        super().__init__()
+        self._allow = allow
+
+    def http_open(self, req):  # the stdlib signature
+        return self.do_open(_CheckedHTTPConnection, req, allow=self._allow)
+
+
+class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allow: outbound.AllowList) -> None:
+        super().__init__()
+        self._allow = allow
+        self._tls = ssl.create_default_context()
+
+    def https_open(self, req):  # the stdlib signature
+        return self.do_open(_CheckedHTTPSConnection, req, context=self._tls, allow=self._allow)
+
+
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follows redirects only to http(s) URLs (urllib would also follow ftp://)."""
 
@@ -199,7 +267,7 @@ def _urls(source: LoadSource) -> list[str]:
         return [source.url]
     if source.path is None:
         raise InvalidArgument.for_field("source", "give an http(s) URL or a file listing URLs")
-    path = source.path
+    path = source.inside_roots(source.path)
     source.file_size()
     try:
         lines = path.read_text(encoding="utf-8-sig").split("\n")
@@ -218,7 +286,11 @@ def _urls(source: LoadSource) -> list[str]:
 
 
 def _url_problem(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in _SCHEMES or not parts.netloc:
-        return f"{url!r} is not an http(s) URL"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        return f"{excerpt(url)} is not a valid URL ({exc})"
+    if parts.scheme.lower() not in _SCHEMES or not parts.hostname:
+        return f"{excerpt(url)} is not an http(s) URL"
     return None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pydantic import Field, field_validator
 
 from forgeline.plugins.input_filters.text import (
+    REGEX_HELP,
     WORDS_HELP,
     TextMatcher,
     clean_words,
@@ -27,8 +28,9 @@ class Regex(OutputMatcher):
         patterns: list[str] = Field(
             ...,
             min_length=1,
-            description="Python regular expressions, matched against the answer after NFKC "
-            "(full-width letters and digits become ASCII) and, with ignore_case, case folding.",
+            description="Regular expressions, matched against the answer after NFKC "
+            "(full-width letters and digits become ASCII) and, with ignore_case, case folding. "
+            + REGEX_HELP,
         )
         ignore_case: bool = Field(True, description="Match regardless of letter case.")
         label: str = Field("regex", min_length=1, description="Label of every match.")
@@ -36,7 +38,7 @@ class Regex(OutputMatcher):
         @field_validator("patterns")
         @classmethod
         def _patterns(cls, patterns: list[str]) -> list[str]:
-            compile_patterns(patterns)
+            compile_patterns(patterns, field="patterns")
             return patterns
 
     def __init__(self, config: Config | None = None) -> None:

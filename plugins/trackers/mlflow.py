@@ -2,7 +2,11 @@
 
 By default the store is a SQLite database in the run's own folder (``mlflow.db``, artifacts in
 ``mlartifacts/`` beside it): no server and no network. ``mlflow ui --backend-store-uri
-sqlite:///<output_dir>/mlflow.db`` shows it; ``tracking_uri`` points at a shared store instead.
+sqlite:///<output_dir>/mlflow.db`` shows it. A shared store (a tracking server, a database) is
+the operator's choice, ``FORGELINE_TRACKER_DESTINATIONS='{"mlflow": "http://mlflow:5000"}'``,
+which arrives as ``TrackerRun.destination``: a client's config names no place to write (a
+client-given ``sqlite:////anywhere/x.db`` created files wherever the service could write), so
+the config has no ``tracking_uri`` and a request that sets one is refused naming the field.
 (MLflow 3 refuses the old ``./mlruns`` file store unless MLFLOW_ALLOW_FILE_STORE is set.)
 
 Every call names its MLflow run id through an ``MlflowClient``, never the fluent API's global
@@ -48,12 +52,6 @@ class MlflowTracker(Tracker):
     name = "mlflow"
 
     class Config(PluginConfig):
-        tracking_uri: str = Field(
-            "",
-            description="MLflow tracking store: a database URI (sqlite:////abs/path/mlflow.db, "
-            "postgresql://...) or a tracking server (http://host:5000). Empty: a SQLite store "
-            "in the run's own folder.",
-        )
         experiment_name: str = Field(
             "forgeline",
             min_length=1,
@@ -72,7 +70,7 @@ class MlflowTracker(Tracker):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        uri, artifacts = self.config.tracking_uri, None
+        uri, artifacts = run.destination, None
         self._local = not uri
         if self._local:
             folder = run.output_dir.resolve()

@@ -313,6 +313,8 @@ class CompressionJobs:
                 reason="NO_TRAINING_ROWS",
                 metadata={"field": "train"},
             )
+        # The wait for Ray is this step's progress.
+        cluster.ensure_ray(self.training.settings, ctx, at=(index - 1) / len(plan.steps))
         cluster.require_cpus(
             run.num_workers,
             run.cpus_per_worker,

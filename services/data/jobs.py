@@ -8,15 +8,27 @@ are reached only through the registry.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline.artifacts import Lineage
 from forgeline.datasets import Dataset, DatasetRepository
-from forgeline.errors import Internal, InvalidArgument, ResourceExhausted, Violations
+from forgeline.errors import (
+    ForgelineError,
+    Internal,
+    InvalidArgument,
+    ResourceExhausted,
+    Violations,
+    excerpt,
+)
 from forgeline.modelio import safety_context
+from forgeline.names import MAX_NAME_CHARS, artifact_name, artifact_ref
+from forgeline.parsecheck import DataWarning, table_warnings
+from forgeline.paths import MAX_PATH_CHARS
 from forgeline.registry import (
     AugmentContext,
     CleanContext,
@@ -25,6 +37,7 @@ from forgeline.registry import (
     LoadSource,
     PluginChoice,
     PluginRegistry,
+    ReferencedDataset,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +51,8 @@ if TYPE_CHECKING:
 SERVICE = "forgeline.v1.DataService"
 TEXT, LABEL = "text", "label"
 EXAMPLE_CHARS = 200
+# Seeds reach numpy and scikit-learn, which take 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -58,9 +73,19 @@ class StepReport:
 
 
 @dataclass
+class IngestOutcome:
+    dataset: Dataset
+    rows_read: int
+    # What looks wrong about the parse (the dataset is kept).
+    warnings: list[DataWarning]
+
+
+@dataclass
 class CleanOutcome:
     dataset: Dataset
     steps: list[StepReport]
+    # The steps' numeric details keyed for gates (see _step_metrics).
+    metrics: dict[str, float]
 
 
 @dataclass
@@ -72,6 +97,7 @@ class Profile:
     text_length: dict[str, float]
     duplicate_rate: float
     null_counts: dict[str, int]
+    warnings: list[DataWarning]
 
 
 class DataJobs:
@@ -91,8 +117,13 @@ class DataJobs:
         self.safety = safety_context(artifacts)
 
     # --- ingest ---------------------------------------------------------------------------
+    def dataset(self, ref: str, field: str = "dataset_id") -> Dataset:
+        """The dataset ``ref`` names (an id, a name or name@version), or an error naming
+        ``field``."""
+        return self.datasets.get(artifact_ref(ref, field), field)
+
     def plan_ingest(
-        self, source: str, loader: PluginChoice | None
+        self, source: str, loader: PluginChoice | None, name: str = ""
     ) -> tuple[Loader, list[LoadSource]]:
         """The loader and the resolved sources, or an error naming the field.
 
@@ -100,6 +131,18 @@ class DataJobs:
         read file by file: every file the loader takes, sorted, each row tagged with its file
         name (column ``file``) so a folder per class or a file per class maps to labels.
         """
+        if name:
+            artifact_name(name, "name")
+        if len(source) > MAX_PATH_CHARS:
+            raise InvalidArgument.for_field(
+                "source", f"is {len(source):,} characters; at most {MAX_PATH_CHARS:,}"
+            )
+        with self._paths_named_relative():
+            return self._plan_ingest(source, loader)
+
+    def _plan_ingest(
+        self, source: str, loader: PluginChoice | None
+    ) -> tuple[Loader, list[LoadSource]]:
         is_url = source.startswith(("http://", "https://"))
         plugin = None
         if loader and loader.name:
@@ -111,13 +154,31 @@ class DataJobs:
                 raise InvalidArgument.for_field(
                     "loader.name", f"loader {plugin.name!r} reads files, not URLs"
                 )
-            return plugin, [LoadSource(url=source, max_rows=self.settings.max_rows)]
+            return plugin, [self._load_source(url=source)]
         path = self.paths.resolve(source, "source")
         if plugin is None or (path.is_dir() and not plugin.detects(path)):
             plugin, files = self._files_and_loader(path, plugin)
         else:
             files = [path]
-        return plugin, [LoadSource(path=f, max_rows=self.settings.max_rows) for f in files]
+        return plugin, [self._load_source(path=f) for f in files]
+
+    def _load_source(self, **where: Any) -> LoadSource:
+        """A source under this service's limits; ``http_allow`` also for a file listing URLs."""
+        return LoadSource(
+            max_rows=self.settings.max_rows,
+            http_allow=tuple(self.settings.http_allow),
+            paths=self.paths,
+            **where,
+        )
+
+    @contextmanager
+    def _paths_named_relative(self) -> Iterator[None]:
+        """Errors leave naming server paths relative to their root: a loader names the
+        absolute path it opened, which is nothing a client should learn."""
+        try:
+            yield
+        except ForgelineError as exc:
+            raise self.paths.redact_error(exc) from None
 
     def _files_and_loader(self, path: Path, chosen: Loader | None) -> tuple[Loader, list[Path]]:
         classes = self.registry.load_kind("loaders")
@@ -132,7 +193,7 @@ class DataJobs:
                 f"no loader recognises {path.name!r}; name one in loader.name, or use a file "
                 f"ending in {', '.join(known)}",
             )
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = self.paths.walk(path, "source")
         if chosen is not None:
             taken = [f for f in files if chosen.detects(f)]
         else:
@@ -165,26 +226,33 @@ class DataJobs:
         mapping: ColumnMapping,
         name: str,
         ctx: OperationContext,
-    ) -> tuple[Dataset, int]:
+    ) -> IngestOutcome:
         import pyarrow as pa
 
-        plugin, sources = self.plan_ingest(source, loader)
-        parts, rows = [], 0
+        plugin, sources = self.plan_ingest(source, loader, name)
+        parts, rows, warnings = [], 0, []
         for i, load_source in enumerate(sources):
             where = load_source.url or load_source.path.name
             ctx.progress(0.7 * i / len(sources), f"reading {where} with loader {plugin.name}")
-            part = plugin.load(load_source)
+            with self._paths_named_relative():
+                part = plugin.load(load_source)
+                found = plugin.check_parse(load_source, part)
             rows += part.num_rows
             if rows > self.settings.max_rows:
                 raise ResourceExhausted(
-                    f"{source} has more than {self.settings.max_rows} rows (FORGELINE_MAX_ROWS)",
+                    f"{excerpt(source)} has more than {self.settings.max_rows} rows "
+                    "(FORGELINE_MAX_ROWS)",
                     reason="TOO_MANY_ROWS",
                 )
             if len(sources) > 1:
+                found = [DataWarning(w.code, f"{where}: {w.message}") for w in found]
                 part = part.append_column("file", pa.array([load_source.path.stem] * len(part)))
+            warnings.extend(found)
             parts.append(part)
         raw = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-        table, text_column, label_column = apply_mapping(raw, mapping)
+        table, text_column, label_column = apply_mapping(raw, mapping, "source")
+        warnings.extend(_mapping_warnings(raw, text_column))
+        warnings.extend(table_warnings(table, text_column, label_column))
         ctx.progress(0.7, f"read {raw.num_rows} rows; writing dataset")
         lineage = Lineage(
             producer=f"{SERVICE}/IngestDataset",
@@ -195,6 +263,8 @@ class DataJobs:
                 "loader": plugin.name,
                 "mapping": asdict(mapping),
                 "loader_config": plugin.config.model_dump(mode="json"),
+                # ProfileDataset repeats them: a parse that looked wrong stays visible.
+                "warnings": [w.to_json() for w in warnings],
             },
         )
         dataset = self.datasets.save(
@@ -204,16 +274,30 @@ class DataJobs:
             label_column=label_column,
             lineage=lineage,
         )
-        ctx.metrics({"rows": dataset.num_rows, "files": len(sources)})
-        return dataset, raw.num_rows
+        ctx.metrics({"rows": dataset.num_rows, "files": len(sources), "warnings": len(warnings)})
+        return IngestOutcome(dataset, raw.num_rows, warnings)
 
     # --- clean ------------------------------------------------------------------------------
-    def plan_clean(self, dataset_id: str, cleaners: list[PluginChoice]) -> tuple[Dataset, list]:
-        dataset = self.datasets.get(dataset_id)
+    def plan_clean(
+        self, dataset_id: str, cleaners: list[PluginChoice], output_name: str = "", seed: int = 0
+    ) -> tuple[Dataset, list]:
+        dataset = self.dataset(dataset_id)
+        _check_output(output_name, seed)
         if not cleaners:
             raise InvalidArgument.for_field("cleaners", "name at least one cleaner")
         plugins = self.registry.create_all("cleaners", cleaners, "cleaners")
+        self._references(plugins)
         return dataset, plugins
+
+    def _references(self, plugins: list[Cleaner]) -> dict[str, Dataset]:
+        """The other datasets the cleaners name (Cleaner.references), by reference; a missing
+        one is an error naming its config field."""
+        found: dict[str, Dataset] = {}
+        for i, cleaner in enumerate(plugins):
+            for field, ref in cleaner.references().items():
+                if ref not in found:
+                    found[ref] = self.dataset(ref, f"cleaners[{i}].config.{field}")
+        return found
 
     def run_clean(
         self,
@@ -223,8 +307,9 @@ class DataJobs:
         seed: int,
         ctx: OperationContext,
     ) -> CleanOutcome:
-        dataset, plugins = self.plan_clean(dataset_id, cleaners)
+        dataset, plugins = self.plan_clean(dataset_id, cleaners, output_name, seed)
         table = self.datasets.read(dataset)
+        references = self._references(plugins)
         clean_ctx = CleanContext(
             dataset.text_column or TEXT,
             dataset.label_column,
@@ -232,6 +317,10 @@ class DataJobs:
             ctx.check_cancelled,
             registry=self.registry,
             safety=self.safety,
+            datasets={
+                ref: ReferencedDataset(d.id, self.datasets.read(d), d.text_column, d.label_column)
+                for ref, d in references.items()
+            },
         )
         steps: list[StepReport] = []
         started = time.perf_counter()
@@ -255,13 +344,14 @@ class DataJobs:
                 {
                     f"{cleaner.name}.rows_out": result.table.num_rows,
                     f"{cleaner.name}.seconds": seconds,
+                    **{f"{cleaner.name}.{k}": v for k, v in _numbers(result.details).items()},
                 },
                 step=i + 1,  # the cleaner's position in the chain, from 1 (0 means "no step")
             )
             table = result.table
         ctx.progress(len(plugins) / (len(plugins) + 1), "writing dataset")
         lineage = Lineage(
-            parent_ids=[dataset.id],
+            parent_ids=[dataset.id, *(d.id for d in references.values() if d.id != dataset.id)],
             producer=f"{SERVICE}/CleanDataset",
             operation=ctx.name,
             config={"cleaners": [_plugin_config(p) for p in plugins], "seed": seed},
@@ -281,11 +371,18 @@ class DataJobs:
                 "rows_per_second": dataset.num_rows / max(elapsed, 1e-9),
             }
         )
-        return CleanOutcome(out, steps)
+        return CleanOutcome(out, steps, _step_metrics(steps))
 
     # --- augment ----------------------------------------------------------------------------
-    def plan_augment(self, dataset_id: str, augmenters: list[PluginChoice]):
-        dataset = self.datasets.get(dataset_id)
+    def plan_augment(
+        self,
+        dataset_id: str,
+        augmenters: list[PluginChoice],
+        output_name: str = "",
+        seed: int = 0,
+    ):
+        dataset = self.dataset(dataset_id)
+        _check_output(output_name, seed)
         if not augmenters:
             raise InvalidArgument.for_field("augmenters", "name at least one augmenter")
         if not dataset.text_column:
@@ -305,7 +402,7 @@ class DataJobs:
     ) -> tuple[Dataset, dict[str, int]]:
         import pyarrow as pa
 
-        dataset, plugins = self.plan_augment(dataset_id, augmenters)
+        dataset, plugins = self.plan_augment(dataset_id, augmenters, output_name, seed)
         table = self.datasets.read(dataset)
         aug_ctx = AugmentContext(
             dataset.text_column, dataset.label_column, seed, ctx.check_cancelled
@@ -342,10 +439,11 @@ class DataJobs:
 
     # --- split ------------------------------------------------------------------------------
     def plan_split(
-        self, dataset_id: str, fractions: Mapping[str, float], stratify: bool
+        self, dataset_id: str, fractions: Mapping[str, float], stratify: bool, seed: int = 0
     ) -> Dataset:
-        dataset = self.datasets.get(dataset_id)
+        dataset = self.dataset(dataset_id)
         problems = Violations()
+        _check_seed(seed, problems)
         for key, value in fractions.items():
             if not 0.0 <= value <= 1.0:
                 problems.add(f"{key}_fraction", f"must be within [0, 1], got {value}")
@@ -369,7 +467,7 @@ class DataJobs:
     ) -> dict[str, Dataset]:
         import numpy as np
 
-        dataset = self.plan_split(dataset_id, fractions, stratify)
+        dataset = self.plan_split(dataset_id, fractions, stratify, seed)
         table = self.datasets.read(dataset)
         rng = np.random.default_rng(seed)
         if stratify:
@@ -403,7 +501,8 @@ class DataJobs:
             )
             out[key] = self.datasets.save(
                 table.take(index),
-                name=f"{dataset.name}-{key}",
+                # cut so the part's name is still a valid name (forgeline.names)
+                name=f"{dataset.name[: MAX_NAME_CHARS - len(key) - 1]}-{key}",
                 text_column=dataset.text_column,
                 label_column=dataset.label_column,
                 lineage=lineage,
@@ -416,7 +515,7 @@ class DataJobs:
         import numpy as np
         import pyarrow.compute as pc
 
-        dataset = self.datasets.get(dataset_id)
+        dataset = self.dataset(dataset_id)
         table = self.datasets.read(dataset)
         ctx.progress(0.2, "counting")
         label_counts: dict[str, int] = {}
@@ -451,6 +550,7 @@ class DataJobs:
             text_length=text_length,
             duplicate_rate=duplicate_rate,
             null_counts={f.name: table.column(f.name).null_count for f in table.schema},
+            warnings=_profile_warnings(dataset, table),
         )
 
     # --- upload -----------------------------------------------------------------------------
@@ -479,7 +579,7 @@ class DataJobs:
                 reason="TOO_MANY_ROWS",
             )
         mapping = ColumnMapping(text=text_column, label=label_column)
-        table, text, label = apply_mapping(table, mapping)
+        table, text, label = apply_mapping(table, mapping, "batch")
         lineage = Lineage(producer=f"{SERVICE}/UploadRecords", config={"name": name})
         return self.datasets.save(
             table,
@@ -493,45 +593,116 @@ class DataJobs:
     # --- helpers ----------------------------------------------------------------------------
 
 
-def apply_mapping(table: pa.Table, mapping: ColumnMapping) -> tuple[pa.Table, str, str]:
-    """Renames the text and label columns to "text"/"label" and keeps the asked-for others."""
+def apply_mapping(
+    table: pa.Table, mapping: ColumnMapping, source_field: str
+) -> tuple[pa.Table, str, str]:
+    """Renames the text and label columns to "text"/"label" and keeps the asked-for others.
+    ``source_field`` is the request field a table with two columns of one name is blamed on."""
     import pyarrow as pa
 
     columns = table.column_names
-    available = ", ".join(columns)
+    twice = next((c for c in columns if columns.count(c) > 1), None)
+    if twice is not None:
+        raise InvalidArgument.for_field(
+            source_field,
+            f"{columns.count(twice)} columns are named {excerpt(twice)}; rename all but one",
+            reason="DUPLICATE_COLUMN",
+        )
+    available = _listed(columns)
     text_source = mapping.text or (TEXT if TEXT in columns else "")
     label_source = mapping.label or (LABEL if LABEL in columns else "")
     problems = Violations()
-    if not text_source:
-        problems.add("columns.text", f"name the text column: columns are {available}")
-    elif text_source not in columns:
+    # No text column is a tabular dataset (census rows, scores): kept, and ingest says so.
+    if text_source and text_source not in columns:
         problems.add(
-            "columns.text", f"column {text_source!r} not in source: columns are {available}"
+            "columns.text",
+            f"column {excerpt(text_source)} not in source: columns are {available}",
         )
     if label_source and label_source not in columns:
         problems.add(
-            "columns.label", f"column {label_source!r} not in source: columns are {available}"
+            "columns.label",
+            f"column {excerpt(label_source)} not in source: columns are {available}",
         )
     for i, keep in enumerate(mapping.keep):
         if keep not in columns:
             problems.add(
-                f"columns.keep[{i}]", f"column {keep!r} not in source: columns are {available}"
+                f"columns.keep[{i}]",
+                f"column {excerpt(keep)} not in source: columns are {available}",
             )
     problems.raise_if_any()
-    text = table.column(text_source)
-    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
-        raise InvalidArgument.for_field(
-            "columns.text", f"column {text_source!r} holds {text.type}, not text"
-        )
-    out_names = [TEXT] + ([LABEL] if label_source else [])
-    out_columns = [text] + ([table.column(label_source)] if label_source else [])
+    out_names, out_columns = [], []
+    if text_source:
+        text = table.column(text_source)
+        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+            raise InvalidArgument.for_field(
+                "columns.text", f"column {excerpt(text_source)} holds {text.type}, not text"
+            )
+        out_names.append(TEXT)
+        out_columns.append(text)
+    if label_source:
+        out_names.append(LABEL)
+        out_columns.append(table.column(label_source))
     others = mapping.keep or tuple(c for c in columns if c not in (text_source, label_source))
     for column in others:
         if column in (TEXT, LABEL):
             continue  # a source column named like a target that was mapped elsewhere
         out_names.append(column)
         out_columns.append(table.column(column))
-    return pa.table(out_columns, names=out_names), TEXT, LABEL if label_source else ""
+    table = pa.table(out_columns, names=out_names)
+    return table, TEXT if text_source else "", LABEL if label_source else ""
+
+
+def _numbers(details: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers among a cleaner's details (not flags, not text)."""
+    return {
+        key: float(value)
+        for key, value in details.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def _step_metrics(steps: list[StepReport]) -> dict[str, float]:
+    """Every step's numeric details keyed ``<cleaner>_<detail>`` so a pipeline gate can name
+    one (gates read dotted identifiers); a cleaner that runs more than once in the chain is
+    keyed ``<cleaner>_<step>_<detail>`` instead, the step counted from 1."""
+    runs = Counter(step.cleaner for step in steps)
+    metrics: dict[str, float] = {}
+    for position, step in enumerate(steps, start=1):
+        prefix = step.cleaner if runs[step.cleaner] == 1 else f"{step.cleaner}_{position}"
+        for key, value in _numbers(step.details).items():
+            metrics[f"{prefix}_{key}"] = value
+    return metrics
+
+
+def _profile_warnings(dataset: Dataset, table: pa.Table) -> list[DataWarning]:
+    """The warnings of the ingest that made ``dataset`` (kept in its lineage), then what its
+    rows show now, each once."""
+    lineage = dataset.record.lineage
+    ingested = lineage.producer == f"{SERVICE}/IngestDataset"
+    found = [DataWarning.from_json(w) for w in lineage.config.get("warnings", []) if ingested]
+    found += table_warnings(table, dataset.text_column, dataset.label_column)
+    return list(dict.fromkeys(found))
+
+
+def _mapping_warnings(raw: pa.Table, text_column: str) -> list[DataWarning]:
+    """NO_TEXT_COLUMN when the source had no text column and none was named: fine for tabular
+    data, a mistake for text data, so it is said rather than refused."""
+    if text_column:
+        return []
+    return [
+        DataWarning(
+            "NO_TEXT_COLUMN",
+            f"no column is the text (none is named 'text' and columns.text is empty): the "
+            f"dataset keeps its columns ({_listed(raw.column_names)}) as a table; name the "
+            "text column in columns.text for cleaners and training that read text",
+        )
+    ]
+
+
+def _listed(columns: list[str], most: int = 20) -> str:
+    """Column names for a message: the first ``most``, each excerpted, and how many more."""
+    shown = ", ".join(c if len(c) <= 40 else excerpt(c, 40) for c in columns[:most])
+    return shown + (f" and {len(columns) - most} more" if len(columns) > most else "")
 
 
 def _check_kept_columns(before: pa.Table, after: pa.Table, cleaner: str) -> None:
@@ -553,8 +724,24 @@ def _plugin_config(plugin) -> dict[str, Any]:
 
 
 def _name_from_source(source: str) -> str:
-    stem = Path(source.rstrip("/").split("?")[0]).stem or "dataset"
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in stem).strip("-") or "dataset"
+    """A valid dataset name (forgeline.names) made from the source's file name."""
+    stem = Path(source.rstrip("/").split("?")[0]).stem
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in stem)
+    return name.strip("-_")[:MAX_NAME_CHARS].rstrip("-_") or "dataset"
+
+
+def _check_output(output_name: str, seed: int) -> None:
+    """The output name (when one is given) and the seed of a clean or augment request."""
+    if output_name:
+        artifact_name(output_name, "output_name")
+    problems = Violations()
+    _check_seed(seed, problems)
+    problems.raise_if_any()
+
+
+def _check_seed(seed: int, problems: Violations) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        problems.add("seed", f"must be within [0, {MAX_SEED}], got {seed}")
 
 
 def _unique(values):

@@ -8,13 +8,18 @@ import pyarrow as pa
 
 from forgeline.convert import artifact, from_struct, plugin_choice, struct
 from forgeline.datasets import Dataset, DatasetRepository
-from forgeline.errors import InvalidArgument, ResourceExhausted
+from forgeline.errors import InvalidArgument, ResourceExhausted, excerpt
+from forgeline.names import artifact_name
 from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.parsecheck import DataWarning
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.data.jobs import SERVICE, ColumnMapping, DataJobs
 from forgeline.v1 import data_service_pb2 as pb
 from forgeline.v1 import data_service_pb2_grpc
+
+# Idempotency keys are stored with the dataset; a UUID is 36 characters.
+MAX_REQUEST_ID_CHARS = 256
 
 
 def build(kernel: Kernel) -> list[ServiceDefinition]:
@@ -50,6 +55,10 @@ def dataset_pb(dataset: Dataset) -> pb.Dataset:
     )
 
 
+def _warnings_pb(warnings: list[DataWarning]) -> list[pb.DataWarning]:
+    return [pb.DataWarning(code=w.code, message=w.message) for w in warnings]
+
+
 def _choices(specs) -> list[PluginChoice]:
     return [plugin_choice(s) for s in specs]
 
@@ -78,8 +87,12 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
 
         def ingest(r: pb.IngestDatasetRequest, ctx) -> pb.IngestDatasetResponse:
             mapping = ColumnMapping(r.columns.text, r.columns.label, tuple(r.columns.keep))
-            dataset, rows = jobs.run_ingest(r.source, _choice(r.loader), mapping, r.name, ctx)
-            return pb.IngestDatasetResponse(dataset=dataset_pb(dataset), rows_read=rows)
+            done = jobs.run_ingest(r.source, _choice(r.loader), mapping, r.name, ctx)
+            return pb.IngestDatasetResponse(
+                dataset=dataset_pb(done.dataset),
+                rows_read=done.rows_read,
+                warnings=_warnings_pb(done.warnings),
+            )
 
         def clean(r: pb.CleanDatasetRequest, ctx) -> pb.CleanDatasetResponse:
             outcome = jobs.run_clean(r.dataset_id, _choices(r.cleaners), r.output_name, r.seed, ctx)
@@ -96,6 +109,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                     )
                     for s in outcome.steps
                 ],
+                metrics=outcome.metrics,
             )
 
         def augment(r: pb.AugmentDatasetRequest, ctx) -> pb.AugmentDatasetResponse:
@@ -119,6 +133,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                     text_length=pb.LengthStats(**p.text_length),
                     duplicate_rate=p.duplicate_rate,
                     null_counts=p.null_counts,
+                    warnings=_warnings_pb(p.warnings),
                 )
             )
 
@@ -131,35 +146,39 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                 pb.IngestDatasetRequest,
                 pb.IngestDatasetResponse,
                 ingest,
-                lambda r: jobs.plan_ingest(r.source, _choice(r.loader)),
+                lambda r: jobs.plan_ingest(r.source, _choice(r.loader), r.name),
             ),
             spec(
                 "CleanDataset",
                 pb.CleanDatasetRequest,
                 pb.CleanDatasetResponse,
                 clean,
-                lambda r: jobs.plan_clean(r.dataset_id, _choices(r.cleaners)),
+                lambda r: jobs.plan_clean(
+                    r.dataset_id, _choices(r.cleaners), r.output_name, r.seed
+                ),
             ),
             spec(
                 "AugmentDataset",
                 pb.AugmentDatasetRequest,
                 pb.AugmentDatasetResponse,
                 augment,
-                lambda r: jobs.plan_augment(r.dataset_id, _choices(r.augmenters)),
+                lambda r: jobs.plan_augment(
+                    r.dataset_id, _choices(r.augmenters), r.output_name, r.seed
+                ),
             ),
             spec(
                 "SplitDataset",
                 pb.SplitDatasetRequest,
                 pb.SplitDatasetResponse,
                 split,
-                lambda r: jobs.plan_split(r.dataset_id, _fractions(r), r.stratify),
+                lambda r: jobs.plan_split(r.dataset_id, _fractions(r), r.stratify, r.seed),
             ),
             spec(
                 "ProfileDataset",
                 pb.ProfileDatasetRequest,
                 pb.ProfileDatasetResponse,
                 profile,
-                lambda r: jobs.datasets.get(r.dataset_id),
+                lambda r: jobs.dataset(r.dataset_id),
             ),
         ]
 
@@ -184,8 +203,11 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
 
     # --- streaming and quick methods -------------------------------------------------------
     async def UploadRecords(self, request_iterator, context):
+        """Rows are kept in memory until the commit message; a stream that ends without one
+        (gRPC ends a cancelled, killed or timed-out client's stream like a finished one) is
+        dropped, and nothing was ever staged on disk."""
         limit = self._kernel.settings.max_upload_bytes
-        header, parts, received = None, [], 0
+        header, parts, received, committed = None, [], 0, False
         async for message in request_iterator:
             received += message.ByteSize()
             if received > limit:
@@ -193,12 +215,12 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                     f"upload exceeds {limit} bytes (FORGELINE_MAX_UPLOAD_BYTES); nothing was kept",
                     reason="UPLOAD_TOO_LARGE",
                 )
-            if message.HasField("header"):
+            payload = message.WhichOneof("payload")
+            if payload == "header":
                 if header is not None:
                     raise InvalidArgument.for_field("header", "send the header once, first")
                 header = message.header
-                if not header.name:
-                    raise InvalidArgument.for_field("header.name", "a dataset name is required")
+                _check_header(header)
                 existing = await asyncio.to_thread(
                     self._jobs.datasets.find_upload, header.request_id
                 )
@@ -207,9 +229,23 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                 continue
             if header is None:
                 raise InvalidArgument.for_field("header", "the first message must be the header")
+            if payload == "commit":
+                committed = True
+                break
+            if payload is None:
+                raise InvalidArgument.for_field(
+                    f"batch[{len(parts)}]", "the message carries no header, batch or commit"
+                )
             parts.append(await asyncio.to_thread(_batch_table, message.batch, len(parts)))
         if header is None:
             raise InvalidArgument.for_field("header", "the stream was empty")
+        if not committed:
+            raise InvalidArgument.for_field(
+                "commit",
+                "the stream ended without a commit message; nothing was kept (end an upload "
+                "with UploadRecordsRequest(commit=UploadCommit()))",
+                reason="UPLOAD_NOT_COMMITTED",
+            )
         dataset = await asyncio.to_thread(
             self._jobs.commit_upload,
             parts,
@@ -225,13 +261,19 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             raise InvalidArgument.for_field("offset", "offset and limit must be >= 0")
         if request.batch_size < 0:
             raise InvalidArgument.for_field("batch_size", "must be >= 0")
-        dataset = await asyncio.to_thread(self._jobs.datasets.get, request.dataset_id)
+        if request.format not in pb.RowFormat.values():
+            raise InvalidArgument.for_field(
+                "format",
+                f"unknown row format {request.format}; use ROW_FORMAT_STRUCT or "
+                "ROW_FORMAT_ARROW_IPC",
+            )
+        dataset = await asyncio.to_thread(self._jobs.dataset, request.dataset_id)
         unknown = [c for c in request.columns if c not in dataset.column_names]
         if unknown:
             raise InvalidArgument.for_field(
                 "columns",
-                f"{unknown} not in dataset {dataset.id}: columns are "
-                f"{', '.join(dataset.column_names)}",
+                f"{excerpt(', '.join(unknown))} not in dataset {dataset.id}: columns are "
+                f"{excerpt(', '.join(dataset.column_names), 400)}",
             )
         batches = await asyncio.to_thread(
             lambda: list(
@@ -254,6 +296,10 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                 )
 
     async def ListDatasets(self, request, context):
+        if request.page_size < 0:
+            raise InvalidArgument.for_field("page_size", f"must be >= 0, got {request.page_size}")
+        if request.name:
+            artifact_name(request.name, "name")
         offset = page_offset(request.page_token)
         size = min(request.page_size or 50, 500)
         found = await asyncio.to_thread(
@@ -267,8 +313,18 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
     async def GetDataset(self, request, context):
         if not request.dataset_id:
             raise InvalidArgument.for_field("dataset_id", "a dataset id or name is required")
-        dataset = await asyncio.to_thread(self._jobs.datasets.get, request.dataset_id)
+        dataset = await asyncio.to_thread(self._jobs.dataset, request.dataset_id)
         return pb.GetDatasetResponse(dataset=dataset_pb(dataset))
+
+
+def _check_header(header: pb.UploadHeader) -> None:
+    if not header.name:
+        raise InvalidArgument.for_field("header.name", "a dataset name is required")
+    artifact_name(header.name, "header.name")
+    if len(header.request_id) > MAX_REQUEST_ID_CHARS:
+        raise InvalidArgument.for_field(
+            "header.request_id", f"at most {MAX_REQUEST_ID_CHARS} characters"
+        )
 
 
 def _batch_table(batch: pb.RecordBatch, index: int) -> pa.Table:
@@ -278,17 +334,19 @@ def _batch_table(batch: pb.RecordBatch, index: int) -> pa.Table:
         raise InvalidArgument.for_field(where, "send rows or arrow_ipc, not both")
     if batch.arrow_ipc:
         try:
-            return pa.ipc.open_stream(batch.arrow_ipc).read_all()
-        except pa.ArrowInvalid as exc:
+            table = pa.ipc.open_stream(batch.arrow_ipc).read_all()
+            table.validate(full=True)  # offsets and UTF-8 inside the buffers, not only framing
+        except (pa.ArrowException, OSError) as exc:  # garbage framing raises OSError
             raise InvalidArgument.for_field(
-                f"{where}.arrow_ipc", f"not an Arrow IPC stream: {exc}"
+                f"{where}.arrow_ipc", f"not a valid Arrow IPC stream: {excerpt(str(exc), 200)}"
             ) from exc
+        return table
     rows = [from_struct(row) for row in batch.rows]
     try:
         return _integral_floats_to_int(pa.Table.from_pylist(rows))
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except pa.ArrowException as exc:
         raise InvalidArgument.for_field(
-            f"{where}.rows", f"rows do not share a schema: {exc}"
+            f"{where}.rows", f"rows do not share a schema: {excerpt(str(exc), 200)}"
         ) from exc
 
 

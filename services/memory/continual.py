@@ -699,6 +699,7 @@ class ContinualJobs:
 
     def _train(self, plan, ctx, model_dir: Path, train: Path, old, output: Path, key) -> dict:
         h = plan.hyper
+        cluster.ensure_ray(self.training.settings, ctx, at=0.1)  # the wait is progress
         cluster.require_cpus(
             h["num_workers"], h["cpus_per_worker"], "scaling", "scaling.num_workers"
         )

@@ -3,12 +3,19 @@ audits, promotion decisions and blocked requests. No gRPC here.
 
 Every entry carries the hash of the entry before it, so editing, removing, inserting or
 reordering any entry breaks the chain at that point, and ``AuditLog.verify`` names the first
-entry where it breaks. Removing the *last* entries leaves a shorter chain that is still
-consistent: the head file (``<log>.head``, JSON {"sequence", "hash"} of the newest entry,
-replaced atomically after every append) is what catches that. A log rewritten consistently
-from some entry on, head file included, is caught only by comparing it with a head recorded
-elsewhere earlier (``verify(expected_sequence, expected_hash)``; ``forgeline audit verify
---expect``): keep the head a verify reports somewhere the log's host cannot write.
+entry where it breaks. Removing the *last* entries, or appending entries by writing to the
+database, leaves a chain that is still consistent: the head file (``<log>.head``, JSON
+{"sequence", "hash"} of the newest entry, replaced atomically inside every append's
+transaction) is what catches that, because the log must end exactly where it says. The head
+file only moves from the entry it records, so entries written to the database behind the log's
+back stay evidence: later appends do not cover them.
+
+What a writer of both the database and the head file does (a log rewritten consistently from
+some entry on, or forged entries appended with the head file moved along) is caught only by a
+head recorded elsewhere earlier (``verify(expected_sequence, expected_hash)``; ``forgeline
+audit verify --expect-head SEQ:HASH``; every run report records the head after its run): keep
+such heads somewhere the log's host cannot write. Entries after the newest such head are only
+as trustworthy as that host.
 
 The canonical form (to re-verify an exported log independently)
 --------------------------------------------------------------
@@ -47,7 +54,11 @@ In Python, given an exported entry with its time converted to microseconds::
 Storage: one SQLite database (WAL, synchronous=FULL: an acknowledged entry survives a power
 loss, because the sender's outbox forgets it once appended). Appends run in ``BEGIN IMMEDIATE``
 transactions that read the tail inside the transaction, so threads and processes sharing the
-file extend one chain.
+file extend one chain; the head file is written before the transaction commits, so a crash
+between the two leaves a head one append ahead of the log, which verify reports as removed
+entries (a false alarm an operator can tell from the senders' records, never a silent gap).
+A row that no longer holds what the log wrote (text that is not JSON, a number where text
+belongs) is DataLoss when read; verify reports it as an edited entry.
 """
 
 from __future__ import annotations
@@ -64,7 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeline.audit import canonical_json, check_event, now_us
-from forgeline.errors import ForgelineError, InvalidArgument
+from forgeline.errors import DataLoss, ForgelineError, InvalidArgument, Unavailable
 from forgeline.logging import get_logger
 
 log = get_logger(__name__)
@@ -191,9 +202,10 @@ class AuditLog:
             return []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            recorded, moved = None, False
             try:
                 known = self._entries_by_id({event.id for event in events})
-                sequence, previous = self._tail(self._db)
+                tail = sequence, previous = self._tail(self._db)
                 out, rows = [], []
                 for event, text in zip(events, details, strict=True):
                     entry = known.get(event.id)
@@ -216,12 +228,15 @@ class AuditLog:
                 self._db.executemany(
                     f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
+                if rows:
+                    recorded, _ = self._read_head()
+                    moved = self._advance_head(recorded, tail, (sequence, previous))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                if moved:
+                    self._restore_head(recorded)
                 raise
-            if rows:
-                self._advance_head()
         return out
 
     def list(
@@ -258,39 +273,54 @@ class AuditLog:
 
     def verify(self, expected_sequence: int = 0, expected_hash: str = "") -> Verification:
         """Recomputes the whole chain, streaming it in sequence order from one snapshot, and
-        reports the first problem: a missing, edited, inserted or reordered entry, a log that
-        ends before its head file (or ``expected_sequence``) says, a head file that is missing
-        or does not match its entry. A log rewritten consistently from some entry on, head file
-        included, passes unless ``expected_sequence``/``expected_hash`` — a head recorded
-        earlier, outside the log's host — reach into the rewritten part: then that entry's
-        hash differs and it is reported."""
+        reports the first problem: a missing, edited, inserted or reordered entry; a log that
+        does not end exactly at its head file (entries removed, or appended by writing to the
+        database); a head file that is missing or does not match its entry; an entry that does
+        not match ``expected_sequence``/``expected_hash`` (a head recorded earlier, outside the
+        log's host), or a log that ends before it. A log rewritten consistently from some entry
+        on, head file included, passes unless the expected head reaches into the rewritten part.
+        The result's head is what to record now, to pass as the expected head later."""
         if expected_sequence < 0:
             raise InvalidArgument.for_field("expected_sequence", "must be >= 0")
         if bool(expected_sequence) != bool(expected_hash):
             raise InvalidArgument.for_field(
                 "expected_hash", "give expected_sequence and expected_hash together"
             )
-        recorded, head_problem = self._read_head()  # before the snapshot: never ahead of it
-        anchors: dict[int, list[tuple[str, str]]] = {}
-        if recorded is not None:
-            anchors.setdefault(recorded[0], []).append((recorded[1], "its head file"))
-        if expected_sequence:
-            anchors.setdefault(expected_sequence, []).append((expected_hash, "the expected head"))
         db = _connect(self.path)
         try:
-            db.execute("BEGIN")  # one snapshot for the walk and the tail
+            # Appends write the head file inside their transaction: holding the write lock a
+            # moment reads a head file and a tail that belong together.
+            db.execute("BEGIN IMMEDIATE")
+            recorded, head_problem = self._read_head()
+            tail = db.execute(
+                "SELECT sequence, hash FROM entries ORDER BY sequence DESC LIMIT 1"
+            ).fetchone() or (0, "")
+            db.execute("ROLLBACK")
+            anchors: dict[int, list[tuple[str, str]]] = {}
+            if recorded is not None:
+                anchors.setdefault(recorded[0], []).append((recorded[1], "its head file"))
+            if expected_sequence:
+                anchors.setdefault(expected_sequence, []).append(
+                    (expected_hash, "the expected head")
+                )
+            # The walk reads a snapshot of its own, without the lock, so appends go on; what
+            # they add after ``tail`` is not this verify's business.
             walk = _Walk(anchors)
-            for row in db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY sequence"):
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM entries WHERE sequence <= ? ORDER BY sequence", tail[:1]
+            )
+            for row in rows:
                 if not walk.step(row):
                     break
-            tail = self._tail(db)
-            db.execute("ROLLBACK")
+            rows.close()
         finally:
             db.close()
+        last = walk.expected - 1  # the last entry the walk passed
         bad, problem = walk.first_bad, walk.problem
         if not problem:
-            bad, problem = self._judge_end(tail[0], recorded, head_problem, anchors)
-        return Verification(not problem, walk.checked, tail[0], tail[1], bad, problem)
+            bad, problem = self._judge_end(last, recorded, head_problem, anchors)
+        checked = min(walk.checked, bad - 1) if bad else walk.checked
+        return Verification(not problem, checked, tail[0], str(tail[1]), bad, problem)
 
     def _judge_end(
         self,
@@ -313,6 +343,12 @@ class AuditLog:
             return last + 1, (
                 f"the log ends at {last} but {source} records {sequence}: entries were removed"
             )
+        if recorded is not None and recorded[0] < last:
+            return recorded[0] + 1, (
+                f"the log holds {last} entries but its head file records {recorded[0]}: "
+                f"entries {recorded[0] + 1} to {last} were not appended by the log "
+                "(written to the database directly)"
+            )
         return 0, ""
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -320,7 +356,10 @@ class AuditLog:
     @staticmethod
     def _tail(db: sqlite3.Connection) -> tuple[int, str]:
         row = db.execute("SELECT sequence, hash FROM entries ORDER BY sequence DESC LIMIT 1")
-        return tuple(row.fetchone() or (0, ""))
+        sequence, digest = row.fetchone() or (0, "")
+        if not isinstance(digest, str):
+            raise _corrupt(sequence, "hash")
+        return sequence, digest
 
     def _entries_by_id(self, ids: Iterable[str]) -> dict[str, Entry]:
         ids, found = sorted(ids), {}
@@ -334,35 +373,42 @@ class AuditLog:
                 found[entry.event.id] = entry
         return found
 
-    def _advance_head(self) -> None:
-        """Points the head file at the log's newest committed entry. It only moves forward, and
-        only along the chain it recorded: when its entry was removed or changed, it stays as
-        it is (the evidence verify reports). Holding the write lock (``BEGIN IMMEDIATE``) keeps
-        another process from moving it back."""
-        self._db.execute("BEGIN IMMEDIATE")
+    def _advance_head(
+        self, recorded: tuple[int, str] | None, tail: tuple[int, str], new: tuple[int, str]
+    ) -> bool:
+        """Inside an append's transaction: points the head file at ``new`` when it records
+        (``recorded``) the tail the append extended, or the log was empty with no head file;
+        whether it moved. Otherwise the file stays as it is: it is the evidence verify reports
+        (entries removed, or written to the database behind the log's back), and these entries
+        must not cover it up."""
+        if recorded != (tail if tail[0] else None):
+            log.warning(
+                "audit_head_kept",
+                reason=f"the head file records {recorded}, the log ended at {tail[0]}",
+                log=str(self.path),
+            )
+            return False
         try:
-            tail = self._tail(self._db)
-            recorded, _ = self._read_head()
-            if recorded is not None:
-                if recorded[0] >= tail[0]:
-                    return
-                row = self._db.execute(
-                    "SELECT hash FROM entries WHERE sequence = ?", (recorded[0],)
-                ).fetchone()
-                if row is None or row[0] != recorded[1]:
-                    log.warning(
-                        "audit_head_kept",
-                        reason=f"entry {recorded[0]} no longer matches the head file",
-                        log=str(self.path),
-                    )
-                    return
-            head = json.dumps({"sequence": tail[0], "hash": tail[1]}) + "\n"
-            try:
+            head = json.dumps({"sequence": new[0], "hash": new[1]}) + "\n"
+            _write_atomically(self.head_path, head)
+        except OSError as exc:
+            raise Unavailable(
+                f"the audit log's head file {self.head_path.name} cannot be written "
+                f"({exc.strerror or exc}): nothing was appended",
+                reason="AUDIT_HEAD_NOT_WRITTEN",
+            ) from exc
+        return True
+
+    def _restore_head(self, recorded: tuple[int, str] | None) -> None:
+        """Puts back the head file an append replaced before its commit failed."""
+        try:
+            if recorded is None:
+                self.head_path.unlink(missing_ok=True)
+            else:
+                head = json.dumps({"sequence": recorded[0], "hash": recorded[1]}) + "\n"
                 _write_atomically(self.head_path, head)
-            except OSError as exc:  # the entries are committed: report, do not fail the append
-                log.error("audit_head_not_written", error=str(exc), log=str(self.path))
-        finally:
-            self._db.execute("ROLLBACK")
+        except OSError as exc:
+            log.error("audit_head_not_restored", error=str(exc), log=str(self.path))
 
     def _read_head(self) -> tuple[tuple[int, str] | None, str]:
         """The head file's (sequence, hash); None when there is none, with why when there is
@@ -446,9 +492,40 @@ def _row(entry: Entry, details: str) -> tuple:
 
 
 def _entry(row: tuple) -> Entry:
+    """The entry a row holds; DataLoss naming the entry and the column when a column no longer
+    holds what the log wrote there."""
     sequence, event_id, kind, subject, actor, time_us, details, previous_hash, digest = row
-    event = Event(kind, subject, actor, json.loads(details), event_id, time_us)
+    texts = {
+        "event_id": event_id,
+        "kind": kind,
+        "subject": subject,
+        "actor": actor,
+        "details": details,
+        "previous_hash": previous_hash,
+        "hash": digest,
+    }
+    for column, value in texts.items():
+        if not isinstance(value, str):
+            raise _corrupt(sequence, column)
+    if not isinstance(time_us, int) or time_us <= 0:
+        raise _corrupt(sequence, "time_us")
+    try:
+        parsed = json.loads(details)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise _corrupt(sequence, "details")
+    event = Event(kind, subject, actor, parsed, event_id, time_us)
     return Entry(sequence, event, previous_hash, digest)
+
+
+def _corrupt(sequence: int, column: str) -> DataLoss:
+    return DataLoss(
+        f"audit log entry {sequence} is corrupt: its {column} is not what the log wrote "
+        "(run VerifyAuditLog)",
+        reason="AUDIT_ENTRY_CORRUPT",
+        metadata={"sequence": str(sequence), "column": column},
+    )
 
 
 def _write_atomically(path: Path, text: str) -> None:

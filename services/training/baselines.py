@@ -4,7 +4,8 @@ scored on an eval split, in the service process (no Ray). No gRPC here.
 The plugin only predicts; scoring is ``evaluation.score_classification``, the code EvaluateModel
 uses, so a baseline and a fine-tuned model on the same split are measured the same way. A plugin
 that stores its fitted model (never as a pickle) has it committed as a "model" artifact whose
-metadata names its format.
+metadata names its format and the plugin; EvaluateModel scores such an artifact on any dataset
+through the plugin's ``predict_saved`` (BaselineTrainer.evaluate), without fitting it again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
 from forgeline.datasets import Dataset
-from forgeline.errors import FailedPrecondition, ForgelineError, Internal, ResourceExhausted
+from forgeline.errors import (
+    FailedPrecondition,
+    ForgelineError,
+    Internal,
+    InvalidArgument,
+    ResourceExhausted,
+)
+from forgeline.logging import get_logger
 from forgeline.registry import Baseline, BaselineContext, BaselineResult, PluginChoice
 from forgeline.services.training.evaluation import Evaluation, score_classification
 from forgeline.services.training.planning import DatasetRef, TrainPlanner, output_name
@@ -24,6 +32,7 @@ from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION, read_row
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
 
+log = get_logger(__name__)
 DEFAULT_BASELINE = "tfidf_logreg"
 # Rows are held in memory by the service process; larger inputs belong to a sample first.
 MAX_ROWS = 2_000_000
@@ -174,19 +183,55 @@ class BaselineTrainer:
     def _score(
         self, plan: BaselinePlan, eval_labels: list[str], result: BaselineResult
     ) -> Evaluation:
-        index = {label: i for i, label in enumerate(plan.labels)}
-        strange = sorted({p for p in result.predictions if p not in index})
-        if strange:
+        return score_predictions(plan.plugin.name, plan.labels, eval_labels, result.predictions)
+
+    # --- EvaluateModel on a stored baseline ---------------------------------------------------
+    def predictor(self, record: ArtifactRecord, field_name: str = "model_id") -> Baseline:
+        """The plugin that stored the baseline model ``record``, able to predict from it;
+        FailedPrecondition naming the field when it is not installed here or cannot."""
+        name = record.metadata.get("baseline", "")
+        config = record.lineage.config.get("config") or {}
+        try:
+            plugin = self.planner.registry.create("baselines", name, config, field_name)
+        except InvalidArgument as exc:
+            raise FailedPrecondition(
+                f"{field_name}: {record.id} is a model of the baseline {name!r}, which cannot be "
+                f"loaded here: {exc.message}"[:600],
+                reason="BASELINE_UNAVAILABLE",
+                metadata={"field": field_name},
+            ) from None
+        if type(plugin).predict_saved is Baseline.predict_saved:
+            raise FailedPrecondition(
+                f"{field_name}: the baseline {name!r} cannot predict from a stored model, so "
+                f"{record.id} can only be scored by fitting it again (TrainBaseline)",
+                reason="UNSUPPORTED_MODEL_FORMAT",
+                metadata={"field": field_name},
+            )
+        return plugin
+
+    def evaluate(self, record: ArtifactRecord, texts: list[str], labels: list[str]) -> Evaluation:
+        """The stored baseline ``record`` scored on ``texts``: the metrics TrainBaseline gave
+        it on its eval split, here on any dataset with the model's labels."""
+        plugin = self.predictor(record)
+        folder = self.artifacts.verify(record)
+        try:
+            predictions = plugin.predict_saved(folder, texts)
+        except ForgelineError:
+            raise
+        except Exception as exc:
+            # The library's message names the artifact folder: the log has it, not the reply.
+            log.exception("baseline_predict_failed", model=record.id, baseline=plugin.name)
             raise Internal(
-                f"baseline {plan.plugin.name} predicted labels {strange[:5]} that are not "
-                f"among the training labels {plan.labels[:20]}",
+                f"baseline {plugin.name} could not predict with {record.id} ({type(exc).__name__})",
+                reason="BASELINE_FAILED",
+            ) from exc
+        if len(predictions) != len(texts):
+            raise Internal(
+                f"baseline {plugin.name} returned {len(predictions)} predictions for "
+                f"{len(texts)} rows",
                 reason="BASELINE_BROKEN",
             )
-        return score_classification(
-            [index[v] for v in eval_labels],
-            [index[p] for p in result.predictions],
-            plan.labels,
-        )
+        return score_predictions(plugin.name, record.metadata["labels"], labels, predictions)
 
     def _commit(
         self,
@@ -225,3 +270,21 @@ class BaselineTrainer:
             ),
             request_id=key,
         )
+
+
+def score_predictions(
+    plugin: str, labels: list[str], truth: list[str], predictions: list[str]
+) -> Evaluation:
+    """A baseline's predicted labels scored against the true ones (``labels``: the classes in
+    the model's order) with the code that scores a fine-tuned model."""
+    index = {label: i for i, label in enumerate(labels)}
+    strange = sorted({p for p in predictions if p not in index})
+    if strange:
+        raise Internal(
+            f"baseline {plugin} predicted labels {strange[:5]} that are not among the training "
+            f"labels {labels[:20]}",
+            reason="BASELINE_BROKEN",
+        )
+    return score_classification(
+        [index[str(v)] for v in truth], [index[p] for p in predictions], labels
+    )

@@ -66,6 +66,7 @@ def load_trained(folder: Path, task: str = "", base_path: str = ""):
 
     manifest = read_manifest(folder)
     task = task or manifest.get("task", SEQUENCE_CLASSIFICATION)
+    modelio.check_safe(folder)  # an adapter folder too (its base: in load_model)
     with modelio.CONSTRUCTION:
         if (folder / "adapter_config.json").exists():
             from peft import PeftModel

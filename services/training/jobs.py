@@ -38,6 +38,7 @@ from forgeline.paths import folder_name
 from forgeline.registry import PluginRegistry, Tracker, TrackerRun
 from forgeline.services.training import cluster
 from forgeline.services.training.baselines import BaselineTrainer
+from forgeline.services.training.metrics import ActorSink, MetricsLog, MetricsSink
 from forgeline.services.training.models import build_from_config, builtin_path
 from forgeline.services.training.planning import (
     DatasetRef,
@@ -50,7 +51,6 @@ from forgeline.services.training.recipe import (
     MANIFEST,
     RECIPE_INPUTS,
     SEQUENCE_CLASSIFICATION,
-    MetricsSink,
     RecipeConfig,
     read_manifest,
 )
@@ -61,9 +61,6 @@ if TYPE_CHECKING:
     from forgeline.settings import Settings
 
 SERVICE = "forgeline.v1.TrainingService"
-# The progress message each start of a run's worker group sends: "workers placed: rank 0 on node
-# <Ray node id>, rank 1 on node <id>" (again after a restart, wherever the group landed).
-PLACED = "workers placed"
 log = get_logger(__name__)
 
 
@@ -121,6 +118,9 @@ class TrainingJobs:
         return self.planner.plan_train(spec)
 
     def run_train(self, spec: TrainSpec, ctx: OperationContext, request_id: str) -> TrainOutcome:
+        # Ray is reached here, not when the request was accepted: starting it takes seconds that
+        # a submit must not wait out. The plan then checks the request against the cluster.
+        cluster.ensure_ray(self.settings, ctx)
         plan = self.plan_train(spec)
         key = request_id or ctx.name
         done = self.artifacts.find_by_request_id(f"{key}/model")
@@ -308,9 +308,12 @@ class TrainingJobs:
         model_id: str,
         field_name: str = "model_id",
         formats: tuple[str, ...] = ("hf", "peft_adapter"),
+        *,
+        baselines: bool = False,
     ) -> ArtifactRecord:
         """The model or adapter artifact ``model_id``, trained for a task, in one of
-        ``formats`` (FailedPrecondition naming the field otherwise)."""
+        ``formats`` or, with ``baselines``, a model a baseline plugin stored (TrainBaseline's),
+        whatever its format (FailedPrecondition naming the field otherwise)."""
         if not model_id:
             raise InvalidArgument.for_field(field_name, "a model or adapter artifact is required")
         try:
@@ -328,7 +331,9 @@ class TrainingJobs:
                 metadata={"field": field_name},
             )
         fmt = record.metadata.get("format", "hf")
-        if fmt not in formats:
+        if baselines and record.metadata.get("baseline"):
+            self.baselines.predictor(record, field_name)
+        elif fmt not in formats:
             raise FailedPrecondition(
                 f"{field_name}: {record.id} is a {fmt} model; this method takes "
                 f"{', '.join(formats)} models",
@@ -357,7 +362,7 @@ class TrainingJobs:
         )
 
     def plan_evaluate(self, model_id: str, dataset: DatasetRef) -> tuple[ArtifactRecord, Any]:
-        record = self.model_record(model_id)
+        record = self.model_record(model_id, baselines=True)
         task = record.metadata["task"]
         found, text, label = self.planner.dataset(dataset, "dataset", task)
         if task == SEQUENCE_CLASSIFICATION:
@@ -382,19 +387,24 @@ class TrainingJobs:
         from forgeline.services.training.recipe import read_rows
 
         record, (found, text, label) = self.plan_evaluate(model_id, dataset)
-        ctx.progress(0.1, "loading the model")
-        model, tokenizer, task = self.load_model(record)
+        task = record.metadata["task"]
         texts, labels = read_rows(str(self.artifacts.verify(found.record)), text, label, task)
-        ctx.progress(0.3, f"scoring {len(texts)} rows")
-        scores = evaluate(
-            model,
-            tokenizer,
-            texts,
-            labels,
-            task,
-            batch_size=batch_size or 64,
-            max_length=max_length or record.metadata.get("max_length", 128),
-        )
+        if record.metadata.get("baseline"):  # TrainBaseline's model: its plugin predicts
+            ctx.progress(0.3, f"scoring {len(texts)} rows with {record.metadata['baseline']}")
+            scores = self.baselines.evaluate(record, texts, labels)
+        else:
+            ctx.progress(0.1, "loading the model")
+            model, tokenizer, task = self.load_model(record)
+            ctx.progress(0.3, f"scoring {len(texts)} rows")
+            scores = evaluate(
+                model,
+                tokenizer,
+                texts,
+                labels,
+                task,
+                batch_size=batch_size or 64,
+                max_length=max_length or record.metadata.get("max_length", 128),
+            )
         ctx.metrics(scores.scalars("eval_"))
         return scores
 
@@ -494,7 +504,13 @@ class _Trackers:
         for tracker in trackers:
             folder = settings.home.expanduser() / "trackers" / tracker.name / folder_name(run_id)
             folder.mkdir(parents=True, exist_ok=True)
-            run = TrackerRun(run_id=run_id, name=plan.output_name, output_dir=folder, params=params)
+            run = TrackerRun(
+                run_id=run_id,
+                name=plan.output_name,
+                output_dir=folder,
+                params=params,
+                destination=settings.tracker_destinations.get(tracker.name, ""),
+            )
             if self._call(tracker, "start", run):
                 self._live.append(tracker)
         self._finished = False
@@ -550,7 +566,7 @@ def train_on_ray(
 
     cluster.ensure_ray()
     sink_name = f"forgeline-metrics-{run_name}"
-    sink = (
+    sink = ActorSink(
         ray.remote(MetricsSink)
         .options(
             name=sink_name,
@@ -585,43 +601,28 @@ def train_on_ray(
         keep_checkpoints=scaling.get("keep_checkpoints", 2),
     )
     ctx.progress(0.0, f"training on {scaling['num_workers']} worker(s)")
-    last: dict[str, float] = {}
-    progress_now = [0.0]
-
-    def drain() -> None:
-        for nodes in ray.get(sink.drain_placements.remote()):
-            ranks = ", ".join(f"rank {rank} on node {node}" for rank, node in enumerate(nodes))
-            ctx.progress(progress_now[0], f"{PLACED}: {ranks}", check=False)
-        for step, values in ray.get(sink.drain.remote()):
-            progress = values.pop("progress", None)
-            ctx.metrics(values, step=step)
-            if on_point is not None:
-                on_point(values, step)
-            last.update(values)
-            if progress is not None:
-                progress_now[0] = progress
-                ctx.progress(progress, f"step {step}")
-
+    metrics = MetricsLog(ctx, on_point)  # each step once, though a resumed run trains it again
     try:
         while True:
-            finished, _ = ray.wait([task], timeout=0.5)
-            drain()
+            # Often: a checkpoint waits until its metrics are stored.
+            finished, _ = ray.wait([task], timeout=0.25)
+            metrics.drain(sink)
             if finished:
                 break
             ctx.check_cancelled()
         summary = ray.get(task)
-        drain()
+        metrics.drain(sink)
     except BaseException as exc:
         if isinstance(exc, ray.exceptions.RayTaskError):
             raise _failure(exc) from None
         _stop(task)
         raise
     finally:
-        ray.kill(sink)
+        ray.kill(sink.handle)
     if runs is not None:
         fetch_model(run.child("output"), output, model_path)
         shared_storage.remove(run)  # its inputs, checkpoints and output served their purpose
-    return {**summary, "last": last}
+    return {**summary, "last": metrics.last}
 
 
 def shared_runs(artifacts: ArtifactStore, storage: Path):

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgeline import modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.datasets import Dataset, DatasetRepository
-from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
+from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound, Violations, excerpt
+from forgeline.names import artifact_name
 from forgeline.registry import (
     TASKS,
     FinetuneContext,
@@ -162,7 +164,7 @@ class TrainPlanner:
                 f"{hyper['max_length']} is longer than this model's {positions} positions",
             )
         strategy.check(
-            skeleton(model.hf_config, task, labels),
+            _skeleton_of(model, spec.model, task, labels),
             FinetuneContext(
                 task=task,
                 model_path=str(model.path or ""),
@@ -170,8 +172,8 @@ class TrainPlanner:
                 max_length=hyper["max_length"],
             ),
         )
-        self._check_capacity(hyper)
         trackers = self.registry.create_all("trackers", spec.trackers, "trackers")
+        self._check_capacity(hyper)  # last: it asks the Ray cluster
         name = output_name(spec.output_name or f"{train.name}-{strategy.name}")
         return TrainPlan(
             spec=spec,
@@ -379,9 +381,17 @@ class TrainPlanner:
         }
 
     def _check_capacity(self, hyper: dict) -> None:
+        """Against the Ray this process has reached; never waits for Ray (a submit answers at
+        once): before Ray is reached, the operation plans again once it is (run_train)."""
         have = cluster.require_cpus(
-            hyper["num_workers"], hyper["cpus_per_worker"], "scaling", "scaling.num_workers"
+            hyper["num_workers"],
+            hyper["cpus_per_worker"],
+            "scaling",
+            "scaling.num_workers",
+            connect=False,
         )
+        if have is None:
+            return
         if hyper["use_gpu"] and have.gpus < hyper["num_workers"]:
             raise FailedPrecondition(
                 f"scaling.use_gpu: {hyper['num_workers']} GPU worker(s) asked for, the Ray "
@@ -395,11 +405,7 @@ class TrainPlanner:
 
 def output_name(name: str) -> str:
     """``name`` when it is a valid artifact name; InvalidArgument naming ``output_name`` if not."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", name):
-        raise InvalidArgument.for_field(
-            "output_name", "use letters, digits, '.', '_' and '-' (at most 128)"
-        )
-    return name
+    return artifact_name(name, "output_name")
 
 
 def positions_of(config: Any) -> int:
@@ -415,6 +421,9 @@ def _check_model_folder(path: Path, field_name: str) -> None:
         raise InvalidArgument.for_field(
             field_name, f"{path} is not a Hugging Face model folder (no config.json)"
         )
+    # Any pickle anywhere in the folder, whatever its name: transformers falls back to
+    # pytorch_model.bin when the safetensors file it looks for is not there.
+    modelio.check_safe(path, field_name)
     if not list(path.glob("*.safetensors")):
         raise FailedPrecondition(
             f"{field_name}: {path} has no safetensors weights; forgeline never loads pickled "
@@ -471,11 +480,100 @@ def _config_from_fields(choice: ModelChoice):
         raise InvalidArgument.for_field("model.from_config.vocab_size", "must be in [64, 1000000]")
     fields = model_config_fields(choice.model_type, choice.config)
     try:
-        return AutoConfig.for_model(choice.model_type, **{**fields, "vocab_size": vocab})
+        config = AutoConfig.for_model(choice.model_type, **{**fields, "vocab_size": vocab})
     except Exception as exc:  # transformers validates fields with several error types
+        raise _config_error(choice, exc) from exc
+    _check_dimensions(choice, config)
+    return config
+
+
+# Sizes and counts by the names every transformers config answers to (a config class maps its
+# own spelling onto them through ``attribute_map``, e.g. GPT-2's n_embd for hidden_size).
+DIMENSIONS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "max_position_embeddings",
+)
+CONFIG_FIELD = "model.from_config.config"
+
+
+def _check_dimensions(choice: ModelChoice, config: Any) -> None:
+    """What the model classes assume of a config but its class does not check: sizes are
+    positive, and without a ``head_dim`` of its own the hidden size splits evenly across the
+    attention heads (as across the key/value heads' groups)."""
+    aliases = getattr(type(config), "attribute_map", {})
+
+    def spelled(name: str) -> str:  # the field as the request spells it
+        return name if name in choice.config else aliases.get(name, name)
+
+    def size(name: str) -> int | None:
+        value = getattr(config, name, None)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    for name in DIMENSIONS:
+        value = size(name)
+        if value is not None and value < 1:
+            raise InvalidArgument.for_field(
+                f"{CONFIG_FIELD}.{spelled(name)}", f"must be a positive integer, not {value}"
+            )
+    hidden, heads, groups = (
+        size("hidden_size"),
+        size("num_attention_heads"),
+        size("num_key_value_heads"),
+    )
+    if hidden and heads and getattr(config, "head_dim", None) is None and hidden % heads:
+        blamed = "hidden_size" if spelled("hidden_size") in choice.config else "num_attention_heads"
         raise InvalidArgument.for_field(
-            "model.from_config.config", f"{type(exc).__name__}: {exc}"
-        ) from exc
+            f"{CONFIG_FIELD}.{spelled(blamed)}",
+            f"{spelled('hidden_size')} ({hidden}) must be a multiple of "
+            f"{spelled('num_attention_heads')} ({heads}): each head takes an equal share",
+        )
+    if heads and groups and heads % groups:
+        raise InvalidArgument.for_field(
+            f"{CONFIG_FIELD}.{spelled('num_key_value_heads')}",
+            f"{spelled('num_attention_heads')} ({heads}) must be a multiple of it ({groups})",
+        )
+
+
+def _config_error(choice: ModelChoice, exc: Exception) -> InvalidArgument:
+    """A config that transformers refused to build (or to build a model from), as
+    InvalidArgument naming the one field of the request its message names, if one does (by
+    name or in words: "hidden_size", "hidden size"; else by its value), else the whole config."""
+    text = str(exc)
+    lowered = text.lower()
+    named = [
+        k for k in choice.config if k.lower() in lowered or k.replace("_", " ").lower() in lowered
+    ]
+    if not named:
+        named = [
+            k
+            for k, v in model_config_fields(choice.model_type, choice.config).items()
+            if isinstance(v, str | float)  # not ints: small numbers are in many messages
+            and re.search(rf"(?<![\w.]){re.escape(str(v))}(?![\w.])", text)
+        ]
+    where = f"{CONFIG_FIELD}.{named[0]}" if len(named) == 1 else CONFIG_FIELD
+    cause = " ".join(text.split())  # transformers' messages span lines
+    if len(cause) > 300:
+        cause = cause[:300] + "..."
+    return InvalidArgument.for_field(
+        where, f"not a valid {excerpt(choice.model_type)} config: {type(exc).__name__}: {cause}"
+    )
+
+
+def _skeleton_of(model: ModelPlan, choice: ModelChoice, task: str, labels: list[str]):
+    """The model's skeleton; a model built from the request's config that cannot be built is
+    the request's fault (InvalidArgument naming the field), found before any worker starts."""
+    if model.path is not None:
+        return skeleton(model.hf_config, task, labels)
+    try:
+        return skeleton(model.hf_config, task, labels)
+    except (ValueError, TypeError, RuntimeError, ArithmeticError, LookupError) as exc:
+        raise _config_error(choice, exc) from exc
 
 
 def skeleton(hf_config: Any, task: str, labels: list[str]):

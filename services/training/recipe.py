@@ -2,9 +2,10 @@
 
 A run reads its shard of a Parquet dataset, builds the model from a local Hugging Face folder,
 lets the finetune strategy plugin decide what trains, wraps it in DDP (gloo on CPU, NCCL on GPU),
-and trains with AdamW and a linear warm-up. Rank 0 streams metrics to a named actor and writes
-checkpoints (the trainable weights as safetensors, the optimizer and scheduler state, the step);
-a restarted worker group resumes from the latest one. The finished model is written with
+and trains with AdamW and a linear warm-up. Rank 0 streams metrics to a named actor (metrics.py)
+and writes checkpoints (the trainable weights as safetensors, the optimizer and scheduler state,
+the step), each only once the service has stored the metrics it covers; a restarted worker group
+resumes from the latest one. The finished model is written with
 ``save_pretrained`` (a full folder, or a PEFT adapter folder) next to its tokenizer.
 """
 
@@ -22,6 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from forgeline.services.training.metrics import (
+    ActorSink,
+    MetricsSink,
+    actor_sink,
+    wait_until_stored,
+)
 
 SEQUENCE_CLASSIFICATION, CAUSAL_LM = "sequence_classification", "causal_lm"
 
@@ -118,6 +126,7 @@ def load_model(task: str, path: str, labels: list[str]):
 
     from forgeline import modelio
 
+    modelio.check_safe(Path(path), "model")  # here too: this is where a worker loads
     if modelio.folder_format(Path(path)) == modelio.HF_PRUNED:
         return modelio.load_torch(Path(path))
     if task == SEQUENCE_CLASSIFICATION:
@@ -257,6 +266,14 @@ class TrainSession:
         checkpoint = ray.train.Checkpoint.from_directory(folder) if folder else None
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
 
+    def metrics_sink(self, name: str) -> ActorSink | None:
+        return actor_sink(name)
+
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
 
 class TuneSession:
     """The recipe as one Ray Tune trial: a single process, reports going to Tune (its
@@ -283,15 +300,27 @@ class TuneSession:
         checkpoint = tune.Checkpoint.from_directory(folder) if folder else None
         tune.report(metrics, checkpoint=checkpoint)
 
+    def metrics_sink(self, name: str) -> ActorSink | None:
+        return actor_sink(name)
+
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
 
 class LocalSession:
     """The recipe in the calling process: one rank, no DDP, no Ray; reports are kept in
-    ``reports`` (benchmarks and tests that need a trained model quickly)."""
+    ``reports`` (benchmarks and tests that need a trained model quickly). Metric points go to
+    ``sink`` when one is given, and checkpoints are copied into ``checkpoints`` (as Ray Train
+    copies them into the run's storage) when it is given: a run whose ``checkpoint_root`` names
+    that folder resumes from them."""
 
     rank, world = 0, 1
 
-    def __init__(self) -> None:
+    def __init__(self, sink: MetricsSink | None = None, checkpoints: Path | None = None) -> None:
         self.reports: list[dict[str, float]] = []
+        self.sink, self.checkpoints = sink, checkpoints
 
     def prepare(self, model):
         return model
@@ -300,7 +329,15 @@ class LocalSession:
         return None
 
     def report(self, metrics: dict[str, float], folder: str | None, name: str) -> None:
+        if folder and self.checkpoints is not None:
+            shutil.copytree(folder, self.checkpoints / name)
         self.reports.append(metrics)
+
+    def metrics_sink(self, name: str) -> MetricsSink | None:
+        return self.sink
+
+    def node_id(self) -> str:
+        return "local"
 
 
 def train_loop_per_worker(raw: dict[str, Any]) -> None:
@@ -399,11 +436,9 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
             meta = json.loads(Path(folder, "meta.json").read_text())
             step, start_epoch = meta["step"], meta["epoch"]
 
-    sink = _sink(config.metrics_actor)
-    if sink is not None and isinstance(session, TrainSession):
-        import ray
-
-        sink.placed.remote(rank, world, ray.get_runtime_context().get_node_id())
+    sink = session.metrics_sink(config.metrics_actor)
+    if sink is not None:
+        sink.placed(rank, world, session.node_id(), step)
     sink = sink if rank == 0 else None
     held_out = (
         read_rows(config.eval_path, config.eval_text_column, config.eval_label_column, config.task)
@@ -432,7 +467,7 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
         final_eval = scores.as_dict()
         values = scores.scalars("eval_")
         if sink is not None:
-            sink.push.remote(step, {**values, "epoch": epoch})
+            sink.push(step, {**values, "epoch": epoch})
         return values
 
     def save_checkpoint(epoch: int, metrics: dict[str, float]) -> None:
@@ -451,6 +486,8 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
                     json.dumps({"step": step, "epoch": epoch, "files": files})
                 )
                 chosen = folder
+            if sink is not None:
+                wait_until_stored(sink)  # a checkpoint never gets ahead of the metrics it covers
             session.report({**metrics, "step": step}, chosen, f"{CHECKPOINT_PREFIX}{step:09d}")
 
     def finish(metrics: dict[str, float]) -> None:
@@ -521,7 +558,7 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
             tally["steps"] += 1
             if sink is not None and step % config.log_every == 0:
                 elapsed = time.perf_counter() - window_start
-                sink.push.remote(
+                sink.push(
                     step,
                     {
                         "loss": step_loss,
@@ -696,45 +733,6 @@ def _resume_folder(checkpoint, root: str):
         return
     with checkpoint.as_directory() as folder:
         yield str(best[1]) if best[0] > _complete(Path(folder)) else folder
-
-
-def _sink(name: str):
-    """The MetricsSink actor called ``name`` ("namespace/name" or a bare name)."""
-    if not name:
-        return None
-    import ray
-
-    namespace, _, actor = name.rpartition("/")
-    return ray.get_actor(actor, namespace=namespace or None)
-
-
-class MetricsSink:
-    """A named Ray actor rank 0 pushes metric points into; the service drains it while the run
-    goes on (Ray Train V2 keeps only metrics reported together with a checkpoint)."""
-
-    def __init__(self) -> None:
-        self._points: list[tuple[int, dict[str, float]]] = []
-        self._placing: dict[int, str] = {}
-        self._placements: list[list[str]] = []
-
-    def push(self, step: int, metrics: dict[str, float]) -> None:
-        self._points.append((step, metrics))
-
-    def placed(self, rank: int, world: int, node_id: str) -> None:
-        """Each worker says which Ray node it runs on when its group (re)starts."""
-        self._placing[rank] = node_id
-        if len(self._placing) == world:
-            self._placements.append([self._placing[r] for r in range(world)])
-            self._placing = {}
-
-    def drain(self) -> list[tuple[int, dict[str, float]]]:
-        points, self._points = self._points, []
-        return points
-
-    def drain_placements(self) -> list[list[str]]:
-        """Each started worker group's node ids, by rank."""
-        placements, self._placements = self._placements, []
-        return placements
 
 
 def fit(

@@ -81,12 +81,14 @@ class TuningJobs:
         import time
 
         started = time.monotonic()
+        # Ray is reached here, not when the request was accepted (a submit answers at once); the
+        # plan then fits the trials to the cluster.
+        cluster.ensure_ray(self.training.settings, ctx)
         plan = self.planner.plan(spec, check_values=False)  # checked when it was accepted
         key = request_id or ctx.name
         run_dir = self.runs_dir / folder_name(ctx.name)
         ctx.progress(0.0, "preparing the model")
         model_path = self.training.materialize(plan.train, ctx, key)
-        cluster.ensure_ray()
         config = self.training.recipe_config(plan.train, model_path, run_dir)
         # With shared storage the trials may run on any machine: their inputs, the experiment
         # and their models live in the run's folder there.

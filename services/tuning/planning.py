@@ -318,7 +318,11 @@ class TunePlanner:
             raise InvalidArgument.for_field("resources_per_trial", "must be >= 0")
         cpus = spec.cpus or train.hyper["cpus_per_worker"]
         gpus = spec.gpus or (1.0 if train.hyper["use_gpu"] else 0.0)
-        have = cluster.capacity()
+        # Never waits for Ray (a submit answers at once): before Ray is reached, the operation
+        # plans again once it is (run_tune).
+        have = cluster.capacity(connect=False)
+        if have is None:
+            return {"cpu": cpus, "gpu": gpus}, min(spec.max_concurrent or trials, trials)
         if cpus > have.cpus or gpus > have.gpus:
             raise FailedPrecondition(
                 f"resources_per_trial: a trial needs {cpus:g} CPUs and {gpus:g} GPUs, the Ray "

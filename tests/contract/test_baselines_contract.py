@@ -128,3 +128,19 @@ def test_stops_when_cancelled(baseline_cls):
             train_x,
             BaselineContext(labels=tuple(sorted(WORDS)), check_cancelled=cancel),
         )
+
+
+def test_a_stored_model_predicts_what_the_fitted_one_did(baseline_cls, tmp_path):
+    """EvaluateModel scores a stored baseline model through ``predict_saved``: rebuilt from its
+    files (by an instance that did not fit it), it must answer as the fitted model did."""
+    train_x, train_y = topics(10)
+    eval_x, _ = topics(4, offset=2)
+    output = tmp_path / "model"
+    output.mkdir()
+    context = BaselineContext(labels=tuple(sorted(WORDS)), output_dir=output)
+    result = make(baseline_cls).fit_predict(train_x, train_y, eval_x, context)
+    if not result.model_format:  # nothing stored: the contract's default refuses
+        with pytest.raises(NotImplementedError):
+            make(baseline_cls).predict_saved(output, eval_x)
+        return
+    assert make(baseline_cls).predict_saved(output, eval_x) == result.predictions

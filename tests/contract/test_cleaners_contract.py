@@ -8,6 +8,7 @@ classmethod to return the config (a dict) to test with.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pyarrow as pa
 import pytest
@@ -17,6 +18,7 @@ from forgeline.registry import (
     Cleaner,
     CleanResult,
     PluginRegistry,
+    ReferencedDataset,
     config_schema,
     contract_problem,
 )
@@ -58,6 +60,17 @@ def make(cls: type[Cleaner]) -> Cleaner:
     return cls(cls.Config.model_validate(config) if config is not None else None)
 
 
+def run(cleaner: Cleaner, table: pa.Table) -> CleanResult:
+    """``cleaner.clean`` with every dataset it names (``references``) handed over, as the data
+    service does: here the sample's first half, which shares rows with the sample."""
+    other = sample().slice(0, 12)
+    datasets = {
+        ref: ReferencedDataset("ds_contract", other, "text", "label")
+        for ref in cleaner.references().values()
+    }
+    return cleaner.clean(table, replace(CTX, datasets=datasets))
+
+
 @pytest.fixture(params=NAMES)
 def cleaner_cls(request) -> type[Cleaner]:
     return REGISTRY.get("cleaners", request.param)
@@ -83,7 +96,7 @@ def test_config_schema_is_json_with_every_field_described(cleaner_cls):
 
 def test_cleans_a_table_keeping_every_column_and_type(cleaner_cls):
     table = sample()
-    result = make(cleaner_cls).clean(table, CTX)
+    result = run(make(cleaner_cls), table)
     assert isinstance(result, CleanResult)
     assert isinstance(result.table, pa.Table)
     for field in table.schema:
@@ -97,13 +110,13 @@ def test_cleans_a_table_keeping_every_column_and_type(cleaner_cls):
 
 def test_does_not_change_its_input(cleaner_cls):
     table = sample()
-    make(cleaner_cls).clean(table, CTX)
+    run(make(cleaner_cls), table)
     assert table.equals(sample())
 
 
 def test_is_deterministic_under_a_seed(cleaner_cls):
-    first = make(cleaner_cls).clean(sample(), CTX)
-    again = make(cleaner_cls).clean(sample(), CTX)
+    first = run(make(cleaner_cls), sample())
+    again = run(make(cleaner_cls), sample())
     assert first.table.equals(again.table)
     assert first.examples == again.examples
     assert first.details == again.details
@@ -111,6 +124,14 @@ def test_is_deterministic_under_a_seed(cleaner_cls):
 
 def test_empty_table_gives_an_empty_table(cleaner_cls):
     empty = sample().slice(0, 0)
-    result = make(cleaner_cls).clean(empty, CTX)
+    result = run(make(cleaner_cls), empty)
     assert result.table.num_rows == 0
     assert set(empty.column_names) <= set(result.table.column_names)
+
+
+def test_names_the_datasets_it_reads_as_config_fields(cleaner_cls):
+    references = make(cleaner_cls).references()
+    assert isinstance(references, dict)
+    for field, ref in references.items():
+        assert field in cleaner_cls.Config.model_fields, f"{field!r} is not a config field"
+        assert isinstance(ref, str) and ref

@@ -40,6 +40,7 @@ def test_kill_mid_operation_then_restart_answers_every_operation(tmp_path):
         def messages():
             yield pb.UploadRecordsRequest(header=pb.UploadHeader(name="reviews"))
             yield pb.UploadRecordsRequest(batch=pb.RecordBatch(rows=[struct(r) for r in rows]))
+            yield pb.UploadRecordsRequest(commit=pb.UploadCommit())
 
         source = client.data.UploadRecords(messages()).dataset
         slow = client.data.CleanDataset(

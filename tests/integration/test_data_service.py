@@ -39,6 +39,7 @@ def upload(client: Client, name: str, rows: list[dict], **header) -> pb.Dataset:
         for start in range(0, len(rows), 500):
             batch = [struct(r) for r in rows[start : start + 500]]
             yield pb.UploadRecordsRequest(batch=pb.RecordBatch(rows=batch))
+        yield pb.UploadRecordsRequest(commit=pb.UploadCommit())
 
     return client.data.UploadRecords(messages()).dataset
 
@@ -142,19 +143,24 @@ def test_ingest_messy_files_fail_with_the_line_and_leave_nothing(client, data_ro
     (data_root / "ragged.csv").write_text("text,label\nok,1\nbad,1,extra\n")
     (data_root / "nocol.csv").write_text("body,label\nx,1\n")
     before = dataset_count(client)
-    for name, match in [
-        ("latin1.csv", "UTF-8"),
-        ("empty.csv", "empty|no rows"),
-        ("ragged.csv", "line"),
-        ("nocol.csv", "columns are body, label"),
+    # (a file without a text column is a tabular dataset: test_ingest_formats.py)
+    missing = pb.ColumnMapping(text="review")
+    for name, match, columns in [
+        ("latin1.csv", "UTF-8", None),
+        ("empty.csv", "empty|no rows", None),
+        ("ragged.csv", "line", None),
+        ("nocol.csv", "'review' not in source: columns are body, label", missing),
     ]:
-        op = client.data.IngestDataset(pb.IngestDatasetRequest(source=str(data_root / name)))
+        request = pb.IngestDatasetRequest(source=str(data_root / name), columns=columns)
+        op = client.data.IngestDataset(request)
         with pytest.raises(InvalidArgument, match=match):
             client.wait(op, pb.IngestDatasetResponse)
     assert dataset_count(client) == before
 
 
-def test_ingest_from_a_local_http_server(client, data_root):
+def test_ingest_from_a_local_http_server(tmp_path):
+    """Loopback is refused by default (tests/security/test_outbound_http.py); an operator who
+    allows it ingests from a server there."""
     import http.server
     import threading
 
@@ -176,16 +182,20 @@ def test_ingest_from_a_local_http_server(client, data_root):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = make_settings(tmp_path / "home", [tmp_path], http_allow=["127.0.0.1"])
+    service = ServiceThread("data", settings).start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        urls = data_root / "urls.txt"
+        urls = tmp_path / "urls.txt"
         urls.write_text(f"# pages\n{base}/a.html\n{base}/b.html\n")
-        dataset = ingest(client, str(urls), loader=spec("http")).dataset
-        texts = read_all(client, dataset.artifact.id).column("text").to_pylist()
+        with Client(service.address) as client:
+            dataset = ingest(client, str(urls), loader=spec("http")).dataset
+            texts = read_all(client, dataset.artifact.id).column("text").to_pylist()
         assert any("First page text." in t for t in texts)
         assert not any("x()" in t for t in texts)
         assert any("Second page." in t for t in texts)
     finally:
+        service.stop()
         server.shutdown()
 
 
@@ -356,6 +366,7 @@ def test_upload_arrow_ipc_and_read_back_in_pages(client):
     def messages():
         yield pb.UploadRecordsRequest(header=pb.UploadHeader(name="arrow-up"))
         yield pb.UploadRecordsRequest(batch=pb.RecordBatch(arrow_ipc=sink.getvalue().to_pybytes()))
+        yield pb.UploadRecordsRequest(commit=pb.UploadCommit())
 
     dataset = client.data.UploadRecords(messages()).dataset
     assert dataset.num_rows == 2500

@@ -87,6 +87,7 @@ def upload(client: Client, name: str, rows: list[dict]) -> pb.Dataset:
     def messages():
         yield pb.UploadRecordsRequest(header=pb.UploadHeader(name=name))
         yield pb.UploadRecordsRequest(batch=pb.RecordBatch(rows=[struct(r) for r in rows]))
+        yield pb.UploadRecordsRequest(commit=pb.UploadCommit())
 
     return client.data.UploadRecords(messages()).dataset
 

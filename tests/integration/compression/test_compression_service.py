@@ -14,12 +14,14 @@ from forgeline.v1 import compression_service_pb2 as pb
 from forgeline.v1 import training_service_pb2 as tpb
 from tests.contract.compress_harness import reviews
 from tests.integration.training.conftest import spec
+from tests.waiting import wait_done
 
 KEPT, ROLLED_BACK, SKIPPED = (
     pb.STEP_OUTCOME_KEPT,
     pb.STEP_OUTCOME_ROLLED_BACK,
     pb.STEP_OUTCOME_SKIPPED,
 )
+
 FAST = pb.LatencyOptions(single_runs=10, batch_size=8, batch_runs=2, threads=1)
 
 
@@ -35,7 +37,7 @@ def request(models, *compressors, model_id: str = "", **fields) -> pb.CompressMo
 
 
 def compress(client, req) -> pb.CompressModelResponse:
-    return client.wait(client.compression.CompressModel(req), pb.CompressModelResponse, 600)
+    return wait_done(client, client.compression.CompressModel(req), pb.CompressModelResponse)
 
 
 def path_of(artifact) -> str:
@@ -144,7 +146,7 @@ def test_a_chain_that_breaks_its_budget_rolls_back_and_stops(compression, compre
             output_name="chained",
         )
     )
-    done = compressor.wait(op, pb.CompressModelResponse, 600)
+    done = wait_done(compressor, op, pb.CompressModelResponse)
     first, student, exported = done.steps
     assert first.outcome == KEPT and first.accuracy_delta == 0.0
     assert first.model.metadata["format"] == "hf_pruned"

@@ -15,6 +15,7 @@ from forgeline.errors import FailedPrecondition
 from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 from tests.conftest import ServiceThread, make_settings
+from tests.waiting import wait_done
 
 
 def pipeline(model_id: str, eval_id: str, gate: str) -> str:
@@ -53,7 +54,7 @@ def gateway(compression, tmp_path_factory) -> Iterator[Client]:
 def run(gateway, yaml: str):
     stub = pipeline_service_pb2_grpc.PipelineServiceStub(gateway.channel)
     op = stub.SubmitPipeline(pb.SubmitPipelineRequest(pipeline_yaml=yaml))
-    return gateway.wait(op, pb.SubmitPipelineResponse, timeout=300).run
+    return wait_done(gateway, op, pb.SubmitPipelineResponse).run
 
 
 def test_a_chain_the_formats_refuse_fails_its_step_naming_the_compressor(gateway, models):

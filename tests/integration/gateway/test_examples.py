@@ -60,6 +60,7 @@ def test_there_are_examples():
         "english-minilm-lora.yaml",
         "continual-sentiment.yaml",
         "guarded-sentiment.yaml",
+        "presplit-leakage.yaml",
     }
 
 

@@ -26,6 +26,7 @@ from tests.contract.compress_harness import (
     write_rows,
 )
 from tests.integration.training.conftest import Workspace, spec
+from tests.waiting import wait_done
 
 GOOD = ["superb service", "kind staff", "clean room", "quick checkin", "comfy bed"]
 BAD = ["rude service", "dirty room", "noisy staff", "slow checkin", "hard bed"]
@@ -136,7 +137,7 @@ def request(world, **fields) -> pb.ContinualUpdateRequest:
 
 def update(client, req) -> tuple[pb.ContinualUpdateResponse, str]:
     op = client.memory.ContinualUpdate(req)
-    return client.wait(op, pb.ContinualUpdateResponse, 600), op.name
+    return wait_done(client, op, pb.ContinualUpdateResponse), op.name
 
 
 def test_an_update_is_promoted_then_a_forgetting_one_is_refused(mem, world):

@@ -5,7 +5,6 @@ the run; cancelling a run cancels the training it started."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from google.longrunning import operations_pb2
@@ -16,6 +15,7 @@ from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 from tests.conftest import ServiceProcess
 from tests.integration.training.conftest import TINY_BERT, reviews
+from tests.waiting import follow, wait_done
 
 pytestmark = pytest.mark.slow
 
@@ -49,15 +49,15 @@ def stub(client: Client):
     return pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
 
 
-def wait_for_step(client: Client, run: str, step: str, predicate, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for_step(client: Client, run: str, step: str, predicate):
+    """The run's ``step`` once ``predicate`` holds for it, looked at again after each of the
+    run's events (fails when the run ends first, or stops making progress)."""
+    for _ in follow(client, run):
         got = stub(client).GetPipelineRun(pb.GetPipelineRunRequest(name=run)).run
         current = next(s for s in got.steps if s.name == step) if got.steps else None
         if current is not None and predicate(current):
             return current
-        time.sleep(0.3)
-    raise AssertionError(f"{step} of {run} did not get there in {timeout}s")
+    raise AssertionError(f"{run} ended before its step {step} got there")
 
 
 def train_ops(tclient: Client) -> list[operations_pb2.Operation]:
@@ -87,7 +87,7 @@ def test_a_killed_gateway_reattaches_to_the_running_training(training, tclient, 
         gateway = ServiceProcess("gateway", tmp_path, [tmp_path], env=env).start()
         with Client(gateway.address) as client:
             client.wait_ready()
-            done = client.wait(op, pb.SubmitPipelineResponse, timeout=300).run
+            done = wait_done(client, op, pb.SubmitPipelineResponse).run
             events = list(client.stream_events(op.name, follow=False))
     finally:
         gateway.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pyarrow as pa
@@ -9,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from forgeline.services.training.evaluation import evaluate, load_trained
+from forgeline.services.training.metrics import ActorSink, MetricsSink
 from forgeline.services.training.models import build_from_config
 from forgeline.services.training.recipe import (
     CAUSAL_LM,
     SEQUENCE_CLASSIFICATION,
-    MetricsSink,
     RecipeConfig,
     fit,
 )
@@ -103,7 +104,7 @@ def test_lora_on_two_workers_saves_an_adapter_and_streams_metrics(ray_local, wor
     from transformers import AutoTokenizer
 
     sink_name = f"metrics-{uuid.uuid4().hex[:8]}"
-    sink = ray.remote(MetricsSink).options(name=sink_name).remote()
+    sink = ActorSink(ray.remote(MetricsSink).options(name=sink_name).remote())
     cfg = config(
         workspace,
         "lora",
@@ -116,15 +117,30 @@ def test_lora_on_two_workers_saves_an_adapter_and_streams_metrics(ray_local, wor
         checkpoint_every=10,
         metrics_actor=sink_name,
     )
-    result = fit(
-        cfg,
-        num_workers=2,
-        use_gpu=False,
-        cpus_per_worker=1,
-        storage_path=str(workspace / "ray"),
-        run_name=f"lora-{uuid.uuid4().hex[:6]}",
-    )
-    points = ray.get(sink.drain.remote())
+    points: list = []
+    stop = threading.Event()
+
+    def store() -> None:  # the service's part: a checkpoint waits until its points are stored
+        while not stop.wait(0.05):
+            drained, count = sink.drain()
+            points.extend(drained)
+            sink.mark_stored(count)
+
+    storing = threading.Thread(target=store, daemon=True)
+    storing.start()
+    try:
+        result = fit(
+            cfg,
+            num_workers=2,
+            use_gpu=False,
+            cpus_per_worker=1,
+            storage_path=str(workspace / "ray"),
+            run_name=f"lora-{uuid.uuid4().hex[:6]}",
+        )
+    finally:
+        stop.set()
+        storing.join()
+    points.extend(sink.drain()[0])
     assert [step for step, _ in points] == list(range(1, 41))
     assert all(p["samples_per_second"] > 0 and p["loss"] > 0 for _, p in points)
     assert result.checkpoint is not None and result.metrics["step"] == 40

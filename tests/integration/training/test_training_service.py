@@ -20,6 +20,7 @@ from tests.integration.training.conftest import (
     struct,
     tiny_bert,
 )
+from tests.waiting import wait_done
 
 
 def metric_points(client: Client, operation: str) -> list[common_pb2.MetricPoint]:
@@ -52,7 +53,7 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
             output_name="reviews-lora",
         )
     )
-    done = tclient.wait(op, pb.TrainModelResponse, timeout=300)
+    done = wait_done(tclient, op, pb.TrainModelResponse)
     # 80 rows / (2 workers x 4) = 10 steps per epoch, 8 epochs.
     assert done.steps == 80
     assert done.model.kind == common_pb2.ARTIFACT_KIND_ADAPTER
@@ -120,7 +121,7 @@ def test_full_finetune_of_a_causal_lm_reports_perplexity_and_generates(training,
             trackers=[spec("tensorboard", flush_secs=1)],
         )
     )
-    done = tclient.wait(op, pb.TrainModelResponse, timeout=300)
+    done = wait_done(tclient, op, pb.TrainModelResponse)
     # The tracker got every step's loss (read back from its event files).
     from tests.unit.plugins.test_trackers import scalars, tensorboard_events
 

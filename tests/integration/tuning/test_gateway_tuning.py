@@ -16,6 +16,7 @@ from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 from tests.conftest import ServiceThread, make_settings
 from tests.integration.training.conftest import TINY_BERT, reviews
+from tests.waiting import wait_done
 
 
 def pipeline(train_id: str, eval_id: str) -> str:
@@ -77,7 +78,7 @@ def test_a_tune_step_feeds_the_best_model_to_the_next_step(tuning, gateway):
     op = stub.SubmitPipeline(
         pb.SubmitPipelineRequest(pipeline_yaml=pipeline(train.id, held_out.id))
     )
-    done = gateway.wait(op, pb.SubmitPipelineResponse, timeout=600).run
+    done = wait_done(gateway, op, pb.SubmitPipelineResponse).run
     assert done.state == common_pb2.OPERATION_STATE_SUCCEEDED, done.message
     steps = {s.name: s for s in done.steps}
     tuned = steps["tune"].response

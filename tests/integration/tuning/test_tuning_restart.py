@@ -18,6 +18,7 @@ from forgeline.v1 import tuning_service_pb2 as pb
 from tests.conftest import ServiceProcess
 from tests.integration.training.conftest import reviews, spec
 from tests.integration.tuning.test_tuning_service import loguniform, training
+from tests.waiting import wait_done
 
 TRIALS, EPOCHS = 3, 4
 
@@ -74,7 +75,7 @@ def test_a_stopped_tuning_service_restores_its_search_without_rerunning_finished
         service = ServiceProcess("tuning", home, [root], env=env).start()
         with Client(service.address) as client:
             client.wait_ready()
-            done = client.wait(op, pb.TuneModelResponse, timeout=600)
+            done = wait_done(client, op, pb.TuneModelResponse)
             meta = client.metadata(
                 client.operations.GetOperation(operations_pb2.GetOperationRequest(name=op.name))
             )

@@ -15,6 +15,7 @@ from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as tpb
 from forgeline.v1 import tuning_service_pb2 as pb
 from tests.integration.training.conftest import reviews, spec, tiny_bert
+from tests.waiting import wait_done
 
 MAXIMIZE, MINIMIZE = pb.OBJECTIVE_DIRECTION_MAXIMIZE, pb.OBJECTIVE_DIRECTION_MINIMIZE
 
@@ -78,7 +79,7 @@ def test_optuna_with_asha_prunes_and_returns_the_best_trial_and_its_model(tuning
             output_name="tuned-reviews",
         )
     )
-    done = tuner.wait(op, pb.TuneModelResponse, timeout=600)
+    done = wait_done(tuner, op, pb.TuneModelResponse)
     assert len(done.trials) == 6
     assert [t.number for t in done.trials] == [1, 2, 3, 4, 5, 6]
     states = [t.state for t in done.trials]
@@ -152,7 +153,7 @@ def test_a_multi_objective_search_reports_its_pareto_front(tuning, tuner, data):
             seed=1,
         )
     )
-    done = tuner.wait(op, pb.TuneModelResponse, timeout=600)
+    done = wait_done(tuner, op, pb.TuneModelResponse)
     completed = [t for t in done.trials if t.state == pb.TRIAL_STATE_COMPLETED]
     assert len(completed) == 3
     front = {t.id for t in completed if t.pareto_optimal}

@@ -93,3 +93,51 @@ def test_an_empty_path_is_refused_naming_the_field(paths, raw):
 def test_at_least_one_root_is_required():
     with pytest.raises(ValueError):
         PathValidator([])
+
+
+def test_a_tilde_is_taken_literally_not_as_a_home_folder(paths, layout):
+    (layout["first"] / "~user").mkdir()
+    (layout["first"] / "~user" / "a.csv").write_text("text\nx\n")
+    found = paths.resolve("~user/a.csv", "source")
+    assert found == (layout["first"] / "~user" / "a.csv").resolve()
+    with pytest.raises(NotFound):
+        paths.resolve("~/a.csv", "source")
+
+
+def test_an_over_long_path_is_invalid_without_echoing_it(paths):
+    with pytest.raises(InvalidArgument) as caught:
+        paths.resolve("a" * 5_000_000, "source")
+    assert len(caught.value.message) < 200
+    with pytest.raises(InvalidArgument):  # one component over NAME_MAX
+        paths.resolve("b" * 300 + "/a.csv", "source")
+
+
+def test_a_store_inside_a_root_is_refused(layout):
+    store = layout["first"] / "home"
+    (store / "artifacts").mkdir(parents=True)
+    (store / "artifacts" / "catalog.db").write_bytes(b"SQLite format 3\x00")
+    (layout["second"] / "catalog.db").symlink_to(store / "artifacts" / "catalog.db")
+    paths = PathValidator([layout["first"], layout["second"]], stores=[store])
+    for raw in ("home/artifacts/catalog.db", str(store), str(layout["second"] / "catalog.db")):
+        with pytest.raises(PermissionDenied) as caught:
+            paths.resolve(raw, "source")
+        assert caught.value.reason == "PATH_IN_STORE"
+    assert paths.resolve("sub/a.csv", "source").name == "a.csv"
+
+
+def test_walking_a_folder_checks_every_entry(paths, layout):
+    folder = layout["first"] / "sub"
+    (folder / ".hidden").symlink_to(layout["outside"] / "secret.txt")  # skipped, never read
+    assert paths.walk(folder, "source") == [folder / "a.csv"]
+    (folder / "leak.csv").symlink_to(layout["outside"] / "secret.txt")
+    with pytest.raises(PermissionDenied) as caught:
+        paths.walk(folder, "source")
+    assert "data root #1: sub/leak.csv" in caught.value.message
+    assert str(layout["outside"]) not in caught.value.message
+
+
+def test_messages_name_paths_relative_to_their_root(paths, layout):
+    assert paths.display(layout["second"] / "b.csv") == "data root #2: b.csv"
+    assert paths.display(layout["first"]) == "data root #1"
+    text = f"{layout['first']}/sub/a.csv: line 3 has 2 fields"
+    assert paths.redact(text) == "data root #1: sub/a.csv: line 3 has 2 fields"

@@ -52,6 +52,7 @@ def authorized(service) -> Iterator[Client]:
 def upload_request(name: str, rows: list[dict]) -> Iterator[pb.UploadRecordsRequest]:
     yield pb.UploadRecordsRequest(header=pb.UploadHeader(name=name))
     yield pb.UploadRecordsRequest(batch=pb.RecordBatch(rows=[struct(r) for r in rows]))
+    yield pb.UploadRecordsRequest(commit=pb.UploadCommit())
 
 
 # --- auth --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ TensorBoard, MLflow and W&B is what the run logged, at the right steps, with the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import subprocess
@@ -202,15 +203,17 @@ def test_mlflow_run_that_did_not_succeed_says_so(tmp_path, status, expected):
 
 
 def test_mlflow_runs_tracked_at_once_in_one_store_do_not_mix(tmp_path):
-    shared = {"tracking_uri": f"sqlite:///{tmp_path / 'shared.db'}", "experiment_name": "ab"}
+    """Two runs in the operator's shared store (FORGELINE_TRACKER_DESTINATIONS)."""
+    shared_uri = f"sqlite:///{tmp_path / 'shared.db'}"
     losses = {"a": {s: 1.0 / s for s in range(1, 21)}, "b": {s: 100.0 + s for s in range(1, 21)}}
     ready, errors = threading.Barrier(2), []
 
     def train(name: str) -> None:
         try:
-            tracker = MlflowTracker(MlflowTracker.Config(**shared))
+            tracker = MlflowTracker(MlflowTracker.Config(experiment_name="ab"))
             ready.wait()
-            tracker.start(run_in(tmp_path / name, f"operations/{name}"))
+            run = run_in(tmp_path / name, f"operations/{name}")
+            tracker.start(dataclasses.replace(run, destination=shared_uri))
             log_losses(tracker, losses[name])
             tracker.finish("succeeded" if name == "a" else "failed", {})
         except Exception as exc:  # surfaced below
@@ -225,7 +228,7 @@ def test_mlflow_runs_tracked_at_once_in_one_store_do_not_mix(tmp_path):
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=shared["tracking_uri"])
+    client = MlflowClient(tracking_uri=shared_uri)
     experiment = client.get_experiment_by_name("ab")
     runs = {
         r.data.tags["forgeline.run_id"]: r for r in client.search_runs([experiment.experiment_id])
