@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,52 @@ def shared_data(relative: str) -> Path:
 
 def make_settings(home: Path, roots: list[Path], **overrides) -> Settings:
     return Settings(home=home, data_roots=roots, grace_seconds=1.0, **overrides)
+
+
+def review_texts(per_label: int) -> tuple[list[str], list[str]]:
+    """``per_label`` positive and negative short reviews and their labels: a tiny labelled set."""
+    texts = [f"good food {i}" for i in range(per_label)] + [
+        f"cold soup {i}" for i in range(per_label)
+    ]
+    return texts, ["pos"] * per_label + ["neg"] * per_label
+
+
+def store_reviews(home: Path, per_label: int) -> str:
+    """Saves ``review_texts(per_label)`` as dataset "reviews" in the artifact store under ``home``
+    (before a service over that home starts) and returns its id."""
+    import pyarrow as pa
+
+    from forgeline.artifacts import ArtifactStore, Lineage
+    from forgeline.datasets import DatasetRepository
+
+    texts, labels = review_texts(per_label)
+    store = ArtifactStore(home / "artifacts")
+    try:
+        return (
+            DatasetRepository(store)
+            .save(
+                pa.table({"text": texts, "label": labels}),
+                name="reviews",
+                text_column="text",
+                label_column="label",
+                lineage=Lineage(),
+            )
+            .id
+        )
+    finally:
+        store.close()
+
+
+@contextmanager
+def serving(name: str, settings: Settings) -> Iterator[Client]:
+    """Service ``name`` in this process on a loopback port, and a ready client to it."""
+    service = ServiceThread(name, settings).start()
+    try:
+        with Client(service.address) as c:
+            c.wait_ready()
+            yield c
+    finally:
+        service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from forgeline.artifacts import ArtifactStore, Lineage
+from forgeline.artifacts import ArtifactStore
 from forgeline.client import Client
-from forgeline.datasets import DatasetRepository
-from tests.conftest import ServiceThread, make_settings
+from tests.conftest import make_settings, serving, store_reviews
 
 
 @dataclass(frozen=True)
@@ -28,16 +26,10 @@ def training_sandbox(tmp_path_factory) -> Iterator[TrainingSandbox]:
     """A training service on loopback without Ray: requests the planner refuses are answered
     before any capacity check, so no Ray (and no worker) ever starts."""
     home, root = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("root")
+    dataset_id = store_reviews(home, 10)
     store = ArtifactStore(home / "artifacts")
-    texts = [f"good food {i}" for i in range(10)] + [f"cold soup {i}" for i in range(10)]
-    table = pa.table({"text": texts, "label": ["pos"] * 10 + ["neg"] * 10})
-    dataset = DatasetRepository(store).save(
-        table, name="reviews", text_column="text", label_column="label", lineage=Lineage()
-    )
-    service = ServiceThread("training", make_settings(home, [root])).start()
     try:
-        with Client(service.address) as client:
-            client.wait_ready()
-            yield TrainingSandbox(client, dataset.id, root, store)
+        with serving("training", make_settings(home, [root])) as client:
+            yield TrainingSandbox(client, dataset_id, root, store)
     finally:
-        service.stop()
+        store.close()

@@ -27,7 +27,7 @@ from forgeline.convert import struct
 from forgeline.errors import ForgelineError, InvalidArgument, NotFound
 from forgeline.v1 import common_pb2, data_service_pb2_grpc
 from forgeline.v1 import data_service_pb2 as pb
-from tests.conftest import REPO, ServiceThread, make_settings
+from tests.conftest import REPO, ServiceThread, make_settings, serving
 
 HUGE = "x" * 100_000
 # A reply's message must stay far below gRPC's 8 KiB default metadata limit.
@@ -42,17 +42,8 @@ def root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(root, tmp_path_factory) -> Iterator[ServiceThread]:
-    service = ServiceThread("data", make_settings(tmp_path_factory.mktemp("home"), [root]))
-    service.start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def client(service) -> Iterator[Client]:
-    with Client(service.address) as c:
-        c.wait_ready()
+def client(root, tmp_path_factory) -> Iterator[Client]:
+    with serving("data", make_settings(tmp_path_factory.mktemp("home"), [root])) as c:
         yield c
 
 

@@ -21,7 +21,7 @@ from forgeline.convert import struct
 from forgeline.errors import PermissionDenied
 from forgeline.v1 import common_pb2
 from forgeline.v1 import data_service_pb2 as pb
-from tests.conftest import ServiceThread, make_settings
+from tests.conftest import make_settings, serving
 
 SECRET = "hunter2-the-secret-line"
 
@@ -43,18 +43,9 @@ def layout(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def service(layout) -> Iterator[ServiceThread]:
+def client(layout) -> Iterator[Client]:
     home = layout["first"] / "home"
-    service = ServiceThread("data", make_settings(home, [layout["first"], layout["second"]]))
-    service.start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def client(service) -> Iterator[Client]:
-    with Client(service.address) as c:
-        c.wait_ready()
+    with serving("data", make_settings(home, [layout["first"], layout["second"]])) as c:
         yield c
 
 

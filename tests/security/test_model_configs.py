@@ -5,18 +5,12 @@ mistake, INVALID_ARGUMENT naming the field, never INTERNAL or UNKNOWN (issue 18,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pyarrow as pa
 import pytest
 
-from forgeline.artifacts import ArtifactStore, Lineage
 from forgeline.client import Client
 from forgeline.convert import struct
-from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument
 from forgeline.v1 import training_service_pb2 as pb
-from tests.conftest import ServiceThread, make_settings
 
 BERT = {
     "num_hidden_layers": 1,
@@ -45,22 +39,10 @@ BAD_CONFIGS = [
 
 
 @pytest.fixture(scope="module")
-def training(tmp_path_factory) -> Iterator[tuple[Client, str]]:
+def training(training_sandbox) -> tuple[Client, str]:
     """A training service (no Ray: these refusals come before any capacity check) and a
     labelled dataset in its store."""
-    home, root = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("root")
-    texts = [f"good food {i}" for i in range(10)] + [f"cold soup {i}" for i in range(10)]
-    table = pa.table({"text": texts, "label": ["pos"] * 10 + ["neg"] * 10})
-    dataset = DatasetRepository(ArtifactStore(home / "artifacts")).save(
-        table, name="reviews", text_column="text", label_column="label", lineage=Lineage()
-    )
-    service = ServiceThread("training", make_settings(home, [root])).start()
-    try:
-        with Client(service.address) as client:
-            client.wait_ready()
-            yield client, dataset.id
-    finally:
-        service.stop()
+    return training_sandbox.client, training_sandbox.dataset_id
 
 
 @pytest.mark.parametrize(

@@ -17,15 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pyarrow as pa
 import pytest
 
-from forgeline.artifacts import ArtifactStore, Lineage
 from forgeline.client import Client
-from forgeline.datasets import DatasetRepository
 from forgeline.v1 import training_service_pb2 as pb
 from forgeline.v1.event_service_pb2 import Event
-from tests.conftest import ServiceProcess
+from tests.conftest import ServiceProcess, store_reviews
 from tests.integration.training.conftest import tiny_bert
 
 pytestmark = pytest.mark.slow
@@ -43,17 +40,11 @@ def service_with_a_dataset(tmp_path: Path) -> tuple[ServiceProcess, str]:
     home, root = tmp_path / "home", tmp_path / "root"
     home.mkdir()
     root.mkdir()
-    store = ArtifactStore(home / "artifacts")
-    texts = [f"good food {i}" for i in range(8)] + [f"cold soup {i}" for i in range(8)]
-    table = pa.table({"text": texts, "label": ["pos"] * 8 + ["neg"] * 8})
-    dataset = DatasetRepository(store).save(
-        table, name="reviews", text_column="text", label_column="label", lineage=Lineage()
-    )
-    store.close()
+    dataset_id = store_reviews(home, 8)
     service = ServiceProcess("training", home, [root], env={"FORGELINE_GRACE_SECONDS": "5"})
     # No RAY_ADDRESS (nor another Ray's token): the service starts a head of its own.
     service.env = {k: v for k, v in service.env.items() if not k.startswith("RAY_")}
-    return service.start(), dataset.id
+    return service.start(), dataset_id
 
 
 def start_ray_through_a_submit(client: Client, dataset_id: str) -> Iterator[Event]:

@@ -14,18 +14,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from forgeline.artifacts import ArtifactStore, Lineage
 from forgeline.client import Client
-from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition, Unavailable
 from forgeline.raynodes import free_port
 from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 from forgeline.v1 import training_service_pb2 as tpb
-from tests.conftest import REPO, ServiceProcess, ServiceThread, make_settings
+from tests.conftest import REPO, ServiceProcess, ServiceThread, make_settings, store_reviews
 from tests.integration.training.conftest import tiny_bert
 
 
@@ -37,13 +34,7 @@ def test_a_submit_answers_before_ray_and_ray_that_never_answers_fails_it_unavail
     home, root = tmp_path / "home", tmp_path / "root"
     home.mkdir()
     root.mkdir()
-    store = ArtifactStore(home / "artifacts")
-    texts = [f"good food {i}" for i in range(4)] + [f"cold soup {i}" for i in range(4)]
-    table = pa.table({"text": texts, "label": ["pos"] * 4 + ["neg"] * 4})
-    dataset = DatasetRepository(store).save(
-        table, name="reviews", text_column="text", label_column="label", lineage=Lineage()
-    )
-    store.close()
+    dataset_id = store_reviews(home, 4)
     nowhere = f"127.0.0.1:{free_port()}"
     env = {"RAY_ADDRESS": nowhere, "FORGELINE_RAY_CONNECT_TIMEOUT_SECONDS": "2"}
     service = ServiceProcess("training", home, [root], env=env).start()
@@ -52,7 +43,7 @@ def test_a_submit_answers_before_ray_and_ray_that_never_answers_fails_it_unavail
             client.wait_ready()
             op = client.training.TrainModel(
                 tpb.TrainModelRequest(
-                    train=tpb.DatasetInput(dataset_id=dataset.id),
+                    train=tpb.DatasetInput(dataset_id=dataset_id),
                     model=tiny_bert(),
                     hyper_parameters=tpb.HyperParameters(batch_size_per_worker=2, max_steps=1),
                 ),
