@@ -613,7 +613,9 @@ def train_on_ray(
         summary = ray.get(task)
         metrics.drain(sink)
     except BaseException as exc:
-        if isinstance(exc, ray.exceptions.RayTaskError):
+        # Ray's memory monitor kills a task as OutOfMemoryError, not RayTaskError: both are
+        # the run's failure, said precisely (RESOURCE_EXHAUSTED for memory), never INTERNAL.
+        if isinstance(exc, ray.exceptions.RayTaskError | ray.exceptions.OutOfMemoryError):
             raise _failure(exc) from None
         _stop(task)
         raise
@@ -711,7 +713,7 @@ def _failure(exc: BaseException) -> ForgelineError:
     """A worker's failure as a client-facing error: the last line of it, never a traceback."""
     text = str(exc)
     cause = cause_line(text, type(exc).__name__)
-    if any(marker in text for marker in _OOM_MARKERS):
+    if any(marker in f"{type(exc).__name__}: {text}" for marker in _OOM_MARKERS):
         return ResourceExhausted(
             f"a training worker ran out of memory ({cause[:300]}); lower "
             f"hyper_parameters.batch_size_per_worker or max_sequence_length (keep the "
