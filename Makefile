@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BUF    := build/buf/node_modules/.bin/buf
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint proto proto-check demo bench clean
+.PHONY: setup test test-fast lint proto proto-check demo bench clean
 
 setup: $(STAMP) $(BUF)
 
@@ -29,6 +29,10 @@ build/proto-deps: $(STAMP)
 test: setup build/proto-deps
 	bash scripts/ensure_chromium.sh
 	$(BIN)/pytest -q
+
+# The quick loop: unit and contract tests, no service processes, no Ray cluster (a few minutes).
+test-fast: setup build/proto-deps
+	$(BIN)/pytest -q -m "not slow" tests/unit tests/contract
 
 lint: setup build/proto-deps
 	$(BUF) lint
