@@ -37,6 +37,7 @@ test-fast: setup build/proto-deps
 lint: setup build/proto-deps
 	$(BUF) lint
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/lint_imports.py
 
 proto: setup build/proto-deps
 	$(BUF) generate

@@ -1,5 +1,6 @@
-"""What every benchmark shares: the machine it ran on, how busy other people kept it, and how
-goals are judged, written and printed.
+"""What every benchmark shares: the machine it ran on, how busy other people kept it, how its
+contenders are run (interleaved, repeated: one run of a shared 2-core machine is not a figure),
+and how goals are judged (on the median over the repetitions), written and printed.
 
 Not a benchmark itself (`make bench` runs benchmarks/[a-z]*.py); the scripts import it as
 ``_common`` (their own folder is first on sys.path when run as scripts).
@@ -7,11 +8,16 @@ Not a benchmark itself (`make bench` runs benchmarks/[a-z]*.py); the scripts imp
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SHARED = (Path(__file__).resolve().parent.parent / ".." / "shared" / "data").resolve()
 # The UCI sentiment sentences: amazon + imdb, `sentence<TAB>label`.
@@ -43,35 +49,49 @@ def machine(**versions: str | None) -> dict:
     }
 
 
-def _others() -> dict[tuple[int, float], float]:
-    """CPU seconds (own and reaped children) of every process outside this benchmark's tree."""
+def _busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (all CPUs; /proc/stat through psutil). Guest
+    time is already inside user time; idle, iowait and steal are not work done here."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+
+def _ours() -> dict[tuple[int, float], float]:
+    """CPU seconds of each process of this benchmark's tree: its own plus its reaped children's
+    (who are of the tree too)."""
     import psutil
 
     me = psutil.Process()
-    mine = {me.pid} | {p.pid for p in me.children(recursive=True)}
     out = {}
-    for proc in psutil.process_iter(["pid", "create_time", "cpu_times"]):
-        info = proc.info
-        if info["pid"] in mine or info["cpu_times"] is None:
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+            out[(proc.pid, proc.create_time())] = (
+                t.user + t.system + t.children_user + t.children_system
+            )
+        except psutil.Error:  # it ended between the listing and the reading
             continue
-        t = info["cpu_times"]
-        out[(info["pid"], info["create_time"])] = (
-            t.user + t.system + t.children_user + t.children_system
-        )
     return out
 
 
 class ForeignLoad:
     """Share of the machine's CPUs used by processes outside this benchmark's process tree
-    (ours: this process, its subprocesses and the Ray it started) between start and share()."""
+    (ours: this process, its subprocesses and the Ray it started) between start and share().
+
+    It is the machine's busy time less our tree's, not a sum over the other processes: summing
+    theirs counts a child's whole life at the moment its parent reaps it (a share over 100%) and
+    misses the short-lived processes that start and end between two looks."""
 
     def __init__(self) -> None:
-        self._start, self._before = time.perf_counter(), _others()
+        self._start, self._busy, self._before = time.perf_counter(), _busy_cpu_s(), _ours()
 
     def share(self) -> float:
-        after = _others()
-        used = sum(max(0.0, v - self._before.get(k, 0.0)) for k, v in after.items())
-        return used / ((time.perf_counter() - self._start) * (os.cpu_count() or 1))
+        busy = _busy_cpu_s() - self._busy
+        ours = sum(max(0.0, v - self._before.get(k, 0.0)) for k, v in _ours().items())
+        capacity = (time.perf_counter() - self._start) * (os.cpu_count() or 1)
+        return min(1.0, max(0.0, busy - ours) / capacity) if capacity > 0 else 0.0
 
 
 QUIET_SHARE = 0.1  # other processes' CPU share above which a measurement counts as disturbed
@@ -97,26 +117,34 @@ def judge(goals: list[dict], metrics: dict[str, float]) -> list[dict]:
     for goal in goals:
         value = metrics[goal["metric"]]
         goal["value"] = value
-        goal["met"] = value >= goal["target"] if goal["op"] == ">=" else value <= goal["target"]
+        goal["met"] = _meets(goal, value)
     return goals
 
 
-def write_results(report: dict) -> Path:
-    """Writes ``report`` as benchmarks/results/<its "benchmark">.json; returns the path."""
-    folder = Path(__file__).resolve().parent / "results"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{report['benchmark']}.json"
+def _meets(goal: dict, value: float) -> bool:
+    return value >= goal["target"] if goal["op"] == ">=" else value <= goal["target"]
+
+
+def write_results(report: dict, path: Path | None = None) -> Path:
+    """Writes ``report`` to ``path`` (default benchmarks/results/<its "benchmark">.json: pass
+    another path for a smoke run, so the shipped figures stay); returns the path."""
+    if path is None:
+        path = Path(__file__).resolve().parent / "results" / f"{report['benchmark']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path
 
 
-def print_summary(report: dict, shown: list[str]) -> None:
-    """The ``shown`` metrics of ``report`` (those it has), where all of them are, its notes and
-    its goals."""
-    metrics = report["metrics"]
+def print_summary(report: dict, shown: list[str], path: Path | None = None) -> None:
+    """The ``shown`` metrics of ``report`` (those it has; with their min..max over the
+    repetitions), where all of them are, its notes and its goals."""
+    metrics, spread = report["metrics"], report.get("spread", {})
     for key in (k for k in shown if k in metrics):
-        print(f"{key:<42}{metrics[key]:>12,.4f}")
-    print(f"(all {len(metrics)} metrics: benchmarks/results/{report['benchmark']}.json)")
+        seen = spread.get(key)
+        span = f"  [{seen['min']:,.4f} .. {seen['max']:,.4f}]" if seen else ""
+        print(f"{key:<42}{metrics[key]:>12,.4f}{span}")
+    where = path or f"benchmarks/results/{report['benchmark']}.json"
+    print(f"(all {len(metrics)} metrics: {where})")
     for note in report.get("notes", []):
         print(f"note: {note}")
     print_goals(report["goals"])
@@ -124,10 +152,173 @@ def print_summary(report: dict, shown: list[str]) -> None:
 
 def print_goals(goals: list[dict], digits: int = 3) -> None:
     for goal in goals:
+        span = (
+            f", min {goal['min']:.{digits}f} max {goal['max']:.{digits}f}" if "min" in goal else ""
+        )
+        held = f"; met in {goal['met_in']} of {goal['repeats']}" if "repeats" in goal else ""
         print(
             f"goal {goal['metric']} {goal['op']} {goal['target']}: "
-            f"{'met' if goal['met'] else 'NOT met'} ({goal['value']:.{digits}f})"
+            f"{'met' if goal['met'] else 'NOT met'} ({goal['value']:.{digits}f}{span}{held})"
         )
+
+
+# --- repetitions: contenders interleaved, medians with their spread, goals on the median ---------
+
+
+def bench_options(parser: argparse.ArgumentParser, repeats: int = 3) -> None:
+    """``--repeats`` and ``--out``, the same in every benchmark."""
+
+    def at_least_one(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+        return value
+
+    parser.add_argument(
+        "--repeats",
+        type=at_least_one,
+        default=repeats,
+        help="repetitions; each runs every contender once, interleaved (A B A B ...); metrics "
+        "are the medians over them (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the results JSON (default benchmarks/results/<name>.json)",
+    )
+
+
+@dataclass
+class Rounds:
+    """What :func:`interleave` measured: ``results[i][name]`` is what contender ``name`` returned
+    in repetition i, ``foreign[i][name]`` the CPU share other processes took meanwhile, ``order``
+    the contenders in the order they ran."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    foreign: list[dict[str, float]] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+
+
+def interleave(
+    contenders: Mapping[str, Callable[[], Any]],
+    repeats: int,
+    *,
+    quiet_wait: float = 0.0,
+    log: Callable[[str], None] = print,
+) -> Rounds:
+    """Runs every contender once per repetition, in the given order (A B A B ...), so a slow
+    minute of a shared machine lands on all of them alike rather than on whichever ran then.
+    Before each run it waits up to ``quiet_wait`` seconds for other processes to go quiet."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, not {repeats}")
+    rounds = Rounds()
+    for rep in range(repeats):
+        results: dict[str, Any] = {}
+        foreign: dict[str, float] = {}
+        for name, run in contenders.items():
+            if quiet_wait > 0:
+                wait_quiet(quiet_wait, log)
+            load = ForeignLoad()
+            results[name] = run()
+            foreign[name] = load.share()
+            rounds.order.append(name)
+            log(f"repetition {rep + 1}/{repeats}: {name} done (others used {foreign[name]:.0%})")
+        rounds.results.append(results)
+        rounds.foreign.append(foreign)
+    return rounds
+
+
+def summarize(values: Sequence[float]) -> dict:
+    """Median, min, max and quartiles (inclusive method) of one metric's per-repetition values."""
+    ordered = sorted(values)
+    if len(ordered) > 1:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1 = q3 = ordered[0]
+    return {
+        "median": statistics.median(ordered),
+        "min": ordered[0],
+        "max": ordered[-1],
+        "q1": q1,
+        "q3": q3,
+        "n": len(ordered),
+        "values": list(values),
+    }
+
+
+def fold(rounds: Sequence[Mapping[str, float]]) -> tuple[dict[str, float], dict[str, dict]]:
+    """(metrics, spread) from one metrics dict per repetition: each metric is the median of its
+    values (a metric missing from some repetitions is the median of those that have it), and its
+    spread is :func:`summarize` of them, for the metrics whose values differ."""
+    values: dict[str, list[float]] = {}
+    for one in rounds:
+        for key, value in one.items():
+            values.setdefault(key, []).append(float(value))
+    metrics, spread = {}, {}
+    for key, seen in values.items():
+        metrics[key] = statistics.median(seen)
+        if len(set(seen)) > 1:
+            spread[key] = summarize(seen)
+    return metrics, spread
+
+
+def noise(foreign: Sequence[Mapping[str, float]]) -> dict:
+    """How busy other people kept the machine: their CPU share during each run (repetition ->
+    contender -> share), its median and max, and how many runs were over ``QUIET_SHARE``."""
+    shares = [share for one in foreign for share in one.values()]
+    return {
+        "foreign_cpu_share_median": statistics.median(shares) if shares else 0.0,
+        "foreign_cpu_share_max": max(shares, default=0.0),
+        "disturbed_runs": sum(share >= QUIET_SHARE for share in shares),
+        "runs": len(shares),
+        "quiet_share": QUIET_SHARE,
+        "cores": os.cpu_count(),
+        "per_repetition": [dict(one) for one in foreign],
+    }
+
+
+def results(
+    benchmark: str,
+    machine: dict,
+    metrics: dict[str, float],
+    goals: list[dict],
+    *,
+    repeats: int,
+    spread: dict[str, dict],
+    noise: dict,
+    notes: Sequence[str] = (),
+    **extra: Any,
+) -> dict:
+    """The results document (DESIGN.md's schema plus "repeats", "spread" and "noise"), its goals
+    judged on the medians in ``metrics``; each goal also says in how many repetitions it held."""
+    judge(goals, metrics)
+    for goal in goals:
+        seen = spread.get(goal["metric"])
+        if seen is not None:
+            goal["min"], goal["max"] = seen["min"], seen["max"]
+            goal["met_in"] = sum(_meets(goal, value) for value in seen["values"])
+        else:
+            goal["met_in"] = repeats if goal["met"] else 0
+        goal["repeats"] = repeats
+    notes = list(notes)
+    if noise["disturbed_runs"]:
+        notes.append(
+            f"other processes used over {QUIET_SHARE:.0%} of the CPUs during "
+            f"{noise['disturbed_runs']} of {noise['runs']} runs (max "
+            f"{noise['foreign_cpu_share_max']:.0%}); goals are judged on the medians"
+        )
+    return {
+        "benchmark": benchmark,
+        "machine": machine,
+        "repeats": repeats,
+        "metrics": metrics,
+        "spread": spread,
+        "goals": goals,
+        "noise": noise,
+        "notes": notes,
+        **extra,
+    }
 
 
 def start_ray(cpus: int) -> None:

@@ -4,7 +4,8 @@ search, for each index type, in-process and through the service, in one run.
     python benchmarks/memory.py [--vectors 1000000] [--dimension 384] [--queries 1000]
         [--index-types flat,hnsw,ivf] [--hnsw-m 32] [--hnsw-ef-construction 100]
         [--hnsw-ef-search 128] [--ivf-lists 0] [--ivf-probes 0] [--service-add-vectors 100000]
-        [--seed 0] [--quiet-wait 60] [--no-sweep] [--keep] [--workdir DIR] [--quick]
+        [--seed 0] [--quiet-wait 30] [--no-sweep] [--keep] [--workdir DIR] [--quick]
+        [--repeats 3] [--out PATH]
 
 ``--quick`` = 50,000 vectors, 200 queries, 20,000 service adds (a smoke run; the goals are for
 1M). Writes benchmarks/results/memory.json. Progress lines (timestamped) go to stderr.
@@ -29,11 +30,9 @@ recall@10 at efSearch 128 was already 0.9995 at 100k vectors.
 - in-process: ``services.memory.store.MemoryStore`` on a temporary root; create the memory,
   ``add`` every vector in batches of 20,000 (payload: text "", label = cluster id mod 2, source
   "bench"): add throughput = vectors / the add calls' time (SQLite write-ahead log commit +
-  indexing; for ivf also the training, at 39 x lists samples, on every vector held then). Then
-  ``search`` one query at a time (k=10, no filter) after 50 warm-up queries: p50 / p99 ms and
-  recall@10.
+  indexing; for ivf also the training, at 39 x lists samples, on every vector held then).
   Memory: the store's index_bytes (estimated from the layout) / N, and the RSS growth of this
-  process. ``close()`` writes the snapshot (timed).
+  process. Then ``snapshot()`` writes the snapshot (timed); the store stays open.
 - sweep (informational, ``--no-sweep`` skips it): the snapshot read by faiss alone, searched at
   several efSearch / nprobe values: recall@10 (batched) and single-query latency of raw faiss.
 - through the service: ``python -m forgeline serve memory --port 0``, a real process whose
@@ -41,10 +40,14 @@ recall@10 at efSearch 128 was already 0.9995 at 100k vectors.
   snapshot (not a second build). The first Search call opens the memory (digest check, read,
   log replay): its latency is the open time; the service's RSS growth over it (after a Search
   of a missing memory has made the service import faiss) is the index's memory, measured.
-  Then 50 warm-up Searches and one Search(vector, k=10) per query, over gRPC from this process
-  (requests built beforehand): p50 / p99 and recall@10; service p99 minus in-process p99.
-  GetMemoryStats is timed once after. The service is stopped (SIGTERM) and the folder removed
-  (unless ``--keep``) before the next index type.
+  GetMemoryStats is timed once after the searches. The service is stopped (SIGTERM), the store
+  closed and the folder removed (unless ``--keep``) before the next index type.
+- search latency, in-process against the service: 50 warm-up queries on each, then
+  ``--repeats`` repetitions, interleaved; a repetition is one slice of the queries
+  (``--queries`` / ``--repeats`` of them) searched one at a time with ``store.search`` (k=10,
+  no filter), then the same slice as one Search(vector, k=10) after the other over gRPC from
+  this process (requests built beforehand). p50 / p99 of each and their differences are the
+  medians over the repetitions (spread in the JSON); recall@10 is over every query.
 - service add throughput: a fresh flat memory on a service of its own, ``--service-add-vectors``
   vectors streamed by AddSamples in messages of 500 samples (built beforehand; the timing is
   the stream: serialization, gRPC, the service's batches of 512 committed and indexed):
@@ -53,8 +56,9 @@ recall@10 at efSearch 128 was already 0.9995 at 100k vectors.
 Goals (the approximate index: whichever of hnsw / ivf reaches recall@10 >= 0.95 with the lowest
 service p99, else the one with the best recall): approx_recall_at_10 >= 0.95,
 approx_service_p99_ms <= 5, approx_service_minus_inprocess_p99_ms <= 1.5. The CPU share of other
-processes is recorded per phase (a note warns above 10%); before each latency measurement the
-benchmark waits (``--quiet-wait``) for the machine to be quiet.
+processes is recorded per phase and per search pass ("noise" in the JSON); before each search
+pass the benchmark waits (``--quiet-wait``) for the machine to be quiet. Goals are judged on
+the medians.
 """
 
 from __future__ import annotations
@@ -76,12 +80,14 @@ sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from _common import (  # noqa: E402
-    QUIET_SHARE,
     ForeignLoad,
     ServiceProcess,
-    judge,
+    bench_options,
+    fold,
+    interleave,
+    noise,
     print_summary,
-    wait_quiet,
+    results,
     write_results,
 )
 
@@ -246,7 +252,9 @@ def index_config(kind: str, args):
     )
 
 
-def in_process(kind: str, root: Path, data: Data, queries, warmup, truth, args) -> dict:
+def build(kind: str, root: Path, data: Data, args):
+    """(metrics, store): an in-process MemoryStore holding every vector, its snapshot written
+    (so the service can open it while this store stays open for the searches)."""
     from forgeline.services.memory.store import MemoryConfig, MemoryStore, Sample
 
     m: dict[str, float] = {}
@@ -283,36 +291,112 @@ def in_process(kind: str, root: Path, data: Data, queries, warmup, truth, args) 
     m[f"{kind}_trained"] = float(stats.trained)
     grown = rss() - before
     m[f"{kind}_rss_growth_bytes_per_vector"] = grown / data.n
-
-    m[f"{kind}_inprocess_quiet_before_share"] = wait_quiet(args.quiet_wait, log)
     t = time.perf_counter()
-    for q in warmup:
-        store.search(MEMORY, q[None], K)
-    each = (time.perf_counter() - t) / len(warmup)
-    log(f"{kind}: warmed up; {len(queries)} in-process searches, ~{each * len(queries):.0f}s")
-    load = ForeignLoad()
-    found, times = [], []
-    for q in queries:
-        t = time.perf_counter()
-        hits = store.search(MEMORY, q[None], K)[0]
-        times.append(time.perf_counter() - t)
-        found.append([h.id for h in hits])
-    m[f"{kind}_inprocess_foreign_cpu_share"] = load.share()
-    m.update(percentiles(times, f"{kind}_inprocess"))
-    m[f"{kind}_recall_at_10"] = recall(found, truth)
-    t = time.perf_counter()
-    store.close()
-    m[f"{kind}_close_snapshot_s"] = time.perf_counter() - t
-    del store
+    store.snapshot(MEMORY)
+    m[f"{kind}_snapshot_s"] = time.perf_counter() - t
     m[f"{kind}_snapshot_bytes"] = float(folder_bytes(root / "memories" / MEMORY))
     m[f"{kind}_db_bytes"] = float(sum(p.stat().st_size for p in root.glob("memory.db*")))
     log(
-        f"{kind} in-process: {m[f'{kind}_add_vectors_per_s']:,.0f} vectors/s added, p50 "
-        f"{m[f'{kind}_inprocess_p50_ms']:.3f} ms, p99 {m[f'{kind}_inprocess_p99_ms']:.3f} ms, "
-        f"recall@10 {m[f'{kind}_recall_at_10']:.4f}, index {m[f'{kind}_bytes_per_vector']:.0f} "
-        f"B/vector, snapshot written in {m[f'{kind}_close_snapshot_s']:.1f}s"
+        f"{kind} built: {m[f'{kind}_add_vectors_per_s']:,.0f} vectors/s added, index "
+        f"{m[f'{kind}_bytes_per_vector']:.0f} B/vector, snapshot written in "
+        f"{m[f'{kind}_snapshot_s']:.1f}s"
     )
-    return m
+    return m, store
+
+
+def search_pass(search, queries) -> tuple[list[float], list[list[int]]]:
+    """(seconds, found ids) of one ``search(query)`` after the other."""
+    found, times = [], []
+    for q in queries:
+        t = time.perf_counter()
+        hits = search(q)
+        times.append(time.perf_counter() - t)
+        found.append(hits)
+    return times, found
+
+
+def compare(kind: str, home: Path, store, n: int, queries, warmup, truth, args):
+    """(metrics, spread, foreign): in-process searches and the same searches through the service,
+    interleaved. A repetition is one slice of the queries (``--queries`` / ``--repeats`` of them)
+    searched in-process, then through the service; latencies are medians over the repetitions,
+    recall is over every query."""
+    import numpy as np
+
+    from forgeline.errors import NotFound
+    from forgeline.v1 import memory_service_pb2 as pb
+
+    m: dict[str, float] = {}
+    requests = [pb.SearchRequest(memory=MEMORY, vector=q.tolist(), k=K) for q in queries]
+    warm = [pb.SearchRequest(memory=MEMORY, vector=q.tolist(), k=K) for q in warmup]
+    slices = np.array_split(np.arange(len(queries)), args.repeats)
+    service = Service(home, upload_bytes=2 * 1024**3)
+    try:
+        m[f"{kind}_service_start_s"] = service.start_s
+        with service.connect() as client:
+            try:  # the service imports faiss at its first open: not the index's memory
+                client.memory.Search(pb.SearchRequest(memory="absent", vector=[1.0], k=K))
+            except NotFound:
+                pass
+            before = service.rss()
+            t = time.perf_counter()
+            client.memory.Search(warm[0], timeout=3600)
+            m[f"{kind}_service_open_s"] = time.perf_counter() - t
+            m[f"{kind}_service_rss_growth_bytes_per_vector"] = (service.rss() - before) / n
+            log(f"{kind}: the service opened the memory in {m[f'{kind}_service_open_s']:.1f}s")
+            for q, request in zip(warmup, warm, strict=True):
+                store.search(MEMORY, q[None], K)
+                client.memory.Search(request)
+            inprocess, served = iter(slices), iter(slices)
+            rounds = interleave(
+                {
+                    "inprocess": lambda: search_pass(
+                        lambda q: [h.id for h in store.search(MEMORY, q[None], K)[0]],
+                        queries[next(inprocess)],
+                    ),
+                    "service": lambda: search_pass(
+                        lambda r: [h.sample.id for h in client.memory.Search(r).hits],
+                        [requests[i] for i in next(served)],
+                    ),
+                },
+                args.repeats,
+                quiet_wait=args.quiet_wait,
+                log=lambda message: log(f"{kind}: {message}"),
+            )
+            t = time.perf_counter()
+            stats = client.memory.GetMemoryStats(
+                pb.GetMemoryStatsRequest(memory=MEMORY), timeout=600
+            ).memory
+            m[f"{kind}_service_stats_ms"] = (time.perf_counter() - t) * 1000
+            assert stats.samples == n and stats.snapshot_samples == n, stats
+    finally:
+        service.stop()
+    per_repetition = []
+    for runs in rounds.results:
+        one = {
+            **percentiles(runs["inprocess"][0], f"{kind}_inprocess"),
+            **percentiles(runs["service"][0], f"{kind}_service"),
+        }
+        for q in ("p99", "p50"):
+            one[f"{kind}_service_minus_inprocess_{q}_ms"] = (
+                one[f"{kind}_service_{q}_ms"] - one[f"{kind}_inprocess_{q}_ms"]
+            )
+        per_repetition.append(one)
+    timed, spread = fold(per_repetition)
+    m.update(timed)
+    for side, key in (
+        ("inprocess", f"{kind}_recall_at_10"),
+        ("service", f"{kind}_service_recall_at_10"),
+    ):
+        found = [ids for runs in rounds.results for ids in runs[side][1]]
+        m[key] = recall(found, truth[np.concatenate(slices)])
+    log(
+        f"{kind}: in-process p50 {m[f'{kind}_inprocess_p50_ms']:.3f} ms, p99 "
+        f"{m[f'{kind}_inprocess_p99_ms']:.3f} ms; service p50 {m[f'{kind}_service_p50_ms']:.3f} "
+        f"ms, p99 {m[f'{kind}_service_p99_ms']:.3f} ms; recall@10 {m[f'{kind}_recall_at_10']:.4f}"
+        f" / {m[f'{kind}_service_recall_at_10']:.4f} (medians of {args.repeats})"
+    )
+    foreign = [{f"{kind}_{k}": v for k, v in one.items()} for one in rounds.foreign]
+    return m, spread, foreign
 
 
 def sweep(kind: str, root: Path, queries, truth, config) -> list[dict]:
@@ -357,61 +441,6 @@ def sweep(kind: str, root: Path, queries, truth, config) -> list[dict]:
         )
     del index
     return out
-
-
-def through_service(kind: str, home: Path, n: int, queries, warmup, truth, args) -> dict:
-    from forgeline.errors import NotFound
-    from forgeline.v1 import memory_service_pb2 as pb
-
-    m: dict[str, float] = {}
-    requests = [pb.SearchRequest(memory=MEMORY, vector=q.tolist(), k=K) for q in queries]
-    warm = [pb.SearchRequest(memory=MEMORY, vector=q.tolist(), k=K) for q in warmup]
-    service = Service(home, upload_bytes=2 * 1024**3)
-    try:
-        m[f"{kind}_service_start_s"] = service.start_s
-        with service.connect() as client:
-            try:  # the service imports faiss at its first open: not the index's memory
-                client.memory.Search(pb.SearchRequest(memory="absent", vector=[1.0], k=K))
-            except NotFound:
-                pass
-            before = service.rss()
-            t = time.perf_counter()
-            client.memory.Search(warm[0], timeout=3600)
-            m[f"{kind}_service_open_s"] = time.perf_counter() - t
-            m[f"{kind}_service_rss_growth_bytes_per_vector"] = (service.rss() - before) / n
-            log(f"{kind}: the service opened the memory in {m[f'{kind}_service_open_s']:.1f}s")
-            m[f"{kind}_service_quiet_before_share"] = wait_quiet(args.quiet_wait, log)
-            t = time.perf_counter()
-            for request in warm:
-                client.memory.Search(request)
-            each = (time.perf_counter() - t) / len(warm)
-            log(
-                f"{kind}: warmed up; {len(requests)} searches through the service, "
-                f"~{each * len(requests):.0f}s"
-            )
-            load = ForeignLoad()
-            found, times = [], []
-            for request in requests:
-                t = time.perf_counter()
-                reply = client.memory.Search(request)
-                times.append(time.perf_counter() - t)
-                found.append([h.sample.id for h in reply.hits])
-            m[f"{kind}_service_foreign_cpu_share"] = load.share()
-            m.update(percentiles(times, f"{kind}_service"))
-            m[f"{kind}_service_recall_at_10"] = recall(found, truth)
-            t = time.perf_counter()
-            stats = client.memory.GetMemoryStats(
-                pb.GetMemoryStatsRequest(memory=MEMORY), timeout=600
-            ).memory
-            m[f"{kind}_service_stats_ms"] = (time.perf_counter() - t) * 1000
-            assert stats.samples == n and stats.snapshot_samples == n, stats
-    finally:
-        service.stop()
-    log(
-        f"{kind} service: p50 {m[f'{kind}_service_p50_ms']:.3f} ms, p99 "
-        f"{m[f'{kind}_service_p99_ms']:.3f} ms, recall@10 {m[f'{kind}_service_recall_at_10']:.4f}"
-    )
-    return m
 
 
 def service_add(home: Path, data: Data, count: int) -> dict:
@@ -496,11 +525,12 @@ def main() -> int:
     parser.add_argument("--ivf-probes", type=int, default=0, help="0: lists / 16")
     parser.add_argument("--service-add-vectors", type=int, default=None, help="(100,000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet-wait", type=float, default=60.0)
+    parser.add_argument("--quiet-wait", type=float, default=30.0)
     parser.add_argument("--no-sweep", action="store_true", help="skip the efSearch/nprobe sweep")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
     parser.add_argument("--workdir", default=None, help="where the temporary folder goes")
     parser.add_argument("--quick", action="store_true", help="50,000 vectors, 200 queries")
+    bench_options(parser)
     args = parser.parse_args()
     quick = args.quick
     args.vectors = args.vectors or (50_000 if quick else 1_000_000)
@@ -513,8 +543,8 @@ def main() -> int:
         parser.error("--index-types: a comma-separated subset of flat,hnsw,ivf")
     args.ivf_lists = args.ivf_lists or auto_lists(args.vectors)
     args.ivf_probes = args.ivf_probes or max(1, args.ivf_lists // 16)
-    if args.vectors < CHUNK or args.queries < 10:
-        parser.error(f"--vectors >= {CHUNK}, --queries >= 10")
+    if args.vectors < CHUNK or args.queries < 10 * args.repeats:
+        parser.error(f"--vectors >= {CHUNK}, --queries >= 10 x --repeats")
 
     import faiss
     import grpc
@@ -556,7 +586,8 @@ def main() -> int:
     warmup = data.queries(WARMUP, warmup=True)
     metrics: dict[str, float] = {"vectors": float(args.vectors), "queries": float(args.queries)}
     sweeps: dict[str, list[dict]] = {}
-    overall = ForeignLoad()
+    spread: dict[str, dict] = {}
+    foreign: list[dict[str, float]] = [{} for _ in range(args.repeats)]  # per repetition
 
     work = Path(tempfile.mkdtemp(prefix="forgeline-bench-memory-", dir=args.workdir))
     log(f"working in {work}")
@@ -583,16 +614,21 @@ def main() -> int:
             phase = time.perf_counter()
             home = work / kind
             root = home / "services" / "memory"  # what `build` in the servicer opens
-            metrics.update(in_process(kind, root, data, queries, warmup, truth, args))
-            if kind != "flat" and not args.no_sweep:
-                sweeps[kind] = sweep(kind, root, queries, truth, index_config(kind, args))
-            metrics.update(through_service(kind, home, data.n, queries, warmup, truth, args))
-            metrics[f"{kind}_service_minus_inprocess_p99_ms"] = (
-                metrics[f"{kind}_service_p99_ms"] - metrics[f"{kind}_inprocess_p99_ms"]
-            )
-            metrics[f"{kind}_service_minus_inprocess_p50_ms"] = (
-                metrics[f"{kind}_service_p50_ms"] - metrics[f"{kind}_inprocess_p50_ms"]
-            )
+            built, store = build(kind, root, data, args)
+            metrics.update(built)
+            try:
+                if kind != "flat" and not args.no_sweep:
+                    sweeps[kind] = sweep(kind, root, queries, truth, index_config(kind, args))
+                timed, timed_spread, timed_foreign = compare(
+                    kind, home, store, data.n, queries, warmup, truth, args
+                )
+            finally:
+                store.close()
+                del store
+            metrics.update(timed)
+            spread.update(timed_spread)
+            for one, shares in zip(foreign, timed_foreign, strict=True):
+                one.update(shares)
             metrics[f"{kind}_phase_s"] = time.perf_counter() - phase
             if not args.keep:
                 shutil.rmtree(home, ignore_errors=True)
@@ -602,9 +638,6 @@ def main() -> int:
         else:
             log(f"kept {work}")
 
-    metrics["foreign_cpu_share"] = overall.share()
-    shares = [v for k, v in metrics.items() if k.endswith("_foreign_cpu_share")]
-    metrics["max_foreign_cpu_share"] = max(shares)
     metrics["benchmark_wall_s"] = time.perf_counter() - _started
 
     approx = approx_choice(metrics, kinds)
@@ -622,8 +655,6 @@ def main() -> int:
             {"metric": "approx_service_p99_ms", "op": "<=", "target": 5.0},
             {"metric": "approx_service_minus_inprocess_p99_ms", "op": "<=", "target": 1.5},
         ]
-    judge(goals, metrics)
-
     notes = [
         f"approximate index judged: {approx} (of hnsw / ivf measured: the lowest service p99 "
         f"among those with recall@10 >= {TARGET_RECALL}, else the best recall)"
@@ -656,24 +687,20 @@ def main() -> int:
                 f"{kind} sweep: smallest {key} reaching recall@10 {TARGET_RECALL}: "
                 + (str(min(enough)) if enough else f"none up to {rows[-1][key]}")
             )
-    if metrics["max_foreign_cpu_share"] >= QUIET_SHARE:
-        notes.append(
-            f"WARNING: other processes used up to {metrics['max_foreign_cpu_share']:.0%} of the "
-            "CPUs during a phase; timings are noisier than on a quiet machine"
-        )
-    report = {
-        "benchmark": "memory",
-        "machine": _common.machine(
-            faiss=faiss.__version__, numpy=np.__version__, grpcio=grpc.__version__
-        ),
-        "parameters": parameters,
-        "approx_index": approx,
-        "metrics": metrics,
-        "goals": goals,
-        "sweeps": sweeps,
-        "notes": notes,
-    }
-    write_results(report)
+    report = results(
+        "memory",
+        _common.machine(faiss=faiss.__version__, numpy=np.__version__, grpcio=grpc.__version__),
+        metrics,
+        goals,
+        repeats=args.repeats,
+        spread=spread,
+        noise=noise(foreign),
+        notes=notes,
+        parameters=parameters,
+        approx_index=approx,
+        sweeps=sweeps,
+    )
+    path = write_results(report, args.out)
     print()
     columns = (
         ("add/s", "add_vectors_per_s", ",.0f"),
@@ -698,7 +725,7 @@ def main() -> int:
         for kind in kinds
         for m in (
             "add_s",
-            "close_snapshot_s",
+            "snapshot_s",
             "service_open_s",
             "service_stats_ms",
             "phase_s",
@@ -714,9 +741,9 @@ def main() -> int:
             "approx_service_p99_ms",
             "approx_service_minus_inprocess_p99_ms",
             "approx_bytes_per_vector",
-            "max_foreign_cpu_share",
             "benchmark_wall_s",
         ],
+        path,
     )
     return 0
 

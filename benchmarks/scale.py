@@ -2,8 +2,8 @@
 Ray Train) on 1 node x 2 workers and on 2 nodes x 1 worker, side by side in one run, and the
 ratio of their throughputs.
 
-    python benchmarks/scale.py [--model minilm|config] [--steps 100] [--batch 8] [--seq-len 32]
-        [--quiet-wait 60] [--retries 1] [--seed 0]
+    python benchmarks/scale.py [--model minilm|config] [--steps 40] [--batch 8] [--seq-len 32]
+        [--quiet-wait 30] [--repeats 3] [--out PATH] [--seed 0]
 
 Writes benchmarks/results/scale.json. What it measures, and how:
 
@@ -32,10 +32,13 @@ Writes benchmarks/results/scale.json. What it measures, and how:
   arrival over StreamEvents of step 1's metric point; it includes the service joining the
   cluster and shipping forgeline's code in the job's runtime environment, as on a real
   cluster), the run's wall time (submit to done) and the time to start the cluster.
-- A shared machine: before each layout's run the benchmark waits (``--quiet-wait``) until
-  processes outside its own tree (its Ray nodes are in it) use under 10% of the CPUs, records
-  the share they took during the run, and measures a layout again on a fresh cluster
-  (``--retries``) when that share was over 10%. Each step's time is in the JSON too.
+- A shared machine: one run is not a figure (two runs three minutes apart gave 0.834 and
+  0.961). A repetition runs one_node, then two_nodes, each on a fresh cluster; ``--repeats``
+  repetitions run interleaved, every metric is the median over them with its spread in the JSON,
+  and the goal is judged on the median. Before each layout's run the benchmark waits (up to
+  ``--quiet-wait`` s) until processes outside its own tree (its Ray nodes are in it) use under
+  10% of the CPUs, and records the share they took during each layout ("noise"). Each step's
+  time, per repetition, is in the JSON too.
 
 Goal: ``cross_node_throughput_ratio`` >= 0.9. Both layouts move the same bytes over the same
 loopback, so losing more than 10% would be overhead of running across raylets itself, which a
@@ -64,8 +67,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from forgeline.v1 import common_pb2
 
 if TYPE_CHECKING:
     from forgeline.client import Client
@@ -77,11 +83,13 @@ sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from _common import (  # noqa: E402
-    QUIET_SHARE,
-    ForeignLoad,
     ServiceProcess,
-    judge,
+    bench_options,
+    fold,
+    interleave,
+    noise,
     print_summary,
+    results,
     wait_quiet,
     write_results,
 )
@@ -148,17 +156,17 @@ def train_request(
             from_config=pb.ModelFromConfig(model_type="bert", config=struct(CONFIG_BERT))
         )
     return pb.TrainModelRequest(
-        train=pb.DatasetInput(dataset_id=dataset_id),
+        train=common_pb2.DatasetInput(dataset_id=dataset_id),
         model=model,
         task=pb.TASK_SEQUENCE_CLASSIFICATION,
-        hyper_parameters=pb.HyperParameters(
+        hyper_parameters=common_pb2.HyperParameters(
             learning_rate=5e-5,
             batch_size_per_worker=args.batch,
             max_steps=args.steps,
             max_sequence_length=args.seq_len,
             seed=args.seed,
         ),
-        scaling=pb.Scaling(num_workers=WORKERS, cpus_per_worker=1),
+        scaling=common_pb2.Scaling(num_workers=WORKERS, cpus_per_worker=1),
         checkpoint=pb.CheckpointPolicy(every_steps=args.steps),  # only the last step's
     )
 
@@ -208,9 +216,7 @@ def run_layout(
             with Client(service.address) as client:
                 client.wait_ready()
                 quiet = wait_quiet(args.quiet_wait, log)
-                load = ForeignLoad()
                 run = train(client, train_request(dataset_id, args))
-                run["foreign_cpu_share"] = load.share()
         finally:
             service.stop()
     run.update(quiet_before_share=quiet, cluster_start_s=cluster_start_s)
@@ -279,23 +285,17 @@ def main() -> int:
         default="minilm",
         help="the bundled MiniLM or a 4-layer, 256-wide BERT from config",
     )
-    parser.add_argument("--steps", type=int, default=100, help="optimizer steps of each run")
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps of each run")
     parser.add_argument("--batch", type=int, default=8, help="batch size per worker")
     parser.add_argument("--seq-len", type=int, default=32, help="max sequence length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        default=60.0,
+        default=30.0,
         help="before each run, wait up to this many seconds for other processes to go quiet",
     )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=1,
-        help="layouts measured again (on a fresh cluster) when other processes used over 10%% "
-        "of the CPUs meanwhile",
-    )
+    bench_options(parser)
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -310,8 +310,6 @@ def main() -> int:
     train_rows, _, source = load_rows(args.seed, 0)
     rows = len(train_rows["text"])
     log(f"data: {rows} rows from {source}")
-    runs: dict[str, dict] = {}
-    nodes: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="forgeline-scale-") as tmp:
         home = Path(tmp) / "home"
         store = ArtifactStore(home / "artifacts")
@@ -327,60 +325,64 @@ def main() -> int:
             .id
         )
         store.close()
-        for layout in LAYOUTS:
-            for attempt in range(1, args.retries + 2):
-                runs[layout.key] = run = run_layout(layout, dataset_id, home, args, log)
-                run["attempts"] = attempt
-                nodes[layout.key] = check_placement(layout, run["placements"])
-                if run["foreign_cpu_share"] < QUIET_SHARE:
-                    break
-                log(
-                    f"{layout.title}: other processes used {run['foreign_cpu_share']:.0%} of the "
-                    "CPUs meanwhile" + ("; measuring again" if attempt <= args.retries else "")
-                )
+        rounds = interleave(
+            {
+                layout.key: partial(run_layout, layout, dataset_id, home, args, log)
+                for layout in LAYOUTS
+            },
+            args.repeats,
+            log=log,
+        )
 
     warm = max(1, round(WARMUP_SHARE * args.steps))
     batches = rank_batches(rows, args.batch, args.steps)
-    payload = runs[LAYOUTS[0].key]["trainable_parameters"] * 4
-    metrics: dict[str, float] = {
-        "steps": args.steps,
-        "batch_per_worker": args.batch,
-        "workers": WORKERS,
-        "max_seq_len": args.seq_len,
-        "warmup_steps_dropped": warm,
-        "train_rows": rows,
-        "data_is_uci": float(not source.startswith("generated")),
-        "trainable_parameters": runs[LAYOUTS[0].key]["trainable_parameters"],
-        "allreduce_payload_mib_per_step": payload / 2**20,
-    }
-    for layout in LAYOUTS:
-        run = runs[layout.key]
-        if len(run["rates"]) != args.steps:
-            raise RuntimeError(f"{layout.title}: {len(run['rates'])} steps seen, not {args.steps}")
-        run["step_times"] = step_times(run["rates"], batches)
-        for name, value in steady(run["step_times"], batches, warm).items():
-            metrics[f"{layout.key}_{name}"] = value
-        for name in ("submit_to_first_step_s", "wall_s", "cluster_start_s"):
-            metrics[f"{layout.key}_{name}"] = run[name]
-        metrics[f"{layout.key}_nodes_used"] = len(set(nodes[layout.key]))
-        metrics[f"{layout.key}_allreduce_mib_per_s"] = (
-            payload / 2**20 * 1000 / metrics[f"{layout.key}_step_ms_mean"]
+    first = rounds.results[0][LAYOUTS[0].key]
+    payload = first["trainable_parameters"] * 4
+    nodes: dict[str, list[list[str]]] = {layout.key: [] for layout in LAYOUTS}
+    per_repetition = []
+    for runs in rounds.results:
+        one: dict[str, float] = {}
+        for layout in LAYOUTS:
+            run = runs[layout.key]
+            if len(run["rates"]) != args.steps:
+                raise RuntimeError(
+                    f"{layout.title}: {len(run['rates'])} steps seen, not {args.steps}"
+                )
+            nodes[layout.key].append(check_placement(layout, run["placements"]))
+            run["step_times"] = step_times(run["rates"], batches)
+            for name, value in steady(run["step_times"], batches, warm).items():
+                one[f"{layout.key}_{name}"] = value
+            for name in ("submit_to_first_step_s", "wall_s", "cluster_start_s"):
+                one[f"{layout.key}_{name}"] = run[name]
+            one[f"{layout.key}_nodes_used"] = len(set(nodes[layout.key][-1]))
+            one[f"{layout.key}_allreduce_mib_per_s"] = (
+                payload / 2**20 * 1000 / one[f"{layout.key}_step_ms_mean"]
+            )
+            one[f"{layout.key}_quiet_before_share"] = run["quiet_before_share"]
+        one_node, two_nodes = (layout.key for layout in LAYOUTS)
+        one["cross_node_throughput_ratio"] = (
+            one[f"{two_nodes}_samples_per_s"] / one[f"{one_node}_samples_per_s"]
         )
-        metrics[f"{layout.key}_quiet_before_share"] = run["quiet_before_share"]
-        metrics[f"{layout.key}_foreign_cpu_share"] = run["foreign_cpu_share"]
-        metrics[f"{layout.key}_attempts"] = run["attempts"]
-    one, two = (layout.key for layout in LAYOUTS)
-    metrics["cross_node_throughput_ratio"] = (
-        metrics[f"{two}_samples_per_s"] / metrics[f"{one}_samples_per_s"]
+        one["cross_node_step_ms_added"] = (
+            one[f"{two_nodes}_step_ms_mean"] - one[f"{one_node}_step_ms_mean"]
+        )
+        per_repetition.append(one)
+    metrics, spread = fold(per_repetition)
+    metrics.update(
+        {
+            "steps": args.steps,
+            "batch_per_worker": args.batch,
+            "workers": WORKERS,
+            "max_seq_len": args.seq_len,
+            "warmup_steps_dropped": warm,
+            "train_rows": rows,
+            "data_is_uci": float(not source.startswith("generated")),
+            "trainable_parameters": first["trainable_parameters"],
+            "allreduce_payload_mib_per_step": payload / 2**20,
+            "benchmark_wall_s": time.perf_counter() - started,
+        }
     )
-    metrics["cross_node_step_ms_added"] = (
-        metrics[f"{two}_step_ms_mean"] - metrics[f"{one}_step_ms_mean"]
-    )
-    metrics["max_foreign_cpu_share"] = max(r["foreign_cpu_share"] for r in runs.values())
-    metrics["benchmark_wall_s"] = time.perf_counter() - started
-    goals = judge(
-        [{"metric": "cross_node_throughput_ratio", "op": ">=", "target": RATIO_TARGET}], metrics
-    )
+    goals = [{"metric": "cross_node_throughput_ratio", "op": ">=", "target": RATIO_TARGET}]
 
     notes = [
         f"data: {source}",
@@ -388,38 +390,38 @@ def main() -> int:
         "both nodes share this machine's CPUs and loopback network: the ratio is the cost of "
         "Ray's and gloo's cross-raylet path, not of a real network",
         f"samples/s are global (all {WORKERS} ranks); first {warm} steps dropped as warm-up",
+        f"metrics are medians over {args.repeats} repetitions (one_node, two_nodes interleaved, "
+        "each on a fresh cluster)",
     ]
-    loaded = [key for key, run in runs.items() if run["foreign_cpu_share"] >= QUIET_SHARE]
-    if loaded:
-        notes.append(
-            "WARNING: other processes used over 10% of the CPUs during "
-            + ", ".join(loaded)
-            + "; those numbers are not reliable"
-        )
-    report = {
-        "benchmark": "scale",
-        "machine": machine(),
-        "layouts": {
+    report = results(
+        "scale",
+        machine(),
+        metrics,
+        goals,
+        repeats=args.repeats,
+        spread=spread,
+        noise=noise(rounds.foreign),
+        notes=notes,
+        layouts={
             layout.key: {
                 "title": layout.title,
                 "node_cpus": list(layout.node_cpus),
-                "node_ids": nodes[layout.key],
-                "step_ms": [round(1000 * t, 1) for t in runs[layout.key]["step_times"]],
+                "node_ids": nodes[layout.key],  # per repetition
+                "step_ms": [  # per repetition
+                    [round(1000 * t, 1) for t in runs[layout.key]["step_times"]]
+                    for runs in rounds.results
+                ],
             }
             for layout in LAYOUTS
         },
-        "metrics": metrics,
-        "goals": goals,
-        "notes": notes,
-    }
-    write_results(report)
+    )
+    path = write_results(report, args.out)
 
     columns = (
         ("samples/s", "samples_per_s", ".1f"),
         ("step ms", "step_ms_mean", ".0f"),
         ("first step s", "submit_to_first_step_s", ".1f"),
         ("wall s", "wall_s", ".1f"),
-        ("foreign CPU", "foreign_cpu_share", ".0%"),
     )
     print()
     print(f"{'layout':<22}" + "".join(f"{title:>13}" for title, _, _ in columns))
@@ -434,9 +436,9 @@ def main() -> int:
             "cross_node_throughput_ratio",
             "cross_node_step_ms_added",
             "allreduce_payload_mib_per_step",
-            "max_foreign_cpu_share",
             "benchmark_wall_s",
         ],
+        path,
     )
     return 0
 

@@ -1,8 +1,8 @@
 """Serving: Predict latency and throughput through forgeline (safety chain on and off, micro-
 batching on and off) against calling the same model directly in-process, in one run.
 
-    python benchmarks/serving.py [--requests 300] [--requests-16 40] [--clients 16]
-        [--warmup 20] [--seq-len 128] [--quiet-wait 60]
+    python benchmarks/serving.py [--requests 100] [--requests-16 15] [--clients 16]
+        [--warmup 10] [--seq-len 128] [--quiet-wait 20] [--repeats 3] [--out PATH]
 
 Writes benchmarks/results/serving.json.
 
@@ -36,8 +36,11 @@ Goals: ``safety_overhead_p50_ms`` = guarded p50 - plain p50 at 1 client <= 2 ms;
 ``batching_throughput_gain`` = plain / unbatched throughput at ``--clients`` clients >= 2. The
 mean batch the service formed is reported from ListDeployments (requests / batches). Before
 each case the benchmark waits (up to ``--quiet-wait`` seconds) for other processes to use under
-10% of the CPUs, and records the share they took during the case (a note names the cases above
-10%).
+10% of the CPUs, and records the share they took during the case ("noise" in the JSON).
+
+A repetition runs every case once, at 1 client and then at ``--clients``, each after the other
+(direct, plain, guarded, unbatched); ``--repeats`` repetitions run interleaved, every metric is
+the median over them with its spread in the JSON, and the goals are judged on the medians.
 """
 
 from __future__ import annotations
@@ -50,22 +53,26 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
+
+from forgeline.v1 import common_pb2
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from _common import (  # noqa: E402 - benchmarks/ is on sys.path when run as a script
-    QUIET_SHARE,
     SENTENCE_FILES,
-    ForeignLoad,
     ServiceProcess,
-    judge,
+    bench_options,
+    fold,
+    interleave,
     machine,
+    noise,
     print_goals,
     read_sentences,
-    wait_quiet,
+    results,
     write_results,
 )
 
@@ -199,7 +206,6 @@ def run_clients(
     for thread in threads:
         thread.start()
     ready.wait()
-    load = ForeignLoad()
     began = time.perf_counter()
     go.wait()
     for thread in threads:
@@ -214,7 +220,6 @@ def run_clients(
         "rps": len(flat) / wall,
         "requests": float(len(flat)),
         "refused": float(sum(refused)),
-        "foreign_cpu_share": load.share(),
     }
 
 
@@ -265,14 +270,15 @@ def served_caller(address: str, deployment: str):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=300, help="timed requests, 1 client")
+    parser.add_argument("--requests", type=int, default=100, help="timed requests, 1 client")
     parser.add_argument(
-        "--requests-16", type=int, default=40, help="timed requests per client, many clients"
+        "--requests-16", type=int, default=15, help="timed requests per client, many clients"
     )
     parser.add_argument("--clients", type=int, default=16, help="the many clients")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed requests per client")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed requests per client")
     parser.add_argument("--seq-len", type=int, default=128, help="max tokens per text")
-    parser.add_argument("--quiet-wait", type=float, default=60.0)
+    parser.add_argument("--quiet-wait", type=float, default=20.0)
+    bench_options(parser)
     args = parser.parse_args()
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     import warnings
@@ -284,7 +290,6 @@ def main() -> int:
     from forgeline.artifacts import ArtifactStore, Lineage
     from forgeline.client import Client
     from forgeline.logging import configure
-    from forgeline.v1 import safety_service_pb2 as spb
     from forgeline.v1 import serving_service_pb2 as pb
 
     warnings.filterwarnings("ignore")
@@ -293,16 +298,6 @@ def main() -> int:
     sentences, source = texts()
     log(f"{len(sentences)} sentences: {source}")
     many = args.clients
-    metrics: dict[str, float] = {}
-
-    def record(case: str, clients: int, found: dict[str, float]) -> None:
-        for key, value in found.items():
-            metrics[f"{case}_c{clients}_{key}"] = value
-        log(
-            f"{case:<9} {clients:>2} client(s): p50 {found['p50_ms']:7.2f} ms  p99 "
-            f"{found['p99_ms']:7.2f} ms  {found['rps']:7.1f} req/s  (others' CPU "
-            f"{found['foreign_cpu_share']:.0%})"
-        )
 
     with tempfile.TemporaryDirectory(prefix="forgeline-bench-serving-") as tmp:
         home = Path(tmp) / "home"
@@ -332,7 +327,9 @@ def main() -> int:
                 deployments = {
                     "plain": pb.DeployModelRequest(name="plain", model_id=model.id),
                     "guarded": pb.DeployModelRequest(
-                        name="guarded", model_id=model.id, policy=spb.PolicySource(yaml=POLICY)
+                        name="guarded",
+                        model_id=model.id,
+                        policy=common_pb2.PolicySource(yaml=POLICY),
                     ),
                     "unbatched": pb.DeployModelRequest(
                         name="unbatched",
@@ -344,66 +341,67 @@ def main() -> int:
                     done = client.wait(client.serving.DeployModel(request), pb.DeployModelResponse)
                     log(f"deployed {name} in {done.load_seconds:.2f}s")
                 direct = direct_caller(folder, args.seq_len)
+
+                def served(name: str, clients: int, per: int) -> dict[str, float]:
+                    before = _counts(client, name)
+                    found = run_clients(
+                        served_caller(serving.address, name), clients, per, args.warmup, sentences
+                    )
+                    after = _counts(client, name)
+                    batches = after[1] - before[1]
+                    found["mean_batch"] = (after[0] - before[0]) / batches if batches else 0
+                    return found
+
+                contenders = {}
                 for clients, per in ((1, args.requests), (many, args.requests_16)):
-                    wait_quiet(args.quiet_wait, log)
-                    record(
-                        "direct", clients, run_clients(direct, clients, per, args.warmup, sentences)
+                    contenders[f"direct_c{clients}"] = partial(
+                        run_clients, direct, clients, per, args.warmup, sentences
                     )
                     for name in deployments:
-                        wait_quiet(args.quiet_wait, log)
-                        before = _counts(client, name)
-                        found = run_clients(
-                            served_caller(serving.address, name),
-                            clients,
-                            per,
-                            args.warmup,
-                            sentences,
-                        )
-                        after = _counts(client, name)
-                        batches = after[1] - before[1]
-                        found["mean_batch"] = (after[0] - before[0]) / batches if batches else 0
-                        record(name, clients, found)
+                        contenders[f"{name}_c{clients}"] = partial(served, name, clients, per)
+                rounds = interleave(contenders, args.repeats, quiet_wait=args.quiet_wait, log=log)
         finally:
             serving.stop()
             safety.stop()
 
-    metrics["safety_overhead_p50_ms"] = metrics["guarded_c1_p50_ms"] - metrics["plain_c1_p50_ms"]
-    metrics[f"safety_overhead_c{many}_p50_ms"] = (
-        metrics[f"guarded_c{many}_p50_ms"] - metrics[f"plain_c{many}_p50_ms"]
-    )
-    metrics["served_overhead_p50_ms"] = metrics["plain_c1_p50_ms"] - metrics["direct_c1_p50_ms"]
-    metrics["batching_throughput_gain"] = (
-        metrics[f"plain_c{many}_rps"] / metrics[f"unbatched_c{many}_rps"]
-    )
-    goals = judge(
-        [
-            {"metric": "safety_overhead_p50_ms", "op": "<=", "target": 2.0},
-            {"metric": "batching_throughput_gain", "op": ">=", "target": 2.0},
-        ],
-        metrics,
-    )
+    per_repetition = []
+    for runs in rounds.results:
+        one = {
+            f"{key}_{name}": value for key, found in runs.items() for name, value in found.items()
+        }
+        one["safety_overhead_p50_ms"] = one["guarded_c1_p50_ms"] - one["plain_c1_p50_ms"]
+        one[f"safety_overhead_c{many}_p50_ms"] = (
+            one[f"guarded_c{many}_p50_ms"] - one[f"plain_c{many}_p50_ms"]
+        )
+        one["served_overhead_p50_ms"] = one["plain_c1_p50_ms"] - one["direct_c1_p50_ms"]
+        one["batching_throughput_gain"] = one[f"plain_c{many}_rps"] / one[f"unbatched_c{many}_rps"]
+        per_repetition.append(one)
+    metrics, spread = fold(per_repetition)
+    goals = [
+        {"metric": "safety_overhead_p50_ms", "op": "<=", "target": 2.0},
+        {"metric": "batching_throughput_gain", "op": ">=", "target": 2.0},
+    ]
     notes = [
         "the classification head is random-init (untrained): latency does not depend on it",
         "plain and guarded batch with the defaults (max_batch_size 32, max_wait_ms 5); a lone "
         "request after a batch of one does not wait, so 1 client pays no batching wait",
+        f"metrics are medians over {args.repeats} repetitions (every case interleaved in each)",
     ]
-    disturbed = [
-        k for k, v in metrics.items() if k.endswith("foreign_cpu_share") and v > QUIET_SHARE
-    ]
-    if disturbed:
-        notes.append(
-            f"other processes used over {QUIET_SHARE:.0%} of the CPUs during: "
-            + ", ".join(k.removesuffix("_foreign_cpu_share") for k in disturbed)
-        )
-    report = {
-        "benchmark": "serving",
-        "machine": machine(
+    report = results(
+        "serving",
+        machine(
             torch=torch.__version__,
             transformers=transformers.__version__,
             grpcio=grpc.__version__,
             torch_threads=str(torch.get_num_threads()),
         ),
-        "parameters": {
+        metrics,
+        goals,
+        repeats=args.repeats,
+        spread=spread,
+        noise=noise(rounds.foreign),
+        notes=notes,
+        parameters={
             "model": "bundled all-MiniLM-L6-v2 + random-init 2-class head",
             "texts": source,
             "clients": [1, many],
@@ -412,16 +410,13 @@ def main() -> int:
             "seq_len": args.seq_len,
             "policy": POLICY.strip(),
         },
-        "metrics": metrics,
-        "goals": goals,
-        "notes": notes,
-    }
-    path = write_results(report)
+    )
+    path = write_results(report, args.out)
     print_table(metrics, many)
-    for note in notes:
+    for note in report["notes"]:
         print(f"note: {note}")
     print_goals(goals)
-    print(f"(all {len(metrics)} metrics: {path.relative_to(REPO)})")
+    print(f"(all {len(metrics)} metrics: {path})")
     return 0
 
 

@@ -2,9 +2,9 @@
 worker) vs a bare PyTorch loop vs the Hugging Face Trainer, side by side in one run on the same
 model, data, batches and steps.
 
-    python benchmarks/training.py [--steps 60] [--batch 16] [--seq-len 128] [--no-bf16]
+    python benchmarks/training.py [--steps 30] [--batch 16] [--seq-len 128] [--no-bf16]
         [--lora-steps 30] [--eval-rows 300] [--cpus 2] [--seed 0]
-        [--quiet-wait 300] [--retries 1]
+        [--quiet-wait 30] [--repeats 3] [--out PATH]
 
 Writes benchmarks/results/training.json. What it measures, and how:
 
@@ -25,9 +25,14 @@ Writes benchmarks/results/training.json. What it measures, and how:
   one-kernel update; the default for-loop kernel costs ~60 ms of a ~320 ms step on this CPU),
   and the Trainer keeps its own default optimizer (AdamW, fused on torch >= 2.8).
   Each baseline runs in its own process, with Ray up and idle.
-- A shared machine: before each run the benchmark waits (``--quiet-wait``) until processes
-  outside its own tree use under 10% of the CPUs, measures their share during the run, and
-  measures a run again (``--retries``) when it was over 10%; the shares go into the JSON.
+- A shared machine: one run is not a figure. A repetition runs the bare loop, forgeline and the
+  Trainer once each (fp32, then bf16), and ``--repeats`` repetitions run interleaved, so a busy
+  minute falls on all three alike; every metric is the median over the repetitions, its spread
+  (min, max, quartiles, each repetition's value) is in the JSON, and goals are judged on the
+  median. Before each run the benchmark waits (up to ``--quiet-wait`` s) until processes outside
+  its own tree use under 10% of the CPUs, and it records their share during each run ("noise").
+  Each run is 30 steps by default (a single run used to be 60), so three repetitions cost about
+  1.5 times the old run; the LoRA run and the matmul peaks are measured once.
 - Submit-to-first-step: wall clock from the TrainModel call to the arrival (over StreamEvents)
   of the first metric point of step 1, with Ray already started and the service running.
 - Peak memory: VmHWM of the process that trains. The baselines read their own at the end; for
@@ -57,7 +62,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+
+from forgeline.v1 import common_pb2
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -66,11 +75,13 @@ sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from _common import (  # noqa: E402
-    QUIET_SHARE,
-    ForeignLoad,
-    judge,
+    bench_options,
+    fold,
+    interleave,
+    noise,
     print_summary,
     read_sentences,
+    results,
     split_rows,
     start_ray,
     wait_quiet,
@@ -400,25 +411,24 @@ def run_forgeline(
     seed: int,
 ) -> dict:
     from forgeline.convert import struct
-    from forgeline.v1 import common_pb2
     from forgeline.v1 import training_service_pb2 as pb
 
     request = pb.TrainModelRequest(
-        train=pb.DatasetInput(dataset_id=train_id),
+        train=common_pb2.DatasetInput(dataset_id=train_id),
         model=pb.ModelSource(builtin="minilm-l6"),
         task=pb.TASK_SEQUENCE_CLASSIFICATION,
         finetune=common_pb2.PluginSpec(name=finetune, config=struct(finetune_config)),
-        hyper_parameters=pb.HyperParameters(
+        hyper_parameters=common_pb2.HyperParameters(
             learning_rate=lr,
             batch_size_per_worker=batch,
             max_steps=steps,
             max_sequence_length=seq_len,
             seed=seed,
         ),
-        scaling=pb.Scaling(num_workers=1, cpus_per_worker=cpus, bf16=bf16),
+        scaling=common_pb2.Scaling(num_workers=1, cpus_per_worker=cpus, bf16=bf16),
     )
     if eval_id:
-        request.eval.CopyFrom(pb.DatasetInput(dataset_id=eval_id))
+        request.eval.CopyFrom(common_pb2.DatasetInput(dataset_id=eval_id))
     memory = WorkerMemory()
     submitted = time.time()
     op = client.training.TrainModel(request)
@@ -535,6 +545,72 @@ def expected_shapes(train: dict, path: str, seq_len: int, batch: int, steps: int
 # --- the report ---------------------------------------------------------------------------------
 
 
+def repetition_metrics(
+    runs: dict[str, dict],
+    precisions: list[str],
+    shapes: list[list[int]],
+    shape: dict,
+    warm: int,
+    args: argparse.Namespace,
+    fp32_peak: float,
+    bf16_peak: float,
+) -> tuple[dict[str, float], dict[str, bool]]:
+    """(metrics, same batches per run) of one repetition: each side's rates and the ratios."""
+    metrics: dict[str, float] = {}
+    same = {}
+    for key, run in runs.items():
+        if key.startswith("forgeline"):
+            got = [round(t) for t in run["real_tokens"]]
+            same[key] = got == [s[2] for s in shapes[: len(got)]] and len(got) == args.steps
+        else:
+            same[key] = run["shapes"][: args.steps] == shapes
+    for precision in precisions:
+        for side in ("forgeline", "bare", "hf"):
+            run = runs[f"{side}_{precision}"]
+            st = steady(run["step_times"], shapes, shape, warm)
+            key = f"{side}_{precision}"
+            metrics[f"{key}_samples_per_s"] = st["samples_per_s"]
+            metrics[f"{key}_tokens_per_s"] = st["real_tokens_per_s"]
+            metrics[f"{key}_step_ms_median"] = st["step_ms_median"]
+            metrics[f"{key}_model_gflops"] = st["model_flops_per_s"] / 1e9
+            metrics[f"{key}_mfu"] = st["model_flops_per_s"] / fp32_peak
+            metrics[f"{key}_peak_mb"] = run["peak_bytes"] / 2**20
+        f = runs[f"forgeline_{precision}"]
+        kept = f["event_time"][warm - 1 :]  # end of step `warm` .. end of the last step
+        if len(kept) > 1 and kept[-1] > kept[0]:
+            metrics[f"forgeline_{precision}_event_clock_samples_per_s"] = (
+                args.batch * (len(kept) - 1) / (kept[-1] - kept[0])
+            )
+        metrics[f"forgeline_{precision}_submit_to_first_step_s"] = f["submit_to_first_step_s"]
+        metrics[f"forgeline_{precision}_submit_to_fit_start_s"] = f["submit_to_fit_start_s"]
+        metrics[f"bare_{precision}_start_to_first_step_s"] = runs[f"bare_{precision}"][
+            "start_to_first_step_s"
+        ]
+        metrics[f"forgeline_{precision}_run_wall_s"] = f["wall_s"]
+        if f["accuracy"] is not None:
+            metrics[f"forgeline_{precision}_eval_accuracy"] = f["accuracy"]
+        metrics[f"forgeline_vs_bare_{precision}"] = (
+            metrics[f"forgeline_{precision}_samples_per_s"]
+            / metrics[f"bare_{precision}_samples_per_s"]
+        )
+        metrics[f"forgeline_vs_hf_{precision}"] = (
+            metrics[f"forgeline_{precision}_samples_per_s"]
+            / metrics[f"hf_{precision}_samples_per_s"]
+        )
+        if precision == "bf16":  # for information: against what bf16 matmuls reach here
+            for side in ("forgeline", "bare"):
+                metrics[f"{side}_bf16_mfu_vs_bf16_peak"] = (
+                    metrics[f"{side}_bf16_model_gflops"] * 1e9 / bf16_peak
+                )
+    metrics["submit_to_first_step_s"] = runs["forgeline_fp32"]["submit_to_first_step_s"]
+    metrics["forgeline_mfu"] = max(metrics[f"forgeline_{p}_mfu"] for p in precisions)
+    if "forgeline_fp32_eval_accuracy" in metrics and "forgeline_bf16_eval_accuracy" in metrics:
+        metrics["bf16_accuracy_drop"] = (
+            metrics["forgeline_fp32_eval_accuracy"] - metrics["forgeline_bf16_eval_accuracy"]
+        )
+    return metrics, same
+
+
 def machine() -> dict:
     import peft
     import ray
@@ -551,7 +627,7 @@ def machine() -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60, help="optimizer steps of every run")
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps of every run")
     parser.add_argument("--batch", type=int, default=16, help="batch size (one worker)")
     parser.add_argument("--seq-len", type=int, default=128, help="max sequence length")
     parser.add_argument(
@@ -567,15 +643,10 @@ def main() -> int:
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        default=300.0,
+        default=30.0,
         help="before each run, wait up to this many seconds for other processes to go quiet",
     )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=1,
-        help="runs measured again when other processes used over 10%% of the CPUs meanwhile",
-    )
+    bench_options(parser)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-config", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -608,7 +679,6 @@ def main() -> int:
     warm = max(1, round(WARMUP_SHARE * args.steps))
     shapes = expected_shapes(train, path, args.seq_len, args.batch, args.steps, args.seed)
     precisions = ["fp32", "bf16"] if args.bf16 else ["fp32"]
-    runs: dict[str, dict] = {}
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", flush=True)
@@ -654,161 +724,104 @@ def main() -> int:
             if args.eval_rows
             else ""
         )
-        foreign: dict[str, float] = {}
 
-        def measure(name: str, fn, *a, **kw) -> dict:
-            """One run on a quiet machine; measured again once if others loaded the CPUs."""
-            for attempt in range(args.retries + 1):
-                wait_quiet(args.quiet_wait, log)
-                load = ForeignLoad()
-                result = fn(*a, **kw)
-                foreign[name] = load.share()
-                if foreign[name] < QUIET_SHARE:
-                    break
-                log(
-                    f"{name}: other processes used {foreign[name]:.0%} of the CPUs meanwhile"
-                    + ("; measuring again" if attempt < args.retries else "")
-                )
-            log(f"{name} done")
-            return result
+        def peak() -> dict:
+            """The matmul peak, on as quiet a machine as ``--quiet-wait`` allows."""
+            wait_quiet(args.quiet_wait, log)
+            return run_child("peak", base_cfg)
 
-        peaks = [measure("matmul_peak_start", run_child, "peak", base_cfg)]
+        peaks = [peak()]
+        log("matmul peak measured")
         try:
             with Client(f"127.0.0.1:{service.port}") as client:
                 client.wait_ready()
-                for precision in precisions:
-                    cfg = {**base_cfg, "bf16": precision == "bf16"}
-                    runs[f"bare_{precision}"] = measure(f"bare_{precision}", run_child, "bare", cfg)
-                    runs[f"forgeline_{precision}"] = measure(
-                        f"forgeline_{precision}",
+
+                def forgeline_run(evaluate: str = eval_id, **kw) -> Callable[[], dict]:
+                    return partial(
                         run_forgeline,
                         client,
                         train_id,
-                        eval_id,
+                        evaluate,
+                        batch=args.batch,
+                        seq_len=args.seq_len,
+                        cpus=args.cpus,
+                        seed=args.seed,
+                        **kw,
+                    )
+
+                contenders: dict[str, Callable[[], dict]] = {}
+                for precision in precisions:
+                    cfg = {**base_cfg, "bf16": precision == "bf16"}
+                    contenders[f"bare_{precision}"] = partial(run_child, "bare", cfg)
+                    contenders[f"forgeline_{precision}"] = forgeline_run(
                         finetune="full",
                         finetune_config={},
                         lr=FULL_LR,
-                        batch=args.batch,
                         steps=args.steps,
-                        seq_len=args.seq_len,
                         bf16=cfg["bf16"],
-                        cpus=args.cpus,
-                        seed=args.seed,
                     )
-                    runs[f"hf_{precision}"] = measure(f"hf_{precision}", run_child, "hf", cfg)
-                if args.lora_steps:
-                    runs["forgeline_lora"] = measure(
-                        "forgeline_lora",
-                        run_forgeline,
-                        client,
-                        train_id,
+                    contenders[f"hf_{precision}"] = partial(run_child, "hf", cfg)
+                rounds = interleave(contenders, args.repeats, quiet_wait=args.quiet_wait, log=log)
+                if args.lora_steps:  # one run: what it reports is a count and a rate, no ratio
+                    wait_quiet(args.quiet_wait, log)
+                    lora = forgeline_run(
                         "",
                         finetune="lora",
                         finetune_config={"r": 8},
                         lr=0.0,
-                        batch=args.batch,
                         steps=args.lora_steps,
-                        seq_len=args.seq_len,
                         bf16=False,
-                        cpus=args.cpus,
-                        seed=args.seed,
-                    )
+                    )()
+                    log("forgeline_lora done")
         finally:
             service.stop()
             ray.shutdown()
-        peaks.append(measure("matmul_peak_end", run_child, "peak", base_cfg))
+        peaks.append(peak())
     fp32_peak = max(p["fp32"] for p in peaks)
     bf16_peak = max(p["bf16"] for p in peaks)
 
-    metrics: dict[str, float] = {
-        "steps": args.steps,
-        "batch": args.batch,
-        "max_seq_len": args.seq_len,
-        "warmup_steps_dropped": warm,
-        "cpus": args.cpus,
-        "train_rows": len(train["text"]),
-        "eval_rows": len(held_out["text"]),
-        "data_is_uci": float(not source.startswith("generated")),
-        "mean_padded_len": sum(s[1] for s in shapes[warm:]) / len(shapes[warm:]),
-        "padding_share": 1
-        - sum(s[2] for s in shapes[warm:]) / sum(s[0] * s[1] for s in shapes[warm:]),
-        "non_embedding_params": shape["layers_params"] + shape["head_params"],
-        "embedding_params": shape["embedding"],
-        "matmul_peak_fp32_gflops": fp32_peak / 1e9,
-        "matmul_peak_bf16_gflops": bf16_peak / 1e9,
-    }
-    same = {}
-    for key, run in runs.items():
-        if key.startswith("forgeline_lora"):
-            continue
-        if key.startswith("forgeline"):
-            got = [round(t) for t in run["real_tokens"]]
-            same[key] = got == [s[2] for s in shapes[: len(got)]] and len(got) == args.steps
-        else:
-            same[key] = run["shapes"][: args.steps] == shapes
-    metrics["same_batches_everywhere"] = float(all(same.values()))
-    for precision in precisions:
-        for side in ("forgeline", "bare", "hf"):
-            run = runs[f"{side}_{precision}"]
-            st = steady(run["step_times"], shapes, shape, warm)
-            key = f"{side}_{precision}"
-            metrics[f"{key}_samples_per_s"] = st["samples_per_s"]
-            metrics[f"{key}_tokens_per_s"] = st["real_tokens_per_s"]
-            metrics[f"{key}_step_ms_median"] = st["step_ms_median"]
-            metrics[f"{key}_model_gflops"] = st["model_flops_per_s"] / 1e9
-            metrics[f"{key}_mfu"] = st["model_flops_per_s"] / fp32_peak
-            metrics[f"{key}_peak_mb"] = run["peak_bytes"] / 2**20
-        f = runs[f"forgeline_{precision}"]
-        kept = f["event_time"][warm - 1 :]  # end of step `warm` .. end of the last step
-        if len(kept) > 1 and kept[-1] > kept[0]:
-            metrics[f"forgeline_{precision}_event_clock_samples_per_s"] = (
-                args.batch * (len(kept) - 1) / (kept[-1] - kept[0])
-            )
-        metrics[f"forgeline_{precision}_submit_to_first_step_s"] = f["submit_to_first_step_s"]
-        metrics[f"forgeline_{precision}_submit_to_fit_start_s"] = f["submit_to_fit_start_s"]
-        metrics[f"bare_{precision}_start_to_first_step_s"] = runs[f"bare_{precision}"][
-            "start_to_first_step_s"
-        ]
-        metrics[f"forgeline_{precision}_run_wall_s"] = f["wall_s"]
-        if f["accuracy"] is not None:
-            metrics[f"forgeline_{precision}_eval_accuracy"] = f["accuracy"]
-        metrics[f"forgeline_vs_bare_{precision}"] = (
-            metrics[f"forgeline_{precision}_samples_per_s"]
-            / metrics[f"bare_{precision}_samples_per_s"]
+    per_repetition, same = [], {}
+    for rep, runs in enumerate(rounds.results):
+        one, same_here = repetition_metrics(
+            runs, precisions, shapes, shape, warm, args, fp32_peak, bf16_peak
         )
-        metrics[f"forgeline_vs_hf_{precision}"] = (
-            metrics[f"forgeline_{precision}_samples_per_s"]
-            / metrics[f"hf_{precision}_samples_per_s"]
-        )
-        if precision == "bf16":  # for information: against what bf16 matmuls reach here
-            for side in ("forgeline", "bare"):
-                metrics[f"{side}_bf16_mfu_vs_bf16_peak"] = (
-                    metrics[f"{side}_bf16_model_gflops"] * 1e9 / bf16_peak
-                )
-    metrics["submit_to_first_step_s"] = runs["forgeline_fp32"]["submit_to_first_step_s"]
-    metrics["forgeline_mfu"] = max(metrics[f"forgeline_{p}_mfu"] for p in precisions)
-    if "bf16" in precisions:
-        if "forgeline_fp32_eval_accuracy" in metrics and "forgeline_bf16_eval_accuracy" in metrics:
-            metrics["bf16_accuracy_drop"] = (
-                metrics["forgeline_fp32_eval_accuracy"] - metrics["forgeline_bf16_eval_accuracy"]
-            )
-    if "forgeline_lora" in runs:
-        lora = runs["forgeline_lora"]
+        per_repetition.append(one)
+        same.update({f"{key}#{rep + 1}": ok for key, ok in same_here.items()})
+    metrics, spread = fold(per_repetition)
+    metrics.update(
+        {
+            "steps": args.steps,
+            "batch": args.batch,
+            "max_seq_len": args.seq_len,
+            "warmup_steps_dropped": warm,
+            "cpus": args.cpus,
+            "train_rows": len(train["text"]),
+            "eval_rows": len(held_out["text"]),
+            "data_is_uci": float(not source.startswith("generated")),
+            "mean_padded_len": sum(s[1] for s in shapes[warm:]) / len(shapes[warm:]),
+            "padding_share": 1
+            - sum(s[2] for s in shapes[warm:]) / sum(s[0] * s[1] for s in shapes[warm:]),
+            "non_embedding_params": shape["layers_params"] + shape["head_params"],
+            "embedding_params": shape["embedding"],
+            "matmul_peak_fp32_gflops": fp32_peak / 1e9,
+            "matmul_peak_bf16_gflops": bf16_peak / 1e9,
+            "same_batches_everywhere": float(all(same.values())),
+        }
+    )
+    if args.lora_steps:
+        full = rounds.results[0]["forgeline_fp32"]
         lw = max(1, round(WARMUP_SHARE * len(lora["step_times"])))
         metrics["lora_trainable_parameters"] = lora["trainable_parameters"]
         metrics["lora_total_parameters"] = lora["total_parameters"]
         metrics["lora_trainable_fraction"] = lora["trainable_parameters"] / lora["total_parameters"]
         metrics["lora_trainable_fraction_of_full"] = (
-            lora["trainable_parameters"] / runs["forgeline_fp32"]["trainable_parameters"]
+            lora["trainable_parameters"] / full["trainable_parameters"]
         )
         metrics["forgeline_lora_samples_per_s"] = steady(
             lora["step_times"], shapes[: len(lora["step_times"])], shape, lw
         )["samples_per_s"]
         metrics["forgeline_lora_submit_to_first_step_s"] = lora["submit_to_first_step_s"]
         metrics["forgeline_lora_peak_mb"] = lora["peak_bytes"] / 2**20
-    for name, share in foreign.items():
-        metrics[f"{name}_foreign_cpu_share"] = share
-    metrics["max_foreign_cpu_share"] = max(foreign.values())
     metrics["benchmark_wall_s"] = time.perf_counter() - started
 
     goals = [
@@ -826,7 +839,6 @@ def main() -> int:
     ]
     if "bf16_accuracy_drop" in metrics:
         goals.append({"metric": "bf16_accuracy_drop", "op": "<=", "target": 0.02})
-    judge(goals, metrics)
 
     notes = [
         f"data: {source}",
@@ -836,24 +848,22 @@ def main() -> int:
         "peak, T = padded batch length (padding_share of those positions are padding; an MFU "
         "over real tokens only is about (1 - padding_share) times the one reported)",
         "same batches: " + ", ".join(f"{k}={v}" for k, v in same.items()),
-        "HF Trainer optimizer: " + runs["hf_fp32"].get("optimizer", "?"),
+        "HF Trainer optimizer: " + rounds.results[0]["hf_fp32"].get("optimizer", "?"),
         "bare loop optimizer: torch.optim.AdamW(fused=True), as the recipe",
+        f"metrics are medians over {args.repeats} repetitions (bare, forgeline, HF Trainer "
+        "interleaved in each); the LoRA run and the matmul peaks are measured once",
     ]
-    loaded = [name for name, share in foreign.items() if share >= QUIET_SHARE]
-    if loaded:
-        notes.append(
-            "WARNING: other processes used over 10% of the CPUs during "
-            + ", ".join(loaded)
-            + " even after a retry; those numbers are not reliable"
-        )
-    report = {
-        "benchmark": "training",
-        "machine": machine(),
-        "metrics": metrics,
-        "goals": goals,
-        "notes": notes,
-    }
-    write_results(report)
+    report = results(
+        "training",
+        machine(),
+        metrics,
+        goals,
+        repeats=args.repeats,
+        spread=spread,
+        noise=noise(rounds.foreign),
+        notes=notes,
+    )
+    path = write_results(report, args.out)
 
     print()
     print(f"{'run':<24}{'samples/s':>10}{'forgeline/it':>14}{'step ms':>9}{'MFU':>7}{'peak MB':>9}")
@@ -867,7 +877,7 @@ def main() -> int:
             rate = metrics[f"{key}_samples_per_s"]
             print(
                 f"{label + ' ' + p:<24}{rate:>10.1f}"
-                f"{metrics[f'forgeline_{p}_samples_per_s'] / rate:>14.3f}"
+                f"{metrics.get(f'forgeline_vs_{side}_{p}', 1.0):>14.3f}"
                 f"{metrics[f'{key}_step_ms_median']:>9.0f}{metrics[f'{key}_mfu']:>7.3f}"
                 f"{metrics[f'{key}_peak_mb']:>9.0f}"
             )
@@ -888,10 +898,9 @@ def main() -> int:
         *(f"forgeline_{p}_eval_accuracy" for p in precisions),
         "lora_trainable_fraction_of_full",
         "forgeline_lora_submit_to_first_step_s",
-        "max_foreign_cpu_share",
         "benchmark_wall_s",
     ]
-    print_summary(report, shown)
+    print_summary(report, shown, path)
     return 0
 
 

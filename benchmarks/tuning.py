@@ -4,7 +4,7 @@ run time, each against its baseline in the same run.
 
     python benchmarks/tuning.py [--trials 40] [--seeds 20] [--concurrency 1] [--train-rows 10000]
         [--max-iter 100] [--tune-trials 4] [--epochs 1] [--batch 16] [--seq-len 64]
-        [--eval-rows 300] [--cpus 2] [--parts ab] [--quiet-wait 120] [--retries 1]
+        [--eval-rows 300] [--cpus 2] [--parts ab] [--quiet-wait 120] [--repeats 3] [--out PATH]
 
 Writes benchmarks/results/tuning.json. Needs ../shared/data (relative to the repository root):
 without it the benchmark says so and exits 0 without writing anything. What it measures, and how:
@@ -59,11 +59,15 @@ B. Scheduling overhead. A real tuning service (forgeline.server.serve in a threa
    own time beyond the plain runs (the service's per-trial seconds - the plain run), the gaps
    between trials and the tail (last trial finished -> response in hand).
 
-A shared machine: before part A and before each side of part B the benchmark waits
-(``--quiet-wait``) until processes outside its tree use under 10% of the CPUs, and measures the
-share they use meanwhile (in the JSON); part B's pair is measured again (``--retries``) when they
-used more than 10% during either side. Part A's quality numbers do not depend on the load, only
-its times do.
+A shared machine: one run is not a figure. Part B runs ``--repeats`` repetitions, interleaved;
+a repetition is one TuneModel call (seed = the repetition's number) and then the plain runs of
+the trials it made. Every part B metric is the median over the repetitions, with its spread in
+the JSON, and the goal is judged on the median; ``details`` holds the last repetition's trials.
+Part A is already a repeated, paired comparison (``--seeds`` searches per searcher, the first
+alternating). Before part A and before each side of part B the benchmark waits
+(``--quiet-wait``) until processes outside its tree use under 10% of the CPUs, and records the
+share they use meanwhile ("noise": part A as one entry, then each repetition of part B). Part
+A's quality numbers do not depend on the load, only its times do.
 """
 
 from __future__ import annotations
@@ -79,19 +83,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from forgeline.v1 import common_pb2
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 import _common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from _common import (  # noqa: E402
-    QUIET_SHARE,
     SENTENCE_FILES,
     SHARED,
     ForeignLoad,
-    judge,
+    bench_options,
+    fold,
+    interleave,
     load_sentences,
+    noise,
     print_summary,
+    results,
     start_ray,
     wait_quiet,
     write_results,
@@ -382,18 +391,17 @@ def tune_request(train_id: str, eval_id: str, args, seed: int):
     from google.protobuf import struct_pb2
 
     from forgeline.convert import struct
-    from forgeline.v1 import common_pb2
     from forgeline.v1 import training_service_pb2 as tpb
     from forgeline.v1 import tuning_service_pb2 as pb
 
     return pb.TuneModelRequest(
         training=tpb.TrainModelRequest(
-            train=tpb.DatasetInput(dataset_id=train_id),
-            eval=tpb.DatasetInput(dataset_id=eval_id),
+            train=common_pb2.DatasetInput(dataset_id=train_id),
+            eval=common_pb2.DatasetInput(dataset_id=eval_id),
             model=tpb.ModelSource(builtin="minilm-l6"),
             task=tpb.TASK_SEQUENCE_CLASSIFICATION,
             finetune=common_pb2.PluginSpec(name="lora", config=struct({"r": 8})),
-            hyper_parameters=tpb.HyperParameters(
+            hyper_parameters=common_pb2.HyperParameters(
                 learning_rate=1e-3,  # searched
                 batch_size_per_worker=args.batch,
                 epochs=args.epochs,
@@ -569,7 +577,7 @@ def child_plain(path: str) -> dict:
     return {"runs": runs, "imports_s": imports_s, "threads": torch.get_num_threads()}
 
 
-def part_b(args, log) -> tuple[dict, dict, list[str]]:
+def part_b(args, log) -> tuple[dict, dict, list[str], dict, list[dict]]:
     import pyarrow as pa
     from google.protobuf import json_format
 
@@ -578,7 +586,6 @@ def part_b(args, log) -> tuple[dict, dict, list[str]]:
     from forgeline.datasets import DatasetRepository
     from forgeline.server import ServiceThread
     from forgeline.settings import Settings
-    from forgeline.v1 import tuning_service_pb2 as pb
 
     train, held_out = load_sentences(args.data_seed, args.eval_rows)
     log(f"B: {len(train['text'])} train / {len(held_out['text'])} eval sentences")
@@ -603,39 +610,86 @@ def part_b(args, log) -> tuple[dict, dict, list[str]]:
             )
             with Client(f"127.0.0.1:{service.port}") as client:
                 client.wait_ready()
-                for attempt in range(args.retries + 1):
-                    quiet = wait_quiet(args.quiet_wait, log)
-                    request = tune_request(train_id, eval_id, args, seed=attempt)
-                    load = ForeignLoad()
-                    tuned = run_tuning(client, request)
-                    tune_share = load.share()
+                seeds = iter(range(args.repeats))
+                tuned: dict = {}  # this repetition's TuneModel: the plain runs redo its trials
+
+                def tune() -> dict:
+                    request = tune_request(train_id, eval_id, args, seed=next(seeds))
+                    tuned.update(run_tuning(client, request), request=request)
                     response = tuned["response"]
-                    log(
-                        f"B: TuneModel: {len(response.trials)} trials in {tuned['wall_s']:.1f}s "
-                        f"(others' CPU {tune_share:.0%})"
-                    )
-                    configs = plain_configs(settings, request, response, tmp / "plain")
-                    wait_quiet(args.quiet_wait, log)
-                    load = ForeignLoad()
-                    plain = run_plain(configs, args.cpus)
-                    plain_share = load.share()
-                    total = sum(r["seconds"] for r in plain["runs"])
-                    log(
-                        f"B: plain runs: {total:.1f}s of run_recipe (others' CPU {plain_share:.0%})"
-                    )
-                    if max(tune_share, plain_share) < QUIET_SHARE:
-                        break
-                    log(
-                        "B: other processes used over 10% of the CPUs"
-                        + ("; measuring again" if attempt < args.retries else "")
-                    )
+                    log(f"B: TuneModel: {len(response.trials)} trials in {tuned['wall_s']:.1f}s")
+                    return dict(tuned)
+
+                def plain() -> dict:
+                    folder = tmp / f"plain-{tuned['request'].hyper_parameters.seed}"
+                    configs = plain_configs(settings, tuned["request"], tuned["response"], folder)
+                    done = run_plain(configs, args.cpus)
+                    total = sum(r["seconds"] for r in done["runs"])
+                    log(f"B: plain runs: {total:.1f}s of run_recipe")
+                    return done
+
+                rounds = interleave(
+                    {"tune": tune, "plain": plain},
+                    args.repeats,
+                    quiet_wait=args.quiet_wait,
+                    log=log,
+                )
         finally:
             service.stop()
 
+    per_repetition = [
+        overhead_metrics(runs["tune"], runs["plain"], args) for runs in rounds.results
+    ]
+    if any(len(one) != len(per_repetition[0]) for one in per_repetition):
+        notes.append("B: some trial start/end events were missing; no head/gap/tail split there")
+    metrics, spread = fold(per_repetition)
+    metrics.update(
+        {
+            "b_epochs": args.epochs,
+            "b_batch": args.batch,
+            "b_max_seq_len": args.seq_len,
+            "b_cpus_per_trial": args.cpus,
+            "b_train_rows": len(train["text"]),
+            "b_eval_rows": len(held_out["text"]),
+        }
+    )
+    last = rounds.results[-1]
+    request, response, runs = (
+        last["tune"]["request"],
+        last["tune"]["response"],
+        last["plain"]["runs"],
+    )
+    trials = sorted(response.trials, key=lambda t: t.number)
+    details = {
+        "request": json_format.MessageToDict(request),
+        "trials": [  # of the last repetition
+            {
+                "number": t.number,
+                "parameters": json_format.MessageToDict(t.parameters),
+                "service_seconds": t.seconds,
+                "plain_seconds": r["seconds"],
+                "tune_eval_loss": t.metrics["eval_loss"],
+                "plain_eval_loss": r["metrics"].get("eval_loss"),
+                "tune_eval_accuracy": t.metrics["eval_accuracy"],
+                "plain_eval_accuracy": r["metrics"].get("eval_accuracy"),
+                "samples_per_second_tune": t.metrics.get("samples_per_second"),
+                "samples_per_second_plain": r["metrics"].get("samples_per_second"),
+            }
+            for t, r in zip(trials, runs, strict=True)
+        ],
+    }
+    return metrics, details, notes, spread, rounds.foreign
+
+
+def overhead_metrics(tuned: dict, plain: dict, args) -> dict[str, float]:
+    """One repetition of part B: the TuneModel call against the plain runs of its trials."""
+    from forgeline.v1 import tuning_service_pb2 as pb
+
+    response = tuned["response"]
     trials = sorted(response.trials, key=lambda t: t.number)
     n = len(trials)
-    states = [pb.TrialState.Name(t.state) for t in trials]
     if any(t.state != pb.TRIAL_STATE_COMPLETED for t in trials):
+        states = [pb.TrialState.Name(t.state) for t in trials]
         raise RuntimeError(f"B: not every trial completed: {states}")
     runs = plain["runs"]
     plain_s = [r["seconds"] for r in runs]
@@ -653,12 +707,6 @@ def part_b(args, log) -> tuple[dict, dict, list[str]]:
     ]
     metrics: dict[str, float] = {
         "b_trials": n,
-        "b_epochs": args.epochs,
-        "b_batch": args.batch,
-        "b_max_seq_len": args.seq_len,
-        "b_cpus_per_trial": args.cpus,
-        "b_train_rows": len(train["text"]),
-        "b_eval_rows": len(held_out["text"]),
         "b_tune_wall_s": wall,
         "b_service_seconds": response.seconds,
         "b_plain_total_s": total,
@@ -679,44 +727,18 @@ def part_b(args, log) -> tuple[dict, dict, list[str]]:
         "b_plain_torch_threads": plain["threads"],
         "b_eval_loss_max_abs_diff": max(loss_diff),
         "b_eval_accuracy_max_abs_diff": max(acc_diff),
-        "b_tune_foreign_cpu_share": tune_share,
-        "b_plain_foreign_cpu_share": plain_share,
-        "b_quiet_wait_share": quiet,
-        "b_attempts": attempt + 1,
     }
     if all(k in starts and k in ends for k in numbers):
-        head = starts[numbers[0]] - tuned["began"]
         gaps = [starts[b] - ends[a] for a, b in zip(numbers, numbers[1:], strict=False)]
-        tail = tuned["ended"] - ends[numbers[-1]]
         metrics.update(
             {
-                "b_head_s": head,  # the call -> the first trial's start event
+                "b_head_s": starts[numbers[0]] - tuned["began"],  # call -> first trial's start
                 "b_gaps_between_trials_s": sum(gaps),
-                "b_tail_s": tail,  # the last trial's end event -> the response in hand
+                "b_tail_s": tuned["ended"] - ends[numbers[-1]],  # last end -> response in hand
                 "b_trial_event_s_sum": sum(ends[k] - starts[k] for k in numbers),
             }
         )
-    else:
-        notes.append("B: some trial start/end events were missing; no head/gap/tail split")
-    details = {
-        "request": json_format.MessageToDict(request),
-        "trials": [
-            {
-                "number": t.number,
-                "parameters": json_format.MessageToDict(t.parameters),
-                "service_seconds": t.seconds,
-                "plain_seconds": r["seconds"],
-                "tune_eval_loss": t.metrics["eval_loss"],
-                "plain_eval_loss": r["metrics"].get("eval_loss"),
-                "tune_eval_accuracy": t.metrics["eval_accuracy"],
-                "plain_eval_accuracy": r["metrics"].get("eval_accuracy"),
-                "samples_per_second_tune": t.metrics.get("samples_per_second"),
-                "samples_per_second_plain": r["metrics"].get("samples_per_second"),
-            }
-            for t, r in zip(trials, runs, strict=True)
-        ],
-    }
-    return metrics, details, notes
+    return metrics
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -767,12 +789,7 @@ def main() -> int:
         help="before part A and each part B measurement, wait up to this many seconds for "
         "other processes to go quiet",
     )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=1,
-        help="B: measured again when other processes used over 10%% of the CPUs meanwhile",
-    )
+    bench_options(parser)
     parser.add_argument("--child-plain", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_plain:
@@ -814,22 +831,23 @@ def main() -> int:
     details: dict[str, dict] = {}
     notes: list[str] = []
     goals: list[dict] = []
+    spread: dict[str, dict] = {}
+    foreign: list[dict[str, float]] = []
     try:
         if "a" in parts:
             a_metrics, details["a"] = part_a(args, log)
             metrics.update(a_metrics)
+            foreign.append({"a": a_metrics["a_foreign_cpu_share"]})
             goals.append({"metric": "tpe_beats_random_share", "op": ">=", "target": 0.7})
         if "b" in parts:
-            b_metrics, details["b"], b_notes = part_b(args, log)
+            b_metrics, details["b"], b_notes, spread, b_foreign = part_b(args, log)
             metrics.update(b_metrics)
             notes += b_notes
+            foreign += b_foreign
             goals.append({"metric": "tuning_overhead_share", "op": "<=", "target": 0.10})
     finally:
         ray.shutdown()
-    shares = [v for k, v in metrics.items() if k.endswith("_foreign_cpu_share")]
-    metrics["max_foreign_cpu_share"] = max(shares)
     metrics["benchmark_wall_s"] = time.perf_counter() - started
-    judge(goals, metrics)
 
     if "a" in parts:
         notes.append(
@@ -845,20 +863,18 @@ def main() -> int:
             "and callbacks, checkpoint copies into the experiment, importances, committing the "
             "best model, and the client noticing the end; model loading per trial is in both"
         )
-    if metrics["max_foreign_cpu_share"] >= QUIET_SHARE:
-        notes.append(
-            f"WARNING: other processes used up to {metrics['max_foreign_cpu_share']:.0%} of the "
-            "CPUs during a measurement; timings are noisier than on a quiet machine"
-        )
-    report = {
-        "benchmark": "tuning",
-        "machine": machine(),
-        "metrics": metrics,
-        "goals": goals,
-        "details": details,
-        "notes": notes,
-    }
-    write_results(report)
+    report = results(
+        "tuning",
+        machine(),
+        metrics,
+        goals,
+        repeats=args.repeats,
+        spread=spread,
+        noise=noise(foreign),
+        notes=notes,
+        details=details,
+    )
+    path = write_results(report, args.out)
 
     print()
     if "a" in parts:
@@ -911,10 +927,9 @@ def main() -> int:
         "b_gaps_between_trials_s",
         "b_tail_s",
         "b_plain_imports_s",
-        "max_foreign_cpu_share",
         "benchmark_wall_s",
     ]
-    print_summary(report, shown)
+    print_summary(report, shown, path)
     return 0
 
 

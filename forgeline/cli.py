@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from forgeline.v1 import common_pb2
+
+if TYPE_CHECKING:
+    from forgeline.errors import ForgelineError
 
 app = typer.Typer(no_args_is_help=True, help="forgeline: from raw data to a served model.")
 plugins_app = typer.Typer(no_args_is_help=True, help="Installed plugins.")
@@ -49,12 +54,39 @@ def main() -> None:
     try:
         app()
     except ForgelineError as exc:
-        err.print(f"[red]error[/red] {exc.code.name} {exc.reason}: {exc.message}")
-        for v in exc.violations:
-            err.print(f"  - {v.field}: {v.description}")
+        for line in error_lines(exc):
+            err.print(line)
         if exc.reason in PATH_REASONS:
             err.print(f"[yellow]hint[/yellow] {PATHS_RESOLVE_ON_THE_SERVER}")
         sys.exit(1)
+
+
+def error_lines(exc: ForgelineError) -> list[str]:
+    """An error as the CLI prints it (rich markup): the status once (its reason too when that
+    says more than the code), the message once, then each field violation once. A message that
+    restates the violations (InvalidArgument.for_field, Violations, the gateway's "the pipeline
+    is not valid: FIRST (and N more)") is cut where they start: they follow, one a line."""
+    import re
+
+    from rich.markup import escape
+
+    status = exc.code.name if exc.reason == exc.code.name else f"{exc.code.name} {exc.reason}"
+    message = exc.message
+    more = re.search(r"\(and (\d+) more\)$", message)
+    if exc.violations:
+        # Found by the field alone: a server clips a long message and each violation apart.
+        start = message.find(f"{exc.violations[0].field}: ")
+        if start >= 0:
+            message = message[:start].rstrip(" :;")
+    lines = [f"[red]error[/red] {status}" + (f": {escape(message)}" if message else "")]
+    shown = list(dict.fromkeys(exc.violations))
+    for violation in shown:
+        lines.append(f"  - {escape(violation.field)}: {escape(violation.description)}")
+    # A reply carries a bounded number of violations; the message still counts them all.
+    unshown = 1 + int(more.group(1)) - len(exc.violations) if more and exc.violations else 0
+    if unshown > 0:
+        lines.append(f"  ... and {unshown} more")
+    return lines
 
 
 def _settings():
@@ -99,14 +131,8 @@ def plugins_list(
 ) -> None:
     """Installed plugins: name, kind, package==version (and any that failed to load)."""
     from forgeline.plugin_service import plugin_infos
-    from forgeline.registry import PluginRegistry
 
-    settings = _settings()
-    registry = PluginRegistry(
-        allow=settings.plugins_allow,
-        required=settings.plugins_required,
-        autoload=settings.plugins_autoload,
-    )
+    registry = _plugin_registry()
     table = Table("kind", "name", "package", "description")
     for info in plugin_infos(registry, kind):
         table.add_row(
@@ -118,6 +144,59 @@ def plugins_list(
             f"[yellow]failed[/yellow] {error.kind}:{error.name} ({error.distribution}): "
             f"{error.error}"
         )
+
+
+@plugins_app.command("show")
+def plugins_show(
+    name: Annotated[str, typer.Argument(help="The plugin's name, e.g. dedup_near.")],
+    kind: Annotated[
+        str, typer.Option(help="Its kind, e.g. cleaners (needed when two kinds share the name).")
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """One plugin: its description and the JSON Schema of its config."""
+    from forgeline.errors import InvalidArgument, NotFound
+    from forgeline.plugin_service import plugin_infos
+
+    registry = _plugin_registry()
+    found = [info for info in plugin_infos(registry, kind) if info.name == name]
+    if not found:
+        # The registry says why: the known names of the kind, or the error of a broken plugin.
+        for k in [kind] if kind else sorted({e.kind for e in registry.errors() if e.name == name}):
+            registry.get(k, name)
+        raise NotFound(
+            f"no plugin named {name!r} is installed; `forgeline plugins list` shows those that are",
+            reason="PLUGIN_NOT_FOUND",
+            metadata={"plugin": name},
+        )
+    if len(found) > 1:
+        kinds = ", ".join(info.kind for info in found)
+        raise InvalidArgument.for_field(
+            "--kind", f"plugins of several kinds are named {name!r} ({kinds}): name one"
+        )
+    (info,) = found
+    schema = json.loads(info.config_schema_json)
+    if as_json:
+        fields = ("kind", "name", "distribution", "version", "description")
+        shown = {**{f: getattr(info, f) for f in fields}, "config_schema": schema}
+        print(json.dumps(shown, indent=2))
+        return
+    console.print(f"{info.kind}:{info.name}  {info.distribution}=={info.version}", markup=False)
+    console.print(info.description, markup=False, highlight=False)
+    console.print("\nconfig (JSON Schema):", markup=False)
+    console.print_json(data=schema, indent=2)
+
+
+def _plugin_registry():
+    """The registry this process would load plugins through, as settings configure it."""
+    from forgeline.registry import PluginRegistry
+
+    settings = _settings()
+    return PluginRegistry(
+        allow=settings.plugins_allow,
+        required=settings.plugins_required,
+        autoload=settings.plugins_autoload,
+    )
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -519,14 +598,14 @@ def train_run(
     if task not in TASK_NAMES:
         raise InvalidArgument.for_field("--task", f"one of {', '.join(TASK_NAMES)}")
     request = pb.TrainModelRequest(
-        train=pb.DatasetInput(
+        train=common_pb2.DatasetInput(
             dataset_id=dataset, text_column=text_column, label_column=label_column
         ),
         model=source,
         task=TASK_NAMES[task],
         finetune=_plugin_specs([finetune], "--finetune")[0],
         trackers=_plugin_specs(tracker or [], "--tracker"),
-        hyper_parameters=pb.HyperParameters(
+        hyper_parameters=common_pb2.HyperParameters(
             learning_rate=learning_rate,
             batch_size_per_worker=batch_size,
             epochs=epochs,
@@ -538,7 +617,7 @@ def train_run(
             seed=seed,
             group_by_length=group_by_length,
         ),
-        scaling=pb.Scaling(
+        scaling=common_pb2.Scaling(
             num_workers=workers, cpus_per_worker=cpus_per_worker, use_gpu=gpu, bf16=bf16
         ),
         checkpoint=pb.CheckpointPolicy(every_steps=checkpoint_every),
@@ -547,7 +626,7 @@ def train_run(
     )
     if eval_dataset:
         request.eval.CopyFrom(
-            pb.DatasetInput(
+            common_pb2.DatasetInput(
                 dataset_id=eval_dataset, text_column=text_column, label_column=label_column
             )
         )
@@ -591,7 +670,7 @@ def train_evaluate(
 
     request = pb.EvaluateModelRequest(
         model_id=model,
-        dataset=pb.DatasetInput(
+        dataset=common_pb2.DatasetInput(
             dataset_id=dataset, text_column=text_column, label_column=label_column
         ),
     )
@@ -658,12 +737,11 @@ def compress(
     from google.protobuf import json_format
 
     from forgeline.v1 import compression_service_pb2 as pb
-    from forgeline.v1 import training_service_pb2 as tpb
 
     request = pb.CompressModelRequest(
         model_id=model,
-        eval=tpb.DatasetInput(dataset_id=eval_dataset),
-        train=tpb.DatasetInput(dataset_id=train_dataset) if train_dataset else None,
+        eval=common_pb2.DatasetInput(dataset_id=eval_dataset),
+        train=common_pb2.DatasetInput(dataset_id=train_dataset) if train_dataset else None,
         compressors=_plugin_specs(compressor, "--compressor"),
         accuracy_budget=budget,
         budget_metric=metric,

@@ -11,18 +11,25 @@ check() finds, for every step at once: an unknown service or method (listing the
 request field the message lacks, a value of the wrong type, an unknown plugin (listing the known
 ones of that kind) or a config its JSON Schema refuses, a reference to a field the producing step's
 response does not have (or of a type the field cannot take), a gate on a metric the step does not
-emit.
+emit. A misspelt name gets the known names closest to it ("did you mean").
+
+validate() is the whole check of a pipeline file, given where each service's catalog comes from:
+the gateway discovers the running services (discover()); `forgeline validate --offline` builds
+them on this machine (local_catalog(): the generated descriptors and the plugins installed here).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.longrunning import operations_proto_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 
-from forgeline.gateway.spec import REFERENCE, Pipeline, Problem, Step
+from forgeline.errors import Unavailable
+from forgeline.gateway.spec import REFERENCE, Pipeline, Problem, Step, did_you_mean, parse_all
 from forgeline.v1 import options_pb2
 
 OPERATION = "google.longrunning.Operation"
@@ -46,6 +53,13 @@ INTEGERS = {
 }
 FLOATS = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
 NUMBERS = INTEGERS | FLOATS
+# Numbers in a response that are not measurements, left out of the metrics a gate is offered
+# (a gate may still name them by their full path): the insides of well-known types (a
+# Timestamp's seconds and nanos) and identifiers (an artifact's version, a trial's number, the
+# audit log's sequence number, a numeric id).
+WELL_KNOWN_PACKAGE = "google.protobuf."
+IDENTIFIERS = {"version", "number", "sequence"}
+IDENTIFIER_SUFFIXES = ("_sequence", "_id")
 
 
 @dataclass
@@ -87,20 +101,16 @@ def check(pipeline: Pipeline, services: dict[str, ServiceCatalog]) -> tuple[list
         at = f"steps.{step.name}"
         catalog = services.get(step.service)
         if catalog is None:
-            problems.append(
-                Problem(
-                    f"{at}.call",
-                    f"no service {step.service!r}; known: {', '.join(sorted(services)) or 'none'}",
-                )
-            )
+            problems.append(Problem(f"{at}.call", no_service(step.service, sorted(services))))
             continue
         method = catalog.service.methods_by_name.get(step.method)
         if method is None or not _is_operation(method.output_type):
+            methods = catalog.long_running()
             problems.append(
                 Problem(
                     f"{at}.call",
-                    f"{step.service} has no long-running method {step.method!r}; it has "
-                    f"{', '.join(catalog.long_running())}",
+                    f"{step.service} has no long-running method {step.method!r}"
+                    f"{did_you_mean(step.method, methods)}; it has {', '.join(methods)}",
                 )
             )
             continue
@@ -118,6 +128,65 @@ def check(pipeline: Pipeline, services: dict[str, ServiceCatalog]) -> tuple[list
     return problems, checked
 
 
+def no_service(name: str, known: list[str]) -> str:
+    return f"no service {name!r}{did_you_mean(name, known)}; known: {', '.join(known) or 'none'}"
+
+
+@dataclass
+class Validation:
+    """A pipeline file checked as far as the catalogs at hand allow."""
+
+    pipeline: Pipeline
+    checked: Checked
+    problems: list[Problem]
+    # Services that steps call and no catalog was at hand for: their steps' requests,
+    # references and gates were not checked.
+    unchecked: list[str] = field(default_factory=list)
+
+
+def validate(
+    text: str,
+    overrides: list[str],
+    known: list[str],
+    catalog_of: Callable[[str], ServiceCatalog | None],
+) -> Validation:
+    """Every problem of the pipeline in ``text``: its shape (spec.parse_all), then each step
+    against the catalog of its service. ``known`` are the services a step may call;
+    ``catalog_of(name)`` gives one's catalog, None when it cannot be had here (the steps are
+    left unchecked), or raises Unavailable (a problem naming the service's address). Raises
+    PipelineInvalid only for text that is not a YAML mapping."""
+    pipeline, problems = parse_all(text, overrides)
+    catalogs: dict[str, ServiceCatalog] = {}
+    unchecked: list[str] = []
+    # A step whose call is not SERVICE.Method has no service: spec reported it.
+    for service in dict.fromkeys(s.service for s in pipeline.steps if s.service):
+        if service not in known:
+            for step in (s for s in pipeline.steps if s.service == service):
+                problems.append(Problem(f"steps.{step.name}.call", no_service(service, known)))
+            continue
+        try:
+            catalog = catalog_of(service)
+        except Unavailable as exc:
+            first = next(s for s in pipeline.steps if s.service == service)
+            problems.append(Problem(f"steps.{first.name}.call", str(exc)))
+            continue
+        if catalog is None:
+            unchecked.append(service)
+        else:
+            catalogs[service] = catalog
+    # A step on an unknown, unreachable or unchecked service was handled above; check() would
+    # only add "no service" for it.
+    elsewhere = {s.name for s in pipeline.steps if s.service not in catalogs}
+    found, checked = check(pipeline, catalogs)
+    problems += [
+        p
+        for p in found
+        if not (p.field.split(".")[1] in elsewhere and p.field.endswith(".call"))
+        and p not in problems
+    ]
+    return Validation(pipeline, checked, problems, unchecked)
+
+
 # --- requests ----------------------------------------------------------------------------------
 
 
@@ -130,10 +199,7 @@ def _check_message(value, descriptor: Descriptor, where, step, catalog, response
     for key, item in value.items():
         fd = descriptor.fields_by_name.get(key) or _by_json_name(descriptor, key)
         if fd is None:
-            known = ", ".join(f.name for f in descriptor.fields)
-            problems.append(
-                Problem(f"{where}.{key}", f"{descriptor.name} has no field {key!r}; it has {known}")
-            )
+            problems.append(Problem(f"{where}.{key}", _no_field(descriptor, key)))
             continue
         _check_field(item, fd, f"{where}.{key}", step, catalog, responses, problems)
 
@@ -198,7 +264,7 @@ def _scalar_problem(value, fd: FieldDescriptor) -> str:
         names = [v.name for v in fd.enum_type.values]
         if value in names or (isinstance(value, int) and value in fd.enum_type.values_by_number):
             return ""
-        return f"{value!r} is not one of {', '.join(names)}"
+        return f"{value!r}{did_you_mean(value, names)} is not one of {', '.join(names)}"
     return ""
 
 
@@ -212,8 +278,8 @@ def _check_plugin(value: dict, kind: str, where: str, catalog: ServiceCatalog, p
         problems.append(
             Problem(
                 f"{where}.name",
-                f"no {kind} plugin {name!r} on {catalog.name}; known: "
-                f"{', '.join(sorted(known)) or 'none'}",
+                f"no {kind} plugin {name!r}{did_you_mean(name, known)} on {catalog.name}; "
+                f"known: {', '.join(sorted(known)) or 'none'}",
             )
         )
         return
@@ -299,8 +365,7 @@ def resolve_path(descriptor: Descriptor, path: list[str]) -> tuple[FieldDescript
             return None, f"{'.'.join(path[:i])} is not a message; {part!r} cannot follow it"
         fd = current.fields_by_name.get(part) or _by_json_name(current, part)
         if fd is None:
-            known = ", ".join(f.name for f in current.fields)
-            return None, f"{current.name} has no field {part!r}; it has {known}"
+            return None, _no_field(current, part)
         i += 1
         if _is_map(fd) or fd.is_repeated:
             element = fd.message_type.fields_by_name["value"] if _is_map(fd) else fd
@@ -328,18 +393,24 @@ def metric_path(response: Descriptor, metric: str) -> tuple[str, str]:
             return metric, ""
         if not error:
             return "", f"{metric} is not a number in {response.name}"
+    paths = numeric_paths(response)
     if len(parts) == 1:
-        found = sorted(p for p in numeric_paths(response) if p.split(".")[-1] == metric)
+        found = sorted(p for p in paths if p.split(".")[-1] == metric)
         if len(found) == 1:
             return found[0], ""
         if len(found) > 1:
             return "", f"{metric!r} is ambiguous in {response.name}: {', '.join(found)}"
-    known = ", ".join(numeric_paths(response))
-    return "", f"{response.name} has no metric {metric!r}; it has {known}"
+    # A bare name that stands for one path is as good a suggestion as the path.
+    names = paths + [p.split(".")[-1] for p in paths if "." in p]
+    return "", (
+        f"{response.name} has no metric {metric!r}{did_you_mean(metric, names)}; "
+        f"it has {', '.join(paths)}"
+    )
 
 
 def numeric_paths(descriptor: Descriptor, prefix: str = "", depth: int = 0) -> list[str]:
-    """Dotted paths of the single numeric fields of a message (and `map.KEY` for numeric maps)."""
+    """Dotted paths of the metric-like numeric fields of a message (and `map.KEY` for numeric
+    maps): single numbers, not inside a well-known type, not identifiers (IDENTIFIERS)."""
     out: list[str] = []
     if depth > 4:
         return out
@@ -351,10 +422,10 @@ def numeric_paths(descriptor: Descriptor, prefix: str = "", depth: int = 0) -> l
         elif fd.is_repeated:
             continue
         elif fd.type in NUMBERS:
-            out.append(path)
-        elif (
-            fd.type == FieldDescriptor.TYPE_MESSAGE
-            and fd.message_type.full_name not in STRUCT_TYPES
+            if fd.name not in IDENTIFIERS and not fd.name.endswith(IDENTIFIER_SUFFIXES):
+                out.append(path)
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE and not fd.message_type.full_name.startswith(
+            WELL_KNOWN_PACKAGE
         ):
             out.extend(numeric_paths(fd.message_type, f"{path}.", depth + 1))
     return out
@@ -372,6 +443,14 @@ def _is_map(fd: FieldDescriptor) -> bool:
         fd.type == FieldDescriptor.TYPE_MESSAGE
         and fd.is_repeated
         and fd.message_type.GetOptions().map_entry
+    )
+
+
+def _no_field(descriptor: Descriptor, name: str) -> str:
+    known = [f.name for f in descriptor.fields]
+    return (
+        f"{descriptor.name} has no field {name!r}{did_you_mean(name, known)}; "
+        f"it has {', '.join(known)}"
     )
 
 
@@ -447,6 +526,29 @@ def discover(name: str, client) -> ServiceCatalog:
             ) from None
         raise error from None
     return ServiceCatalog(name, client.address, service, plugins_by_kind(infos))
+
+
+def generated_service(name: str) -> ServiceDescriptor | None:
+    """The domain service in forgeline's generated module for the service ``name``
+    (`forgeline.v1.<name>_service_pb2`: one proto file per service, DESIGN); None for a service
+    forgeline does not ship (a third party's is known by its address only)."""
+    try:
+        module = importlib.import_module(f"forgeline.v1.{name}_service_pb2")
+    except ImportError:
+        return None
+    services = list(module.DESCRIPTOR.services_by_name.values())
+    return services[0] if len(services) == 1 else None
+
+
+def local_catalog(
+    name: str, plugins: dict[str, dict[str, dict[str, Any]]]
+) -> ServiceCatalog | None:
+    """The catalog of the service ``name`` as this machine has it, with no service asked: its
+    generated descriptors and ``plugins`` (plugins_by_kind of the registry in this process:
+    every service process loads every installed plugin). None when its descriptors are not
+    here."""
+    service = generated_service(name)
+    return None if service is None else ServiceCatalog(name, "", service, plugins)
 
 
 def plugins_by_kind(infos) -> dict[str, dict[str, dict[str, Any]]]:

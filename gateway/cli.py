@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -127,12 +127,21 @@ class _Connection:
 
 
 def _read(path: Path) -> str:
+    """The pipeline file's text, refused here when it is not a YAML mapping: the error names
+    the file and the line, and no gateway or stack is needed to say so."""
     from forgeline.errors import InvalidArgument
+    from forgeline.gateway.spec import PipelineInvalid, invalid, load_document
 
     try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidArgument.for_field("PIPELINE", f"cannot read {path}: {exc.strerror}") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise InvalidArgument.for_field("PIPELINE", f"cannot read {path}: {reason}") from None
+    try:
+        load_document(text, source=str(path))
+    except PipelineInvalid as exc:
+        raise invalid(exc.problems) from None
+    return text
 
 
 def _local(pipeline: Path, text: str, overrides: list[str]) -> LocalRun:
@@ -358,6 +367,15 @@ def _run_json(run) -> str:
 def validate(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     overrides: SetOpt = [],  # noqa: B006
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Check with no gateway and no service: the file, its steps and references, "
+            "each call's request against the services' descriptors and plugins installed here, "
+            "the gates. Says what it left unchecked.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a pipeline against the services it names; prints every problem at once. Paths
@@ -365,22 +383,85 @@ def validate(
     from forgeline.v1 import pipeline_service_pb2 as pb
 
     text = _read(pipeline)
-    local = _local(pipeline, text, overrides)
-    connection = _Connection(local=local)
-    with connection as client:
-        text, overrides = _sent(connection, local, text, overrides)
-        plan = client.pipelines.ValidatePipeline(
-            pb.ValidatePipelineRequest(pipeline_yaml=text, overrides=overrides)
-        )
+    unchecked: list[str] = []
+    if offline:
+        plan, unchecked = _validate_offline(text, overrides)
+    else:
+        local = _local(pipeline, text, overrides)
+        connection = _Connection(local=local)
+        with connection as client:
+            text, overrides = _sent(connection, local, text, overrides)
+            plan = client.pipelines.ValidatePipeline(
+                pb.ValidatePipelineRequest(pipeline_yaml=text, overrides=overrides)
+            )
     if as_json:
         from google.protobuf import json_format
 
-        console.print_json(json.dumps(json_format.MessageToDict(plan)))
+        shown = json_format.MessageToDict(plan)
+        if offline:
+            shown["notChecked"] = unchecked
+        console.print_json(json.dumps(shown))
         return
     table = Table("step", "method", "after", "gates", title=f"{plan.pipeline}: valid")
     for step in plan.steps:
         table.add_row(step.name, step.method, ", ".join(step.depends_on), "; ".join(step.gates))
     console.print(table)
+    _print_unchecked(unchecked)
+
+
+def _validate_offline(text: str, overrides: list[str]) -> tuple[Any, list[str]]:
+    """ValidatePipeline's checks run here, on the services' generated descriptors and the
+    plugins installed in this environment (the gateway's own code: catalog.validate); returns
+    the plan and what was left unchecked. No gateway is asked and no service started."""
+    from functools import cache
+
+    from forgeline.gateway.catalog import local_catalog, plugins_by_kind
+    from forgeline.gateway.catalog import validate as check_pipeline
+    from forgeline.gateway.service import known_services
+    from forgeline.gateway.servicer import planned
+    from forgeline.gateway.spec import invalid
+    from forgeline.plugin_service import plugin_infos
+    from forgeline.registry import PluginRegistry
+
+    settings = _settings()
+
+    @cache
+    def plugins() -> dict:
+        registry = PluginRegistry(
+            allow=settings.plugins_allow,
+            required=settings.plugins_required,
+            autoload=settings.plugins_autoload,
+        )
+        return plugins_by_kind(plugin_infos(registry))
+
+    validation = check_pipeline(
+        text, overrides, known_services(settings), lambda name: local_catalog(name, plugins())
+    )
+    unchecked = [
+        "that each service answers at its address with these operations and plugins: checked "
+        "against the descriptors and plugins installed here instead"
+    ]
+    for service in validation.unchecked:
+        steps = ", ".join(s.name for s in validation.pipeline.steps if s.service == service)
+        unchecked.append(
+            f"the steps that call {service} ({steps}): its descriptors are not installed here, "
+            "so their requests, the references to their responses and their gates"
+        )
+    unchecked.append(
+        "that the datasets, models and files the steps name exist and may be read: each "
+        "service checks that when its step runs (validation without --offline does not either)"
+    )
+    if validation.problems:
+        _print_unchecked(unchecked)
+        raise invalid(validation.problems)
+    return planned(validation.pipeline, validation.checked), unchecked
+
+
+def _print_unchecked(unchecked: list[str]) -> None:
+    if unchecked:
+        err.print("[yellow]not checked offline[/yellow]")
+        for line in unchecked:
+            err.print(f"  - {line}")
 
 
 # --- runs ---------------------------------------------------------------------------------------

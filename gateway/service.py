@@ -8,12 +8,12 @@ import threading
 from dataclasses import dataclass
 
 from forgeline.client import Client
-from forgeline.errors import FieldViolation, InvalidArgument, Unavailable
+from forgeline.gateway import catalog as C
 from forgeline.gateway import runs as R
-from forgeline.gateway.catalog import Checked, ServiceCatalog, check, discover
+from forgeline.gateway.catalog import Checked, discover
 from forgeline.gateway.orchestrator import Audit, Orchestrator, RunOutcome
 from forgeline.gateway.remote import RemoteService
-from forgeline.gateway.spec import Pipeline, PipelineInvalid, Problem, parse_all
+from forgeline.gateway.spec import Pipeline, PipelineInvalid, invalid
 from forgeline.server import installed_services
 from forgeline.settings import DEFAULT_PORTS, Settings
 
@@ -69,10 +69,7 @@ class Gateway:
             remote.client.close()
 
     def known_services(self) -> list[str]:
-        """Services a step may call: the platform's, those installed here, and any the settings
-        give an address for (a third party's service runs anywhere)."""
-        names = {*DEFAULT_PORTS, *installed_services(), *self.settings.addresses}
-        return sorted(names - {"gateway"})
+        return known_services(self.settings)
 
     # --- validation -----------------------------------------------------------------------------
     def validate(self, text: str, overrides: list[str]) -> Validated:
@@ -80,39 +77,14 @@ class Gateway:
         problem as a field violation (FAILED_PRECONDITION-free: an unreachable service is one
         of the problems, named with its address)."""
         try:
-            pipeline, problems = parse_all(text, overrides)
+            validation = C.validate(
+                text, overrides, self.known_services(), lambda name: self.remote(name).catalog
+            )
         except PipelineInvalid as exc:  # not YAML, or not a mapping: nothing more to check
             raise invalid(exc.problems) from None
-        catalogs: dict[str, ServiceCatalog] = {}
-        known = self.known_services()
-        for service in dict.fromkeys(s.service for s in pipeline.steps):
-            if service not in known:
-                for step in (s for s in pipeline.steps if s.service == service):
-                    problems.append(
-                        Problem(
-                            f"steps.{step.name}.call",
-                            f"no service {service!r}; known: {', '.join(known)}",
-                        )
-                    )
-                continue
-            try:
-                catalogs[service] = self.remote(service).catalog
-            except Unavailable as exc:
-                first = next(s for s in pipeline.steps if s.service == service)
-                problems.append(Problem(f"steps.{first.name}.call", str(exc)))
-        # A step on an unknown or unreachable service was reported above; check() would only
-        # add "no service" for it.
-        unreachable = {s.name for s in pipeline.steps if s.service not in catalogs}
-        found, checked = check(pipeline, catalogs)
-        problems += [
-            p
-            for p in found
-            if not (p.field.split(".")[1] in unreachable and p.field.endswith(".call"))
-            and p not in problems
-        ]
-        if problems:
-            raise invalid(problems)
-        return Validated(pipeline, checked)
+        if validation.problems:
+            raise invalid(validation.problems)
+        return Validated(validation.pipeline, validation.checked)
 
     # --- running --------------------------------------------------------------------------------
     def run(self, run: str, text: str, overrides: list[str], no_cache: bool, ctx) -> RunOutcome:
@@ -120,11 +92,8 @@ class Gateway:
         return self.orchestrator.run(run, validated.pipeline, validated.checked, ctx, no_cache)
 
 
-def invalid(problems: list[Problem]) -> InvalidArgument:
-    first = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return InvalidArgument(
-        f"the pipeline is not valid: {first}{more}",
-        reason="PIPELINE_INVALID",
-        violations=[FieldViolation(p.field, p.description) for p in problems],
-    )
+def known_services(settings: Settings) -> list[str]:
+    """Services a step may call: the platform's, those installed here, and any the settings
+    give an address for (a third party's service runs anywhere)."""
+    names = {*DEFAULT_PORTS, *installed_services(), *settings.addresses}
+    return sorted(names - {"gateway"})

@@ -11,9 +11,11 @@ from forgeline.convert import timestamp
 from forgeline.errors import Cancelled, FailedPrecondition, ForgelineError, NotFound
 from forgeline.gateway import report
 from forgeline.gateway import runs as R
+from forgeline.gateway.catalog import Checked
 from forgeline.gateway.orchestrator import RunOutcome
 from forgeline.gateway.runs import RunStore
 from forgeline.gateway.service import Gateway
+from forgeline.gateway.spec import Pipeline
 from forgeline.logging import get_logger
 from forgeline.operations import MethodSpec, OperationRow, page_offset
 from forgeline.server import Kernel, ServiceDefinition
@@ -54,6 +56,24 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             on_close=gateway.close,
         )
     ]
+
+
+def planned(pipeline: Pipeline, checked: Checked) -> pb.ValidatePipelineResponse:
+    """A valid pipeline's steps in running order, as ValidatePipeline answers (and `forgeline
+    validate --offline` prints; a step whose service was not checked has no method)."""
+    return pb.ValidatePipelineResponse(
+        pipeline=pipeline.name,
+        steps=[
+            pb.PlannedStep(
+                name=s.name,
+                call=s.call,
+                method=checked.methods.get(s.name, ""),
+                depends_on=s.depends_on,
+                gates=[g.expression for g in s.gates],
+            )
+            for s in pipeline.order()
+        ],
+    )
 
 
 def _struct(value: dict) -> struct_pb2.Struct:
@@ -244,19 +264,7 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         validated = await loop.run_in_executor(
             None, self._gateway.validate, request.pipeline_yaml, list(request.overrides)
         )
-        return pb.ValidatePipelineResponse(
-            pipeline=validated.pipeline.name,
-            steps=[
-                pb.PlannedStep(
-                    name=s.name,
-                    call=s.call,
-                    method=validated.checked.methods[s.name],
-                    depends_on=s.depends_on,
-                    gates=[g.expression for g in s.gates],
-                )
-                for s in validated.pipeline.order()
-            ],
-        )
+        return planned(validated.pipeline, validated.checked)
 
     async def GetPipelineRun(self, request, context):
         loop = asyncio.get_running_loop()

@@ -28,14 +28,19 @@ does the config fit the plugin's schema, does the gate's metric exist) is checke
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from forgeline.errors import FieldViolation, InvalidArgument
+
 API_VERSION = "forgeline/v1"
 KIND = "Pipeline"
+TOP_KEYS = {"apiVersion", "kind", "metadata", "steps"}
 STEP_KEYS = {"name", "call", "with", "after", "gates", "cache", "description"}
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 CALL = re.compile(r"^([a-z][a-z0-9_]*)\.([A-Z][A-Za-z0-9]*)$")
@@ -71,6 +76,42 @@ class PipelineInvalid(ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+
+def invalid(problems: list[Problem]) -> InvalidArgument:
+    """The error that refuses a pipeline: every problem a field violation, the first one (and
+    how many more) in the message."""
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return InvalidArgument(
+        f"the pipeline is not valid: {first}{more}",
+        reason="PIPELINE_INVALID",
+        violations=[FieldViolation(p.field, p.description) for p in problems],
+    )
+
+
+# A misspelt name longer than this gets no suggestion: difflib's work grows with the product of
+# the lengths, and a request may carry a megabyte where a name belongs.
+SUGGEST_CHARS = 100
+# How alike (difflib's ratio) a name must be to be suggested: a swapped or dropped letter
+# ("trian", "dta") passes, a different word that shares letters ("tuning", "training") does not.
+CLOSE = 0.75
+
+
+def did_you_mean(word: object, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` with the known names closest to a misspelt ``word`` (case
+    aside), or '' when none is close: said right after the name a problem quotes."""
+    if not isinstance(word, str) or not word or len(word) > SUGGEST_CHARS:
+        return ""
+    by_lower: dict[str, str] = {}
+    for name in known:
+        by_lower.setdefault(str(name).lower(), str(name))
+    close = [
+        by_lower[c]
+        for c in difflib.get_close_matches(word.lower(), list(by_lower), n=3, cutoff=CLOSE)
+        if by_lower[c] != word
+    ]
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -203,14 +244,33 @@ def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = Fals
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def load_document(text: str) -> dict[str, Any]:
+def load_document(text: str, source: str = "pipeline_yaml") -> dict[str, Any]:
+    """The YAML mapping in ``text``; PipelineInvalid with one problem about ``source`` (the
+    request field, or the file the CLI read) when it is not one."""
     try:
         document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise PipelineInvalid([Problem("pipeline_yaml", f"not valid YAML: {exc}")]) from None
+        raise PipelineInvalid([Problem(source, f"not valid YAML: {_yaml_error(exc)}")]) from None
     if not isinstance(document, dict):
-        raise PipelineInvalid([Problem("pipeline_yaml", "must be a YAML mapping")])
+        raise PipelineInvalid([Problem(source, "must be a YAML mapping")])
     return document
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line, positions counted from 1: PyYAML's own text names the input
+    "<unicode string>" and quotes each position's line over several lines."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc)
+
+    def at(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem = (exc.problem or "").replace("'<stream end>'", "the end of the file")
+    text = f"{at(exc.problem_mark)}: {problem}" if exc.problem_mark else problem
+    if exc.context:
+        where = f" at {at(exc.context_mark)}" if exc.context_mark else ""
+        text += f" ({exc.context}{where})"
+    return text
 
 
 def apply_overrides(document: dict[str, Any], overrides: list[str]) -> list[Problem]:
@@ -225,8 +285,13 @@ def apply_overrides(document: dict[str, Any], overrides: list[str]) -> list[Prob
             problems.append(Problem(where, f"{text!r} is not STEP.PATH=VALUE"))
             continue
         if parts[0] not in steps:
+            names = [str(n) for n in steps]
             problems.append(
-                Problem(where, f"no step {parts[0]!r}; steps: {', '.join(map(str, steps))}")
+                Problem(
+                    where,
+                    f"no step {parts[0]!r}{did_you_mean(parts[0], names)}; "
+                    f"steps: {', '.join(names)}",
+                )
             )
             continue
         try:
@@ -266,9 +331,11 @@ def parse_all(text: str, overrides: list[str] | None = None) -> tuple[Pipeline, 
         )
     if document.get("kind") != KIND:
         problems.append(Problem("kind", f"must be {KIND!r}, got {document.get('kind')!r}"))
-    unknown = sorted(set(document) - {"apiVersion", "kind", "metadata", "steps"})
+    unknown = sorted(map(str, set(document) - TOP_KEYS))
     if unknown:
-        problems.append(Problem(unknown[0], f"unknown top-level key(s): {', '.join(unknown)}"))
+        problems.append(
+            Problem(unknown[0], f"unknown top-level key(s): {_unknown(unknown, TOP_KEYS)}")
+        )
     metadata = document.get("metadata")
     name, description = "", ""
     if not isinstance(metadata, dict):
@@ -304,13 +371,19 @@ def parse_all(text: str, overrides: list[str] | None = None) -> tuple[Pipeline, 
             elif ref.step not in names:
                 problems.append(
                     Problem(
-                        ref.where, f"no step {ref.step!r} produces this; steps: {', '.join(names)}"
+                        ref.where,
+                        f"no step {ref.step!r}{did_you_mean(ref.step, names)} produces this; "
+                        f"steps: {', '.join(names)}",
                     )
                 )
+        others = [n for n in names if n != step.name]
         for i, other in enumerate(step.after):
-            if other not in names or other == step.name:
+            if other not in others:
                 problems.append(
-                    Problem(f"steps.{step.name}.after[{i}]", f"no other step named {other!r}")
+                    Problem(
+                        f"steps.{step.name}.after[{i}]",
+                        f"no other step named {other!r}{did_you_mean(other, others)}",
+                    )
                 )
     cycle = _find_cycle(steps)
     if cycle:
@@ -327,12 +400,13 @@ def _step(raw: Any, index: int, problems: list[Problem]) -> Step | None:
         problems.append(Problem(f"steps[{index}].name", f"{name!r} must match {NAME.pattern}"))
         return None
     at = f"steps.{name}"
-    unknown = sorted(set(raw) - STEP_KEYS)
+    unknown = sorted(map(str, set(raw) - STEP_KEYS))
     if unknown:
         problems.append(
             Problem(
                 f"{at}.{unknown[0]}",
-                f"unknown key(s) {', '.join(unknown)}; a step takes {', '.join(sorted(STEP_KEYS))}",
+                f"unknown key(s) {_unknown(unknown, STEP_KEYS)}; a step takes "
+                f"{', '.join(sorted(STEP_KEYS))}",
             )
         )
     call = raw.get("call")
@@ -383,6 +457,11 @@ def _step(raw: Any, index: int, problems: list[Problem]) -> Step | None:
         description=str(raw.get("description") or ""),
         references=references,
     )
+
+
+def _unknown(keys: list[str], known: set[str]) -> str:
+    """Unknown keys, each with the known key it may be a misspelling of."""
+    return ", ".join(f"{key}{did_you_mean(key, known)}" for key in keys)
 
 
 def _collect_references(value: Any, where: str, out: list[Reference], problems: list[Problem]):

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from forgeline.v1 import options_pb2 as forgeline_dot_v1_dot_options__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66orgeline/v1/common.proto\x12\x0c\x66orgeline.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x02\n\x08\x41rtifact\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12.\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.forgeline.v1.ArtifactKindR\x04kind\x12\x10\n\x03uri\x18\x03 \x01(\tR\x03uri\x12\x16\n\x06sha256\x18\x04 \x01(\tR\x06sha256\x12\x1d\n\nsize_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12/\n\x07lineage\x18\x07 \x01(\x0b\x32\x15.forgeline.v1.LineageR\x07lineage\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\x88\x02\n\x07Lineage\x12\x1d\n\nparent_ids\x18\x01 \x03(\tR\tparentIds\x12\x1a\n\x08producer\x18\x02 \x01(\tR\x08producer\x12\x1c\n\toperation\x18\x03 \x01(\tR\toperation\x12/\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12+\n\x11\x66orgeline_version\x18\x05 \x01(\tR\x10\x66orgelineVersion\x12!\n\x0cpipeline_run\x18\x06 \x01(\tR\x0bpipelineRun\x12#\n\rpipeline_step\x18\x07 \x01(\tR\x0cpipelineStep\"Q\n\nPluginSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12/\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\"\x83\x04\n\x11OperationMetadata\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32\x1c.forgeline.v1.OperationStateR\x05state\x12\x1a\n\x08progress\x18\x02 \x01(\x01R\x08progress\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12\x46\n\x07metrics\x18\x04 \x03(\x0b\x32,.forgeline.v1.OperationMetadata.MetricsEntryR\x07metrics\x12\x18\n\x07\x61ttempt\x18\x05 \x01(\x05R\x07\x61ttempt\x12\x16\n\x06method\x18\x06 \x01(\tR\x06method\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x35\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1d\n\nrequest_id\x18\n \x01(\tR\trequestId\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"K\n\x0bMetricPoint\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value\x12\x12\n\x04step\x18\x03 \x01(\x03R\x04step*\xaf\x01\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41RTIFACT_KIND_DATASET\x10\x01\x12\x17\n\x13\x41RTIFACT_KIND_MODEL\x10\x02\x12\x19\n\x15\x41RTIFACT_KIND_ADAPTER\x10\x03\x12\x17\n\x13\x41RTIFACT_KIND_INDEX\x10\x04\x12\x18\n\x14\x41RTIFACT_KIND_REPORT\x10\x05*\xc5\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x04\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66orgeline/v1/common.proto\x12\x0c\x66orgeline.v1\x1a\x1a\x66orgeline/v1/options.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x02\n\x08\x41rtifact\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12.\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.forgeline.v1.ArtifactKindR\x04kind\x12\x10\n\x03uri\x18\x03 \x01(\tR\x03uri\x12\x16\n\x06sha256\x18\x04 \x01(\tR\x06sha256\x12\x1d\n\nsize_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12/\n\x07lineage\x18\x07 \x01(\x0b\x32\x15.forgeline.v1.LineageR\x07lineage\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\x88\x02\n\x07Lineage\x12\x1d\n\nparent_ids\x18\x01 \x03(\tR\tparentIds\x12\x1a\n\x08producer\x18\x02 \x01(\tR\x08producer\x12\x1c\n\toperation\x18\x03 \x01(\tR\toperation\x12/\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12+\n\x11\x66orgeline_version\x18\x05 \x01(\tR\x10\x66orgelineVersion\x12!\n\x0cpipeline_run\x18\x06 \x01(\tR\x0bpipelineRun\x12#\n\rpipeline_step\x18\x07 \x01(\tR\x0cpipelineStep\"Q\n\nPluginSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12/\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\"\x83\x04\n\x11OperationMetadata\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32\x1c.forgeline.v1.OperationStateR\x05state\x12\x1a\n\x08progress\x18\x02 \x01(\x01R\x08progress\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12\x46\n\x07metrics\x18\x04 \x03(\x0b\x32,.forgeline.v1.OperationMetadata.MetricsEntryR\x07metrics\x12\x18\n\x07\x61ttempt\x18\x05 \x01(\x05R\x07\x61ttempt\x12\x16\n\x06method\x18\x06 \x01(\tR\x06method\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x35\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1d\n\nrequest_id\x18\n \x01(\tR\trequestId\x1a:\n\x0cMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"K\n\x0bMetricPoint\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value\x12\x12\n\x04step\x18\x03 \x01(\x03R\x04step\"\x96\x01\n\x0c\x44\x61tasetInput\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\x12\x1f\n\x0btext_column\x18\x02 \x01(\tR\ntextColumn\x12!\n\x0clabel_column\x18\x03 \x01(\tR\x0blabelColumn\x12#\n\rtarget_column\x18\x04 \x01(\tR\x0ctargetColumn\"\xb3\x03\n\x0fHyperParameters\x12#\n\rlearning_rate\x18\x01 \x01(\x01R\x0clearningRate\x12\x31\n\x15\x62\x61tch_size_per_worker\x18\x02 \x01(\x05R\x12\x62\x61tchSizePerWorker\x12\x16\n\x06\x65pochs\x18\x03 \x01(\x05R\x06\x65pochs\x12\x1b\n\tmax_steps\x18\x04 \x01(\x03R\x08maxSteps\x12!\n\x0cwarmup_ratio\x18\x05 \x01(\x01R\x0bwarmupRatio\x12!\n\x0cwarmup_steps\x18\x06 \x01(\x03R\x0bwarmupSteps\x12!\n\x0cweight_decay\x18\x07 \x01(\x01R\x0bweightDecay\x12>\n\x1bgradient_accumulation_steps\x18\x08 \x01(\x05R\x19gradientAccumulationSteps\x12.\n\x13max_sequence_length\x18\t \x01(\x05R\x11maxSequenceLength\x12\x12\n\x04seed\x18\n \x01(\x03R\x04seed\x12&\n\x0fgroup_by_length\x18\x0b \x01(\x08R\rgroupByLength\"\x7f\n\x07Scaling\x12\x1f\n\x0bnum_workers\x18\x01 \x01(\x05R\nnumWorkers\x12\x17\n\x07use_gpu\x18\x02 \x01(\x08R\x06useGpu\x12&\n\x0f\x63pus_per_worker\x18\x03 \x01(\x01R\rcpusPerWorker\x12\x12\n\x04\x62\x66\x31\x36\x18\x04 \x01(\x08R\x04\x62\x66\x31\x36\"\xf4\x01\n\x0fInputFilterRule\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x43\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x18.forgeline.v1.PluginSpecB\x11\xa2\xbb\x18\rinput_filtersR\x06\x66ilter\x12\x30\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x18.forgeline.v1.RuleActionR\x06\x61\x63tion\x12\x1a\n\x08priority\x18\x04 \x01(\x05R\x08priority\x12 \n\x0breplacement\x18\x05 \x01(\tR\x0breplacement\x12\x18\n\x07message\x18\x06 \x01(\tR\x07message\"\xec\x01\n\nOutputRule\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12@\n\x05match\x18\x02 \x01(\x0b\x32\x18.forgeline.v1.PluginSpecB\x10\xa2\xbb\x18\x0coutput_rulesR\x05match\x12\x30\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x18.forgeline.v1.RuleActionR\x06\x61\x63tion\x12\x1a\n\x08priority\x18\x04 \x01(\x05R\x08priority\x12 \n\x0breplacement\x18\x05 \x01(\tR\x0breplacement\x12\x18\n\x07message\x18\x06 \x01(\tR\x07message\"\x8f\x01\n\x0cSafetyPolicy\x12\x42\n\rinput_filters\x18\x01 \x03(\x0b\x32\x1d.forgeline.v1.InputFilterRuleR\x0cinputFilters\x12;\n\x0coutput_rules\x18\x02 \x03(\x0b\x32\x18.forgeline.v1.OutputRuleR\x0boutputRules\"d\n\x0cPolicySource\x12\x34\n\x06policy\x18\x01 \x01(\x0b\x32\x1a.forgeline.v1.SafetyPolicyH\x00R\x06policy\x12\x14\n\x04yaml\x18\x02 \x01(\tH\x00R\x04yamlB\x08\n\x06source\"_\n\tTextMatch\x12\x14\n\x05start\x18\x01 \x01(\x05R\x05start\x12\x10\n\x03\x65nd\x18\x02 \x01(\x05R\x03\x65nd\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12\x14\n\x05score\x18\x04 \x01(\x01R\x05score\"\x9d\x01\n\nRuleFiring\x12\x12\n\x04rule\x18\x01 \x01(\tR\x04rule\x12\x16\n\x06plugin\x18\x02 \x01(\tR\x06plugin\x12\x30\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x18.forgeline.v1.RuleActionR\x06\x61\x63tion\x12\x31\n\x07matches\x18\x04 \x03(\x0b\x32\x17.forgeline.v1.TextMatchR\x07matches\"\xe4\x01\n\rSafetyVerdict\x12\x38\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1c.forgeline.v1.SafetyDecisionR\x08\x64\x65\x63ision\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x1d\n\nblocked_by\x18\x03 \x01(\tR\tblockedBy\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12\x32\n\x07\x66irings\x18\x05 \x03(\x0b\x32\x18.forgeline.v1.RuleFiringR\x07\x66irings\x12\x18\n\x07\x66lagged\x18\x06 \x01(\x08R\x07\x66lagged*\xaf\x01\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41RTIFACT_KIND_DATASET\x10\x01\x12\x17\n\x13\x41RTIFACT_KIND_MODEL\x10\x02\x12\x19\n\x15\x41RTIFACT_KIND_ADAPTER\x10\x03\x12\x17\n\x13\x41RTIFACT_KIND_INDEX\x10\x04\x12\x18\n\x14\x41RTIFACT_KIND_REPORT\x10\x05*\xc5\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x04\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x05*\x87\x01\n\nRuleAction\x12\x1b\n\x17RULE_ACTION_UNSPECIFIED\x10\x00\x12\x15\n\x11RULE_ACTION_BLOCK\x10\x01\x12\x16\n\x12RULE_ACTION_REDACT\x10\x02\x12\x17\n\x13RULE_ACTION_REPLACE\x10\x03\x12\x14\n\x10RULE_ACTION_FLAG\x10\x04*\x83\x01\n\x0eSafetyDecision\x12\x1f\n\x1bSAFETY_DECISION_UNSPECIFIED\x10\x00\x12\x19\n\x15SAFETY_DECISION_ALLOW\x10\x01\x12\x19\n\x15SAFETY_DECISION_BLOCK\x10\x02\x12\x1a\n\x16SAFETY_DECISION_MODIFY\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +36,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPERATIONMETADATA_METRICSENTRY']._loaded_options = None
   _globals['_OPERATIONMETADATA_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_ARTIFACTKIND']._serialized_start=1365
-  _globals['_ARTIFACTKIND']._serialized_end=1540
-  _globals['_OPERATIONSTATE']._serialized_start=1543
-  _globals['_OPERATIONSTATE']._serialized_end=1740
-  _globals['_ARTIFACT']._serialized_start=107
-  _globals['_ARTIFACT']._serialized_end=417
-  _globals['_LINEAGE']._serialized_start=420
-  _globals['_LINEAGE']._serialized_end=684
-  _globals['_PLUGINSPEC']._serialized_start=686
-  _globals['_PLUGINSPEC']._serialized_end=767
-  _globals['_OPERATIONMETADATA']._serialized_start=770
-  _globals['_OPERATIONMETADATA']._serialized_end=1285
-  _globals['_OPERATIONMETADATA_METRICSENTRY']._serialized_start=1227
-  _globals['_OPERATIONMETADATA_METRICSENTRY']._serialized_end=1285
-  _globals['_METRICPOINT']._serialized_start=1287
-  _globals['_METRICPOINT']._serialized_end=1362
+  _globals['_INPUTFILTERRULE'].fields_by_name['filter']._loaded_options = None
+  _globals['_INPUTFILTERRULE'].fields_by_name['filter']._serialized_options = b'\242\273\030\rinput_filters'
+  _globals['_OUTPUTRULE'].fields_by_name['match']._loaded_options = None
+  _globals['_OUTPUTRULE'].fields_by_name['match']._serialized_options = b'\242\273\030\014output_rules'
+  _globals['_ARTIFACTKIND']._serialized_start=3335
+  _globals['_ARTIFACTKIND']._serialized_end=3510
+  _globals['_OPERATIONSTATE']._serialized_start=3513
+  _globals['_OPERATIONSTATE']._serialized_end=3710
+  _globals['_RULEACTION']._serialized_start=3713
+  _globals['_RULEACTION']._serialized_end=3848
+  _globals['_SAFETYDECISION']._serialized_start=3851
+  _globals['_SAFETYDECISION']._serialized_end=3982
+  _globals['_ARTIFACT']._serialized_start=135
+  _globals['_ARTIFACT']._serialized_end=445
+  _globals['_LINEAGE']._serialized_start=448
+  _globals['_LINEAGE']._serialized_end=712
+  _globals['_PLUGINSPEC']._serialized_start=714
+  _globals['_PLUGINSPEC']._serialized_end=795
+  _globals['_OPERATIONMETADATA']._serialized_start=798
+  _globals['_OPERATIONMETADATA']._serialized_end=1313
+  _globals['_OPERATIONMETADATA_METRICSENTRY']._serialized_start=1255
+  _globals['_OPERATIONMETADATA_METRICSENTRY']._serialized_end=1313
+  _globals['_METRICPOINT']._serialized_start=1315
+  _globals['_METRICPOINT']._serialized_end=1390
+  _globals['_DATASETINPUT']._serialized_start=1393
+  _globals['_DATASETINPUT']._serialized_end=1543
+  _globals['_HYPERPARAMETERS']._serialized_start=1546
+  _globals['_HYPERPARAMETERS']._serialized_end=1981
+  _globals['_SCALING']._serialized_start=1983
+  _globals['_SCALING']._serialized_end=2110
+  _globals['_INPUTFILTERRULE']._serialized_start=2113
+  _globals['_INPUTFILTERRULE']._serialized_end=2357
+  _globals['_OUTPUTRULE']._serialized_start=2360
+  _globals['_OUTPUTRULE']._serialized_end=2596
+  _globals['_SAFETYPOLICY']._serialized_start=2599
+  _globals['_SAFETYPOLICY']._serialized_end=2742
+  _globals['_POLICYSOURCE']._serialized_start=2744
+  _globals['_POLICYSOURCE']._serialized_end=2844
+  _globals['_TEXTMATCH']._serialized_start=2846
+  _globals['_TEXTMATCH']._serialized_end=2941
+  _globals['_RULEFIRING']._serialized_start=2944
+  _globals['_RULEFIRING']._serialized_end=3101
+  _globals['_SAFETYVERDICT']._serialized_start=3104
+  _globals['_SAFETYVERDICT']._serialized_end=3332
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from forgeline.v1 import options_pb2 as _options_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -28,6 +29,21 @@ class OperationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPERATION_STATE_SUCCEEDED: _ClassVar[OperationState]
     OPERATION_STATE_FAILED: _ClassVar[OperationState]
     OPERATION_STATE_CANCELLED: _ClassVar[OperationState]
+
+class RuleAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RULE_ACTION_UNSPECIFIED: _ClassVar[RuleAction]
+    RULE_ACTION_BLOCK: _ClassVar[RuleAction]
+    RULE_ACTION_REDACT: _ClassVar[RuleAction]
+    RULE_ACTION_REPLACE: _ClassVar[RuleAction]
+    RULE_ACTION_FLAG: _ClassVar[RuleAction]
+
+class SafetyDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SAFETY_DECISION_UNSPECIFIED: _ClassVar[SafetyDecision]
+    SAFETY_DECISION_ALLOW: _ClassVar[SafetyDecision]
+    SAFETY_DECISION_BLOCK: _ClassVar[SafetyDecision]
+    SAFETY_DECISION_MODIFY: _ClassVar[SafetyDecision]
 ARTIFACT_KIND_UNSPECIFIED: ArtifactKind
 ARTIFACT_KIND_DATASET: ArtifactKind
 ARTIFACT_KIND_MODEL: ArtifactKind
@@ -40,6 +56,15 @@ OPERATION_STATE_RUNNING: OperationState
 OPERATION_STATE_SUCCEEDED: OperationState
 OPERATION_STATE_FAILED: OperationState
 OPERATION_STATE_CANCELLED: OperationState
+RULE_ACTION_UNSPECIFIED: RuleAction
+RULE_ACTION_BLOCK: RuleAction
+RULE_ACTION_REDACT: RuleAction
+RULE_ACTION_REPLACE: RuleAction
+RULE_ACTION_FLAG: RuleAction
+SAFETY_DECISION_UNSPECIFIED: SafetyDecision
+SAFETY_DECISION_ALLOW: SafetyDecision
+SAFETY_DECISION_BLOCK: SafetyDecision
+SAFETY_DECISION_MODIFY: SafetyDecision
 
 class Artifact(_message.Message):
     __slots__ = ("id", "kind", "uri", "sha256", "size_bytes", "metadata", "lineage", "create_time")
@@ -127,3 +152,141 @@ class MetricPoint(_message.Message):
     value: float
     step: int
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., step: _Optional[int] = ...) -> None: ...
+
+class DatasetInput(_message.Message):
+    __slots__ = ("dataset_id", "text_column", "label_column", "target_column")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TARGET_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    text_column: str
+    label_column: str
+    target_column: str
+    def __init__(self, dataset_id: _Optional[str] = ..., text_column: _Optional[str] = ..., label_column: _Optional[str] = ..., target_column: _Optional[str] = ...) -> None: ...
+
+class HyperParameters(_message.Message):
+    __slots__ = ("learning_rate", "batch_size_per_worker", "epochs", "max_steps", "warmup_ratio", "warmup_steps", "weight_decay", "gradient_accumulation_steps", "max_sequence_length", "seed", "group_by_length")
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_PER_WORKER_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_RATIO_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_STEPS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
+    GRADIENT_ACCUMULATION_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    learning_rate: float
+    batch_size_per_worker: int
+    epochs: int
+    max_steps: int
+    warmup_ratio: float
+    warmup_steps: int
+    weight_decay: float
+    gradient_accumulation_steps: int
+    max_sequence_length: int
+    seed: int
+    group_by_length: bool
+    def __init__(self, learning_rate: _Optional[float] = ..., batch_size_per_worker: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., weight_decay: _Optional[float] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., seed: _Optional[int] = ..., group_by_length: _Optional[bool] = ...) -> None: ...
+
+class Scaling(_message.Message):
+    __slots__ = ("num_workers", "use_gpu", "cpus_per_worker", "bf16")
+    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    USE_GPU_FIELD_NUMBER: _ClassVar[int]
+    CPUS_PER_WORKER_FIELD_NUMBER: _ClassVar[int]
+    BF16_FIELD_NUMBER: _ClassVar[int]
+    num_workers: int
+    use_gpu: bool
+    cpus_per_worker: float
+    bf16: bool
+    def __init__(self, num_workers: _Optional[int] = ..., use_gpu: _Optional[bool] = ..., cpus_per_worker: _Optional[float] = ..., bf16: _Optional[bool] = ...) -> None: ...
+
+class InputFilterRule(_message.Message):
+    __slots__ = ("name", "filter", "action", "priority", "replacement", "message")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REPLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    filter: PluginSpec
+    action: RuleAction
+    priority: int
+    replacement: str
+    message: str
+    def __init__(self, name: _Optional[str] = ..., filter: _Optional[_Union[PluginSpec, _Mapping]] = ..., action: _Optional[_Union[RuleAction, str]] = ..., priority: _Optional[int] = ..., replacement: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class OutputRule(_message.Message):
+    __slots__ = ("name", "match", "action", "priority", "replacement", "message")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REPLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    match: PluginSpec
+    action: RuleAction
+    priority: int
+    replacement: str
+    message: str
+    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Union[PluginSpec, _Mapping]] = ..., action: _Optional[_Union[RuleAction, str]] = ..., priority: _Optional[int] = ..., replacement: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SafetyPolicy(_message.Message):
+    __slots__ = ("input_filters", "output_rules")
+    INPUT_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_RULES_FIELD_NUMBER: _ClassVar[int]
+    input_filters: _containers.RepeatedCompositeFieldContainer[InputFilterRule]
+    output_rules: _containers.RepeatedCompositeFieldContainer[OutputRule]
+    def __init__(self, input_filters: _Optional[_Iterable[_Union[InputFilterRule, _Mapping]]] = ..., output_rules: _Optional[_Iterable[_Union[OutputRule, _Mapping]]] = ...) -> None: ...
+
+class PolicySource(_message.Message):
+    __slots__ = ("policy", "yaml")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    policy: SafetyPolicy
+    yaml: str
+    def __init__(self, policy: _Optional[_Union[SafetyPolicy, _Mapping]] = ..., yaml: _Optional[str] = ...) -> None: ...
+
+class TextMatch(_message.Message):
+    __slots__ = ("start", "end", "label", "score")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    label: str
+    score: float
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class RuleFiring(_message.Message):
+    __slots__ = ("rule", "plugin", "action", "matches")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    plugin: str
+    action: RuleAction
+    matches: _containers.RepeatedCompositeFieldContainer[TextMatch]
+    def __init__(self, rule: _Optional[str] = ..., plugin: _Optional[str] = ..., action: _Optional[_Union[RuleAction, str]] = ..., matches: _Optional[_Iterable[_Union[TextMatch, _Mapping]]] = ...) -> None: ...
+
+class SafetyVerdict(_message.Message):
+    __slots__ = ("decision", "text", "blocked_by", "message", "firings", "flagged")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_BY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIRINGS_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_FIELD_NUMBER: _ClassVar[int]
+    decision: SafetyDecision
+    text: str
+    blocked_by: str
+    message: str
+    firings: _containers.RepeatedCompositeFieldContainer[RuleFiring]
+    flagged: bool
+    def __init__(self, decision: _Optional[_Union[SafetyDecision, str]] = ..., text: _Optional[str] = ..., blocked_by: _Optional[str] = ..., message: _Optional[str] = ..., firings: _Optional[_Iterable[_Union[RuleFiring, _Mapping]]] = ..., flagged: _Optional[bool] = ...) -> None: ...

@@ -1,6 +1,5 @@
 from forgeline.v1 import common_pb2 as _common_pb2
 from forgeline.v1 import options_pb2 as _options_pb2
-from forgeline.v1 import training_service_pb2 as _training_service_pb2
 from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
@@ -36,8 +35,8 @@ class CompressModelRequest(_message.Message):
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
-    eval: _training_service_pb2.DatasetInput
-    train: _training_service_pb2.DatasetInput
+    eval: _common_pb2.DatasetInput
+    train: _common_pb2.DatasetInput
     compressors: _containers.RepeatedCompositeFieldContainer[_common_pb2.PluginSpec]
     accuracy_budget: float
     budget_metric: str
@@ -45,7 +44,7 @@ class CompressModelRequest(_message.Message):
     max_sequence_length: int
     output_name: str
     request_id: str
-    def __init__(self, model_id: _Optional[str] = ..., eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., train: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., compressors: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., accuracy_budget: _Optional[float] = ..., budget_metric: _Optional[str] = ..., latency: _Optional[_Union[LatencyOptions, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., train: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., compressors: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., accuracy_budget: _Optional[float] = ..., budget_metric: _Optional[str] = ..., latency: _Optional[_Union[LatencyOptions, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class LatencyOptions(_message.Message):
     __slots__ = ("single_runs", "batch_size", "batch_runs", "threads")

@@ -1,6 +1,5 @@
 from forgeline.v1 import common_pb2 as _common_pb2
 from forgeline.v1 import options_pb2 as _options_pb2
-from forgeline.v1 import training_service_pb2 as _training_service_pb2
 from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
@@ -62,8 +61,8 @@ class CreateMemoryRequest(_message.Message):
     embedding: EmbeddingSource
     index: IndexOptions
     description: str
-    dataset: _training_service_pb2.DatasetInput
-    def __init__(self, name: _Optional[str] = ..., embedding: _Optional[_Union[EmbeddingSource, _Mapping]] = ..., index: _Optional[_Union[IndexOptions, _Mapping]] = ..., description: _Optional[str] = ..., dataset: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
+    dataset: _common_pb2.DatasetInput
+    def __init__(self, name: _Optional[str] = ..., embedding: _Optional[_Union[EmbeddingSource, _Mapping]] = ..., index: _Optional[_Union[IndexOptions, _Mapping]] = ..., description: _Optional[str] = ..., dataset: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
 
 class CreateMemoryResponse(_message.Message):
     __slots__ = ("memory",)
@@ -172,8 +171,8 @@ class AddSamplesRequest(_message.Message):
     DATASET_FIELD_NUMBER: _ClassVar[int]
     memory: str
     samples: _containers.RepeatedCompositeFieldContainer[MemorySample]
-    dataset: _training_service_pb2.DatasetInput
-    def __init__(self, memory: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[MemorySample, _Mapping]]] = ..., dataset: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
+    dataset: _common_pb2.DatasetInput
+    def __init__(self, memory: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[MemorySample, _Mapping]]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
 
 class AddSamplesResponse(_message.Message):
     __slots__ = ("ids", "memory")
@@ -258,8 +257,8 @@ class TaskData(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
     task: str
-    eval: _training_service_pb2.DatasetInput
-    def __init__(self, task: _Optional[str] = ..., eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
+    eval: _common_pb2.DatasetInput
+    def __init__(self, task: _Optional[str] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ...) -> None: ...
 
 class ContinualUpdateRequest(_message.Message):
     __slots__ = ("memory", "model_id", "new_data", "new_eval", "holdout_fraction", "task", "old_tasks", "selector", "replay_ratio", "replay_sampler", "regularizer", "old_rows", "hyper_parameters", "scaling", "max_forgetting", "output_name", "request_id", "create_memory")
@@ -283,8 +282,8 @@ class ContinualUpdateRequest(_message.Message):
     CREATE_MEMORY_FIELD_NUMBER: _ClassVar[int]
     memory: str
     model_id: str
-    new_data: _training_service_pb2.DatasetInput
-    new_eval: _training_service_pb2.DatasetInput
+    new_data: _common_pb2.DatasetInput
+    new_eval: _common_pb2.DatasetInput
     holdout_fraction: float
     task: str
     old_tasks: _containers.RepeatedCompositeFieldContainer[TaskData]
@@ -293,13 +292,13 @@ class ContinualUpdateRequest(_message.Message):
     replay_sampler: _common_pb2.PluginSpec
     regularizer: _common_pb2.PluginSpec
     old_rows: int
-    hyper_parameters: _training_service_pb2.HyperParameters
-    scaling: _training_service_pb2.Scaling
+    hyper_parameters: _common_pb2.HyperParameters
+    scaling: _common_pb2.Scaling
     max_forgetting: float
     output_name: str
     request_id: str
     create_memory: CreateMemoryRequest
-    def __init__(self, memory: _Optional[str] = ..., model_id: _Optional[str] = ..., new_data: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., new_eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., holdout_fraction: _Optional[float] = ..., task: _Optional[str] = ..., old_tasks: _Optional[_Iterable[_Union[TaskData, _Mapping]]] = ..., selector: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., replay_ratio: _Optional[float] = ..., replay_sampler: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., regularizer: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., old_rows: _Optional[int] = ..., hyper_parameters: _Optional[_Union[_training_service_pb2.HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[_training_service_pb2.Scaling, _Mapping]] = ..., max_forgetting: _Optional[float] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ..., create_memory: _Optional[_Union[CreateMemoryRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, memory: _Optional[str] = ..., model_id: _Optional[str] = ..., new_data: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., new_eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., holdout_fraction: _Optional[float] = ..., task: _Optional[str] = ..., old_tasks: _Optional[_Iterable[_Union[TaskData, _Mapping]]] = ..., selector: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., replay_ratio: _Optional[float] = ..., replay_sampler: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., regularizer: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., old_rows: _Optional[int] = ..., hyper_parameters: _Optional[_Union[_common_pb2.HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[_common_pb2.Scaling, _Mapping]] = ..., max_forgetting: _Optional[float] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ..., create_memory: _Optional[_Union[CreateMemoryRequest, _Mapping]] = ...) -> None: ...
 
 class TaskAccuracy(_message.Message):
     __slots__ = ("task", "before", "after", "learned", "new", "examples")

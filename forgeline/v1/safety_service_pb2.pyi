@@ -2,12 +2,10 @@ import datetime
 
 from forgeline.v1 import common_pb2 as _common_pb2
 from forgeline.v1 import options_pb2 as _options_pb2
-from forgeline.v1 import training_service_pb2 as _training_service_pb2
 from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -15,187 +13,75 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class RuleAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    RULE_ACTION_UNSPECIFIED: _ClassVar[RuleAction]
-    RULE_ACTION_BLOCK: _ClassVar[RuleAction]
-    RULE_ACTION_REDACT: _ClassVar[RuleAction]
-    RULE_ACTION_REPLACE: _ClassVar[RuleAction]
-    RULE_ACTION_FLAG: _ClassVar[RuleAction]
-
-class SafetyDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    SAFETY_DECISION_UNSPECIFIED: _ClassVar[SafetyDecision]
-    SAFETY_DECISION_ALLOW: _ClassVar[SafetyDecision]
-    SAFETY_DECISION_BLOCK: _ClassVar[SafetyDecision]
-    SAFETY_DECISION_MODIFY: _ClassVar[SafetyDecision]
-RULE_ACTION_UNSPECIFIED: RuleAction
-RULE_ACTION_BLOCK: RuleAction
-RULE_ACTION_REDACT: RuleAction
-RULE_ACTION_REPLACE: RuleAction
-RULE_ACTION_FLAG: RuleAction
-SAFETY_DECISION_UNSPECIFIED: SafetyDecision
-SAFETY_DECISION_ALLOW: SafetyDecision
-SAFETY_DECISION_BLOCK: SafetyDecision
-SAFETY_DECISION_MODIFY: SafetyDecision
-
-class InputFilterRule(_message.Message):
-    __slots__ = ("name", "filter", "action", "priority", "replacement", "message")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    FILTER_FIELD_NUMBER: _ClassVar[int]
-    ACTION_FIELD_NUMBER: _ClassVar[int]
-    PRIORITY_FIELD_NUMBER: _ClassVar[int]
-    REPLACEMENT_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    filter: _common_pb2.PluginSpec
-    action: RuleAction
-    priority: int
-    replacement: str
-    message: str
-    def __init__(self, name: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., action: _Optional[_Union[RuleAction, str]] = ..., priority: _Optional[int] = ..., replacement: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
-
-class OutputRule(_message.Message):
-    __slots__ = ("name", "match", "action", "priority", "replacement", "message")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    MATCH_FIELD_NUMBER: _ClassVar[int]
-    ACTION_FIELD_NUMBER: _ClassVar[int]
-    PRIORITY_FIELD_NUMBER: _ClassVar[int]
-    REPLACEMENT_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    match: _common_pb2.PluginSpec
-    action: RuleAction
-    priority: int
-    replacement: str
-    message: str
-    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., action: _Optional[_Union[RuleAction, str]] = ..., priority: _Optional[int] = ..., replacement: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
-
-class SafetyPolicy(_message.Message):
-    __slots__ = ("input_filters", "output_rules")
-    INPUT_FILTERS_FIELD_NUMBER: _ClassVar[int]
-    OUTPUT_RULES_FIELD_NUMBER: _ClassVar[int]
-    input_filters: _containers.RepeatedCompositeFieldContainer[InputFilterRule]
-    output_rules: _containers.RepeatedCompositeFieldContainer[OutputRule]
-    def __init__(self, input_filters: _Optional[_Iterable[_Union[InputFilterRule, _Mapping]]] = ..., output_rules: _Optional[_Iterable[_Union[OutputRule, _Mapping]]] = ...) -> None: ...
-
-class PolicySource(_message.Message):
-    __slots__ = ("policy", "yaml")
-    POLICY_FIELD_NUMBER: _ClassVar[int]
-    YAML_FIELD_NUMBER: _ClassVar[int]
-    policy: SafetyPolicy
-    yaml: str
-    def __init__(self, policy: _Optional[_Union[SafetyPolicy, _Mapping]] = ..., yaml: _Optional[str] = ...) -> None: ...
-
-class TextMatch(_message.Message):
-    __slots__ = ("start", "end", "label", "score")
-    START_FIELD_NUMBER: _ClassVar[int]
-    END_FIELD_NUMBER: _ClassVar[int]
-    LABEL_FIELD_NUMBER: _ClassVar[int]
-    SCORE_FIELD_NUMBER: _ClassVar[int]
-    start: int
-    end: int
-    label: str
-    score: float
-    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
-
-class RuleFiring(_message.Message):
-    __slots__ = ("rule", "plugin", "action", "matches")
-    RULE_FIELD_NUMBER: _ClassVar[int]
-    PLUGIN_FIELD_NUMBER: _ClassVar[int]
-    ACTION_FIELD_NUMBER: _ClassVar[int]
-    MATCHES_FIELD_NUMBER: _ClassVar[int]
-    rule: str
-    plugin: str
-    action: RuleAction
-    matches: _containers.RepeatedCompositeFieldContainer[TextMatch]
-    def __init__(self, rule: _Optional[str] = ..., plugin: _Optional[str] = ..., action: _Optional[_Union[RuleAction, str]] = ..., matches: _Optional[_Iterable[_Union[TextMatch, _Mapping]]] = ...) -> None: ...
-
-class SafetyVerdict(_message.Message):
-    __slots__ = ("decision", "text", "blocked_by", "message", "firings", "flagged")
-    DECISION_FIELD_NUMBER: _ClassVar[int]
-    TEXT_FIELD_NUMBER: _ClassVar[int]
-    BLOCKED_BY_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    FIRINGS_FIELD_NUMBER: _ClassVar[int]
-    FLAGGED_FIELD_NUMBER: _ClassVar[int]
-    decision: SafetyDecision
-    text: str
-    blocked_by: str
-    message: str
-    firings: _containers.RepeatedCompositeFieldContainer[RuleFiring]
-    flagged: bool
-    def __init__(self, decision: _Optional[_Union[SafetyDecision, str]] = ..., text: _Optional[str] = ..., blocked_by: _Optional[str] = ..., message: _Optional[str] = ..., firings: _Optional[_Iterable[_Union[RuleFiring, _Mapping]]] = ..., flagged: _Optional[bool] = ...) -> None: ...
-
 class CheckInputRequest(_message.Message):
     __slots__ = ("policy", "text")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
-    policy: PolicySource
+    policy: _common_pb2.PolicySource
     text: str
-    def __init__(self, policy: _Optional[_Union[PolicySource, _Mapping]] = ..., text: _Optional[str] = ...) -> None: ...
+    def __init__(self, policy: _Optional[_Union[_common_pb2.PolicySource, _Mapping]] = ..., text: _Optional[str] = ...) -> None: ...
 
 class CheckInputResponse(_message.Message):
     __slots__ = ("verdict",)
     VERDICT_FIELD_NUMBER: _ClassVar[int]
-    verdict: SafetyVerdict
-    def __init__(self, verdict: _Optional[_Union[SafetyVerdict, _Mapping]] = ...) -> None: ...
+    verdict: _common_pb2.SafetyVerdict
+    def __init__(self, verdict: _Optional[_Union[_common_pb2.SafetyVerdict, _Mapping]] = ...) -> None: ...
 
 class CheckInputBatchRequest(_message.Message):
     __slots__ = ("policy", "texts")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
-    policy: PolicySource
+    policy: _common_pb2.PolicySource
     texts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, policy: _Optional[_Union[PolicySource, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, policy: _Optional[_Union[_common_pb2.PolicySource, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CheckInputBatchResponse(_message.Message):
     __slots__ = ("verdicts",)
     VERDICTS_FIELD_NUMBER: _ClassVar[int]
-    verdicts: _containers.RepeatedCompositeFieldContainer[SafetyVerdict]
-    def __init__(self, verdicts: _Optional[_Iterable[_Union[SafetyVerdict, _Mapping]]] = ...) -> None: ...
+    verdicts: _containers.RepeatedCompositeFieldContainer[_common_pb2.SafetyVerdict]
+    def __init__(self, verdicts: _Optional[_Iterable[_Union[_common_pb2.SafetyVerdict, _Mapping]]] = ...) -> None: ...
 
 class CheckOutputRequest(_message.Message):
     __slots__ = ("policy", "text")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
-    policy: PolicySource
+    policy: _common_pb2.PolicySource
     text: str
-    def __init__(self, policy: _Optional[_Union[PolicySource, _Mapping]] = ..., text: _Optional[str] = ...) -> None: ...
+    def __init__(self, policy: _Optional[_Union[_common_pb2.PolicySource, _Mapping]] = ..., text: _Optional[str] = ...) -> None: ...
 
 class CheckOutputResponse(_message.Message):
     __slots__ = ("verdict",)
     VERDICT_FIELD_NUMBER: _ClassVar[int]
-    verdict: SafetyVerdict
-    def __init__(self, verdict: _Optional[_Union[SafetyVerdict, _Mapping]] = ...) -> None: ...
+    verdict: _common_pb2.SafetyVerdict
+    def __init__(self, verdict: _Optional[_Union[_common_pb2.SafetyVerdict, _Mapping]] = ...) -> None: ...
 
 class CheckOutputBatchRequest(_message.Message):
     __slots__ = ("policy", "texts")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
-    policy: PolicySource
+    policy: _common_pb2.PolicySource
     texts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, policy: _Optional[_Union[PolicySource, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, policy: _Optional[_Union[_common_pb2.PolicySource, _Mapping]] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CheckOutputBatchResponse(_message.Message):
     __slots__ = ("verdicts",)
     VERDICTS_FIELD_NUMBER: _ClassVar[int]
-    verdicts: _containers.RepeatedCompositeFieldContainer[SafetyVerdict]
-    def __init__(self, verdicts: _Optional[_Iterable[_Union[SafetyVerdict, _Mapping]]] = ...) -> None: ...
+    verdicts: _containers.RepeatedCompositeFieldContainer[_common_pb2.SafetyVerdict]
+    def __init__(self, verdicts: _Optional[_Iterable[_Union[_common_pb2.SafetyVerdict, _Mapping]]] = ...) -> None: ...
 
 class ValidatePolicyRequest(_message.Message):
     __slots__ = ("policy",)
     POLICY_FIELD_NUMBER: _ClassVar[int]
-    policy: PolicySource
-    def __init__(self, policy: _Optional[_Union[PolicySource, _Mapping]] = ...) -> None: ...
+    policy: _common_pb2.PolicySource
+    def __init__(self, policy: _Optional[_Union[_common_pb2.PolicySource, _Mapping]] = ...) -> None: ...
 
 class ValidatePolicyResponse(_message.Message):
     __slots__ = ("policy", "sha256")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
-    policy: SafetyPolicy
+    policy: _common_pb2.SafetyPolicy
     sha256: str
-    def __init__(self, policy: _Optional[_Union[SafetyPolicy, _Mapping]] = ..., sha256: _Optional[str] = ...) -> None: ...
+    def __init__(self, policy: _Optional[_Union[_common_pb2.SafetyPolicy, _Mapping]] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class FairnessThresholds(_message.Message):
     __slots__ = ("max_demographic_parity_difference", "min_demographic_parity_ratio", "max_equalized_odds_difference", "min_accuracy")
@@ -271,7 +157,7 @@ class AuditFairnessRequest(_message.Message):
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    dataset: _training_service_pb2.DatasetInput
+    dataset: _common_pb2.DatasetInput
     sensitive_columns: _containers.RepeatedScalarFieldContainer[str]
     model_id: str
     prediction_column: str
@@ -279,7 +165,7 @@ class AuditFairnessRequest(_message.Message):
     thresholds: FairnessThresholds
     max_sequence_length: int
     request_id: str
-    def __init__(self, dataset: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., sensitive_columns: _Optional[_Iterable[str]] = ..., model_id: _Optional[str] = ..., prediction_column: _Optional[str] = ..., positive_label: _Optional[str] = ..., thresholds: _Optional[_Union[FairnessThresholds, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, dataset: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., sensitive_columns: _Optional[_Iterable[str]] = ..., model_id: _Optional[str] = ..., prediction_column: _Optional[str] = ..., positive_label: _Optional[str] = ..., thresholds: _Optional[_Union[FairnessThresholds, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class AuditFairnessResponse(_message.Message):
     __slots__ = ("metrics", "checks", "passed", "subject", "sensitive_columns", "positive_label", "audit_sequence")
@@ -314,8 +200,8 @@ class MitigateFairnessRequest(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    train: _training_service_pb2.DatasetInput
-    eval: _training_service_pb2.DatasetInput
+    train: _common_pb2.DatasetInput
+    eval: _common_pb2.DatasetInput
     sensitive_columns: _containers.RepeatedScalarFieldContainer[str]
     model_id: str
     score_column: str
@@ -327,7 +213,7 @@ class MitigateFairnessRequest(_message.Message):
     seed: int
     output_name: str
     request_id: str
-    def __init__(self, train: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[_training_service_pb2.DatasetInput, _Mapping]] = ..., sensitive_columns: _Optional[_Iterable[str]] = ..., model_id: _Optional[str] = ..., score_column: _Optional[str] = ..., feature_columns: _Optional[_Iterable[str]] = ..., mitigator: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., positive_label: _Optional[str] = ..., thresholds: _Optional[_Union[FairnessThresholds, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., seed: _Optional[int] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, train: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., sensitive_columns: _Optional[_Iterable[str]] = ..., model_id: _Optional[str] = ..., score_column: _Optional[str] = ..., feature_columns: _Optional[_Iterable[str]] = ..., mitigator: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., positive_label: _Optional[str] = ..., thresholds: _Optional[_Union[FairnessThresholds, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., seed: _Optional[int] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class MitigateFairnessResponse(_message.Message):
     __slots__ = ("before", "after", "accuracy_delta", "demographic_parity_difference_delta", "equalized_odds_difference_delta", "checks", "passed", "details", "predictions", "audit_sequence")

@@ -1,6 +1,6 @@
 import datetime
 
-from forgeline.v1 import safety_service_pb2 as _safety_service_pb2
+from forgeline.v1 import common_pb2 as _common_pb2
 from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
@@ -61,7 +61,7 @@ class Deployment(_message.Message):
     default_adapter: str
     format: str
     labels: _containers.RepeatedScalarFieldContainer[str]
-    policy: _safety_service_pb2.SafetyPolicy
+    policy: _common_pb2.SafetyPolicy
     policy_sha256: str
     batching: BatchingOptions
     state: DeploymentState
@@ -69,7 +69,7 @@ class Deployment(_message.Message):
     requests: int
     blocked: int
     batches: int
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., format: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_safety_service_pb2.SafetyPolicy, _Mapping]] = ..., policy_sha256: _Optional[str] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requests: _Optional[int] = ..., blocked: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., format: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_common_pb2.SafetyPolicy, _Mapping]] = ..., policy_sha256: _Optional[str] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requests: _Optional[int] = ..., blocked: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...
 
 class DeployModelRequest(_message.Message):
     __slots__ = ("name", "model_id", "adapters", "default_adapter", "policy", "batching", "max_sequence_length", "request_id")
@@ -92,11 +92,11 @@ class DeployModelRequest(_message.Message):
     model_id: str
     adapters: _containers.ScalarMap[str, str]
     default_adapter: str
-    policy: _safety_service_pb2.PolicySource
+    policy: _common_pb2.PolicySource
     batching: BatchingOptions
     max_sequence_length: int
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., policy: _Optional[_Union[_safety_service_pb2.PolicySource, _Mapping]] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.PolicySource, _Mapping]] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeployModelResponse(_message.Message):
     __slots__ = ("deployment", "load_seconds")
@@ -156,10 +156,10 @@ class ServedPrediction(_message.Message):
     probabilities: _containers.ScalarMap[str, float]
     model_input: str
     output: str
-    input_verdict: _safety_service_pb2.SafetyVerdict
-    output_verdict: _safety_service_pb2.SafetyVerdict
+    input_verdict: _common_pb2.SafetyVerdict
+    output_verdict: _common_pb2.SafetyVerdict
     adapter: str
-    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_input: _Optional[str] = ..., output: _Optional[str] = ..., input_verdict: _Optional[_Union[_safety_service_pb2.SafetyVerdict, _Mapping]] = ..., output_verdict: _Optional[_Union[_safety_service_pb2.SafetyVerdict, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
+    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_input: _Optional[str] = ..., output: _Optional[str] = ..., input_verdict: _Optional[_Union[_common_pb2.SafetyVerdict, _Mapping]] = ..., output_verdict: _Optional[_Union[_common_pb2.SafetyVerdict, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class ServingServicePredictRequest(_message.Message):
     __slots__ = ("deployment", "text", "adapter")

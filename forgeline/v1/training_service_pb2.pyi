@@ -22,18 +22,6 @@ TASK_SEQUENCE_CLASSIFICATION: Task
 TASK_CAUSAL_LM: Task
 TASK_SEQ2SEQ: Task
 
-class DatasetInput(_message.Message):
-    __slots__ = ("dataset_id", "text_column", "label_column", "target_column")
-    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
-    TEXT_COLUMN_FIELD_NUMBER: _ClassVar[int]
-    LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
-    TARGET_COLUMN_FIELD_NUMBER: _ClassVar[int]
-    dataset_id: str
-    text_column: str
-    label_column: str
-    target_column: str
-    def __init__(self, dataset_id: _Optional[str] = ..., text_column: _Optional[str] = ..., label_column: _Optional[str] = ..., target_column: _Optional[str] = ...) -> None: ...
-
 class ModelSource(_message.Message):
     __slots__ = ("builtin", "path", "artifact_id", "from_config")
     BUILTIN_FIELD_NUMBER: _ClassVar[int]
@@ -55,44 +43,6 @@ class ModelFromConfig(_message.Message):
     config: _struct_pb2.Struct
     vocab_size: int
     def __init__(self, model_type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., vocab_size: _Optional[int] = ...) -> None: ...
-
-class HyperParameters(_message.Message):
-    __slots__ = ("learning_rate", "batch_size_per_worker", "epochs", "max_steps", "warmup_ratio", "warmup_steps", "weight_decay", "gradient_accumulation_steps", "max_sequence_length", "seed", "group_by_length")
-    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
-    BATCH_SIZE_PER_WORKER_FIELD_NUMBER: _ClassVar[int]
-    EPOCHS_FIELD_NUMBER: _ClassVar[int]
-    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
-    WARMUP_RATIO_FIELD_NUMBER: _ClassVar[int]
-    WARMUP_STEPS_FIELD_NUMBER: _ClassVar[int]
-    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
-    GRADIENT_ACCUMULATION_STEPS_FIELD_NUMBER: _ClassVar[int]
-    MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
-    SEED_FIELD_NUMBER: _ClassVar[int]
-    GROUP_BY_LENGTH_FIELD_NUMBER: _ClassVar[int]
-    learning_rate: float
-    batch_size_per_worker: int
-    epochs: int
-    max_steps: int
-    warmup_ratio: float
-    warmup_steps: int
-    weight_decay: float
-    gradient_accumulation_steps: int
-    max_sequence_length: int
-    seed: int
-    group_by_length: bool
-    def __init__(self, learning_rate: _Optional[float] = ..., batch_size_per_worker: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., weight_decay: _Optional[float] = ..., gradient_accumulation_steps: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., seed: _Optional[int] = ..., group_by_length: _Optional[bool] = ...) -> None: ...
-
-class Scaling(_message.Message):
-    __slots__ = ("num_workers", "use_gpu", "cpus_per_worker", "bf16")
-    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
-    USE_GPU_FIELD_NUMBER: _ClassVar[int]
-    CPUS_PER_WORKER_FIELD_NUMBER: _ClassVar[int]
-    BF16_FIELD_NUMBER: _ClassVar[int]
-    num_workers: int
-    use_gpu: bool
-    cpus_per_worker: float
-    bf16: bool
-    def __init__(self, num_workers: _Optional[int] = ..., use_gpu: _Optional[bool] = ..., cpus_per_worker: _Optional[float] = ..., bf16: _Optional[bool] = ...) -> None: ...
 
 class CheckpointPolicy(_message.Message):
     __slots__ = ("every_steps", "keep")
@@ -122,19 +72,19 @@ class TrainModelRequest(_message.Message):
     TRACKERS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    train: DatasetInput
-    eval: DatasetInput
+    train: _common_pb2.DatasetInput
+    eval: _common_pb2.DatasetInput
     model: ModelSource
     task: Task
     finetune: _common_pb2.PluginSpec
-    hyper_parameters: HyperParameters
-    scaling: Scaling
+    hyper_parameters: _common_pb2.HyperParameters
+    scaling: _common_pb2.Scaling
     checkpoint: CheckpointPolicy
     failure: FailurePolicy
     trackers: _containers.RepeatedCompositeFieldContainer[_common_pb2.PluginSpec]
     output_name: str
     request_id: str
-    def __init__(self, train: _Optional[_Union[DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[DatasetInput, _Mapping]] = ..., model: _Optional[_Union[ModelSource, _Mapping]] = ..., task: _Optional[_Union[Task, str]] = ..., finetune: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., hyper_parameters: _Optional[_Union[HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[Scaling, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointPolicy, _Mapping]] = ..., failure: _Optional[_Union[FailurePolicy, _Mapping]] = ..., trackers: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, train: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., model: _Optional[_Union[ModelSource, _Mapping]] = ..., task: _Optional[_Union[Task, str]] = ..., finetune: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., hyper_parameters: _Optional[_Union[_common_pb2.HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[_common_pb2.Scaling, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointPolicy, _Mapping]] = ..., failure: _Optional[_Union[FailurePolicy, _Mapping]] = ..., trackers: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TrainModelResponse(_message.Message):
     __slots__ = ("model", "metrics", "steps", "trainable_parameters", "total_parameters", "evaluation")
@@ -167,11 +117,11 @@ class EvaluateModelRequest(_message.Message):
     MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
-    dataset: DatasetInput
+    dataset: _common_pb2.DatasetInput
     batch_size: int
     max_sequence_length: int
     request_id: str
-    def __init__(self, model_id: _Optional[str] = ..., dataset: _Optional[_Union[DatasetInput, _Mapping]] = ..., batch_size: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., dataset: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., batch_size: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class EvaluateModelResponse(_message.Message):
     __slots__ = ("evaluation",)
@@ -186,12 +136,12 @@ class TrainBaselineRequest(_message.Message):
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    train: DatasetInput
-    eval: DatasetInput
+    train: _common_pb2.DatasetInput
+    eval: _common_pb2.DatasetInput
     baseline: _common_pb2.PluginSpec
     output_name: str
     request_id: str
-    def __init__(self, train: _Optional[_Union[DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[DatasetInput, _Mapping]] = ..., baseline: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, train: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., baseline: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TrainBaselineResponse(_message.Message):
     __slots__ = ("evaluation", "seconds", "model")

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from pydantic import Field
 
+from forgeline.contracts.augmenters import AugmentContext, Augmenter
+from forgeline.contracts.base import PluginConfig
 from forgeline.errors import InvalidArgument
-from forgeline.registry import AugmentContext, Augmenter, PluginConfig
 
 if TYPE_CHECKING:
     from jieba import Tokenizer

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from forgeline.registry import Baseline, BaselineContext, BaselineResult, PluginConfig
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.baselines import Baseline, BaselineContext, BaselineResult
 
 FORMAT = "tfidf_logreg"
 SETTINGS_FILE = "tfidf_logreg.json"

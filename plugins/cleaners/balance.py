@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.plugins.cleaners.normalize import texts_at
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 
 class BalanceLabels(Cleaner):

@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 from forgeline.errors import InvalidArgument
 from forgeline.plugins.cleaners.normalize import normalize_strings, string_column, texts_at
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 if TYPE_CHECKING:
     from datasketch import MinHash

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult, ReferencedDataset
 from forgeline.errors import FailedPrecondition, excerpt
 from forgeline.plugins.cleaners.dedup import MinHashConfig, MinHashIndex
 from forgeline.plugins.cleaners.normalize import normalize_strings, string_column
-from forgeline.registry import CleanContext, Cleaner, CleanResult, ReferencedDataset
 
 
 class DedupAgainst(Cleaner):

@@ -8,8 +8,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 from forgeline.plugins.cleaners.normalize import string_column
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 
 class LengthFilter(Cleaner):

@@ -14,8 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 from forgeline.errors import InvalidArgument
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 # Code point ranges where every string is already NFKC: no character in them has a
 # decomposition, is a combining mark, or composes with another one of them (a unit test

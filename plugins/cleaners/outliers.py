@@ -7,9 +7,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 from forgeline.errors import InvalidArgument
 from forgeline.plugins.cleaners.normalize import string_column, texts_at
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 
 class ZScoreOutliers(Cleaner):

@@ -11,20 +11,13 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
+from forgeline.contracts.input_filters import SafetyContext, TextCheck, TextMatch
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
 from forgeline.plugins.cleaners.normalize import string_column
-from forgeline.registry import (
-    DEFAULT_MASK,
-    CleanContext,
-    Cleaner,
-    CleanResult,
-    PluginConfig,
-    PluginRegistry,
-    SafetyContext,
-    TextCheck,
-    TextMatch,
-    redact,
-)
+from forgeline.redaction import DEFAULT_MASK, redact
+from forgeline.registry import PluginRegistry
 
 BATCH_ROWS = 256
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 from forgeline.plugins.cleaners.normalize import changed_examples, string_column
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 
 class SegmentChinese(Cleaner):

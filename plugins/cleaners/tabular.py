@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import AfterValidator, Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 from forgeline.errors import InvalidArgument, excerpt
 from forgeline.plugins.cleaners.expressions import MAX_EXPRESSION_CHARS, Expression, parse
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 
 # Characters of each value an example shows.
 _VALUE_CHARS = 40

@@ -8,23 +8,26 @@ from typing import Literal
 from pydantic import Field
 
 from forgeline import modelio
-from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.registry import (
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.compressors import (
     CompressContext,
     CompressionTarget,
     Compressor,
     CompressResult,
-    PluginConfig,
     TrainRun,
 )
+from forgeline.errors import FailedPrecondition, InvalidArgument
 
 
 class Distill(Compressor):
     """Trains a smaller student on the teacher's softened predictions plus the hard labels
-    (Hinton et al., 2015). The student is the teacher with fewer layers, starting from the
-    teacher's own embeddings and evenly spaced layers (``init: teacher_layers``, as DistilBERT),
-    or a narrower model of the same family built from config (``init: config``). Training runs
-    the training recipe on Ray Train; the result is a plain Hugging Face folder."""
+    (Hinton et al., 2015).
+
+    The student is the teacher with fewer layers, starting from the teacher's own embeddings and
+    evenly spaced layers (``init: teacher_layers``, as DistilBERT), or a narrower model of the
+    same family built from config (``init: config``). Training runs the training recipe on Ray
+    Train; the result is a plain Hugging Face folder.
+    """
 
     name = "distill"
     accepts = (modelio.HF, modelio.HF_PRUNED)

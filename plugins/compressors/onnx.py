@@ -9,16 +9,21 @@ from pathlib import Path
 from pydantic import Field
 
 from forgeline import modelio
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.compressors import CompressContext, Compressor, CompressResult
 from forgeline.errors import FailedPrecondition
-from forgeline.registry import CompressContext, Compressor, CompressResult, PluginConfig
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class OnnxExport(Compressor):
-    """Exports the classifier to ONNX (checked against torch), optionally fuses its attention,
-    LayerNorm and GELU with ONNX Runtime's transformer optimizer, and quantizes its MatMul and
-    embedding weights to int8 (ONNX Runtime dynamic quantization). ONNX Runtime alone runs it."""
+    """Exports the classifier to ONNX (checked against torch), optionally with fused operators
+    and int8 weights; ONNX Runtime alone runs it.
+
+    Fusion joins attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer;
+    quantization turns the MatMul and embedding weights to int8 (ONNX Runtime dynamic
+    quantization).
+    """
 
     name = "onnx_export"
     accepts = (modelio.HF, modelio.HF_PRUNED)

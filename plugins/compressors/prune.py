@@ -8,23 +8,25 @@ from pathlib import Path
 from pydantic import Field
 
 from forgeline import modelio
-from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.registry import (
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.compressors import (
     CompressContext,
     CompressionTarget,
     Compressor,
     CompressResult,
-    PluginConfig,
     TrainRun,
 )
+from forgeline.errors import FailedPrecondition, InvalidArgument
 
 
 class StructuredPrune(Compressor):
     """Removes the least important attention heads and FFN neurons of a BERT-style encoder, so
-    the saved model is physically smaller and faster (not masked). Importance is the loss's
-    first-order sensitivity to each head's and neuron's output on training rows (Michel et al.,
-    2019), normalized per layer and ranked across layers; every layer keeps at least one head.
-    A short fine-tuning on the training rows can follow."""
+    the saved model is physically smaller and faster (not masked).
+
+    Importance is the loss's first-order sensitivity to each head's and neuron's output on
+    training rows (Michel et al., 2019), normalized per layer and ranked across layers; every
+    layer keeps at least one head. A short fine-tuning on the training rows can follow.
+    """
 
     name = "structured_prune"
     accepts = (modelio.HF, modelio.HF_PRUNED)

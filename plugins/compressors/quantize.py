@@ -8,14 +8,14 @@ from pathlib import Path
 from pydantic import Field
 
 from forgeline import modelio
-from forgeline.errors import FailedPrecondition
-from forgeline.registry import (
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.compressors import (
     CompressContext,
     CompressionTarget,
     Compressor,
     CompressResult,
-    PluginConfig,
 )
+from forgeline.errors import FailedPrecondition
 
 
 class DynamicInt8(Compressor):

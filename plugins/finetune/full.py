@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from forgeline.registry import FinetuneContext, FinetuneStrategy, PluginConfig
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.finetune import FinetuneContext, FinetuneStrategy
 
 
 class FullFinetune(FinetuneStrategy):

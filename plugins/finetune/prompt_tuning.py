@@ -6,9 +6,10 @@ from typing import Any
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.finetune import FinetuneContext, FinetuneStrategy
 from forgeline.errors import InvalidArgument
 from forgeline.plugins.finetune.peft_common import peft_task_type
-from forgeline.registry import FinetuneContext, FinetuneStrategy, PluginConfig
 
 
 class PromptTuning(FinetuneStrategy):

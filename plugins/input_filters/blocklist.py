@@ -7,6 +7,8 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.input_filters import InputFilter, TextMatch
 from forgeline.plugins.input_filters.text import (
     REGEX_HELP,
     WORDS_HELP,
@@ -14,7 +16,6 @@ from forgeline.plugins.input_filters.text import (
     clean_words,
     compile_patterns,
 )
-from forgeline.registry import InputFilter, PluginConfig, TextMatch
 
 
 class Blocklist(InputFilter):

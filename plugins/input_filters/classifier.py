@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.input_filters import InputFilter, SafetyContext, TextCheck, TextMatch
 from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.registry import InputFilter, PluginConfig, SafetyContext, TextCheck, TextMatch
 
 
 class ClassifierCheck(TextCheck):

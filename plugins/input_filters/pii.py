@@ -15,8 +15,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.input_filters import InputFilter, TextMatch
 from forgeline.plugins.input_filters.text import fold
-from forgeline.registry import InputFilter, PluginConfig, TextMatch
 
 Kind = Literal["email", "phone", "id_number", "card_number", "ip_address"]
 KINDS: tuple[Kind, ...] = ("email", "phone", "id_number", "card_number", "ip_address")

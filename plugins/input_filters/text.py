@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import re2
 
+from forgeline.contracts.input_filters import TextMatch
 from forgeline.patterns import MAX_PATTERN_CHARS, REFUSED_SYNTAX, compile_pattern
-from forgeline.registry import TextMatch
 
 # Scripts written without spaces between words (and Hangul, whose particles attach to words):
 # a word with one of these characters matches anywhere, not only between word boundaries.

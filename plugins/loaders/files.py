@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import AfterValidator, Field, field_validator
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.loaders import Loader, LoadSource
 from forgeline.errors import InvalidArgument, ResourceExhausted, excerpt
 from forgeline.parsecheck import DataWarning, looks_like_labels
-from forgeline.registry import Loader, LoadSource, PluginConfig
 
 _BOM = codecs.BOM_UTF8
 _FIRST_BLOCK = 1 << 20

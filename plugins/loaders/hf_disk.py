@@ -16,8 +16,9 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.loaders import Loader, LoadSource
 from forgeline.errors import InvalidArgument, ResourceExhausted, excerpt
-from forgeline.registry import Loader, LoadSource, PluginConfig
 
 DATASET_DICT, STATE, INFO = "dataset_dict.json", "state.json", "dataset_info.json"
 

@@ -24,8 +24,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from forgeline import outbound
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.loaders import Loader, LoadSource
 from forgeline.errors import InvalidArgument, ResourceExhausted, Unavailable, excerpt
-from forgeline.registry import Loader, LoadSource, PluginConfig
 
 _SCHEMES = ("http", "https")
 _USER_AGENT = "forgeline-http-loader"

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.mitigators import FairnessRows, MitigationResult, Mitigator
 from forgeline.errors import InvalidArgument
-from forgeline.registry import FairnessRows, MitigationResult, Mitigator, PluginConfig
 
 
 def _values(rows: FairnessRows, where: str, need: str) -> tuple:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from forgeline.contracts.output_rules import OutputMatcher
 from forgeline.plugins.input_filters.classifier import ClassifierCheck
-from forgeline.registry import OutputMatcher
 
 
 class ClassifierRule(ClassifierCheck, OutputMatcher):

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from pydantic import Field, field_validator
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.output_rules import OutputMatcher, TextMatch
 from forgeline.plugins.input_filters.text import (
     REGEX_HELP,
     WORDS_HELP,
@@ -14,7 +16,6 @@ from forgeline.plugins.input_filters.text import (
     clean_words,
     compile_patterns,
 )
-from forgeline.registry import OutputMatcher, PluginConfig, TextMatch
 
 
 class Regex(OutputMatcher):

@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import Field
 
-from forgeline.registry import PluginConfig, Regularizer, RegularizerContext
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.regularizers import Regularizer, RegularizerContext
 
 STATE_FILE = "ewc_fisher.safetensors"
 

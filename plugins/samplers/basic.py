@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.samplers import ReplayPool, Sampler
 from forgeline.errors import InvalidArgument
-from forgeline.registry import PluginConfig, ReplayPool, Sampler
 
 
 def generator(seed: int) -> Any:

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.schedulers import Objective, Scheduler
 from forgeline.errors import InvalidArgument
-from forgeline.registry import Objective, PluginConfig, Scheduler
 
 
 class Asha(Scheduler):

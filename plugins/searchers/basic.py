@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.searchers import SearchContext, Searcher, SearchParameter, SearchPlan
 from forgeline.errors import InvalidArgument
-from forgeline.registry import PluginConfig, SearchContext, Searcher, SearchParameter, SearchPlan
+from forgeline.searchspace import tune_domain
 
 MAX_GRID = 10_000
 
@@ -25,7 +27,7 @@ class RandomSearch(Searcher):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         return SearchPlan(
-            param_space={p.name: p.tune_domain() for p in ctx.space},
+            param_space={p.name: tune_domain(p) for p in ctx.space},
             search_alg=BasicVariantGenerator(
                 random_state=ctx.seed, max_concurrent=ctx.max_concurrent
             ),

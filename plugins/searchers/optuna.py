@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.searchers import SearchContext, Searcher, SearchPlan
 from forgeline.errors import InvalidArgument
-from forgeline.registry import PluginConfig, SearchContext, Searcher, SearchPlan
+from forgeline.searchspace import optuna_distribution
 
 OPTUNA_CHOICE_TYPES = (type(None), bool, int, float, str)
 
@@ -77,7 +79,7 @@ class OptunaSearcher(Searcher):
         metrics = [o.metric for o in ctx.objectives]
         modes = [o.mode for o in ctx.objectives]
         search = OptunaSearch(
-            space={p.name: p.optuna_distribution() for p in ctx.space},
+            space={p.name: optuna_distribution(p) for p in ctx.space},
             metric=metrics if many else metrics[0],
             mode=modes if many else modes[0],
             sampler=sampler,

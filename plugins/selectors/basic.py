@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.selectors import ScoredRows, Selector
 from forgeline.errors import InvalidArgument
-from forgeline.registry import PluginConfig, ScoredRows, Selector
 
 
 def _checked(rows: ScoredRows):

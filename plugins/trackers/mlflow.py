@@ -27,8 +27,9 @@ from typing import Any
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.trackers import Tracker, TrackerRun
 from forgeline.errors import FailedPrecondition
-from forgeline.registry import PluginConfig, Tracker, TrackerRun
 
 RUN_ID_TAG = "forgeline.run_id"
 STATUS_TAG = "forgeline.status"

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import Field
 
-from forgeline.registry import PluginConfig, Tracker, TrackerRun
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.trackers import Tracker, TrackerRun
 
 # The HParams plugin's session end states (tensorboard.plugins.hparams.api_pb2.Status); it has
 # none for a cancelled run.

@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.trackers import Tracker, TrackerRun
 from forgeline.errors import FailedPrecondition
-from forgeline.registry import PluginConfig, Tracker, TrackerRun
 
 RUN_ID_KEY = "forgeline.run_id"
 STATUS_KEY = "forgeline.status"

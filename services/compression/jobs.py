@@ -16,20 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline import modelio
+from forgeline import cluster, modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition, ForgelineError, Internal, cause_line
 from forgeline.logging import get_logger
+from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository, merge_adapter
 from forgeline.operations import Interrupted
 from forgeline.paths import folder_name
 from forgeline.registry import CompressContext, PluginRegistry, TrainRun
 from forgeline.services.compression.measure import EvalInputs, Measurement, measure, tokenize
 from forgeline.services.compression.planning import CompressPlan, CompressPlanner, CompressSpec
-from forgeline.services.training import cluster
-from forgeline.services.training.evaluation import merge_adapter
-from forgeline.services.training.jobs import TrainingJobs, train_on_ray
-from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION, RecipeConfig, read_rows
+from forgeline.services.training.jobs import train_on_ray
+from forgeline.services.training.recipe import RecipeConfig, read_rows
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -92,8 +91,8 @@ class CompressionJobs:
         paths: PathValidator,
         settings: Settings,
     ) -> None:
-        self.training = TrainingJobs(registry, datasets, artifacts, paths, settings)
-        self.planner = CompressPlanner(self.training)
+        self.settings = settings
+        self.planner = CompressPlanner(registry, datasets, ModelRepository(artifacts))
         self.artifacts = artifacts
         self.datasets = datasets
         self.runs_dir = settings.home.expanduser() / "services" / "compression" / "runs"
@@ -314,7 +313,7 @@ class CompressionJobs:
                 metadata={"field": "train"},
             )
         # The wait for Ray is this step's progress.
-        cluster.ensure_ray(self.training.settings, ctx, at=(index - 1) / len(plan.steps))
+        cluster.ensure_ray(self.settings, ctx, at=(index - 1) / len(plan.steps))
         cluster.require_cpus(
             run.num_workers,
             run.cpus_per_worker,

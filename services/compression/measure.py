@@ -98,7 +98,7 @@ def measure(folder: Path, inputs: EvalInputs, options: LatencyOptions) -> Measur
     """Loads the classifier in ``folder`` and measures it."""
     import numpy as np
 
-    from forgeline.services.training.evaluation import score_classification
+    from forgeline.models import score_classification
 
     threads = options.threads or _cores()
     kind = modelio.folder_format(folder)

@@ -16,18 +16,11 @@ from typing import Any
 
 from forgeline import modelio
 from forgeline.artifacts import ArtifactRecord
-from forgeline.datasets import Dataset
+from forgeline.datasets import Dataset, DatasetRef, DatasetRepository, output_name
 from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.registry import CompressionTarget, Compressor, PluginChoice
+from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository, positions_of, skeleton
+from forgeline.registry import CompressionTarget, Compressor, PluginChoice, PluginRegistry
 from forgeline.services.compression.measure import LatencyOptions
-from forgeline.services.training.jobs import TrainingJobs
-from forgeline.services.training.planning import (
-    DatasetRef,
-    output_name,
-    positions_of,
-    skeleton,
-)
-from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION
 
 METRICS = ("accuracy", "f1_macro")
 DEFAULT_BUDGET = 0.01
@@ -82,17 +75,20 @@ class CompressPlan:
 
 
 class CompressPlanner:
-    def __init__(self, training: TrainingJobs) -> None:
-        self.training = training
-        self.registry = training.planner.registry
-        self.artifacts = training.artifacts
+    def __init__(
+        self, registry: PluginRegistry, datasets: DatasetRepository, models: ModelRepository
+    ) -> None:
+        self.registry = registry
+        self.datasets = datasets
+        self.models = models
+        self.artifacts = models.artifacts
 
     def plan(self, spec: CompressSpec) -> CompressPlan:
         record, fmt = self._model(spec.model_id)
         labels = [str(v) for v in record.metadata.get("labels", [])]
         folder = self.artifacts.verify(record)
         modelio.check_safe(folder)
-        base = self.training.adapter_base(record) if fmt == "peft_adapter" else None
+        base = self.models.adapter_base(record) if fmt == "peft_adapter" else None
         if base is not None:
             modelio.check_safe(base, "model_id (its base model)")
         evaluation = self._rows(spec.eval, "eval", labels)
@@ -136,7 +132,7 @@ class CompressPlanner:
         )
 
     def _model(self, model_id: str) -> tuple[ArtifactRecord, str]:
-        record = self.training.model_record(
+        record = self.models.model_record(
             model_id,
             formats=(
                 modelio.HF,
@@ -157,9 +153,8 @@ class CompressPlanner:
         return record, str(record.metadata.get("format", modelio.HF))
 
     def _rows(self, ref: DatasetRef, name: str, labels: list[str]) -> Rows:
-        planner = self.training.planner
-        dataset, text, label = planner.dataset(ref, name, SEQUENCE_CLASSIFICATION)
-        planner.check_labels(dataset, label, labels, name, "are unknown to the model")
+        dataset, text, label = self.datasets.resolve(ref, name, SEQUENCE_CLASSIFICATION)
+        self.datasets.check_labels(dataset, label, labels, name, "are unknown to the model")
         return Rows(dataset, text, label)
 
     @staticmethod

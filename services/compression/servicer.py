@@ -4,7 +4,7 @@ back."""
 from __future__ import annotations
 
 from forgeline.convert import artifact, plugin_choice, struct
-from forgeline.datasets import DatasetRepository
+from forgeline.datasets import DatasetRepository, dataset_ref
 from forgeline.operations import MethodSpec, to_operation
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.compression.jobs import (
@@ -17,7 +17,6 @@ from forgeline.services.compression.jobs import (
 )
 from forgeline.services.compression.measure import LatencyOptions, Measurement
 from forgeline.services.compression.planning import CompressSpec
-from forgeline.services.training.servicer import dataset_ref
 from forgeline.v1 import compression_service_pb2 as pb
 from forgeline.v1 import compression_service_pb2_grpc
 

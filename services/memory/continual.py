@@ -26,18 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline import modelio
+from forgeline import cluster, modelio
 from forgeline.artifacts import ArtifactRecord, Lineage
-from forgeline.datasets import Dataset
+from forgeline.datasets import Dataset, DatasetRef, DatasetRepository, output_name
 from forgeline.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository
 from forgeline.paths import folder_name
 from forgeline.registry import PluginChoice, ScoredRows
 from forgeline.services.memory.memories import SERVICE, Memories
 from forgeline.services.memory.store import IndexConfig, MemoryConfig, Sample
-from forgeline.services.training import cluster
-from forgeline.services.training.jobs import TrainingJobs, recipe_hyper, train_on_ray
-from forgeline.services.training.planning import DatasetRef, output_name
-from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION, RecipeConfig
+from forgeline.services.training.jobs import recipe_hyper, train_on_ray
+from forgeline.services.training.recipe import RecipeConfig
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -190,11 +189,18 @@ class UpdateOutcome:
 
 
 class ContinualJobs:
-    def __init__(self, memories: Memories, training: TrainingJobs, settings: Settings) -> None:
+    def __init__(
+        self,
+        memories: Memories,
+        datasets: DatasetRepository,
+        models: ModelRepository,
+        settings: Settings,
+    ) -> None:
         self.memories = memories
-        self.training = training
-        self.artifacts = training.artifacts
-        self.datasets = training.datasets
+        self.models = models
+        self.artifacts = models.artifacts
+        self.datasets = datasets
+        self.settings = settings
         self.registry = memories.registry
         self.runs_dir = settings.home.expanduser() / "services" / "memory" / "runs"
 
@@ -231,7 +237,7 @@ class ContinualJobs:
             raise InvalidArgument.for_field(
                 "model_id", f"memory {spec.memory!r} has no model yet: name the one to update"
             )
-        record = self.training.model_record(model_id, formats=FORMATS)
+        record = self.models.model_record(model_id, formats=FORMATS)
         labels = [str(v) for v in record.metadata.get("labels", [])]
         if record.metadata["task"] != SEQUENCE_CLASSIFICATION or not labels:
             raise FailedPrecondition(
@@ -243,7 +249,7 @@ class ContinualJobs:
         folder = self.artifacts.verify(record)
         modelio.check_safe(folder)
         fmt = record.metadata.get("format", modelio.HF)
-        base = self.training.adapter_base(record) if fmt == "peft_adapter" else None
+        base = self.models.adapter_base(record) if fmt == "peft_adapter" else None
 
         new_data = self._rows(spec.new_data, "new_data", labels)
         if new_data.dataset.num_rows == 0:
@@ -319,9 +325,7 @@ class ContinualJobs:
         elif seeded is not None:
             held = seeded.dataset.num_rows
             held_labels = set(
-                self.training.planner.labels(
-                    seeded.dataset, seeded.label, "create_memory.dataset", 1
-                )
+                self.datasets.labels(seeded.dataset, seeded.label, "create_memory.dataset", 1)
             )
         else:
             held, held_labels = 0, set()
@@ -372,10 +376,9 @@ class ContinualJobs:
 
     def _rows(self, ref: DatasetRef, name: str, labels: list[str]) -> Rows:
         """A dataset's text and label columns, its labels among ``labels`` (unless empty)."""
-        planner = self.training.planner
-        dataset, text, label = planner.dataset(ref, name, SEQUENCE_CLASSIFICATION)
+        dataset, text, label = self.datasets.resolve(ref, name, SEQUENCE_CLASSIFICATION)
         if labels:
-            planner.check_labels(dataset, label, labels, name, "are unknown to the model")
+            self.datasets.check_labels(dataset, label, labels, name, "are unknown to the model")
         return Rows(dataset, text, label)
 
     @staticmethod
@@ -441,7 +444,7 @@ class ContinualJobs:
             pass  # created meanwhile by another update of the same memory: use it
 
     def _update(self, plan: UpdatePlan, ctx, key: str, work: Path) -> UpdateOutcome:
-        from forgeline.services.training.evaluation import class_probabilities
+        from forgeline.models import class_probabilities
 
         ctx.progress(0.0, "scoring the model before the update")
         current = self._model_folder(plan, work)
@@ -631,7 +634,7 @@ class ContinualJobs:
         """The model as a full folder (an adapter merged into its base)."""
         if plan.base_dir is None:
             return plan.model_dir
-        from forgeline.services.training.evaluation import merge_adapter
+        from forgeline.models import merge_adapter
 
         folder = work / "merged"
         if not (folder / "config.json").exists():
@@ -699,7 +702,7 @@ class ContinualJobs:
 
     def _train(self, plan, ctx, model_dir: Path, train: Path, old, output: Path, key) -> dict:
         h = plan.hyper
-        cluster.ensure_ray(self.training.settings, ctx, at=0.1)  # the wait is progress
+        cluster.ensure_ray(self.settings, ctx, at=0.1)  # the wait is progress
         cluster.require_cpus(
             h["num_workers"], h["cpus_per_worker"], "scaling", "scaling.num_workers"
         )
@@ -727,7 +730,7 @@ class ContinualJobs:
         }
 
     def _commit(self, plan, ctx, key, output: Path, metrics, replayed: int, selected: int):
-        from forgeline.services.training.recipe import read_manifest
+        from forgeline.models import read_manifest
 
         manifest = read_manifest(output)
         continual = {
@@ -803,14 +806,14 @@ def _held_positions(n: int, fraction: float, seed: int) -> set[int]:
 def _load(folder: Path, labels: list[str]):
     from transformers import AutoTokenizer
 
-    from forgeline.services.training.recipe import load_model
+    from forgeline.models import load_model
 
     model = load_model(SEQUENCE_CLASSIFICATION, str(folder), labels).eval()
     return model, AutoTokenizer.from_pretrained(folder, local_files_only=True)
 
 
 def _accuracy(model, tokenizer, rows: tuple[list[str], list[str]], plan: UpdatePlan) -> float:
-    from forgeline.services.training.evaluation import evaluate
+    from forgeline.models import evaluate
 
     texts, labels = rows
     return evaluate(

@@ -12,7 +12,7 @@ from typing import Any
 from forgeline import modelio
 from forgeline.artifacts import ArtifactStore
 from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.services.training.models import BUILTIN, builtin_path
+from forgeline.models import BUILTIN, builtin_path
 
 
 class Embedders:

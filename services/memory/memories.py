@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeline.artifacts import ArtifactStore
-from forgeline.datasets import DatasetRepository
+from forgeline.datasets import DatasetRef, DatasetRepository
 from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.registry import PluginChoice, PluginRegistry, ReplayPool
 from forgeline.services.memory.embed import Embedders
@@ -22,7 +22,6 @@ from forgeline.services.memory.store import (
     Stats,
     check_name,
 )
-from forgeline.services.training.planning import DatasetRef
 
 SERVICE = "forgeline.v1.MemoryService"
 MAX_K = 1000

@@ -6,7 +6,9 @@ import asyncio
 from typing import Any
 
 from forgeline.convert import artifact, from_struct, plugin_choice, struct
+from forgeline.datasets import DatasetRepository, dataset_ref
 from forgeline.errors import InvalidArgument, ResourceExhausted
+from forgeline.models import ModelRepository
 from forgeline.operations import MethodSpec, page_offset, to_operation
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
@@ -26,8 +28,6 @@ from forgeline.services.memory.memories import (
     Memories,
 )
 from forgeline.services.memory.store import IndexConfig, Sample, Stats
-from forgeline.services.training.jobs import TrainingJobs
-from forgeline.services.training.servicer import dataset_ref
 from forgeline.v1 import memory_service_pb2 as pb
 from forgeline.v1 import memory_service_pb2_grpc
 
@@ -47,8 +47,13 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
         kernel.artifacts,
         kernel.registry,
     )
-    training = TrainingJobs.of(kernel)
-    servicer = MemoryServicer(kernel, memories, ContinualJobs(memories, training, kernel.settings))
+    continual = ContinualJobs(
+        memories,
+        DatasetRepository(kernel.artifacts),
+        ModelRepository(kernel.artifacts),
+        kernel.settings,
+    )
+    servicer = MemoryServicer(kernel, memories, continual)
     return [
         ServiceDefinition(
             full_name=SERVICE,

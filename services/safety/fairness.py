@@ -26,18 +26,16 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
-from forgeline.datasets import Dataset, DatasetRepository
+from forgeline.datasets import Dataset, DatasetRef, DatasetRepository, output_name
 from forgeline.errors import FailedPrecondition, Internal, InvalidArgument, Violations
+from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository
 from forgeline.registry import FairnessRows, Mitigator, PluginChoice, PluginRegistry
-from forgeline.services.training.planning import DatasetRef, output_name
-from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
     from forgeline.operations import OperationContext
-    from forgeline.services.training.jobs import TrainingJobs
 
 SERVICE = "forgeline.v1.SafetyService"
 # The column of the mitigated decisions in the committed dataset (label values).
@@ -442,13 +440,13 @@ class FairnessJobs:
         registry: PluginRegistry,
         datasets: DatasetRepository,
         artifacts: ArtifactStore,
-        training: TrainingJobs,
+        models: ModelRepository,
         record: Callable[[str, str, dict[str, Any]], int],
     ) -> None:
         self.registry = registry
         self.datasets = datasets
         self.artifacts = artifacts
-        self.training = training
+        self.models = models
         self.record = record
 
     # === AuditFairness ==========================================================================
@@ -731,7 +729,7 @@ class FairnessJobs:
 
     def _model(self, model_id: str) -> ArtifactRecord:
         """A trained binary sequence classifier (model or adapter), or an error naming model_id."""
-        record = self.training.model_record(model_id, "model_id")
+        record = self.models.model_record(model_id, "model_id")
         meta = record.metadata
         if meta.get("task") != SEQUENCE_CLASSIFICATION:
             raise InvalidArgument.for_field(
@@ -751,7 +749,7 @@ class FairnessJobs:
         """The dataset and its label column (and its text column, when ``text``), checked;
         ``default`` (text, label) fills what ``ref`` leaves empty before the dataset's own."""
         if text:
-            dataset, text_column, label = self.training.planner.dataset(
+            dataset, text_column, label = self.datasets.resolve(
                 ref, name, SEQUENCE_CLASSIFICATION, default=default
             )
             return Rows(dataset, label, text_column, name)
@@ -775,14 +773,13 @@ class FairnessJobs:
     def _labels(self, rows: Rows, model: ArtifactRecord | None) -> list[str]:
         """The labels the rows may hold: the model's (the rows' must be among them), else the
         rows' own (at most two)."""
-        planner = self.training.planner
         if model is not None:
             known = [str(v) for v in model.metadata["labels"]]
-            planner.check_labels(
+            self.datasets.check_labels(
                 rows.dataset, rows.label, known, rows.field, f"are unknown to model {model.id}"
             )
             return known
-        labels = planner.labels(rows.dataset, rows.label, rows.field, least=1)
+        labels = self.datasets.labels(rows.dataset, rows.label, rows.field, least=1)
         if len(labels) > 2:
             raise InvalidArgument.for_field(
                 f"{rows.field}.label_column",
@@ -914,9 +911,9 @@ class FairnessJobs:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The model's probability of ``positive`` for every text and its decisions (argmax),
         as the training service scores it."""
-        from forgeline.services.training.evaluation import class_probabilities
+        from forgeline.models import class_probabilities
 
-        model, tokenizer, _ = self.training.load_model(record)
+        model, tokenizer, _ = self.models.load(record)
         probabilities = class_probabilities(
             model,
             tokenizer,

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from google.protobuf import json_format
-
 from forgeline.convert import artifact, from_struct, plugin_choice, struct
-from forgeline.datasets import DatasetRepository
+from forgeline.datasets import DatasetRepository, dataset_ref
 from forgeline.errors import InvalidArgument
 from forgeline.modelio import safety_context
+from forgeline.models import ModelRepository
 from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.policy import PolicyLoader, Verdict
+from forgeline.policy_messages import policy_pb, policy_source, verdict_pb
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.safety.auditlog import AuditLog, Entry, Event
 from forgeline.services.safety.fairness import (
@@ -24,20 +25,10 @@ from forgeline.services.safety.fairness import (
     MitigateSpec,
     Thresholds,
 )
-from forgeline.services.safety.policy import BLOCK, MODIFY, Policy, PolicyLoader, Verdict
-from forgeline.services.training.jobs import TrainingJobs
-from forgeline.services.training.servicer import dataset_ref
+from forgeline.v1 import common_pb2, safety_service_pb2_grpc
 from forgeline.v1 import safety_service_pb2 as pb
-from forgeline.v1 import safety_service_pb2_grpc
 
 SERVICE = "forgeline.v1.SafetyService"
-ACTIONS = {
-    "block": pb.RULE_ACTION_BLOCK,
-    "redact": pb.RULE_ACTION_REDACT,
-    "replace": pb.RULE_ACTION_REPLACE,
-    "flag": pb.RULE_ACTION_FLAG,
-}
-DECISIONS = {BLOCK: pb.SAFETY_DECISION_BLOCK, MODIFY: pb.SAFETY_DECISION_MODIFY}
 ACTOR = "safety"
 
 
@@ -47,7 +38,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
     home.mkdir(parents=True, exist_ok=True)
     log = AuditLog(home / "audit.db")
     policies = PolicyLoader(kernel.registry, safety_context(kernel.artifacts))
-    training = TrainingJobs.of(kernel)
 
     def record(kind: str, subject: str, details: dict[str, Any]) -> int:
         return log.append([Event(kind=kind, subject=subject, actor=ACTOR, details=details)])[
@@ -55,7 +45,11 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
         ].sequence
 
     fairness = FairnessJobs(
-        kernel.registry, DatasetRepository(kernel.artifacts), kernel.artifacts, training, record
+        kernel.registry,
+        DatasetRepository(kernel.artifacts),
+        kernel.artifacts,
+        ModelRepository(kernel.artifacts),
+        record,
     )
     servicer = SafetyServicer(kernel, policies, log, fairness)
     return [
@@ -71,65 +65,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
 
 
 # --- policies ------------------------------------------------------------------------------------
-
-
-def policy_source(message: pb.PolicySource) -> dict[str, Any] | str | None:
-    """What PolicyLoader.load takes: the YAML text, the structured policy as a dict, or None."""
-    which = message.WhichOneof("source")
-    if which == "yaml":
-        return message.yaml
-    if which == "policy":
-        return json_format.MessageToDict(message.policy, preserving_proto_field_name=True)
-    return None
-
-
-def policy_pb(policy: Policy) -> pb.SafetyPolicy:
-    def common(rule) -> dict[str, Any]:
-        return {
-            "name": rule.name,
-            "action": ACTIONS[rule.action],
-            "priority": rule.priority,
-            "replacement": rule.replacement,
-            "message": rule.message,
-        }
-
-    return pb.SafetyPolicy(
-        input_filters=[
-            pb.InputFilterRule(filter=_spec(r.plugin, r.config), **common(r))
-            for r in policy.input_rules
-        ],
-        output_rules=[
-            pb.OutputRule(match=_spec(r.plugin, r.config), **common(r)) for r in policy.output_rules
-        ],
-    )
-
-
-def _spec(name: str, config: dict[str, Any]):
-    from forgeline.v1 import common_pb2
-
-    return common_pb2.PluginSpec(name=name, config=struct(config))
-
-
-def verdict_pb(v: Verdict) -> pb.SafetyVerdict:
-    return pb.SafetyVerdict(
-        decision=DECISIONS.get(v.decision, pb.SAFETY_DECISION_ALLOW),
-        text=v.text,
-        blocked_by=v.blocked_by,
-        message=v.message,
-        flagged=v.flagged,
-        firings=[
-            pb.RuleFiring(
-                rule=f.rule,
-                plugin=f.plugin,
-                action=ACTIONS[f.action],
-                matches=[
-                    pb.TextMatch(start=m.start, end=m.end, label=m.label, score=m.score)
-                    for m in f.matches
-                ],
-            )
-            for f in v.firings
-        ],
-    )
 
 
 # --- fairness ------------------------------------------------------------------------------------
@@ -280,7 +215,9 @@ class SafetyServicer(safety_service_pb2_grpc.SafetyServiceServicer):
         ]
 
     # checks ------------------------------------------------------------------------------------
-    async def _check(self, source: pb.PolicySource, texts: list[str], stage: str) -> list[Verdict]:
+    async def _check(
+        self, source: common_pb2.PolicySource, texts: list[str], stage: str
+    ) -> list[Verdict]:
         if source.WhichOneof("source") is None:
             raise InvalidArgument.for_field("policy", "give a policy (policy or yaml)")
         if len(texts) > self._max_texts:

@@ -38,10 +38,9 @@ from forgeline.errors import (
     Violations,
 )
 from forgeline.logging import get_logger
-from forgeline.services.safety.policy import Policy, PolicyLoader, Verdict
+from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository
+from forgeline.policy import Policy, PolicyLoader, Verdict
 from forgeline.services.serving.batcher import BatchingBounds, MicroBatcher
-from forgeline.services.training.jobs import TrainingJobs
-from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION
 
 log = get_logger(__name__)
 
@@ -231,8 +230,8 @@ class ModelPlanner:
     """Checks what a spec asks to serve (every id, format, shared base and label set) without
     reading weights, and loads what a plan names."""
 
-    def __init__(self, artifacts: ArtifactStore, training: TrainingJobs) -> None:
-        self._artifacts, self._training = artifacts, training
+    def __init__(self, artifacts: ArtifactStore, models: ModelRepository) -> None:
+        self._artifacts, self._models = artifacts, models
 
     def plan(self, spec: DeploySpec) -> ModelPlan:
         record = self._record(spec.model_id, "model_id")
@@ -353,14 +352,14 @@ class ModelPlanner:
         """A classifier adapter's record, its verified folder and its base's folder (neither
         holding a pickle)."""
         self._record(ref, where)
-        record = self._training.model_record(ref, where, formats=("peft_adapter",))
+        record = self._models.model_record(ref, where, formats=("peft_adapter",))
         if record.metadata["task"] != SEQUENCE_CLASSIFICATION:
             raise InvalidArgument.for_field(
                 where, f"{record.id} is a {record.metadata['task']} adapter, not a classifier"
             )
         folder = self._artifacts.verify(record)
         modelio.check_safe(folder, where)
-        base = self._training.adapter_base(record, where)
+        base = self._models.adapter_base(record, where)
         modelio.check_safe(base, where)
         return record, folder, base
 
@@ -399,7 +398,7 @@ class ModelPlanner:
             return PlainModel(plan, tokenizer, modelio.load_classifier(plan.folder))
         from peft import PeftModel
 
-        from forgeline.services.training.recipe import load_model
+        from forgeline.models import load_model
 
         for folder in (plan.folder, *plan.adapters.values()):
             modelio.check_safe(folder)

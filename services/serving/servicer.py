@@ -9,10 +9,11 @@ from google.rpc import status_pb2
 from forgeline.convert import timestamp
 from forgeline.errors import ForgelineError, InvalidArgument, PermissionDenied, to_status
 from forgeline.modelio import safety_context
+from forgeline.models import ModelRepository
 from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.policy import PolicyLoader
+from forgeline.policy_messages import policy_pb, policy_source, verdict_pb
 from forgeline.server import Kernel, ServiceDefinition
-from forgeline.services.safety.policy import PolicyLoader
-from forgeline.services.safety.servicer import policy_pb, policy_source, verdict_pb
 from forgeline.services.serving.deployments import (
     FAILED,
     INPUT_STAGE,
@@ -24,7 +25,6 @@ from forgeline.services.serving.deployments import (
     DeploySpec,
     ModelPlanner,
 )
-from forgeline.services.training.jobs import TrainingJobs
 from forgeline.v1 import serving_service_pb2 as pb
 from forgeline.v1 import serving_service_pb2_grpc
 
@@ -43,11 +43,10 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
     settings = kernel.settings
     folder = settings.home.expanduser() / "services" / "serving"
     folder.mkdir(parents=True, exist_ok=True)
-    training = TrainingJobs.of(kernel)
     policies = PolicyLoader(kernel.registry, safety_context(kernel.artifacts))
     deployments = Deployments(
         folder,
-        ModelPlanner(kernel.artifacts, training),
+        ModelPlanner(kernel.artifacts, ModelRepository(kernel.artifacts)),
         policies,
         kernel.audit.record,  # blocked requests (the kernel closes the outbox after us)
         settings.worker_threads,

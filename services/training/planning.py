@@ -14,11 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline import modelio
+from forgeline import cluster, modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
-from forgeline.datasets import Dataset, DatasetRepository
+from forgeline.datasets import Dataset, DatasetRef, DatasetRepository, output_name
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound, Violations, excerpt
-from forgeline.names import artifact_name
+from forgeline.models import (
+    BUILTIN,
+    CAUSAL_LM,
+    SEQUENCE_CLASSIFICATION,
+    builtin_path,
+    positions_of,
+    skeleton,
+)
 from forgeline.registry import (
     TASKS,
     FinetuneContext,
@@ -27,24 +34,11 @@ from forgeline.registry import (
     PluginRegistry,
     Tracker,
 )
-from forgeline.services.training import cluster
-from forgeline.services.training.models import BUILTIN, builtin_path
-from forgeline.services.training.recipe import CAUSAL_LM, SEQUENCE_CLASSIFICATION
 
 if TYPE_CHECKING:
     from forgeline.paths import PathValidator
 
-STRING_TYPES = ("string", "large_string")
-
-
 # --- what a client asks for (plain data; the servicer fills it from the request) ---------------
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    dataset_id: str = ""
-    text_column: str = ""
-    label_column: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,15 +137,19 @@ class TrainPlanner:
                 f"{SEQUENCE_CLASSIFICATION} or {CAUSAL_LM}",
                 reason="TASK_NOT_SUPPORTED",
             )
-        train, text_col, label_col = self.dataset(spec.train, "train", task)
-        labels = self.labels(train, label_col, "train") if task == SEQUENCE_CLASSIFICATION else []
+        train, text_col, label_col = self.datasets.resolve(spec.train, "train", task)
+        labels = (
+            self.datasets.labels(train, label_col, "train")
+            if task == SEQUENCE_CLASSIFICATION
+            else []
+        )
         evaluation, eval_text, eval_label = None, "", ""
         if spec.eval is not None and spec.eval.dataset_id:
-            evaluation, eval_text, eval_label = self.dataset(
+            evaluation, eval_text, eval_label = self.datasets.resolve(
                 spec.eval, "eval", task, default=(text_col, label_col)
             )
             if task == SEQUENCE_CLASSIFICATION:
-                self.check_labels(evaluation, eval_label, labels)
+                self.datasets.check_labels(evaluation, eval_label, labels)
         model = self._model_plan(spec.model)
         strategy = self.registry.create(
             "finetune", spec.finetune.name or "full", spec.finetune.config, "finetune"
@@ -191,82 +189,6 @@ class TrainPlanner:
             hyper=hyper,
             output_name=name,
         )
-
-    def dataset(
-        self, ref: DatasetRef, field_name: str, task: str, default: tuple[str, str] = ("", "")
-    ) -> tuple[Dataset, str, str]:
-        if not ref.dataset_id:
-            raise InvalidArgument.for_field(f"{field_name}.dataset_id", "a dataset is required")
-        dataset = self.datasets.get(ref.dataset_id, f"{field_name}.dataset_id")
-        types = dict(dataset.columns)
-        text = ref.text_column or default[0] or dataset.text_column
-        if not text:
-            raise InvalidArgument.for_field(
-                f"{field_name}.text_column",
-                f"dataset {dataset.id} has no text column; name one of {list(types)}",
-            )
-        if text not in types:
-            raise InvalidArgument.for_field(
-                f"{field_name}.text_column",
-                f"no column {text!r} in dataset {dataset.id}; columns: {list(types)}",
-            )
-        if types[text] not in STRING_TYPES:
-            raise InvalidArgument.for_field(
-                f"{field_name}.text_column", f"column {text!r} is {types[text]}, not text"
-            )
-        label = ""
-        if task == SEQUENCE_CLASSIFICATION:
-            label = ref.label_column or default[1] or dataset.label_column
-            if not label:
-                raise InvalidArgument.for_field(
-                    f"{field_name}.label_column",
-                    f"classification needs labels and dataset {dataset.id} has no label column; "
-                    f"name one of {list(types)}",
-                )
-            if label not in types:
-                raise InvalidArgument.for_field(
-                    f"{field_name}.label_column",
-                    f"no column {label!r} in dataset {dataset.id}; columns: {list(types)}",
-                )
-        return dataset, text, label
-
-    def labels(self, dataset: Dataset, column: str, field_name: str, least: int = 2) -> list[str]:
-        import pyarrow.compute as pc
-
-        values = self.datasets.read(dataset, columns=[column]).column(0)
-        if values.null_count:
-            raise FailedPrecondition(
-                f"{field_name}.label_column: {values.null_count} rows of dataset {dataset.id} "
-                f"have no label in {column!r}; drop or fill them first",
-                reason="NULL_LABELS",
-                metadata={"field": f"{field_name}.label_column"},
-            )
-        distinct = pc.unique(values).to_pylist()
-        if len(distinct) < least:
-            raise FailedPrecondition(
-                f"{field_name}.label_column: column {column!r} of dataset {dataset.id} has only "
-                f"{len(distinct)} class ({distinct}); classification needs at least two",
-                reason="ONE_CLASS",
-                metadata={"field": f"{field_name}.label_column"},
-            )
-        return [str(v) for v in sorted(distinct)]
-
-    def check_labels(
-        self,
-        dataset: Dataset,
-        column: str,
-        known: list[str],
-        field_name: str = "eval",
-        problem: str = "never occur in the training data",
-    ) -> None:
-        """Refuses rows whose labels are not among ``known`` (naming
-        ``<field_name>.label_column``; ``problem`` says whose labels they lack)."""
-        unseen = sorted(set(self.labels(dataset, column, field_name, 1)) - set(known))
-        if unseen:
-            raise InvalidArgument.for_field(
-                f"{field_name}.label_column",
-                f"labels {unseen[:10]} {problem} (its labels: {known[:20]})",
-            )
 
     def _model_plan(self, choice: ModelChoice) -> ModelPlan:
         from transformers import AutoConfig
@@ -401,19 +323,6 @@ class TrainPlanner:
             )
 
     # --- running ------------------------------------------------------------------------------
-
-
-def output_name(name: str) -> str:
-    """``name`` when it is a valid artifact name; InvalidArgument naming ``output_name`` if not."""
-    return artifact_name(name, "output_name")
-
-
-def positions_of(config: Any) -> int:
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 0
 
 
 def _check_model_folder(path: Path, field_name: str) -> None:
@@ -574,21 +483,3 @@ def _skeleton_of(model: ModelPlan, choice: ModelChoice, task: str, labels: list[
         return skeleton(model.hf_config, task, labels)
     except (ValueError, TypeError, RuntimeError, ArithmeticError, LookupError) as exc:
         raise _config_error(choice, exc) from exc
-
-
-def skeleton(hf_config: Any, task: str, labels: list[str]):
-    """The model's architecture without its weights (on the meta device): enough for a
-    strategy to check layer names, free of memory and time."""
-    import copy
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    from forgeline import modelio
-
-    config = copy.deepcopy(hf_config)
-    with modelio.CONSTRUCTION, torch.device("meta"):
-        if task == SEQUENCE_CLASSIFICATION:
-            config.num_labels = len(labels)
-            return AutoModelForSequenceClassification.from_config(config)
-        return AutoModelForCausalLM.from_config(config)

@@ -24,14 +24,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from forgeline.models import (
+    CAUSAL_LM,
+    MANIFEST,
+    SEQUENCE_CLASSIFICATION,
+    load_model,
+)
 from forgeline.services.training.metrics import (
     ActorSink,
     MetricsSink,
     actor_sink,
     wait_until_stored,
 )
-
-SEQUENCE_CLASSIFICATION, CAUSAL_LM = "sequence_classification", "causal_lm"
 
 
 class RecipeConfig(BaseModel):
@@ -117,32 +121,6 @@ def localized(config: RecipeConfig) -> RecipeConfig:
     if storage.is_remote(config.output_dir):
         updates["output_dir"] = tempfile.mkdtemp(prefix="forgeline-output-")
     return config.model_copy(update=updates)
-
-
-def load_model(task: str, path: str, labels: list[str]):
-    """A transformers model for ``task`` from a local folder (never a hub download); a pruned
-    classifier (forgeline.modelio's hf_pruned folder) comes back with its pruned shapes."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    from forgeline import modelio
-
-    modelio.check_safe(Path(path), "model")  # here too: this is where a worker loads
-    if modelio.folder_format(Path(path)) == modelio.HF_PRUNED:
-        return modelio.load_torch(Path(path))
-    if task == SEQUENCE_CLASSIFICATION:
-        with modelio.CONSTRUCTION:
-            return AutoModelForSequenceClassification.from_pretrained(
-                path,
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={label: i for i, label in enumerate(labels)},
-                ignore_mismatched_sizes=True,
-                local_files_only=True,
-            )
-    if task == CAUSAL_LM:
-        with modelio.CONSTRUCTION:
-            return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    raise ValueError(f"task {task!r} is not supported by this recipe yet")
 
 
 def read_rows(
@@ -452,7 +430,7 @@ def run_recipe(config: RecipeConfig, session: TrainSession | TuneSession | Local
         nonlocal final_eval
         if held_out is None:
             return {}
-        from forgeline.services.training.evaluation import evaluate
+        from forgeline.models import evaluate
 
         scores = evaluate(
             unwrapped,
@@ -668,9 +646,6 @@ def _carry_format(source: str, output: str) -> None:
         modelio.write_format(Path(output), {"format": modelio.HF_PRUNED, "layers": fmt["layers"]})
 
 
-MANIFEST = "forgeline_training.json"
-
-
 def write_manifest(
     folder: Path,
     config: RecipeConfig,
@@ -695,11 +670,6 @@ def write_manifest(
         )
     )
     os.replace(temporary, Path(folder, MANIFEST))  # never a torn manifest
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = Path(folder, MANIFEST)
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 CHECKPOINT_PREFIX = "checkpoint_step_"

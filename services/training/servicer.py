@@ -6,13 +6,14 @@ import asyncio
 from typing import Any
 
 from forgeline.convert import artifact, from_struct, plugin_choice
+from forgeline.datasets import dataset_ref
 from forgeline.errors import InvalidArgument
 from forgeline.operations import MethodSpec, to_operation
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.training.baselines import DEFAULT_BASELINE, BaselineSpec
 from forgeline.services.training.jobs import SERVICE, TrainingJobs
-from forgeline.services.training.planning import DatasetRef, ModelChoice, TrainSpec
+from forgeline.services.training.planning import ModelChoice, TrainSpec
 from forgeline.v1 import training_service_pb2 as pb
 from forgeline.v1 import training_service_pb2_grpc
 
@@ -37,10 +38,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             plugin_kinds=("finetune", "trackers", "baselines"),
         )
     ]
-
-
-def dataset_ref(message: pb.DatasetInput) -> DatasetRef:
-    return DatasetRef(message.dataset_id, message.text_column, message.label_column)
 
 
 def train_spec(r: pb.TrainModelRequest) -> TrainSpec:

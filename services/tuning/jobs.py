@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline import storage
+from forgeline import cluster, storage
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition
 from forgeline.paths import folder_name
 from forgeline.registry import Objective, PluginRegistry
-from forgeline.services.training import cluster
 from forgeline.services.training.jobs import (
     TrainingJobs,
     fetch_model,

@@ -13,7 +13,10 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from forgeline import cluster
+from forgeline.datasets import output_name
 from forgeline.errors import FailedPrecondition, ForgelineError, InvalidArgument
+from forgeline.models import CAUSAL_LM, SEQUENCE_CLASSIFICATION
 from forgeline.registry import (
     DISTRIBUTIONS,
     Objective,
@@ -24,9 +27,7 @@ from forgeline.registry import (
     Searcher,
     SearchParameter,
 )
-from forgeline.services.training import cluster
-from forgeline.services.training.planning import TrainPlan, TrainPlanner, TrainSpec, output_name
-from forgeline.services.training.recipe import CAUSAL_LM, SEQUENCE_CLASSIFICATION
+from forgeline.services.training.planning import TrainPlan, TrainPlanner, TrainSpec
 
 if TYPE_CHECKING:
     from forgeline.registry import FinetuneStrategy

@@ -70,7 +70,7 @@ def model_dir(trials_dir: str, trial_id: str) -> str:
 
 def trial_manifest(trials_dir: str, trial_id: str) -> dict[str, Any]:
     """The manifest of a trial's finished model; {} while it has none."""
-    from forgeline.services.training.recipe import MANIFEST
+    from forgeline.models import MANIFEST
 
     location = storage.Location(model_dir(trials_dir, trial_id)).child(MANIFEST)
     try:

@@ -13,15 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
+from forgeline.contracts.text_checks import SafetyContext, TextCheck, TextMatch
 from forgeline.modelio import classifier_folder
-from forgeline.registry import (
-    PluginRegistry,
-    SafetyContext,
-    TextCheck,
-    TextMatch,
-    config_schema,
-    contract_problem,
-)
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 MODEL_NAME = "contract-model"
 ID2LABEL = {0: "ham", 1: "spam"}
@@ -112,7 +106,7 @@ def assert_kernel_contract(kind: str, cls: type[TextCheck]) -> None:
     """The registry's contract, a description, and a config schema that describes every field
     and refuses unknown ones."""
     assert contract_problem(kind, cls.name, cls) is None
-    assert cls.description(), "the first docstring line is the user-facing description"
+    assert cls.description(), "the docstring's first paragraph is its description"
     schema = json.loads(json.dumps(config_schema(cls)))
     assert schema["type"] == "object"
     for name, prop in schema.get("properties", {}).items():

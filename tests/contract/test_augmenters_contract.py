@@ -11,13 +11,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from forgeline.registry import (
-    AugmentContext,
-    Augmenter,
-    PluginRegistry,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.augmenters import AugmentContext, Augmenter
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("augmenters")]

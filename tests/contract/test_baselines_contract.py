@@ -15,13 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from forgeline.registry import (
-    Baseline,
-    BaselineContext,
-    PluginRegistry,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.baselines import Baseline, BaselineContext
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("baselines")]
@@ -78,7 +73,7 @@ def test_there_are_baselines_to_certify():
 
 def test_fulfils_the_kernel_contract(baseline_cls):
     assert contract_problem("baselines", baseline_cls.name, baseline_cls) is None
-    assert baseline_cls.description(), "the first docstring line is the user-facing description"
+    assert baseline_cls.description(), "the docstring's first paragraph is its description"
 
 
 def test_config_schema_is_json_with_every_field_described(baseline_cls):

@@ -13,15 +13,8 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 
-from forgeline.registry import (
-    CleanContext,
-    Cleaner,
-    CleanResult,
-    PluginRegistry,
-    ReferencedDataset,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult, ReferencedDataset
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("cleaners")]
@@ -82,7 +75,7 @@ def test_there_are_cleaners_to_certify():
 
 def test_fulfils_the_kernel_contract(cleaner_cls):
     assert contract_problem("cleaners", cleaner_cls.name, cleaner_cls) is None
-    assert cleaner_cls.description(), "the first docstring line is the user-facing description"
+    assert cleaner_cls.description(), "the docstring's first paragraph is its description"
 
 
 def test_config_schema_is_json_with_every_field_described(cleaner_cls):

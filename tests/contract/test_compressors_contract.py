@@ -18,17 +18,10 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from forgeline import modelio  # noqa: E402
-from forgeline.registry import (  # noqa: E402
-    CompressContext,
-    CompressionTarget,
-    Compressor,
-    PluginRegistry,
-    TrainRun,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.compressors import CompressContext, CompressionTarget, Compressor, TrainRun  # noqa: E402
+from forgeline.models import skeleton  # noqa: E402
+from forgeline.registry import PluginRegistry, config_schema, contract_problem  # noqa: E402
 from forgeline.services.compression.jobs import recipe_config  # noqa: E402
-from forgeline.services.training.planning import skeleton  # noqa: E402
 from tests.contract.compress_harness import (  # noqa: E402
     LABELS,
     classifier,

@@ -15,13 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from forgeline.registry import (  # noqa: E402
-    FinetuneContext,
-    FinetuneStrategy,
-    PluginRegistry,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.finetune import FinetuneContext, FinetuneStrategy  # noqa: E402
+from forgeline.registry import PluginRegistry, config_schema, contract_problem  # noqa: E402
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("finetune")]

@@ -10,14 +10,9 @@ import json
 
 import pytest
 
+from forgeline.contracts.loaders import Loader, LoadSource
 from forgeline.errors import InvalidArgument
-from forgeline.registry import (
-    Loader,
-    LoadSource,
-    PluginRegistry,
-    config_schema,
-    contract_problem,
-)
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("loaders")]

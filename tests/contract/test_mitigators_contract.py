@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from forgeline.contracts.mitigators import FairnessRows, MitigationResult
 from forgeline.errors import InvalidArgument
-from forgeline.registry import (
-    FairnessRows,
-    MitigationResult,
-    PluginRegistry,
-    config_schema,
-    contract_problem,
-)
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("mitigators")]

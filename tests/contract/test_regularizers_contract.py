@@ -10,12 +10,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from forgeline import modelio  # noqa: E402
-from forgeline.registry import (  # noqa: E402
-    PluginRegistry,
-    RegularizerContext,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.regularizers import RegularizerContext  # noqa: E402
+from forgeline.registry import PluginRegistry, config_schema, contract_problem  # noqa: E402
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("regularizers")]

@@ -13,13 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from forgeline.registry import (
-    PluginRegistry,
-    ReplayPool,
-    Sampler,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.samplers import ReplayPool, Sampler
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("samplers")]
@@ -51,7 +46,7 @@ def test_there_are_samplers_to_certify():
 
 def test_fulfils_the_kernel_contract(sampler_cls):
     assert contract_problem("samplers", sampler_cls.name, sampler_cls) is None
-    assert sampler_cls.description(), "the first docstring line is the user-facing description"
+    assert sampler_cls.description(), "the docstring's first paragraph is its description"
 
 
 def test_config_schema_is_json_with_every_field_described(sampler_cls):

@@ -8,13 +8,8 @@ import json
 
 import pytest
 
-from forgeline.registry import (
-    Objective,
-    PluginRegistry,
-    Scheduler,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.schedulers import Objective, Scheduler
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 from tests.contract.tune_harness import context, run
 
 REGISTRY = PluginRegistry()

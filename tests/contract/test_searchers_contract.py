@@ -12,13 +12,8 @@ import json
 
 import pytest
 
-from forgeline.registry import (
-    Objective,
-    PluginRegistry,
-    Searcher,
-    config_schema,
-    contract_problem,
-)
+from forgeline.contracts.searchers import Objective, Searcher
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 from tests.contract.tune_harness import CONCURRENT, SPACE, context, most_at_once, run
 
 REGISTRY = PluginRegistry()
@@ -41,7 +36,7 @@ def test_there_are_searchers_to_certify():
 
 def test_fulfils_the_kernel_contract(searcher_cls):
     assert contract_problem("searchers", searcher_cls.name, searcher_cls) is None
-    assert searcher_cls.description(), "the first docstring line is the user-facing description"
+    assert searcher_cls.description(), "the docstring's first paragraph is its description"
 
 
 def test_config_schema_is_json_with_every_field_described(searcher_cls):

@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from forgeline.contracts.selectors import ScoredRows
 from forgeline.errors import InvalidArgument
-from forgeline.registry import PluginRegistry, ScoredRows, config_schema, contract_problem
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("selectors")]

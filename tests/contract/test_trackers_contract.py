@@ -17,14 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from forgeline.contracts.trackers import Tracker, TrackerRun
 from forgeline.errors import FailedPrecondition
-from forgeline.registry import (
-    PluginRegistry,
-    Tracker,
-    TrackerRun,
-    config_schema,
-    contract_problem,
-)
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 REGISTRY = PluginRegistry()
 NAMES = [entry.name for entry in REGISTRY.discover("trackers")]
@@ -87,7 +82,7 @@ def test_there_are_trackers_to_certify():
 
 def test_fulfils_the_kernel_contract(tracker_cls):
     assert contract_problem("trackers", tracker_cls.name, tracker_cls) is None
-    assert tracker_cls.description(), "the first docstring line is the user-facing description"
+    assert tracker_cls.description(), "the docstring's first paragraph is its description"
 
 
 def test_config_schema_is_json_with_every_field_described(tracker_cls):

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forgeline.registry import Objective, SearchContext, SearchParameter
+from forgeline.contracts.searchers import Objective, SearchContext, SearchParameter
 
 SPACE = (
     SearchParameter("x", "uniform", -1.0, 1.0),

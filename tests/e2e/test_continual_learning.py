@@ -26,7 +26,6 @@ from forgeline.artifacts import Lineage
 from forgeline.convert import struct
 from forgeline.v1 import common_pb2
 from forgeline.v1 import memory_service_pb2 as pb
-from forgeline.v1 import training_service_pb2 as tpb
 from tests.conftest import E2E_ALL, REPO, ServiceThread, make_settings, shared_data
 from tests.integration.memory.conftest import connect
 from tests.integration.training.conftest import Workspace
@@ -74,7 +73,7 @@ def sentiment_model(work: Path, train: pa.Table) -> Path:
     """MiniLM fine-tuned on the amazon training rows, in this process."""
     import pyarrow.parquet as pq
 
-    from forgeline.services.training.models import builtin_path
+    from forgeline.models import builtin_path
     from forgeline.services.training.recipe import LocalSession, RecipeConfig, run_recipe
 
     pq.write_table(train, work / "amazon.parquet")
@@ -143,15 +142,16 @@ def test_replay_and_ewc_forget_less_than_naive_fine_tuning(memory, tmp_path_fact
                     memory=f"sentiment-{method.replace('_', '-')}",
                     create_memory=pb.CreateMemoryRequest(
                         embedding=pb.EmbeddingSource(builtin="minilm-l6"),
-                        dataset=tpb.DatasetInput(dataset_id=ids["amazon-train"]),
+                        dataset=common_pb2.DatasetInput(dataset_id=ids["amazon-train"]),
                     ),
                     model_id=model.id,
-                    new_data=tpb.DatasetInput(dataset_id=ids["imdb-train"]),
-                    new_eval=tpb.DatasetInput(dataset_id=ids["imdb-eval"]),
+                    new_data=common_pb2.DatasetInput(dataset_id=ids["imdb-train"]),
+                    new_eval=common_pb2.DatasetInput(dataset_id=ids["imdb-eval"]),
                     task="imdb",
                     old_tasks=[
                         pb.TaskData(
-                            task="amazon", eval=tpb.DatasetInput(dataset_id=ids["amazon-eval"])
+                            task="amazon",
+                            eval=common_pb2.DatasetInput(dataset_id=ids["amazon-eval"]),
                         )
                     ],
                     selector=common_pb2.PluginSpec(name="confidence"),
@@ -159,8 +159,8 @@ def test_replay_and_ewc_forget_less_than_naive_fine_tuning(memory, tmp_path_fact
                     regularizer=common_pb2.PluginSpec(
                         name=options["regularizer"], config=struct(config)
                     ),
-                    hyper_parameters=tpb.HyperParameters(seed=SEED, **HYPER),
-                    scaling=tpb.Scaling(num_workers=1, cpus_per_worker=1),
+                    hyper_parameters=common_pb2.HyperParameters(seed=SEED, **HYPER),
+                    scaling=common_pb2.Scaling(num_workers=1, cpus_per_worker=1),
                     max_forgetting=0.02,
                 )
             )

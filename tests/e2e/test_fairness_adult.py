@@ -37,7 +37,6 @@ from forgeline.convert import struct
 from forgeline.datasets import DatasetRepository
 from forgeline.v1 import common_pb2
 from forgeline.v1 import safety_service_pb2 as pb
-from forgeline.v1 import training_service_pb2 as tpb
 from tests.conftest import ServiceThread, make_settings, shared_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -154,8 +153,8 @@ def safety(adult, tmp_path_factory) -> Iterator[tuple[Client, dict[str, str]]]:
 
 def mitigate(client: Client, ids: dict[str, str], plugin: str, config: dict, **fields):
     request = pb.MitigateFairnessRequest(
-        train=tpb.DatasetInput(dataset_id=ids["train"]),
-        eval=tpb.DatasetInput(dataset_id=ids["test"]),
+        train=common_pb2.DatasetInput(dataset_id=ids["train"]),
+        eval=common_pb2.DatasetInput(dataset_id=ids["test"]),
         sensitive_columns=["sex"],
         mitigator=common_pb2.PluginSpec(name=plugin, config=struct(config)),
         positive_label=POSITIVE,
@@ -174,7 +173,7 @@ def test_adult_audited_on_sex_then_mitigated_halves_the_parity_gap(safety):
     audit = client.wait(
         client.safety.AuditFairness(
             pb.AuditFairnessRequest(
-                dataset=tpb.DatasetInput(dataset_id=ids["test"]),
+                dataset=common_pb2.DatasetInput(dataset_id=ids["test"]),
                 sensitive_columns=["sex"],
                 prediction_column="decision",
                 positive_label=POSITIVE,

@@ -165,13 +165,13 @@ def train(service, results: dict[str, Row], strategy: str) -> Row:
     started = time.monotonic()
     op = client.training.TrainModel(
         pb.TrainModelRequest(
-            train=pb.DatasetInput(dataset_id=ids["train"]),
-            eval=pb.DatasetInput(dataset_id=ids["test"]),
+            train=common_pb2.DatasetInput(dataset_id=ids["train"]),
+            eval=common_pb2.DatasetInput(dataset_id=ids["test"]),
             model=pb.ModelSource(builtin="minilm-l6"),
             task=pb.TASK_SEQUENCE_CLASSIFICATION,
             finetune=common_pb2.PluginSpec(name=plugin, config=struct(config)),
-            hyper_parameters=pb.HyperParameters(**hyper),
-            scaling=pb.Scaling(num_workers=1, cpus_per_worker=2),
+            hyper_parameters=common_pb2.HyperParameters(**hyper),
+            scaling=common_pb2.Scaling(num_workers=1, cpus_per_worker=2),
             output_name=f"uci-sentences-{strategy}",
         )
     )

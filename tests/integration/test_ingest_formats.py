@@ -14,10 +14,10 @@ import pyarrow as pa
 import pytest
 
 from forgeline.client import Client
+from forgeline.contracts.loaders import LoadSource
 from forgeline.convert import struct
 from forgeline.errors import InvalidArgument
 from forgeline.plugins.loaders.files import CsvLoader, TextLinesLoader, TsvLoader
-from forgeline.registry import LoadSource
 from forgeline.v1 import common_pb2
 from forgeline.v1 import data_service_pb2 as pb
 from tests.conftest import REPO, shared_data

@@ -10,6 +10,7 @@ import pytest
 from forgeline.client import Client
 from forgeline.convert import struct
 from forgeline.errors import InvalidArgument
+from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 
 BERT = {
@@ -55,13 +56,13 @@ def test_a_model_config_that_builds_no_model_is_refused_naming_its_field(
 ):
     client, dataset_id = training
     request = pb.TrainModelRequest(
-        train=pb.DatasetInput(dataset_id=dataset_id),
+        train=common_pb2.DatasetInput(dataset_id=dataset_id),
         model=pb.ModelSource(
             from_config=pb.ModelFromConfig(
                 model_type=model_type, config=struct(config), vocab_size=100
             )
         ),
-        hyper_parameters=pb.HyperParameters(max_steps=1, max_sequence_length=16),
+        hyper_parameters=common_pb2.HyperParameters(max_steps=1, max_sequence_length=16),
     )
     with pytest.raises(InvalidArgument) as caught:
         client.training.TrainModel(request)

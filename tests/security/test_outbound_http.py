@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from forgeline import outbound
 from forgeline.client import Client
+from forgeline.contracts.loaders import LoadSource
 from forgeline.errors import PermissionDenied, Unavailable
 from forgeline.plugins.loaders.http import HttpLoader
-from forgeline.registry import LoadSource
 from forgeline.settings import Settings
 from forgeline.v1 import data_service_pb2 as pb
 from tests.conftest import ServiceThread, make_settings

@@ -20,6 +20,7 @@ from forgeline import modelio
 from forgeline.artifacts import Lineage
 from forgeline.errors import FailedPrecondition
 from forgeline.services.training.models import build_from_config
+from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 
 TINY_BERT = {
@@ -167,9 +168,9 @@ def test_safe_files_that_look_like_pickles_are_not(tiny_model, tmp_path):
 
 def train_request(sandbox, model: pb.ModelSource) -> pb.TrainModelRequest:
     return pb.TrainModelRequest(
-        train=pb.DatasetInput(dataset_id=sandbox.dataset_id),
+        train=common_pb2.DatasetInput(dataset_id=sandbox.dataset_id),
         model=model,
-        hyper_parameters=pb.HyperParameters(max_steps=1),
+        hyper_parameters=common_pb2.HyperParameters(max_steps=1),
         output_name="never",
     )
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from forgeline.contracts.trackers import TrackerRun
 from forgeline.convert import struct
 from forgeline.errors import InvalidArgument
-from forgeline.registry import KIND_CONTRACTS, PluginRegistry, TrackerRun, config_schema
+from forgeline.registry import KIND_CONTRACTS, PluginRegistry, config_schema
 from forgeline.settings import Settings
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
@@ -83,7 +84,7 @@ def test_training_refuses_a_tracker_write_destination_from_the_client(training_s
         name="mlflow", config=struct({"tracking_uri": f"sqlite:///{outside / 'x.db'}"})
     )
     request = pb.TrainModelRequest(
-        train=pb.DatasetInput(dataset_id=dataset_id),
+        train=common_pb2.DatasetInput(dataset_id=dataset_id),
         model=pb.ModelSource(
             from_config=pb.ModelFromConfig(
                 model_type="bert",
@@ -99,7 +100,7 @@ def test_training_refuses_a_tracker_write_destination_from_the_client(training_s
             )
         ),
         trackers=[tracker],
-        hyper_parameters=pb.HyperParameters(max_steps=1),
+        hyper_parameters=common_pb2.HyperParameters(max_steps=1),
     )
     with pytest.raises(InvalidArgument) as caught:
         client.training.TrainModel(request)

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from forgeline.client import Client
+from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 from forgeline.v1.event_service_pb2 import Event
 from tests.conftest import ServiceProcess, store_reviews
@@ -53,9 +54,9 @@ def start_ray_through_a_submit(client: Client, dataset_id: str) -> Iterator[Even
     call in flight, which a graceful stop waits for), once Ray is up."""
     op = client.training.TrainModel(
         pb.TrainModelRequest(
-            train=pb.DatasetInput(dataset_id=dataset_id),
+            train=common_pb2.DatasetInput(dataset_id=dataset_id),
             model=tiny_bert(),
-            hyper_parameters=pb.HyperParameters(batch_size_per_worker=2, max_steps=100_000),
+            hyper_parameters=common_pb2.HyperParameters(batch_size_per_worker=2, max_steps=100_000),
         ),
         timeout=120,  # the planner's first import of transformers, on a loaded machine
     )

@@ -25,6 +25,7 @@ from forgeline.errors import InvalidArgument
 from forgeline.patterns import MAX_PATTERN_CHARS, InvalidPattern, compile_pattern
 from forgeline.plugins.input_filters.text import TextMatcher
 from forgeline.registry import PluginRegistry
+from forgeline.v1 import common_pb2
 from forgeline.v1 import data_service_pb2 as dpb
 from forgeline.v1 import safety_service_pb2 as pb
 from tests.conftest import ServiceProcess
@@ -80,7 +81,7 @@ def _serving(client: Client) -> bool:
 
 def test_the_safety_service_answers_a_catastrophic_pattern_at_once_and_stays_healthy(safety):
     with Client(safety.address, timeout=BOUND_S) as client, ThreadPoolExecutor(2) as pool:
-        source = pb.PolicySource(yaml=POLICY)
+        source = common_pb2.PolicySource(yaml=POLICY)
         started = time.monotonic()
         checking = pool.submit(
             client.safety.CheckInputBatch,
@@ -91,10 +92,10 @@ def test_the_safety_service_answers_a_catastrophic_pattern_at_once_and_stays_hea
         output = client.safety.CheckOutput(pb.CheckOutputRequest(policy=source, text=NEEDLE))
         elapsed = time.monotonic() - started
     assert elapsed < BOUND_S
-    assert needle.decision == pb.SAFETY_DECISION_ALLOW
-    assert xs.decision == pb.SAFETY_DECISION_ALLOW
-    assert (plain.decision, plain.blocked_by) == (pb.SAFETY_DECISION_BLOCK, "evil-input")
-    assert output.verdict.decision == pb.SAFETY_DECISION_ALLOW  # "!" is no word character
+    assert needle.decision == common_pb2.SAFETY_DECISION_ALLOW
+    assert xs.decision == common_pb2.SAFETY_DECISION_ALLOW
+    assert (plain.decision, plain.blocked_by) == (common_pb2.SAFETY_DECISION_BLOCK, "evil-input")
+    assert output.verdict.decision == common_pb2.SAFETY_DECISION_ALLOW  # "!" is no word character
     assert safety.terminate() == 0  # SIGTERM is heard: nothing holds the interpreter
 
 
@@ -129,7 +130,7 @@ def test_a_backreference_is_refused_naming_the_field_and_the_syntax(tmp_path: Pa
             policy = "input_filters:\n  - filter: {name: blocklist, config: {regexes: ['(a)\\1']}}"
             with pytest.raises(InvalidArgument) as refused:
                 client.safety.ValidatePolicy(
-                    pb.ValidatePolicyRequest(policy=pb.PolicySource(yaml=policy))
+                    pb.ValidatePolicyRequest(policy=common_pb2.PolicySource(yaml=policy))
                 )
     finally:
         service.kill()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from forgeline.contracts.cleaners import CleanContext
 from forgeline.errors import InvalidArgument
-from forgeline.registry import CleanContext, PluginRegistry, contract_problem
+from forgeline.registry import PluginRegistry, contract_problem
 from pydantic import ValidationError
 
 from forgeline_plugin_example.cleaners import MaskUrls

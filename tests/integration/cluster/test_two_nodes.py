@@ -20,6 +20,7 @@ pytest.importorskip("ray")
 from forgeline import raynodes  # noqa: E402
 from forgeline.client import Client  # noqa: E402
 from forgeline.services.training.metrics import PLACED  # noqa: E402
+from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb  # noqa: E402
 from tests.conftest import ServiceProcess  # noqa: E402
 from tests.integration.training.test_training_failures import (  # noqa: E402
@@ -91,7 +92,7 @@ def test_two_workers_on_two_nodes_survive_losing_a_node(tmp_path, bare_python):
                     train.id,
                     steps,
                     every,
-                    scaling=pb.Scaling(num_workers=2, cpus_per_worker=1),
+                    scaling=common_pb2.Scaling(num_workers=2, cpus_per_worker=1),
                     failure=pb.FailurePolicy(max_failures=1),
                 )
             )

@@ -10,8 +10,8 @@ import transformers
 
 from forgeline import modelio
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
+from forgeline.v1 import common_pb2
 from forgeline.v1 import compression_service_pb2 as pb
-from forgeline.v1 import training_service_pb2 as tpb
 from tests.contract.compress_harness import reviews
 from tests.integration.training.conftest import spec
 from tests.waiting import wait_done
@@ -28,8 +28,8 @@ FAST = pb.LatencyOptions(single_runs=10, batch_size=8, batch_runs=2, threads=1)
 def request(models, *compressors, model_id: str = "", **fields) -> pb.CompressModelRequest:
     return pb.CompressModelRequest(
         model_id=model_id or models.full.id,
-        eval=tpb.DatasetInput(dataset_id=models.eval.id),
-        train=tpb.DatasetInput(dataset_id=models.train.id),
+        eval=common_pb2.DatasetInput(dataset_id=models.eval.id),
+        train=common_pb2.DatasetInput(dataset_id=models.train.id),
         compressors=list(compressors),
         latency=FAST,
         **fields,

@@ -43,9 +43,11 @@ def test_a_submit_answers_before_ray_and_ray_that_never_answers_fails_it_unavail
             client.wait_ready()
             op = client.training.TrainModel(
                 tpb.TrainModelRequest(
-                    train=tpb.DatasetInput(dataset_id=dataset_id),
+                    train=common_pb2.DatasetInput(dataset_id=dataset_id),
                     model=tiny_bert(),
-                    hyper_parameters=tpb.HyperParameters(batch_size_per_worker=2, max_steps=1),
+                    hyper_parameters=common_pb2.HyperParameters(
+                        batch_size_per_worker=2, max_steps=1
+                    ),
                 ),
                 timeout=120,  # the planner's first import of transformers, on a loaded machine
             )

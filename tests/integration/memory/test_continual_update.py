@@ -15,8 +15,8 @@ from forgeline.artifacts import Lineage
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
 from forgeline.services.training.models import build_from_config
 from forgeline.services.training.recipe import RecipeConfig
+from forgeline.v1 import common_pb2
 from forgeline.v1 import memory_service_pb2 as pb
-from forgeline.v1 import training_service_pb2 as tpb
 from tests.contract.compress_harness import (
     LABELS,
     TINY_BERT,
@@ -101,7 +101,7 @@ def world(ray_local, memory_service, mem, tmp_path_factory):
             [
                 pb.AddSamplesRequest(
                     memory="reviews",
-                    dataset=tpb.DatasetInput(dataset_id=data["food_train"].id),
+                    dataset=common_pb2.DatasetInput(dataset_id=data["food_train"].id),
                 )
             ]
         )
@@ -119,16 +119,18 @@ def request(world, **fields) -> pb.ContinualUpdateRequest:
     base = dict(
         memory="reviews",
         model_id=world["model"].id,
-        new_data=tpb.DatasetInput(dataset_id=world["hotel"]),
-        new_eval=tpb.DatasetInput(dataset_id=world["hotel_eval"]),
+        new_data=common_pb2.DatasetInput(dataset_id=world["hotel"]),
+        new_eval=common_pb2.DatasetInput(dataset_id=world["hotel_eval"]),
         task="hotel",
-        old_tasks=[pb.TaskData(task="food", eval=tpb.DatasetInput(dataset_id=world["food_eval"]))],
+        old_tasks=[
+            pb.TaskData(task="food", eval=common_pb2.DatasetInput(dataset_id=world["food_eval"]))
+        ],
         selector=spec("all"),
         regularizer=spec("ewc", strength=100.0, online=True),
-        hyper_parameters=tpb.HyperParameters(
+        hyper_parameters=common_pb2.HyperParameters(
             learning_rate=5e-3, epochs=10, batch_size_per_worker=16
         ),
-        scaling=tpb.Scaling(num_workers=1, cpus_per_worker=1),
+        scaling=common_pb2.Scaling(num_workers=1, cpus_per_worker=1),
         max_forgetting=0.5,
     )
     base.update(fields)
@@ -144,7 +146,7 @@ def test_an_update_is_promoted_then_a_forgetting_one_is_refused(mem, world):
     # The first update creates its memory, holding the food training rows.
     create = pb.CreateMemoryRequest(
         embedding=pb.EmbeddingSource(model_id=world["model"].id),
-        dataset=tpb.DatasetInput(dataset_id=world["food_train"]),
+        dataset=common_pb2.DatasetInput(dataset_id=world["food_train"]),
     )
     first, name = update(mem, request(world, memory="journey", create_memory=create))
     assert first.promoted, first.reason
@@ -183,7 +185,7 @@ def test_an_update_is_promoted_then_a_forgetting_one_is_refused(mem, world):
             memory="journey",
             create_memory=create,  # ignored: the memory exists
             model_id="",
-            new_data=tpb.DatasetInput(dataset_id=world["flipped"]),
+            new_data=common_pb2.DatasetInput(dataset_id=world["flipped"]),
             new_eval=None,
             task="food-flipped",
             old_tasks=[],
@@ -224,7 +226,11 @@ REFUSALS = {
     "no model for a new memory": (dict(memory="empty", model_id=""), InvalidArgument, "model_id"),
     "unknown model": (dict(model_id="mdl_nope"), NotFound, "model_id"),
     "a dataset as the model": (dict(model_id="@hotel"), FailedPrecondition, "NOT_A_MODEL"),
-    "no new data": (dict(new_data=tpb.DatasetInput()), InvalidArgument, "new_data.dataset_id"),
+    "no new data": (
+        dict(new_data=common_pb2.DatasetInput()),
+        InvalidArgument,
+        "new_data.dataset_id",
+    ),
     "labels the model does not know": (
         dict(new_data="@maybe"),
         InvalidArgument,
@@ -253,7 +259,9 @@ REFUSALS = {
     "an old task named as the new one": (
         dict(
             old_tasks=[
-                pb.TaskData(task="hotel-again", eval=tpb.DatasetInput(dataset_id="@food_eval"))
+                pb.TaskData(
+                    task="hotel-again", eval=common_pb2.DatasetInput(dataset_id="@food_eval")
+                )
             ]
         ),
         InvalidArgument,
@@ -276,12 +284,12 @@ REFUSALS = {
         "create_memory.name",
     ),
     "negative learning rate": (
-        dict(hyper_parameters=tpb.HyperParameters(learning_rate=-1.0)),
+        dict(hyper_parameters=common_pb2.HyperParameters(learning_rate=-1.0)),
         InvalidArgument,
         "hyper_parameters.learning_rate",
     ),
     "weight decay over 1": (
-        dict(hyper_parameters=tpb.HyperParameters(weight_decay=2.0)),
+        dict(hyper_parameters=common_pb2.HyperParameters(weight_decay=2.0)),
         InvalidArgument,
         "hyper_parameters.weight_decay",
     ),
@@ -300,7 +308,7 @@ def test_a_bad_update_is_refused_naming_the_field(case, mem, world):
     fields = {"task": "hotel-again"}
     for key, value in changes.items():
         if key == "new_data" and isinstance(value, str):
-            value = tpb.DatasetInput(dataset_id=resolve(value))
+            value = common_pb2.DatasetInput(dataset_id=resolve(value))
         elif key == "old_tasks":
             for t in value:
                 t.eval.dataset_id = resolve(t.eval.dataset_id)

@@ -116,7 +116,6 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
     import pyarrow as pa
 
     from forgeline.datasets import DatasetRepository
-    from forgeline.v1 import training_service_pb2 as tpb
 
     rows = pa.table({"review": ["stale bread", "great taste"], "stars": ["neg", "pos"]})
     dataset = DatasetRepository(store).save(
@@ -124,7 +123,11 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
     )
     added = mem.memory.AddSamples(
         iter(
-            [pb.AddSamplesRequest(memory="texts", dataset=tpb.DatasetInput(dataset_id=dataset.id))]
+            [
+                pb.AddSamplesRequest(
+                    memory="texts", dataset=common_pb2.DatasetInput(dataset_id=dataset.id)
+                )
+            ]
         )
     )
     assert list(added.ids) == [6, 7] and dict(added.memory.labels) == {"neg": 1, "pos": 1, "x": 5}
@@ -137,7 +140,7 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
                 [
                     pb.AddSamplesRequest(
                         memory="texts",
-                        dataset=tpb.DatasetInput(dataset_id=dataset.id, text_column="title"),
+                        dataset=common_pb2.DatasetInput(dataset_id=dataset.id, text_column="title"),
                     )
                 ]
             )
@@ -147,7 +150,7 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
         pb.CreateMemoryRequest(
             name="seeded",
             embedding=pb.EmbeddingSource(model_id=model.id),
-            dataset=tpb.DatasetInput(dataset_id=dataset.id),
+            dataset=common_pb2.DatasetInput(dataset_id=dataset.id),
         )
     ).memory
     assert seeded.samples == 2 and dict(seeded.sources) == {dataset.id: 2}
@@ -156,7 +159,7 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
             pb.CreateMemoryRequest(
                 name="seeded-badly",
                 embedding=pb.EmbeddingSource(model_id=model.id),
-                dataset=tpb.DatasetInput(dataset_id="ds_nope"),
+                dataset=common_pb2.DatasetInput(dataset_id="ds_nope"),
             )
         )
     names = [m.name for m in mem.memory.ListMemories(pb.ListMemoriesRequest()).memories]
@@ -166,7 +169,7 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
             pb.CreateMemoryRequest(
                 name="seeded-raw",
                 index=pb.IndexOptions(dimension=4),
-                dataset=tpb.DatasetInput(dataset_id=dataset.id),
+                dataset=common_pb2.DatasetInput(dataset_id=dataset.id),
             )
         )
     with pytest.raises(FailedPrecondition, match="no embedding model"):
@@ -175,7 +178,8 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
             iter(
                 [
                     pb.AddSamplesRequest(
-                        memory="vectors-only", dataset=tpb.DatasetInput(dataset_id=dataset.id)
+                        memory="vectors-only",
+                        dataset=common_pb2.DatasetInput(dataset_id=dataset.id),
                     )
                 ]
             )

@@ -20,15 +20,15 @@ from forgeline.convert import struct
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument
 from forgeline.server import Kernel
+from forgeline.v1 import common_pb2
 from forgeline.v1 import safety_service_pb2 as pb
-from forgeline.v1 import training_service_pb2 as tpb
 from tests.conftest import REPO, ServiceThread, make_settings
 from tests.contract import safety_harness as harness
 
 ALLOW, BLOCK, MODIFY = (
-    pb.SAFETY_DECISION_ALLOW,
-    pb.SAFETY_DECISION_BLOCK,
-    pb.SAFETY_DECISION_MODIFY,
+    common_pb2.SAFETY_DECISION_ALLOW,
+    common_pb2.SAFETY_DECISION_BLOCK,
+    common_pb2.SAFETY_DECISION_MODIFY,
 )
 
 INPUT_POLICY = """
@@ -84,8 +84,8 @@ def client(safety) -> Iterator[Client]:
         yield c
 
 
-def source(yaml: str) -> pb.PolicySource:
-    return pb.PolicySource(yaml=yaml)
+def source(yaml: str) -> common_pb2.PolicySource:
+    return common_pb2.PolicySource(yaml=yaml)
 
 
 def test_input_filters_redact_block_and_flag_in_one_batch(client):
@@ -125,7 +125,7 @@ def test_output_rules_run_by_priority_and_the_first_block_wins(client):
     assert (blocked.decision, blocked.blocked_by) == (BLOCK, "no-diagnosis")
     assert blocked.message == "medical advice is not given here"
     assert [f.rule for f in blocked.firings] == ["card-numbers", "no-diagnosis"]
-    assert blocked.firings[0].action == pb.RULE_ACTION_REDACT
+    assert blocked.firings[0].action == common_pb2.RULE_ACTION_REDACT
     assert (replaced.decision, replaced.text) == (MODIFY, "Please contact support for refunds.")
     assert [f.rule for f in replaced.firings] == ["refund-script"]
     assert (flagged.decision, flagged.text, flagged.flagged) == (ALLOW, texts[2], True)
@@ -134,7 +134,7 @@ def test_output_rules_run_by_priority_and_the_first_block_wins(client):
     order = [r.name for r in valid.policy.output_rules]
     assert order == ["card-numbers", "refund-script", "no-diagnosis", "competitor"]
     # The structured form of the same policy is the same policy.
-    structured = pb.PolicySource(policy=valid.policy)
+    structured = common_pb2.PolicySource(policy=valid.policy)
     again = client.safety.ValidatePolicy(pb.ValidatePolicyRequest(policy=structured))
     assert again.sha256 == valid.sha256 and len(valid.sha256) == 64
 
@@ -188,7 +188,7 @@ def test_a_fairness_audit_reports_groups_and_fails_its_threshold(client, safety)
         store.close()
     op = client.safety.AuditFairness(
         pb.AuditFairnessRequest(
-            dataset=tpb.DatasetInput(dataset_id=dataset.id),
+            dataset=common_pb2.DatasetInput(dataset_id=dataset.id),
             sensitive_columns=["group"],
             prediction_column="decision",
             thresholds=pb.FairnessThresholds(max_demographic_parity_difference=0.2),

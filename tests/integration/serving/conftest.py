@@ -14,9 +14,9 @@ import pytest
 from forgeline import modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
 from forgeline.client import Client
+from forgeline.models import SEQUENCE_CLASSIFICATION
 from forgeline.registry import CompressContext, PluginRegistry
 from forgeline.services.training.models import build_from_config
-from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION
 from forgeline.v1 import serving_service_pb2 as pb
 from tests.conftest import ServiceThread, make_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from forgeline.artifacts import ArtifactStore
 from forgeline.client import Client
-from forgeline.v1 import safety_service_pb2 as spb
+from forgeline.v1 import common_pb2
 from forgeline.v1 import serving_service_pb2 as pb
 from tests.conftest import ServiceThread, make_settings
 from tests.integration.serving.conftest import (
@@ -33,7 +33,7 @@ def test_a_restart_deploys_the_saved_deployments_again(tmp_path):
                 client,
                 "kept",
                 model.id,
-                policy=spb.PolicySource(yaml=POLICY),
+                policy=common_pb2.PolicySource(yaml=POLICY),
                 batching=pb.BatchingOptions(max_batch_size=4, max_wait_ms=2),
             )
             deploy(client, "removed", model.id)

@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2
 
 from forgeline.convert import from_struct
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from forgeline.v1 import common_pb2
 from forgeline.v1 import safety_service_pb2 as spb
 from forgeline.v1 import serving_service_pb2 as pb
 from tests.integration.serving.conftest import (
@@ -163,7 +164,7 @@ def audit_entries(safety, subject: str, count: int) -> list[spb.AuditEntry]:
 
 
 def test_the_safety_chain_redacts_blocks_replaces_and_audits(serving, safety, models, standard):
-    guarded = deploy(serving, "guarded", models.hf.id, policy=spb.PolicySource(yaml=POLICY))
+    guarded = deploy(serving, "guarded", models.hf.id, policy=common_pb2.PolicySource(yaml=POLICY))
     assert guarded.policy_sha256 and [r.name for r in guarded.policy.input_filters] == [
         "pii",
         "no-secrets",
@@ -171,7 +172,7 @@ def test_the_safety_chain_redacts_blocks_replaces_and_audits(serving, safety, mo
 
     redacted = predict(serving, "guarded", TEXTS[2])
     assert redacted.model_input == "mail me at [EMAIL] please"
-    assert redacted.input_verdict.decision == spb.SAFETY_DECISION_MODIFY
+    assert redacted.input_verdict.decision == common_pb2.SAFETY_DECISION_MODIFY
     assert close(redacted, predict(serving, "hf", "mail me at [EMAIL] please"))  # what it saw
     assert not close(redacted, predict(serving, "hf", TEXTS[2]))  # not what was sent
     assert redacted.label in LABELS and redacted.output == "[withheld]"
@@ -194,7 +195,7 @@ def test_the_safety_chain_redacts_blocks_replaces_and_audits(serving, safety, mo
     assert info.reason == "INPUT_BLOCKED" and info.metadata["rule"] == "no-secrets"
     assert batch[2].prediction.model_input == redacted.model_input
 
-    deploy(serving, "strict", models.hf.id, policy=spb.PolicySource(yaml=STRICT))
+    deploy(serving, "strict", models.hf.id, policy=common_pb2.PolicySource(yaml=STRICT))
     with pytest.raises(PermissionDenied) as refused_output:
         predict(serving, "strict", TEXTS[0])
     assert refused_output.value.reason == "OUTPUT_BLOCKED"
@@ -257,7 +258,7 @@ def test_refusals_name_the_field_and_what_exists(serving, models, standard):
             serving,
             "mixed",
             models.hf.id,
-            policy=spb.PolicySource(yaml="input_filters: [{filter: {name: nope}}]"),
+            policy=common_pb2.PolicySource(yaml="input_filters: [{filter: {name: nope}}]"),
         )
     assert policy.value.violations[0].field.startswith("policy.input_filters[0]")
 

@@ -14,6 +14,7 @@ import pytest
 
 from forgeline.artifacts import Lineage
 from forgeline.errors import FailedPrecondition, InvalidArgument
+from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 from tests.conftest import REPO
 from tests.integration.training.conftest import reviews, spec
@@ -32,8 +33,8 @@ def baseline(training, tclient) -> Fitted:
     held_out = training.dataset(reviews(8).slice(60), "eval-baseline-held-out")
     op = tclient.training.TrainBaseline(
         pb.TrainBaselineRequest(
-            train=pb.DatasetInput(dataset_id=train.id),
-            eval=pb.DatasetInput(dataset_id=held_out.id),
+            train=common_pb2.DatasetInput(dataset_id=train.id),
+            eval=common_pb2.DatasetInput(dataset_id=held_out.id),
             baseline=spec("tfidf_logreg", ngram_max=2, C=10.0),
             output_name="eval-baseline-tfidf",
         )
@@ -56,7 +57,9 @@ def half_wrong(training) -> str:
 
 def evaluate(tclient, model_id: str, dataset_id: str) -> pb.Evaluation:
     op = tclient.training.EvaluateModel(
-        pb.EvaluateModelRequest(model_id=model_id, dataset=pb.DatasetInput(dataset_id=dataset_id))
+        pb.EvaluateModelRequest(
+            model_id=model_id, dataset=common_pb2.DatasetInput(dataset_id=dataset_id)
+        )
     )
     return tclient.wait(op, pb.EvaluateModelResponse, timeout=120).evaluation
 
@@ -89,7 +92,7 @@ def test_a_baseline_model_is_checked_before_an_operation_starts(training, tclien
         tclient.training.EvaluateModel(
             pb.EvaluateModelRequest(
                 model_id=baseline.response.model.id,
-                dataset=pb.DatasetInput(dataset_id=unknown_labels.id),
+                dataset=common_pb2.DatasetInput(dataset_id=unknown_labels.id),
             )
         )
     assert "dataset" in caught.value.message and "maybe" in caught.value.message
@@ -113,7 +116,7 @@ def test_a_baseline_model_is_checked_before_an_operation_starts(training, tclien
     with pytest.raises(FailedPrecondition) as caught:
         tclient.training.EvaluateModel(
             pb.EvaluateModelRequest(
-                model_id=gone.id, dataset=pb.DatasetInput(dataset_id=baseline.held_out)
+                model_id=gone.id, dataset=common_pb2.DatasetInput(dataset_id=baseline.held_out)
             )
         )
     assert caught.value.reason == "BASELINE_UNAVAILABLE"

@@ -9,15 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from forgeline.services.training.evaluation import evaluate, load_trained
+from forgeline.models import CAUSAL_LM, SEQUENCE_CLASSIFICATION, evaluate, load_trained
 from forgeline.services.training.metrics import ActorSink, MetricsSink
 from forgeline.services.training.models import build_from_config
-from forgeline.services.training.recipe import (
-    CAUSAL_LM,
-    SEQUENCE_CLASSIFICATION,
-    RecipeConfig,
-    fit,
-)
+from forgeline.services.training.recipe import RecipeConfig, fit
 
 TINY_BERT = {
     "num_hidden_layers": 2,

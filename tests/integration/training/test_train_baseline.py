@@ -23,8 +23,8 @@ def test_tfidf_baseline_is_fitted_scored_and_stored(training, tclient):
     # Rows 60.. are the reviews numbered 6 and 7: texts the baseline never saw.
     held_out = training.dataset(reviews(8).slice(60), "baseline-eval")
     request = pb.TrainBaselineRequest(
-        train=pb.DatasetInput(dataset_id=train.id),
-        eval=pb.DatasetInput(dataset_id=held_out.id),
+        train=common_pb2.DatasetInput(dataset_id=train.id),
+        eval=common_pb2.DatasetInput(dataset_id=held_out.id),
         baseline=spec("tfidf_logreg", ngram_max=2, C=10.0),
         output_name="reviews-tfidf",
         request_id="baseline-1",
@@ -74,8 +74,8 @@ def test_bad_baseline_requests_are_refused_before_any_operation(training, tclien
 
     def refused(error_type, field, **overrides):
         fields = {
-            "train": pb.DatasetInput(dataset_id=train.id),
-            "eval": pb.DatasetInput(dataset_id=held_out.id),
+            "train": common_pb2.DatasetInput(dataset_id=train.id),
+            "eval": common_pb2.DatasetInput(dataset_id=held_out.id),
             "baseline": spec("tfidf_logreg"),
         }
         fields.update(overrides)
@@ -92,18 +92,22 @@ def test_bad_baseline_requests_are_refused_before_any_operation(training, tclien
         baseline=spec("tfidf_logreg", ngram_min=3, ngram_max=1),
     )
     refused(InvalidArgument, "baseline.config.C", baseline=spec("tfidf_logreg", C=0))
-    refused(NotFound, "train.dataset_id", train=pb.DatasetInput(dataset_id="nope"))
-    refused(InvalidArgument, "eval.dataset_id", eval=pb.DatasetInput())
+    refused(NotFound, "train.dataset_id", train=common_pb2.DatasetInput(dataset_id="nope"))
+    refused(InvalidArgument, "eval.dataset_id", eval=common_pb2.DatasetInput())
     refused(
         InvalidArgument,
         "train.text_column",
-        train=pb.DatasetInput(dataset_id=train.id, text_column="body"),
+        train=common_pb2.DatasetInput(dataset_id=train.id, text_column="body"),
     )
     refused(
         InvalidArgument,
         "eval.label_column",
-        eval=pb.DatasetInput(dataset_id=held_out.id, label_column="stars"),
+        eval=common_pb2.DatasetInput(dataset_id=held_out.id, label_column="stars"),
     )
-    refused(InvalidArgument, "eval.label_column", eval=pb.DatasetInput(dataset_id=other_labels.id))
+    refused(
+        InvalidArgument,
+        "eval.label_column",
+        eval=common_pb2.DatasetInput(dataset_id=other_labels.id),
+    )
     refused(InvalidArgument, "output_name", output_name="../escape")
     assert operation_count(tclient) == before  # nothing was accepted, nothing started

@@ -14,6 +14,7 @@ from forgeline.client import Client
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import Cancelled
 from forgeline.services.training.metrics import PLACED
+from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 from tests.conftest import ServiceProcess
 from tests.integration.training.conftest import BAD, GOOD, reviews, struct
@@ -43,9 +44,9 @@ def long_reviews():
 
 def request(dataset_id: str, steps: int, every: int, **extra) -> pb.TrainModelRequest:
     return pb.TrainModelRequest(
-        train=pb.DatasetInput(dataset_id=dataset_id),
+        train=common_pb2.DatasetInput(dataset_id=dataset_id),
         model=slow_bert(),
-        hyper_parameters=pb.HyperParameters(
+        hyper_parameters=common_pb2.HyperParameters(
             learning_rate=1e-3, batch_size_per_worker=16, max_steps=steps, max_sequence_length=64
         ),
         checkpoint=pb.CheckpointPolicy(every_steps=every),

@@ -37,18 +37,18 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
     held_out = training.dataset(reviews(1), "reviews-eval")
     op = tclient.training.TrainModel(
         pb.TrainModelRequest(
-            train=pb.DatasetInput(dataset_id=train.id),
-            eval=pb.DatasetInput(dataset_id=held_out.id),
+            train=common_pb2.DatasetInput(dataset_id=train.id),
+            eval=common_pb2.DatasetInput(dataset_id=held_out.id),
             model=tiny_bert(),
             task=pb.TASK_SEQUENCE_CLASSIFICATION,
             # A random-init base needs adapters beyond query/value to learn, and a learning rate
             # it does not collapse under: at 1e-2 and above some seeds end at chance, at 5e-3
             # for 80 steps all of eight tried seeds fit these reviews.
             finetune=spec("lora", r=8, target_modules=["query", "key", "value", "dense"]),
-            hyper_parameters=pb.HyperParameters(
+            hyper_parameters=common_pb2.HyperParameters(
                 learning_rate=5e-3, batch_size_per_worker=4, epochs=8, seed=3
             ),
-            scaling=pb.Scaling(num_workers=2),
+            scaling=common_pb2.Scaling(num_workers=2),
             checkpoint=pb.CheckpointPolicy(every_steps=5),
             output_name="reviews-lora",
         )
@@ -76,7 +76,7 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
     # The adapter is a PEFT folder on a stored base model, with lineage to both datasets.
     from peft import PeftModel
 
-    from forgeline.services.training.evaluation import load_trained
+    from forgeline.models import load_trained
 
     record = training.store.get(done.model.id)
     base = training.store.get(record.metadata["base_artifact_id"])
@@ -87,7 +87,7 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
     evaluated = tclient.wait(
         tclient.training.EvaluateModel(
             pb.EvaluateModelRequest(
-                model_id=done.model.id, dataset=pb.DatasetInput(dataset_id=held_out.id)
+                model_id=done.model.id, dataset=common_pb2.DatasetInput(dataset_id=held_out.id)
             )
         ),
         pb.EvaluateModelResponse,
@@ -107,15 +107,15 @@ def test_full_finetune_of_a_causal_lm_reports_perplexity_and_generates(training,
     train = training.dataset(texts, "lm-train", label="")
     op = tclient.training.TrainModel(
         pb.TrainModelRequest(
-            train=pb.DatasetInput(dataset_id=train.id),
-            eval=pb.DatasetInput(dataset_id=train.id),
+            train=common_pb2.DatasetInput(dataset_id=train.id),
+            eval=common_pb2.DatasetInput(dataset_id=train.id),
             model=pb.ModelSource(
                 from_config=pb.ModelFromConfig(
                     model_type="gpt2", config=struct(TINY_GPT2), vocab_size=300
                 )
             ),
             task=pb.TASK_CAUSAL_LM,
-            hyper_parameters=pb.HyperParameters(
+            hyper_parameters=common_pb2.HyperParameters(
                 learning_rate=5e-3, batch_size_per_worker=8, max_steps=20, seed=1
             ),
             trackers=[spec("tensorboard", flush_secs=1)],
@@ -148,9 +148,9 @@ def test_bad_requests_are_refused_before_any_worker_starts(training, tclient):
 
     def request(**overrides) -> pb.TrainModelRequest:
         fields = {
-            "train": pb.DatasetInput(dataset_id=train.id),
+            "train": common_pb2.DatasetInput(dataset_id=train.id),
             "model": tiny_bert(),
-            "hyper_parameters": pb.HyperParameters(batch_size_per_worker=2),
+            "hyper_parameters": common_pb2.HyperParameters(batch_size_per_worker=2),
         }
         fields.update(overrides)
         return pb.TrainModelRequest(**fields)
@@ -161,19 +161,21 @@ def test_bad_requests_are_refused_before_any_worker_starts(training, tclient):
         assert field in caught.value.message, caught.value.message
         return caught.value
 
-    refused(NotFound, "train.dataset_id", train=pb.DatasetInput(dataset_id="nope"))
+    refused(NotFound, "train.dataset_id", train=common_pb2.DatasetInput(dataset_id="nope"))
     refused(
         InvalidArgument,
         "train.text_column",
-        train=pb.DatasetInput(dataset_id=train.id, text_column="body"),
+        train=common_pb2.DatasetInput(dataset_id=train.id, text_column="body"),
     )
     refused(
         InvalidArgument,
         "train.label_column",
-        train=pb.DatasetInput(dataset_id=train.id, label_column="stars"),
+        train=common_pb2.DatasetInput(dataset_id=train.id, label_column="stars"),
     )
     error = refused(
-        FailedPrecondition, "train.label_column", train=pb.DatasetInput(dataset_id=one_class.id)
+        FailedPrecondition,
+        "train.label_column",
+        train=common_pb2.DatasetInput(dataset_id=one_class.id),
     )
     assert "at least two" in error.message
     refused(InvalidArgument, "model.builtin", model=pb.ModelSource(builtin="gpt-5"))
@@ -200,20 +202,22 @@ def test_bad_requests_are_refused_before_any_worker_starts(training, tclient):
     refused(
         InvalidArgument,
         "hyper_parameters.max_sequence_length",
-        hyper_parameters=pb.HyperParameters(max_sequence_length=4096),
+        hyper_parameters=common_pb2.HyperParameters(max_sequence_length=4096),
     )
     refused(
         InvalidArgument,
         "hyper_parameters.batch_size_per_worker",
-        hyper_parameters=pb.HyperParameters(batch_size_per_worker=64),
+        hyper_parameters=common_pb2.HyperParameters(batch_size_per_worker=64),
     )
     refused(
         InvalidArgument,
         "hyper_parameters.learning_rate",
-        hyper_parameters=pb.HyperParameters(learning_rate=3),
+        hyper_parameters=common_pb2.HyperParameters(learning_rate=3),
     )
-    refused(FailedPrecondition, "scaling", scaling=pb.Scaling(num_workers=2, cpus_per_worker=8))
-    refused(FailedPrecondition, "scaling.use_gpu", scaling=pb.Scaling(use_gpu=True))
+    refused(
+        FailedPrecondition, "scaling", scaling=common_pb2.Scaling(num_workers=2, cpus_per_worker=8)
+    )
+    refused(FailedPrecondition, "scaling.use_gpu", scaling=common_pb2.Scaling(use_gpu=True))
     refused(InvalidArgument, "trackers[0].name", trackers=[spec("neptune-ai")])
     refused(FailedPrecondition, "task", task=pb.TASK_SEQ2SEQ)
     assert operation_count(tclient) == before  # nothing was accepted, nothing started

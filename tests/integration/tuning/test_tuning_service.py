@@ -22,12 +22,12 @@ MAXIMIZE, MINIMIZE = pb.OBJECTIVE_DIRECTION_MAXIMIZE, pb.OBJECTIVE_DIRECTION_MIN
 
 def training(train_id: str, eval_id: str = "", epochs: int = 4, **hyper) -> tpb.TrainModelRequest:
     return tpb.TrainModelRequest(
-        train=tpb.DatasetInput(dataset_id=train_id),
-        eval=tpb.DatasetInput(dataset_id=eval_id) if eval_id else None,
+        train=common_pb2.DatasetInput(dataset_id=train_id),
+        eval=common_pb2.DatasetInput(dataset_id=eval_id) if eval_id else None,
         model=tiny_bert(),
         task=tpb.TASK_SEQUENCE_CLASSIFICATION,
         finetune=spec("lora", target_modules=["query", "key", "value", "dense"]),
-        hyper_parameters=tpb.HyperParameters(
+        hyper_parameters=common_pb2.HyperParameters(
             learning_rate=hyper.pop("learning_rate", 5e-3),
             batch_size_per_worker=8,
             epochs=epochs,

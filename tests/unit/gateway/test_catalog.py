@@ -4,14 +4,28 @@ descriptors and the real installed plugins."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from forgeline.gateway.catalog import ServiceCatalog, check, metric_path, plugins_by_kind
+from forgeline.gateway.catalog import (
+    ServiceCatalog,
+    check,
+    local_catalog,
+    metric_path,
+    numeric_paths,
+    plugins_by_kind,
+    validate,
+)
 from forgeline.gateway.spec import parse
 from forgeline.plugin_service import plugin_infos
 from forgeline.registry import PluginRegistry
-from forgeline.v1 import data_service_pb2, training_service_pb2
+from forgeline.v1 import (
+    data_service_pb2,
+    safety_service_pb2,
+    training_service_pb2,
+    tuning_service_pb2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +183,67 @@ def test_gates_on_metrics_the_step_does_not_emit(services):
     assert metric_path(response, "accuracy") == ("evaluation.accuracy", "")
     assert metric_path(response, "loss") == ("evaluation.loss", "")
     assert metric_path(response, "model.size_bytes") == ("model.size_bytes", "")
+
+
+def test_a_misspelt_service_method_field_plugin_or_value_gets_the_name_meant(services):
+    text = HEAD + textwrap.indent(
+        textwrap.dedent(
+            """
+            - {name: a, call: trainig.TrainModel}
+            - {name: b, call: data.CleanDatset}
+            - name: c
+              call: training.TrainModel
+              with:
+                train: {datset_id: ds_1}
+                task: TASK_SEQUENCE_CLASIFICATION
+                finetune: {name: lorra}
+              gates: ["acuracy >= 0.8"]
+            - {name: d, call: data.SplitDataset, with: {dataset_id: "${{ steps.c.modle.id }}"}}
+            """
+        ),
+        "  ",
+    )
+    errors = found(text, services)
+    assert errors["steps.a.call"] == (
+        "no service 'trainig' (did you mean 'training'?); known: data, training"
+    )
+    assert "'CleanDatset' (did you mean 'CleanDataset'?)" in errors["steps.b.call"]
+    assert "'datset_id' (did you mean 'dataset_id'?)" in errors["steps.c.with.train.datset_id"]
+    assert "(did you mean 'TASK_SEQUENCE_CLASSIFICATION'?)" in errors["steps.c.with.task"]
+    assert "'lorra' (did you mean 'lora'?)" in errors["steps.c.with.finetune.name"]
+    assert "'acuracy' (did you mean 'accuracy'?)" in errors["steps.c.gates[0]"]
+    assert "'modle' (did you mean 'model'?)" in errors["steps.d.with.dataset_id"]
+
+
+def test_gates_are_offered_metrics_not_timestamps_or_identifiers(services):
+    data = services["data"]
+    offered = numeric_paths(data.response_type("CleanDataset"))
+    assert "dataset.num_rows" in offered and "metrics.KEY" in offered
+    assert not [p for p in offered if "create_time" in p]  # a Timestamp's seconds and nanos
+    assert "dataset.version" not in offered  # the artifact's version number
+    tuning = numeric_paths(tuning_service_pb2.TuneModelResponse.DESCRIPTOR)
+    assert "best_trial.number" not in tuning and "completed_trials" in tuning
+    audit = numeric_paths(safety_service_pb2.AuditFairnessResponse.DESCRIPTOR)
+    assert "audit_sequence" not in audit and "metrics.accuracy" in audit
+    # Left out of what is offered, still readable by its full path; and a bare `seconds` no
+    # longer collides with model.create_time.seconds.
+    baseline = training_service_pb2.TrainBaselineResponse.DESCRIPTOR
+    assert metric_path(baseline, "model.create_time.seconds") == ("model.create_time.seconds", "")
+    assert metric_path(baseline, "seconds") == ("seconds", "")
+    _, error = metric_path(baseline, "bleu")
+    assert "nanos" not in error and "evaluation.accuracy" in error
+
+
+def test_validate_offline_checks_on_this_machines_descriptors_and_plugins(services):
+    plugins = services["data"].plugins
+    example = (Path(__file__).parents[3] / "examples" / "pipelines" / "quickstart.yaml").read_text()
+    known = ["data", "training", "compression", "partner"]
+    validation = validate(example, [], known, lambda name: local_catalog(name, plugins))
+    assert validation.problems == [] and validation.unchecked == []
+    assert validation.checked.methods["compress"] == (
+        "forgeline.v1.CompressionService/CompressModel"
+    )
+    # A third party's service has no descriptors here: its steps are left unchecked, not wrong.
+    extra = example + "  - {name: score, call: partner.ScoreModel, with: {anything: 1}}\n"
+    validation = validate(extra, [], known, lambda name: local_catalog(name, plugins))
+    assert validation.problems == [] and validation.unchecked == ["partner"]

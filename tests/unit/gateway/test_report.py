@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
@@ -756,3 +757,93 @@ def test_a_mitigation_compares_before_and_after_per_group():
 def test_a_run_without_a_fairness_result_has_no_fairness_section():
     doc = report.document(run(), events())
     assert report.section_fairness(doc) == "" and "Fairness" not in report.render(doc)
+
+
+# --- the whole report, pinned ------------------------------------------------------------------
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def full_run() -> tuple[pb.PipelineRun, list[event_service_pb2.Event], dict]:
+    """A run with a step of every result shape the report draws, timed, with its events and the
+    audit log's head: what the golden report files were written from."""
+    out = run()
+    out.create_time.FromJsonString("2026-01-02T03:04:05.250Z")
+    out.end_time.FromJsonString("2026-01-02T03:09:07Z")
+    out.overrides.append("train.epochs=2")
+    out.steps[0].start_time.FromJsonString("2026-01-02T03:04:06Z")
+    out.steps[0].end_time.FromJsonString("2026-01-02T03:04:08.125Z")
+    out.steps[0].metrics["rows_out"] = 55
+    mitigation = {
+        "before": fairness_metrics({"Female": 0.1, "Male": 0.3}, 0.2),
+        "after": fairness_metrics({"Female": 0.18, "Male": 0.22}, 0.04),
+        "accuracy_delta": -0.013,
+        "passed": 1,
+    }
+    for name, call, response in [
+        ("tune", "tuning.TuneModel", tuning(pareto_front=("t3", "t6"))),
+        ("compress", "compression.CompressModel", compression(always_print=False)),
+        ("continual", "memory.ContinualUpdate", continual()),
+        ("fair", "safety.MitigateFairness", mitigation),
+    ]:
+        step = out.steps.add(name=name, call=call, state=pb.STEP_STATE_SUCCEEDED, cached=True)
+        json_format.ParseDict(response, step.response)
+    head = {"expect_head": "17:" + "cd" * 32, "pending": 2}
+    return out, tuning_events(), head
+
+
+def without_plots(page: str) -> str:
+    """The page with each inline SVG replaced by its size: matplotlib's output changes with its
+    version, the page around it must not."""
+    return re.sub(r"<svg.*?</svg>", lambda m: f"<svg {len(m[0]) > 1000}>", page, flags=re.S)
+
+
+def test_the_report_of_a_fixed_run_is_the_golden_one(tmp_path):
+    doc = report.document(*full_run())
+    report.write(doc, tmp_path)
+    written = (tmp_path / report.REPORT_JSON).read_text()
+    golden = (GOLDEN / "report.json").read_text()
+    assert written == json.dumps(json.loads(written), indent=1) + "\n"
+    # The report lays out its own keys in a fixed order; the keys inside a response come from a
+    # protobuf Struct, whose order changes from one process to the next, and with it which of
+    # two fields holding the same artifact is named first: compared sorted, that field aside.
+    ours, theirs = json.loads(written), json.loads(golden)
+    for part in (ours, theirs):
+        for artifact_ in part["artifacts"]:
+            artifact_["field"] = artifact_["field"].rsplit(".", 1)[-1]
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+    for a, b in [(ours, theirs)] + list(
+        zip(ours["steps"] + ours["artifacts"], theirs["steps"] + theirs["artifacts"], strict=True)
+    ):
+        assert list(a) == list(b)
+    page = (tmp_path / report.REPORT_HTML).read_text(encoding="utf-8")
+    assert page.count("<svg") == 10
+    assert without_plots(page) == (GOLDEN / "report_page.html").read_text(encoding="utf-8")
+
+
+def test_building_a_report_leaves_matplotlib_s_settings_as_they_were(tmp_path):
+    import matplotlib
+
+    # Settings unlike the report's own: the page must still have its style, and these must stay.
+    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": None}):
+        before = matplotlib.rcParams.copy()
+        doc = report.document(*full_run())
+        report.write(doc, tmp_path)
+        assert matplotlib.rcParams.copy() == before  # copies: comparing reads no lazy default
+    page = (tmp_path / report.REPORT_HTML).read_text(encoding="utf-8")
+    assert page.count("<svg") == 10 and ">Female<" in page  # text stays text in the SVG
+    assert report.render(doc) == page  # the same ids: the report's hash salt was used
+
+
+def test_reports_drawn_at_once_each_keep_the_report_s_style():
+    from concurrent.futures import ThreadPoolExecutor
+
+    import matplotlib
+
+    doc = report.document(run(), events())
+    with matplotlib.rc_context({"svg.fonttype": "path"}):
+        alone = report.render(doc)
+        with ThreadPoolExecutor(4) as pool:
+            pages = list(pool.map(report.render, [doc] * 4))
+        assert matplotlib.rcParams["svg.fonttype"] == "path"
+    assert ">100<" in alone and pages == [alone] * 4

@@ -6,7 +6,15 @@ import textwrap
 
 import pytest
 
-from forgeline.gateway.spec import Gate, PipelineInvalid, lookup, parse, resolve
+from forgeline.gateway.spec import (
+    Gate,
+    PipelineInvalid,
+    did_you_mean,
+    load_document,
+    lookup,
+    parse,
+    resolve,
+)
 
 GOOD = textwrap.dedent(
     """
@@ -141,3 +149,58 @@ def test_references_resolve_by_snake_or_camel_case_and_keep_types():
     }
     with pytest.raises(KeyError):
         lookup(outputs["split"], ["train", "missing"])
+
+
+def test_a_misspelt_step_or_key_is_answered_with_the_name_meant():
+    text = textwrap.dedent(
+        """
+        apiVersion: forgeline/v1
+        kind: Pipeline
+        metadata: {name: typos}
+        stepz: []
+        steps:
+          - name: ingest
+            call: data.IngestDataset
+          - name: clean
+            call: data.CleanDataset
+            after: [ingset]
+            gate: ["accuracy >= 0.9"]
+            with: {dataset_id: "${{ steps.ingest.dataset.artifact.id }}"}
+          - name: split
+            call: data.SplitDataset
+            with: {dataset_id: "${{ steps.claen.dataset.artifact.id }}"}
+        """
+    )
+    found = problems(text, ["spilt.with.seed=3"])
+    assert "stepz (did you mean 'steps'?)" in found["stepz"]
+    assert "no other step named 'ingset' (did you mean 'ingest'?)" == found["steps.clean.after[0]"]
+    assert "gate (did you mean 'gates'?)" in found["steps.clean.gate"]
+    assert (
+        "no step 'claen' (did you mean 'clean'?) produces this"
+        in found["steps.split.with.dataset_id"]
+    )
+    assert "no step 'spilt' (did you mean 'split'?)" in found["overrides[0]"]
+
+
+def test_did_you_mean_stays_quiet_for_other_words_and_huge_ones():
+    assert did_you_mean("tuning", ["training", "data"]) == ""  # another service, not a typo
+    assert did_you_mean("Trian", ["train", "training"]) == " (did you mean 'train'?)"
+    assert did_you_mean("x" * 1_000_000, ["x"]) == ""  # no quadratic work on a huge value
+    assert did_you_mean(7, ["seven"]) == ""
+
+
+def test_a_yaml_slip_is_one_line_naming_the_source_and_position():
+    broken = "apiVersion: forgeline/v1\nsteps:\n  - {name: a, call: data.CleanDataset\n"
+    with pytest.raises(PipelineInvalid) as caught:
+        load_document(broken, source="pipelines/p.yaml")
+    [problem] = caught.value.problems
+    assert problem.field == "pipelines/p.yaml"
+    assert problem.description == (
+        "not valid YAML: line 4, column 1: expected ',' or '}', but got the end of the file "
+        "(while parsing a flow mapping at line 3, column 5)"
+    )
+    # The gateway names its request field, and no PyYAML "<unicode string>" either way.
+    found = problems("a: 1\n  b: 2\n")
+    assert found == {
+        "pipeline_yaml": "not valid YAML: line 2, column 4: mapping values are not allowed here"
+    }

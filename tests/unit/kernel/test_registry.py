@@ -16,19 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from forgeline.contracts.cleaners import Cleaner
 from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.registry import (
-    Cleaner,
-    PluginRegistry,
-    config_schema,
-    contract_problem,
-)
+from forgeline.registry import PluginRegistry, config_schema, contract_problem
 
 GOOD = '''
 import pyarrow as pa
 from pydantic import Field
 
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 
 
 class {cls}(Cleaner):
@@ -147,7 +144,8 @@ def test_a_plugin_that_fails_to_import_is_skipped_and_reported(make_dist):
 WRONG_NAME = good("Named", "something_else")
 UNDOCUMENTED = '''
 from pydantic import Field
-from forgeline.registry import Cleaner, CleanResult, PluginConfig
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import Cleaner, CleanResult
 
 
 class Undocumented(Cleaner):
@@ -158,6 +156,18 @@ class Undocumented(Cleaner):
     class Config(PluginConfig):
         threshold: float = 0.5
         mode: str = Field("a", description="Documented.")
+
+    def clean(self, table, ctx):
+        return CleanResult(table)
+'''
+CUT = '''
+from forgeline.contracts.cleaners import Cleaner, CleanResult
+
+
+class Cut(Cleaner):
+    """Drops the rows an input filter (blocklist, pii, classifier...) matches, or masks what"""
+
+    name = "fake_cut"
 
     def clean(self, table, ctx):
         return CleanResult(table)
@@ -176,9 +186,14 @@ class NotACleaner:
     [
         ("fake_named", WRONG_NAME, "name is 'something_else' but its entry point is named"),
         ("fake_undocumented", UNDOCUMENTED, "fields without a description: ['threshold']"),
-        ("fake_plain", NOT_A_CLEANER, "is not a subclass of forgeline.registry.Cleaner"),
+        ("fake_plain", NOT_A_CLEANER, "is not a subclass of forgeline.contracts.cleaners.Cleaner"),
+        (
+            "fake_cut",
+            CUT,
+            "description does not end a sentence (cut short?): it ends 'matches, or masks what'",
+        ),
     ],
-    ids=["wrong-name", "undocumented-field", "not-a-cleaner"],
+    ids=["wrong-name", "undocumented-field", "not-a-cleaner", "cut-description"],
 )
 def test_a_class_that_breaks_the_contract_is_refused(make_dist, entry, source, problem):
     module = f"fake_contract_{entry}"
@@ -221,15 +236,111 @@ def test_contract_problem_names_each_fault():
     assert "leaves abstract methods: ['clean']" in contract_problem(
         "cleaners", "abstract_one", Abstract
     )
-    assert "must subclass forgeline.registry.PluginConfig" in contract_problem(
+    assert "must subclass forgeline.contracts.base.PluginConfig" in contract_problem(
         "cleaners", "bad_config", BadConfig
     )
     assert "short lowercase" in contract_problem("cleaners", "Upper", Upper)
-    assert "not a subclass of forgeline.registry.Augmenter" in contract_problem(
+    assert "not a subclass of forgeline.contracts.augmenters.Augmenter" in contract_problem(
         "augmenters", "good_one", Good
     )
     assert "unknown plugin kind 'widgets'" in contract_problem("widgets", "good_one", Good)
     assert "not a subclass" in contract_problem("cleaners", "good_one", lambda: None)
+
+
+def test_the_description_is_the_docstrings_first_paragraph_with_its_lines_joined():
+    class Wrapped(Cleaner):
+        """Drops the rows an input filter (blocklist, pii, classifier...) matches, or masks what
+        it found.
+
+        A second paragraph says how, for the reader of the code only.
+        """
+
+        name = "wrapped"
+
+        def clean(self, table, ctx):
+            return table
+
+    assert Wrapped.description() == (
+        "Drops the rows an input filter (blocklist, pii, classifier...) matches, or masks what "
+        "it found."
+    )
+    assert contract_problem("cleaners", "wrapped", Wrapped) is None
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        (None, "Described has no description"),
+        (
+            "Trains a smaller student on the teacher's softened predictions plus the hard labels",
+            "does not end a sentence",
+        ),
+        ("Options:\n\n- one\n- two", "does not end a sentence"),
+    ],
+    ids=["none", "cut", "not-a-sentence"],
+)
+def test_a_description_that_is_not_a_whole_sentence_breaks_the_contract(doc, problem):
+    class Described(Cleaner):
+        name = "some_cleaner"
+
+        def clean(self, table, ctx):
+            return table
+
+    Described.__doc__ = doc
+    assert problem in contract_problem("cleaners", "some_cleaner", Described)
+    for whole in ("Keeps rows (all of them).", "Is it a sentence?", 'Says "hi."'):
+        Described.__doc__ = whole
+        assert contract_problem("cleaners", "some_cleaner", Described) is None, whole
+
+
+OLD_HOME = '''
+from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
+
+
+class OldHome(Cleaner):
+    """Imports its contract from forgeline.registry, as plugins written before issue 19 do."""
+
+    name = "fake_old_home"
+
+    def clean(self, table, ctx: CleanContext) -> CleanResult:
+        return CleanResult(table)
+'''
+
+
+def test_a_plugin_importing_its_contract_from_the_old_home_still_loads(make_dist):
+    make_dist(
+        "old-dist", {"fake_old_home": "fake_old_home_mod:OldHome"}, {"fake_old_home_mod": OLD_HOME}
+    )
+    registry = PluginRegistry(allow=["fake_old_home"])
+    (cls,) = registry.load_kind("cleaners")
+    assert cls.name == "fake_old_home" and registry.errors() == []
+
+
+def test_the_names_services_import_from_the_registry_are_those_of_their_new_homes():
+    """services/ imports the contracts from forgeline.registry until a follow-up moves it to
+    forgeline.contracts: each name must stay there, as the very object of its new home."""
+    import importlib
+
+    import forgeline.registry as registry
+
+    homes = [
+        importlib.import_module(module)
+        for module in [
+            "forgeline.redaction",
+            "forgeline.searchspace",
+            "forgeline.contracts.text_checks",
+            *(f"forgeline.contracts.{kind}" for kind in registry.KIND_CONTRACTS),
+        ]
+    ]
+    services_use = """AugmentContext Baseline BaselineContext BaselineResult CleanContext Cleaner
+        CompressContext CompressionTarget Compressor DEFAULT_MASK DISTRIBUTIONS FairnessRows
+        FinetuneContext FinetuneStrategy LoadSource Loader Mitigator Objective ReferencedDataset
+        RegularizerContext ReplayPool RULE_ACTIONS SafetyContext Scheduler ScoredRows
+        SearchContext SearchParameter Searcher TASKS TextCheck TextMatch Tracker TrackerRun
+        TrainRun optuna_choice redact""".split()
+    for name in services_use:
+        assert name in registry.__all__, name
+        assert any(getattr(home, name, None) is getattr(registry, name) for home in homes), name
 
 
 def test_a_duplicate_name_from_a_second_distribution_is_reported(make_dist):

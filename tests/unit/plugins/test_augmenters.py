@@ -5,13 +5,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from forgeline.contracts.augmenters import AugmentContext
 from forgeline.plugins.augmenters.eda import (
     RandomDeletion,
     RandomInsertion,
     RandomSwap,
     SynonymReplace,
 )
-from forgeline.registry import AugmentContext
 
 CTX = AugmentContext(text_column="text", label_column="label", seed=3)
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from forgeline.contracts.baselines import BaselineContext
 from forgeline.errors import InvalidArgument
 from forgeline.plugins.baselines.tfidf import (
     FORMAT,
@@ -15,7 +16,7 @@ from forgeline.plugins.baselines.tfidf import (
     TfidfLogreg,
     load,
 )
-from forgeline.registry import BaselineContext, PluginRegistry
+from forgeline.registry import PluginRegistry
 
 # No character is shared between the two classes' phrases: separable by construction.
 GOOD = ["好吃", "美味", "满意", "新鲜", "快速"]

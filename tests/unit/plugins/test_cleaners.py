@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from forgeline.contracts.cleaners import CleanContext
 from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.plugins.cleaners.balance import BalanceLabels
 from forgeline.plugins.cleaners.dedup import ExactDedup, NearDedup
@@ -21,7 +22,6 @@ from forgeline.plugins.cleaners.normalize import (
 )
 from forgeline.plugins.cleaners.outliers import ZScoreOutliers
 from forgeline.plugins.cleaners.segment import SegmentChinese
-from forgeline.registry import CleanContext
 
 CTX = CleanContext(text_column="text", label_column="label", seed=0)
 

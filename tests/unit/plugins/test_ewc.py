@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from forgeline.contracts.regularizers import RegularizerContext  # noqa: E402
 from forgeline.plugins.regularizers.ewc import EWC  # noqa: E402
-from forgeline.registry import RegularizerContext  # noqa: E402
 from tests.contract.test_regularizers_contract import old_batches, tiny  # noqa: E402
 
 

@@ -7,11 +7,11 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from forgeline.contracts.finetune import FinetuneContext  # noqa: E402
 from forgeline.errors import InvalidArgument  # noqa: E402
 from forgeline.plugins.finetune.full import FullFinetune  # noqa: E402
 from forgeline.plugins.finetune.lora import LoraFinetune  # noqa: E402
 from forgeline.plugins.finetune.prompt_tuning import PromptTuning  # noqa: E402
-from forgeline.registry import FinetuneContext  # noqa: E402
 
 CTX = FinetuneContext(task="sequence_classification", max_length=32)
 

@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from forgeline.client import Client
+from forgeline.contracts.cleaners import CleanContext, ReferencedDataset
 from forgeline.convert import struct
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
 from forgeline.plugins.cleaners.leakage import DedupAgainst
-from forgeline.registry import CleanContext, ReferencedDataset
 from forgeline.v1 import common_pb2
 from forgeline.v1 import data_service_pb2 as pb
 from tests.conftest import shared_data

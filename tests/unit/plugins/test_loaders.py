@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from forgeline.contracts.loaders import LoadSource
 from forgeline.errors import InvalidArgument, ResourceExhausted, Unavailable
 from forgeline.plugins.loaders.files import (
     CsvLoader,
@@ -24,7 +25,6 @@ from forgeline.plugins.loaders.files import (
 )
 from forgeline.plugins.loaders.hf_disk import HfDiskLoader
 from forgeline.plugins.loaders.http import HttpLoader, visible_text_blocks
-from forgeline.registry import LoadSource
 from tests.conftest import shared_data
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from forgeline.contracts.cleaners import CleanContext
 from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.registry import CleanContext, PluginRegistry
+from forgeline.registry import PluginRegistry
 
 
 def table() -> pa.Table:

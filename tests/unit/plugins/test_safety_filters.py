@@ -11,7 +11,8 @@ from forgeline.plugins.input_filters.pii import Pii
 from forgeline.plugins.input_filters.text import fold
 from forgeline.plugins.output_rules.classifier import ClassifierRule
 from forgeline.plugins.output_rules.match import Keywords, Regex
-from forgeline.registry import PluginRegistry, redact
+from forgeline.redaction import redact
+from forgeline.registry import PluginRegistry
 from tests.contract import safety_harness as harness
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from forgeline.contracts.samplers import ReplayPool
 from forgeline.errors import InvalidArgument
 from forgeline.plugins.samplers.basic import ClassBalanced, Diverse, Reservoir, farthest_first
-from forgeline.registry import ReplayPool
 
 
 def unit_rows(rows: np.ndarray) -> np.ndarray:

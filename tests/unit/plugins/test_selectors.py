@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from forgeline.contracts.selectors import ScoredRows
 from forgeline.plugins.selectors.basic import All, Confidence
-from forgeline.registry import ScoredRows
 
 ROWS = ScoredRows(
     np.array([[0.95, 0.05], [0.6, 0.4], [0.02, 0.98], [0.97, 0.03], [0.5, 0.5]]),

@@ -8,11 +8,13 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from forgeline.contracts.cleaners import CleanContext
+from forgeline.contracts.loaders import LoadSource
 from forgeline.errors import InvalidArgument
 from forgeline.plugins.cleaners.expressions import parse
 from forgeline.plugins.cleaners.tabular import DeriveColumn, FilterRows
 from forgeline.plugins.loaders.files import CsvLoader
-from forgeline.registry import CleanContext, LoadSource, PluginRegistry
+from forgeline.registry import PluginRegistry
 from tests.conftest import shared_data
 
 CTX = CleanContext(text_column="text", label_column="", seed=0)

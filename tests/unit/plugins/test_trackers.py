@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from forgeline.contracts.trackers import Tracker, TrackerRun
 from forgeline.errors import FailedPrecondition
 from forgeline.plugins.trackers.mlflow import (
     MAX_PARAM_VALUE_LENGTH,
@@ -23,7 +24,6 @@ from forgeline.plugins.trackers.mlflow import (
 )
 from forgeline.plugins.trackers.tensorboard import TensorBoardTracker
 from forgeline.plugins.trackers.wandb import WandbTracker, read_run_records
-from forgeline.registry import Tracker, TrackerRun
 
 PARAMS = {"learning_rate": 0.001, "epochs": 3, "strategy": "lora", "lora.target_modules": ["q"]}
 # Exactly representable in float32 (TensorBoard's scalar type), so comparisons are exact.

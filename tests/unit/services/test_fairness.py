@@ -16,8 +16,9 @@ import pyarrow as pa
 import pytest
 
 from forgeline.artifacts import ArtifactStore, Lineage
-from forgeline.datasets import DatasetRepository
+from forgeline.datasets import DatasetRef, DatasetRepository
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
+from forgeline.models import ModelRepository
 from forgeline.operations import OperationContext, OperationStore
 from forgeline.paths import PathValidator
 from forgeline.registry import PluginChoice, PluginRegistry
@@ -32,7 +33,6 @@ from forgeline.services.safety.fairness import (
     measure,
 )
 from forgeline.services.training.jobs import TrainingJobs
-from forgeline.services.training.planning import DatasetRef
 from forgeline.v1 import safety_service_pb2
 from tests.conftest import make_settings
 
@@ -159,7 +159,9 @@ class Workspace:
             registry, self.datasets, self.store, PathValidator([tmp]), settings
         )
         self.records: list[tuple[str, str, dict]] = []
-        self.jobs = FairnessJobs(registry, self.datasets, self.store, self.training, self.record)
+        self.jobs = FairnessJobs(
+            registry, self.datasets, self.store, ModelRepository(self.store), self.record
+        )
         self.operations = OperationStore(tmp / "operations.db")
 
     def record(self, kind: str, subject: str, details: dict) -> int:
@@ -397,7 +399,7 @@ def test_mitigate_requests_are_refused_naming_the_field(ws, ids):
 
 def tiny_classifier(work: Path, labels: list[str]) -> Path:
     """A random-init tiny BERT sequence classifier with a tokenizer (no training)."""
-    from forgeline.services.training.recipe import SEQUENCE_CLASSIFICATION, load_model
+    from forgeline.models import SEQUENCE_CLASSIFICATION, load_model
     from tests.contract.compress_harness import base_model
 
     base = base_model(work / "base")

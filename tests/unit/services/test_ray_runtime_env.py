@@ -10,7 +10,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from forgeline.services.training.cluster import runtime_env
+from forgeline.cluster import runtime_env
 from forgeline.settings import Settings
 
 

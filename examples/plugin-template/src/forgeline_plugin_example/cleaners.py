@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from forgeline.contracts.base import PluginConfig
+from forgeline.contracts.cleaners import CleanContext, Cleaner, CleanResult
 from forgeline.errors import InvalidArgument
-from forgeline.registry import CleanContext, Cleaner, CleanResult, PluginConfig
 from pydantic import Field
 
 # http(s):// or www. followed by URL characters (RFC 3986); a trailing full stop, comma, colon,

@@ -1,6 +1,7 @@
 """The Ray this process trains on: the cluster at RAY_ADDRESS, else a local head started once.
 
-Every service of one process shares it. Ray is reached inside an operation, never while a
+Every service of one process shares it (in the kernel because training, tuning, compression and
+memory all run work on it). Ray is reached inside an operation, never while a
 request is being accepted: starting or joining it can take many seconds, which a submit must
 not wait out (its caller's deadline would), so the wait is the operation's progress, bounded by
 ``ray_connect_timeout_seconds`` and failing UNAVAILABLE with the reason.

@@ -1,0 +1,42 @@
+"""A run's report: a JSON document with every metric, series and artifact of the run, and a
+self-contained HTML page drawn from it (inline SVG plots, no script, no external resource).
+
+The JSON twin is built from the run (its steps' responses, metrics and gates) and the events its
+steps streamed (document.py); the page is rendered from the JSON alone (page.py), so a report can
+be re-rendered later. Plots come from *sections* (sections/): a section looks for a shape in the
+document (an Evaluation with a confusion matrix, a cleaning report with rows in and out per
+cleaner, metric series per training step) wherever a step's response holds it, so a new service's
+results join the report by adding a section, with no change to the orchestrator. plots.py draws
+the figures in a style of its own, leaving matplotlib's global settings as they were.
+"""
+
+from forgeline.gateway.report.document import document
+from forgeline.gateway.report.page import render
+from forgeline.gateway.report.publish import REPORT_HTML, REPORT_JSON, publish, write
+from forgeline.gateway.report.sections import (
+    SECTIONS,
+    section_cleaning,
+    section_compression,
+    section_continual,
+    section_curves,
+    section_evaluations,
+    section_fairness,
+    section_searches,
+)
+
+__all__ = [
+    "REPORT_HTML",
+    "REPORT_JSON",
+    "SECTIONS",
+    "document",
+    "publish",
+    "render",
+    "section_cleaning",
+    "section_compression",
+    "section_continual",
+    "section_curves",
+    "section_evaluations",
+    "section_fairness",
+    "section_searches",
+    "write",
+]
