@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from forgeline.logging import get_logger
 
 if TYPE_CHECKING:
@@ -424,13 +424,18 @@ def service_outbox(settings: Settings, service: str) -> AuditOutbox:
     """The outbox a service (not the safety service itself) records audit events through: its
     spool in the service's folder, delivered to the safety service at its configured address."""
     from forgeline.client import Client
+    from forgeline.service_spec import audit_log_service
 
+    sink = audit_log_service()
+    if sink is None:
+        raise NotFound(
+            "no installed service keeps the audit log (a spec with keeps_audit_log=True)",
+            reason="AUDIT_LOG_NOT_FOUND",
+        )
     folder = settings.home.expanduser() / "services" / service
     folder.mkdir(parents=True, exist_ok=True)
     return AuditOutbox(
         folder / "audit-outbox.db",
-        grpc_sender(
-            lambda: Client(settings.address_for("safety"), token=settings.auth_token or None)
-        ),
+        grpc_sender(lambda: Client(settings.address_for(sink), token=settings.auth_token or None)),
         actor=service,
     )

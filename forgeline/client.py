@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
@@ -32,6 +32,7 @@ from forgeline.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
     memory_service_pb2_grpc,
+    pipeline_service_pb2_grpc,
     plugin_service_pb2_grpc,
     safety_service_pb2_grpc,
     serving_service_pb2_grpc,
@@ -40,6 +41,7 @@ from forgeline.v1 import (
 )
 
 M = TypeVar("M", bound=Message)
+S = TypeVar("S")
 
 
 def error_from_rpc(error: grpc.RpcError) -> ForgelineError:
@@ -157,10 +159,17 @@ class Client:
         self.memory = memory_service_pb2_grpc.MemoryServiceStub(self.channel)
         self.safety = safety_service_pb2_grpc.SafetyServiceStub(self.channel)
         self.serving = serving_service_pb2_grpc.ServingServiceStub(self.channel)
+        self.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(self.channel)
         self.operations = operations_pb2_grpc.OperationsStub(self.channel)
         self.events = event_service_pb2_grpc.EventServiceStub(self.channel)
         self.plugins = plugin_service_pb2_grpc.PluginServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    def stub(self, stub_class: Callable[[Any], S]) -> S:
+        """A stub of any service on this channel (a third party's included), e.g.
+        ``client.stub(FooServiceStub)``: calls get the same deadline, token, request id and
+        error mapping as the typed helpers above."""
+        return stub_class(self.channel)
 
     def __enter__(self) -> Client:
         return self

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from importlib import metadata
 from typing import Any
 
 import grpc
@@ -54,6 +53,7 @@ from forgeline.operations import (
 from forgeline.paths import PathValidator
 from forgeline.plugin_service import PluginServicer
 from forgeline.registry import PluginRegistry
+from forgeline.service_spec import ServiceSpec, service_entry_points, service_spec
 from forgeline.settings import Settings
 from forgeline.v1 import (
     event_service_pb2,
@@ -63,14 +63,9 @@ from forgeline.v1 import (
 )
 
 log = flog.get_logger(__name__)
-SERVICES_GROUP = "forgeline.services"
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/",)
 LOG_CHARS = 2000  # a call's log line quotes at most this much of its error (ids can be megabytes)
 
-
-# The service that keeps the audit log: it appends to it directly, every other service sends
-# its events through an outbox.
-AUDIT_LOG_SERVICE = "safety"
 AUDITED_KINDS = ("model", "adapter")
 
 
@@ -90,7 +85,11 @@ class Kernel:
     def open(cls, settings: Settings, service: str) -> Kernel:
         home = settings.home.expanduser()
         home.mkdir(parents=True, exist_ok=True)
-        audit = None if service == AUDIT_LOG_SERVICE else service_outbox(settings, service)
+        # The service that keeps the audit log appends to it directly; every other service
+        # sends its events through an outbox.
+        spec = service_spec(service)
+        keeps_log = spec is not None and spec.keeps_audit_log
+        audit = None if keeps_log else service_outbox(settings, service)
         return cls(
             settings=settings,
             registry=PluginRegistry(
@@ -150,23 +149,26 @@ class ServiceDefinition:
     add_to_server: Callable[[Any, grpc.aio.Server], None]
     # Long-running methods, registered with the operation runner.
     methods: list[MethodSpec] = field(default_factory=list)
-    # Plugin kinds to load before the service reports SERVING.
-    plugin_kinds: tuple[str, ...] = ()
     # Called once after the server stopped serving, before the kernel closes (flush state).
     on_close: Callable[[], None] | None = None
 
 
 def service_builder(name: str) -> Callable[[Kernel], list[ServiceDefinition]]:
-    """The build() function a ``forgeline.services`` entry point names."""
-    entry_points = {ep.name: ep for ep in metadata.entry_points(group=SERVICES_GROUP)}
-    if name not in entry_points:
-        known = ", ".join(sorted(entry_points)) or "none"
+    """The build() function the spec of a ``forgeline.services`` entry point names."""
+    return installed_spec(name).builder()
+
+
+def installed_spec(name: str) -> ServiceSpec:
+    """The named installed service's spec; NotFound names those installed."""
+    spec = service_spec(name)
+    if spec is None:
+        known = ", ".join(installed_services()) or "none"
         raise NotFound(f"no service named {name!r}; installed: {known}", reason="SERVICE_NOT_FOUND")
-    return entry_points[name].load()
+    return spec
 
 
 def installed_services() -> list[str]:
-    return sorted(ep.name for ep in metadata.entry_points(group=SERVICES_GROUP))
+    return sorted(service_entry_points())
 
 
 # --- interceptors --------------------------------------------------------------------------------
@@ -498,7 +500,7 @@ async def serve(
             pass
 
     # Plugins load and unfinished operations resume before the service reports SERVING.
-    for kind in sorted({k for d in definitions for k in d.plugin_kinds}):
+    for kind in sorted(set(installed_spec(name).plugin_kinds)):
         await asyncio.to_thread(kernel.registry.load_kind, kind)
     kernel.registry.check_required()
     resumed, failed = await asyncio.to_thread(kernel.operations.recover)

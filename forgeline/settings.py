@@ -14,16 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_PORTS = {
-    "gateway": 50050,
-    "data": 50051,
-    "training": 50052,
-    "tuning": 50053,
-    "compression": 50054,
-    "memory": 50055,
-    "safety": 50056,
-    "serving": 50057,
-}
+from forgeline.service_spec import default_port
 
 
 class Settings(BaseSettings):
@@ -173,7 +164,8 @@ class Settings(BaseSettings):
     def address_for(self, service: str) -> str:
         if service == "gateway" and self.gateway:
             return self.gateway
-        return self.addresses.get(service) or f"127.0.0.1:{DEFAULT_PORTS.get(service, 50059)}"
+        return self.addresses.get(service) or f"127.0.0.1:{default_port(service)}"
 
     def port_for(self, service: str) -> int:
-        return self.port or DEFAULT_PORTS.get(service, 50059)
+        """The port to listen on: the override, else the one the service's spec declares."""
+        return self.port or default_port(service)

@@ -51,12 +51,8 @@ def main() -> None:
 
 def _gateway_client(address: str):
     from forgeline.client import Client
-    from forgeline.v1 import pipeline_service_pb2_grpc
 
-    settings = _settings()
-    client = Client(address, token=settings.auth_token or None)
-    client.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
-    return client
+    return Client(address, token=_settings().auth_token or None)
 
 
 def _answers(client) -> bool:

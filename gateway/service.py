@@ -15,7 +15,7 @@ from forgeline.gateway.orchestrator import Audit, Orchestrator, RunOutcome
 from forgeline.gateway.remote import RemoteService
 from forgeline.gateway.spec import Pipeline, PipelineInvalid, invalid
 from forgeline.server import installed_services
-from forgeline.settings import DEFAULT_PORTS, Settings
+from forgeline.settings import Settings
 
 
 @dataclass
@@ -93,7 +93,7 @@ class Gateway:
 
 
 def known_services(settings: Settings) -> list[str]:
-    """Services a step may call: the platform's, those installed here, and any the settings
-    give an address for (a third party's service runs anywhere)."""
-    names = {*DEFAULT_PORTS, *installed_services(), *settings.addresses}
+    """Services a step may call: those installed here (the platform's among them) and any the
+    settings give an address for (a third party's service runs anywhere)."""
+    names = {*installed_services(), *settings.addresses}
     return sorted(names - {"gateway"})

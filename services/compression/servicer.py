@@ -39,7 +39,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             servicer=servicer,
             add_to_server=compression_service_pb2_grpc.add_CompressionServiceServicer_to_server,
             methods=servicer.method_specs(),
-            plugin_kinds=("compressors",),
         )
     ]
 

@@ -38,7 +38,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             servicer=servicer,
             add_to_server=data_service_pb2_grpc.add_DataServiceServicer_to_server,
             methods=servicer.method_specs(),
-            plugin_kinds=("loaders", "cleaners", "augmenters"),
         )
     ]
 

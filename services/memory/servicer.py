@@ -60,7 +60,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             servicer=servicer,
             add_to_server=memory_service_pb2_grpc.add_MemoryServiceServicer_to_server,
             methods=servicer.method_specs(),
-            plugin_kinds=("samplers", "selectors", "regularizers"),
             on_close=memories.close,
         )
     ]

@@ -58,7 +58,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             servicer=servicer,
             add_to_server=safety_service_pb2_grpc.add_SafetyServiceServicer_to_server,
             methods=servicer.method_specs(),
-            plugin_kinds=("input_filters", "output_rules", "mitigators"),
             on_close=log.close,
         )
     ]

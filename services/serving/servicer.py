@@ -59,7 +59,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             servicer=servicer,
             add_to_server=serving_service_pb2_grpc.add_ServingServiceServicer_to_server,
             methods=servicer.method_specs(),
-            plugin_kinds=("input_filters", "output_rules"),
             on_close=deployments.close,
         )
     ]

@@ -35,7 +35,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             servicer=servicer,
             add_to_server=training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
             methods=servicer.method_specs(),
-            plugin_kinds=("finetune", "trackers", "baselines"),
         )
     ]
 

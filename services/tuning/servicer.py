@@ -51,7 +51,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             servicer=servicer,
             add_to_server=tuning_service_pb2_grpc.add_TuningServiceServicer_to_server,
             methods=servicer.method_specs(),
-            plugin_kinds=("searchers", "schedulers", "finetune"),
         )
     ]
 

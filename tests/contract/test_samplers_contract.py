@@ -1,112 +1,15 @@
-"""Every installed replay sampler, forgeline's own and third parties', against the contract.
+"""Every installed sampler, forgeline's own and third parties', against the contract.
 
-A sampler gets a pool of embedded, labelled, timestamped samples (imbalanced classes) and must
-return ``min(k, len(pool))`` distinct positions in the pool, as Python ints, for every k; the
-same seed must give the same positions, and the seed must matter (for a sampler that draws at
-random by default). An empty pool gives nothing.
+The suite is forgeline.testing's (the one third-party packages run); this adds what is true of
+forgeline's own install only.
 """
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
-import pytest
-
-from forgeline.contracts.samplers import ReplayPool, Sampler
-from forgeline.registry import PluginRegistry, config_schema, contract_problem
-
-REGISTRY = PluginRegistry()
-NAMES = [entry.name for entry in REGISTRY.discover("samplers")]
-SIZE = 200
-
-
-def make(cls: type[Sampler]) -> Sampler:
-    config = cls.contract_config()
-    return cls(cls.Config.model_validate(config) if config is not None else None)
-
-
-def pool(size: int = SIZE, seed: int = 0) -> ReplayPool:
-    """Three imbalanced classes (60%, 30%, 10%) of 8-dim unit vectors, added one a second."""
-    rng = np.random.default_rng(seed)
-    labels = rng.choice(["cat", "dog", "eel"], size=size, p=[0.6, 0.3, 0.1]).tolist()
-    vectors = rng.normal(size=(size, 8)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return ReplayPool(labels, vectors, [1_700_000_000.0 + i for i in range(size)])
-
-
-@pytest.fixture(params=NAMES)
-def sampler_cls(request) -> type[Sampler]:
-    return REGISTRY.get("samplers", request.param)
+from forgeline.registry import PluginRegistry
+from forgeline.testing.suites.samplers import *  # noqa: F403
 
 
 def test_there_are_samplers_to_certify():
-    assert {"reservoir", "class_balanced", "diverse"} <= set(NAMES)
-
-
-def test_fulfils_the_kernel_contract(sampler_cls):
-    assert contract_problem("samplers", sampler_cls.name, sampler_cls) is None
-    assert sampler_cls.description(), "the docstring's first paragraph is its description"
-
-
-def test_config_schema_is_json_with_every_field_described(sampler_cls):
-    schema = json.loads(json.dumps(config_schema(sampler_cls)))
-    assert schema["type"] == "object"
-    for name, prop in schema.get("properties", {}).items():
-        assert prop.get("description"), f"config field {name!r} has no description"
-    with pytest.raises(ValueError):
-        sampler_cls.Config.model_validate({"no_such_field": 1})
-
-
-@pytest.mark.parametrize("k", [0, 1, 17, SIZE - 1, SIZE, 500])
-def test_returns_min_k_n_distinct_positions(sampler_cls, k):
-    result = make(sampler_cls).sample(pool(), k, seed=7)
-    assert isinstance(result, list)
-    assert all(type(p) is int for p in result), [type(p) for p in result]
-    assert len(result) == min(k, SIZE)
-    assert len(set(result)) == len(result), "positions repeat"
-    assert all(0 <= p < SIZE for p in result)
-    if k >= SIZE:
-        assert sorted(result) == list(range(SIZE))
-
-
-def test_a_negative_k_returns_nothing(sampler_cls):
-    assert make(sampler_cls).sample(pool(), -3, seed=0) == []
-
-
-@pytest.mark.parametrize("k", [1, 17, SIZE])
-def test_the_same_seed_gives_the_same_positions(sampler_cls, k):
-    data = pool()
-    first = make(sampler_cls).sample(data, k, seed=11)
-    assert make(sampler_cls).sample(data, k, seed=11) == first  # a fresh instance
-    assert make(sampler_cls).sample(pool(), k, seed=11) == first  # an equal pool
-
-
-def test_the_seed_matters(sampler_cls):
-    data = pool()
-    sampler = make(sampler_cls)
-    first = sampler.sample(data, 17, seed=0)
-    others = [sampler.sample(data, 17, seed=s) for s in (1, 2, 3, 4, 5)]
-    assert any(sorted(o) != sorted(first) for o in others), "every seed chose the same samples"
-
-
-def test_an_empty_pool_gives_nothing(sampler_cls):
-    empty = ReplayPool([], np.zeros((0, 8), dtype=np.float32), [])
-    sampler = make(sampler_cls)
-    assert sampler.sample(empty, 0, seed=0) == []
-    assert sampler.sample(empty, 5, seed=0) == []
-
-
-def test_a_pool_of_one(sampler_cls):
-    one = pool(1)
-    assert make(sampler_cls).sample(one, 1, seed=0) == [0]
-    assert make(sampler_cls).sample(one, 3, seed=0) == [0]
-
-
-def test_a_pool_of_duplicates_still_gives_distinct_positions(sampler_cls):
-    """Identical embeddings, labels and timestamps: nothing to tell the samples apart by."""
-    vectors = np.tile(pool(1).vectors, (30, 1))
-    same = ReplayPool(["cat"] * 30, vectors, [5.0] * 30)
-    result = make(sampler_cls).sample(same, 12, seed=3)
-    assert len(result) == 12 and len(set(result)) == 12
-    assert all(0 <= p < 30 for p in result)
+    names = {entry.name for entry in PluginRegistry().discover("samplers")}
+    assert {"reservoir", "class_balanced", "diverse"} <= names

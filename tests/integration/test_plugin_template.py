@@ -1,5 +1,5 @@
 """examples/plugin-template installed as a real third-party package: a service finds it by its
-entry point, lists it, validates its config and runs it; forgeline's contract suite certifies it.
+entry point, lists it, validates its config and runs it; forgeline's pytest plugin certifies it.
 
 The package is built and installed into a temporary folder (never into .venv) that reaches the
 service process, and the pytest subprocesses, only through PYTHONPATH.
@@ -177,16 +177,34 @@ def _pytest(args: list[str], cwd: Path, site: Path) -> subprocess.CompletedProce
     )
 
 
-def test_forgeline_contract_suite_certifies_it(site):
-    suite = "tests/contract/test_cleaners_contract.py"
-    done = _pytest([suite, "-v", "-k", "mask_urls"], REPO, site)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    passed = [line for line in done.stdout.splitlines() if "[mask_urls] PASSED" in line]
-    assert len(passed) >= 5, done.stdout[-3000:]
+CONTRACT_TESTS = 7  # the cleaner suite's tests in forgeline.testing.suites.cleaners
 
 
-def test_its_own_tests_pass_once_installed(site):
+def test_its_own_tests_and_forgeline_contracts_pass_outside_the_checkout(site):
+    """The template certifies itself through forgeline's pytest plugin alone: it runs from its
+    copy in a temporary folder, where nothing of forgeline's tests/ can be imported."""
     source = site.parent / "source"
-    done = _pytest(["-q"], source, site)
+    assert REPO not in source.parents
+
+    done = _pytest(["-v"], source, site)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "failed" not in done.stdout and "passed" in done.stdout
+    certified = [
+        line
+        for line in done.stdout.splitlines()
+        if "test_forgeline_contracts.py::" in line and "PASSED" in line
+    ]
+    # One id per plugin of this distribution only: forgeline's pytest plugin parametrized them.
+    assert len(certified) == CONTRACT_TESTS, done.stdout[-3000:]
+    assert all("[mask_urls]" in line for line in certified), done.stdout[-3000:]
+
+
+def test_the_option_names_the_distribution_to_certify(site):
+    source = site.parent / "source"
+    done = _pytest(
+        ["-q", "tests/test_forgeline_contracts.py", "--forgeline-contracts=forgeline-plugin-nope"],
+        source,
+        site,
+    )
+    assert done.returncode != 0
+    assert "no forgeline plugin of distribution 'forgeline-plugin-nope'" in done.stderr

@@ -27,7 +27,11 @@ import yaml
 
 from forgeline.gateway.stack import RAY_SERVICES
 from forgeline.server import installed_services
-from forgeline.settings import DEFAULT_PORTS, Settings
+from forgeline.service_spec import default_ports
+from forgeline.settings import Settings
+
+# The ports the services declare in their specs (entry points): deploy/ must match them.
+DEFAULT_PORTS = default_ports()
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -9,7 +9,6 @@ import pytest
 
 from forgeline.client import Client
 from forgeline.v1 import pipeline_service_pb2 as pb
-from forgeline.v1 import pipeline_service_pb2_grpc
 from tests.conftest import REPO, ServiceThread, make_settings
 
 EXAMPLES = sorted((Path(REPO) / "examples" / "pipelines").glob("*.yaml"))
@@ -43,7 +42,6 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
     thread = ServiceThread("gateway", settings).start()
     with Client(thread.address) as client:
         client.wait_ready()
-        client.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
         yield client
     thread.stop()
     serving.stop()

@@ -13,7 +13,7 @@ from google.longrunning import operations_pb2
 
 from forgeline.client import Client
 from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
+from forgeline.v1 import common_pb2
 from forgeline.v1 import pipeline_service_pb2 as pb
 from tests.conftest import ServiceThread, make_settings
 
@@ -42,7 +42,6 @@ def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
     thread = ServiceThread("gateway", settings).start()
     with Client(thread.address) as client:
         client.wait_ready()
-        client.pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(client.channel)
         yield client
     thread.stop()
 

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from forgeline.contracts.regularizers import RegularizerContext  # noqa: E402
 from forgeline.plugins.regularizers.ewc import EWC  # noqa: E402
-from tests.contract.test_regularizers_contract import old_batches, tiny  # noqa: E402
+from forgeline.testing.suites.regularizers import old_batches, tiny  # noqa: E402
 
 
 def ewc(**config) -> EWC:

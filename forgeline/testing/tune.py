@@ -1,4 +1,5 @@
-"""A tiny real Ray Tune search the searcher and scheduler contract suites drive plugins with."""
+"""A tiny real Ray Tune search the searcher and scheduler contract suites drive plugins with
+(Ray is imported only when a search runs)."""
 
 from __future__ import annotations
 
