@@ -5,35 +5,23 @@ name it is bound to. The suites share test names (each kind has ``test_fulfils_t
 contract``), so each test is bound here as ``test_<kind>_<rest of its name>``.
 """
 
-from forgeline.testing.suites import (
-    augmenters,
-    baselines,
-    cleaners,
-    finetune,
-    loaders,
-    mitigators,
-    regularizers,
-    samplers,
-    schedulers,
-    searchers,
-    selectors,
-    trackers,
-)
+from importlib import import_module
 
-SUITES = (
-    augmenters,
-    baselines,
-    cleaners,
-    finetune,
-    loaders,
-    mitigators,
-    regularizers,
-    samplers,
-    schedulers,
-    searchers,
-    selectors,
-    trackers,
+KINDS = (
+    "augmenters",
+    "baselines",
+    "cleaners",
+    "finetune",
+    "loaders",
+    "mitigators",
+    "regularizers",
+    "samplers",
+    "schedulers",
+    "searchers",
+    "selectors",
+    "trackers",
 )
+SUITES = tuple(import_module(f"{__name__}.{kind}") for kind in KINDS)
 
 __all__: list[str] = []
 for _suite in SUITES:
