@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BUF    := build/buf/node_modules/.bin/buf
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast lint proto proto-check demo bench clean
+.PHONY: setup test test-fast lint proto proto-check demo bench benchmarks-page clean
 
 setup: $(STAMP) $(BUF)
 
@@ -51,6 +51,10 @@ demo: setup
 
 bench: setup
 	for b in benchmarks/[a-z]*.py; do $(BIN)/python $$b || exit 1; done
+
+# docs/benchmarks.md from benchmarks/results/*.json (standard library only: no setup needed).
+benchmarks-page:
+	$(PYTHON) scripts/benchmarks_page.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -310,6 +310,7 @@ def results(
         )
     return {
         "benchmark": benchmark,
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "machine": machine,
         "repeats": repeats,
         "metrics": metrics,

@@ -102,8 +102,9 @@ def fine_tune(train: dict, out: Path, args, log) -> Path:
     import pyarrow.parquet as pq
     import torch
 
+    from forgeline.finetune.recipe import RecipeConfig, run_recipe
+    from forgeline.finetune.sessions import LocalSession
     from forgeline.models import builtin_path
-    from forgeline.services.training.recipe import LocalSession, RecipeConfig, run_recipe
 
     rows = out.parent / "train.parquet"
     pq.write_table(

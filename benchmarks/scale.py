@@ -174,7 +174,7 @@ def train_request(
 def train(client: Client, request: training_service_pb2.TrainModelRequest) -> dict:
     """Submits ``request`` and follows its events: each step's samples_per_second, the
     placements, and when step 1 arrived."""
-    from forgeline.services.training.jobs import PLACED
+    from forgeline.finetune.metrics import PLACED
     from forgeline.v1 import training_service_pb2 as pb
 
     submitted = time.perf_counter()

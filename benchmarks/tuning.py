@@ -36,10 +36,10 @@ B. Scheduling overhead. A real tuning service (forgeline.server.serve in a threa
    ``--tune-trials`` trials, one at a time, 2 CPUs each, the fifo scheduler, ``--epochs`` epoch,
    max_sequence_length ``--seq-len``, batch ``--batch``, scoring the eval rows after the epoch.
    The baseline: the same trainings run back to back in one plain process (no Ray Tune, no
-   service) calling services.training.recipe.run_recipe with a local session (rank 0 of 1,
+   service) calling forgeline.finetune.recipe.run_recipe with a local session (rank 0 of 1,
    prepare = identity, checkpoint() -> None, report() keeps the metrics and does nothing else).
    Their RecipeConfigs are built the way the service builds them (TuningJobs.run_tune: the
-   service's own planner on the same request, TrainingJobs.recipe_config, checkpoint_every = 0,
+   service's own planner on the same request, finetune.runner.recipe_config, checkpoint_every = 0,
    then each trial's parameters, read back from the TuneModelResponse, applied with
    planning.recipe_updates): same data, same model, same configs, same epochs, same seed. The
    plain process uses as many torch threads as a trial gets (Ray sets OMP_NUM_THREADS to the
@@ -432,15 +432,16 @@ def tune_request(train_id: str, eval_id: str, args, seed: int):
 
 def plain_configs(settings, request, response, out: Path) -> list[dict]:
     """Each trial's RecipeConfig as TuningJobs.run_tune and search.run_trial build it: the
-    service's planner on the same request, TrainingJobs.recipe_config, checkpoint_every = 0,
+    service's planner on the same request, finetune.runner.recipe_config, checkpoint_every = 0,
     then the trial's sampled parameters (from the response) applied with recipe_updates."""
     from google.protobuf import json_format
 
     from forgeline.artifacts import ArtifactStore
     from forgeline.datasets import DatasetRepository
+    from forgeline.finetune.recipe import RecipeConfig
+    from forgeline.finetune.runner import recipe_config
     from forgeline.paths import PathValidator
     from forgeline.registry import PluginRegistry
-    from forgeline.services.training.recipe import RecipeConfig
     from forgeline.services.tuning.jobs import TuningJobs
     from forgeline.services.tuning.planning import recipe_updates
     from forgeline.services.tuning.servicer import tune_spec
@@ -460,7 +461,7 @@ def plain_configs(settings, request, response, out: Path) -> list[dict]:
     plan = jobs.plan(tune_spec(request))
     if plan.train.model.path is None:
         raise RuntimeError("the builtin model has no local path")
-    base = jobs.training.recipe_config(plan.train, plan.train.model.path, out).model_dump()
+    base = recipe_config(plan.train, artifacts, plan.train.model.path, out).model_dump()
     base["checkpoint_every"] = 0  # as run_tune: one report per epoch
     configs = []
     for trial in sorted(response.trials, key=lambda t: t.number):
@@ -543,8 +544,8 @@ def child_plain(path: str) -> dict:
     import torch
     import transformers  # noqa: F401
 
+    from forgeline.finetune.recipe import RecipeConfig, run_recipe
     from forgeline.registry import PluginRegistry
-    from forgeline.services.training.recipe import RecipeConfig, run_recipe
 
     torch.set_num_threads(spec["cpus"])
     PluginRegistry().get("finetune", "lora")

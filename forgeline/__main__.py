@@ -1,5 +1,6 @@
-"""`python -m forgeline` is the `forgeline` command (kernel commands plus the gateway's)."""
+"""`python -m forgeline` is the `forgeline` command: the kernel's commands plus the groups the
+installed services and the gateway declare (forgeline.cli.loader)."""
 
-from forgeline.gateway.cli import main
+from forgeline.cli import main
 
 main()

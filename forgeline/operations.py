@@ -350,15 +350,28 @@ def _row(row: sqlite3.Row) -> OperationRow:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A long-running method: how to check a request up front and how to run it."""
+    """A long-running method as its servicer declares it, once: its name in the service's proto
+    and how to check and run a request. The kernel reads its full name, request and response
+    types from the proto and makes the handler that starts it (forgeline.longrunning), so a
+    servicer writes no handler that repeats the name."""
+
+    name: str  # the method's name in its service, e.g. "CleanDataset"
+    run: Callable[[Any, OperationContext], Message]
+    # Raises on a bad request before any operation is created. Runs in a worker thread.
+    validate: Callable[[Any], object] | None = None
+    # Re-run from the stored request after a restart (the run must be idempotent).
+    resumable: bool = True
+
+
+@dataclass(frozen=True)
+class LongRunningMethod:
+    """A declared method resolved against its proto: what the runner registers and runs."""
 
     method: str  # "forgeline.v1.DataService/CleanDataset"
     request_type: type[Message]
     response_type: type[Message]
     run: Callable[[Any, OperationContext], Message]
-    # Raises on a bad request before any operation is created. Runs in a worker thread.
     validate: Callable[[Any], object] | None = None
-    # Re-run from the stored request after a restart (the run must be idempotent).
     resumable: bool = True
 
 
@@ -429,12 +442,12 @@ class OperationRunner:
     ) -> None:
         self.store = store
         self._mask = mask  # hides the server's directories in the errors operations end with
-        self._methods: dict[str, MethodSpec] = {}
+        self._methods: dict[str, LongRunningMethod] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="operation")
         self._cancels: dict[str, threading.Event] = {}
         self._stopping = threading.Event()
 
-    def register(self, spec: MethodSpec) -> None:
+    def register(self, spec: LongRunningMethod) -> None:
         self._methods[spec.method] = spec
 
     async def start(self, method: str, request: Message, request_id: str = "") -> OperationRow:
@@ -454,12 +467,17 @@ class OperationRunner:
             self._schedule(spec, row.name, request, attempt=1)
         return row
 
-    def _schedule(self, spec: MethodSpec, name: str, request: Message, attempt: int) -> None:
+    def _schedule(self, spec: LongRunningMethod, name: str, request: Message, attempt: int) -> None:
         cancel = self._cancels.setdefault(name, threading.Event())
         self._executor.submit(self._run, spec, name, request, attempt, cancel)
 
     def _run(
-        self, spec: MethodSpec, name: str, request: Message, attempt: int, cancel: threading.Event
+        self,
+        spec: LongRunningMethod,
+        name: str,
+        request: Message,
+        attempt: int,
+        cancel: threading.Event,
     ) -> None:
         ctx = OperationContext(self.store, name, cancel, self._stopping)
         with bound(operation=name, method=spec.method):

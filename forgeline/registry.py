@@ -38,8 +38,10 @@ from forgeline.contracts.compressors import (
     TrainRun,
 )
 from forgeline.contracts.finetune import TASKS, FinetuneContext, FinetuneStrategy
+from forgeline.contracts.generation_metrics import GenerationMetric
 from forgeline.contracts.input_filters import InputFilter
 from forgeline.contracts.loaders import Loader, LoadSource
+from forgeline.contracts.long_inputs import LongInputStrategy
 from forgeline.contracts.mitigators import FairnessRows, MitigationResult, Mitigator
 from forgeline.contracts.output_rules import OutputMatcher
 from forgeline.contracts.regularizers import Regularizer, RegularizerContext
@@ -153,6 +155,8 @@ KIND_CONTRACTS: dict[str, type[Plugin]] = {
     "input_filters": InputFilter,
     "output_rules": OutputMatcher,
     "mitigators": Mitigator,
+    "generation_metrics": GenerationMetric,
+    "long_inputs": LongInputStrategy,
 }
 
 

@@ -43,8 +43,10 @@ from forgeline.errors import (
     clip,
     to_status,
 )
+from forgeline.longrunning import install_handlers, resolve_methods, service_descriptor
 from forgeline.operations import (
     EventServicer,
+    LongRunningMethod,
     MethodSpec,
     OperationRunner,
     OperationsServicer,
@@ -147,7 +149,8 @@ class ServiceDefinition:
     full_name: str  # e.g. "forgeline.v1.DataService"
     servicer: Any
     add_to_server: Callable[[Any, grpc.aio.Server], None]
-    # Long-running methods, registered with the operation runner.
+    # Its long-running methods, each declared once: the kernel checks them against the proto,
+    # registers them with the operation runner and makes their handlers.
     methods: list[MethodSpec] = field(default_factory=list)
     # Called once after the server stopped serving, before the kernel closes (flush state).
     on_close: Callable[[], None] | None = None
@@ -456,14 +459,15 @@ async def serve(
 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    definitions = build(kernel)
+    definitions, declared = _build(build, kernel)
     names = [d.full_name for d in definitions]
     response_types = {}
-    for definition in definitions:
+    for definition, methods in zip(definitions, declared, strict=True):
+        install_handlers(definition.servicer, kernel.operations, methods)
         definition.add_to_server(definition.servicer, server)
-        for spec in definition.methods:
-            kernel.operations.register(spec)
-            response_types[spec.method] = spec.response_type
+        for method in methods:
+            kernel.operations.register(method)
+            response_types[method.method] = method.response_type
     operations_pb2_grpc.add_OperationsServicer_to_server(
         OperationsServicer(kernel.operations, response_types), server
     )
@@ -527,6 +531,27 @@ async def serve(
             await asyncio.to_thread(definition.on_close)
     await asyncio.to_thread(kernel.close)
     log.info("stopped")
+
+
+def _build(
+    build: Callable[[Kernel], list[ServiceDefinition]], kernel: Kernel
+) -> tuple[list[ServiceDefinition], list[list[LongRunningMethod]]]:
+    """The service's definitions and their long-running methods resolved against the protos.
+    A misdeclared service stops here, before it listens, with the kernel closed again."""
+    definitions: list[ServiceDefinition] = []
+    try:
+        definitions = build(kernel)
+        declared = [
+            resolve_methods(service_descriptor(d.full_name), d.methods, d.servicer)
+            for d in definitions
+        ]
+    except BaseException:
+        for definition in definitions:
+            if definition.on_close is not None:
+                definition.on_close()
+        kernel.close()
+        raise
+    return definitions, declared
 
 
 class ServiceThread:

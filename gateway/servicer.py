@@ -113,15 +113,11 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
 
         return [
             MethodSpec(
-                SUBMIT,
-                pb.SubmitPipelineRequest,
-                pb.SubmitPipelineResponse,
+                "SubmitPipeline",
                 submit,
                 lambda r: gateway.validate(r.pipeline_yaml, list(r.overrides)),
             ),
-            MethodSpec(
-                RETRY, pb.RetryPipelineRunRequest, pb.RetryPipelineRunResponse, retry, check_retry
-            ),
+            MethodSpec("RetryPipelineRun", retry, check_retry),
         ]
 
     # --- building PipelineRun messages ---------------------------------------------------------
@@ -247,18 +243,6 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         return out
 
     # --- RPCs --------------------------------------------------------------------------------
-    async def SubmitPipeline(self, request, context):
-        from forgeline.operations import to_operation
-
-        row = await self._ops.start(SUBMIT, request, request.request_id)
-        return to_operation(row, pb.SubmitPipelineResponse)
-
-    async def RetryPipelineRun(self, request, context):
-        from forgeline.operations import to_operation
-
-        row = await self._ops.start(RETRY, request, request.request_id)
-        return to_operation(row, pb.RetryPipelineRunResponse)
-
     async def ValidatePipeline(self, request, context):
         loop = asyncio.get_running_loop()
         validated = await loop.run_in_executor(

@@ -15,6 +15,9 @@ from forgeline.client import Client
 from forgeline.server import ServiceThread  # noqa: F401 - the tests import it from here
 from forgeline.settings import Settings
 
+# The services, clients and tiny data the integration folders share (tests/fixtures.py).
+pytest_plugins = ["tests.fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 # The e2e quality tests run what their goals judge; FORGELINE_E2E_ALL=1 adds the runs that are

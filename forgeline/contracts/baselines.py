@@ -1,5 +1,6 @@
-"""The baselines contract: a Baseline is a classical text classifier fitted beside the neural
-models on the same split."""
+"""The baselines contract: a Baseline is a classical model fitted beside the neural models on the
+same split, the anchor they are judged against: a text classifier (task "classification"), or an
+extractive summarizer (task "summarization")."""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from forgeline.contracts.base import Plugin, never_cancelled
+
+CLASSIFICATION = "classification"
+SUMMARIZATION = "summarization"
+# What a baseline predicts for each eval text: one of the labels, or a summary of the text.
+BASELINE_TASKS = (CLASSIFICATION, SUMMARIZATION)
 
 
 @dataclass(frozen=True)
 class BaselineContext:
     """What a baseline may need beside the rows.
 
-        ``labels`` are the classes (sorted, as strings); every prediction is one of them.
+        ``labels`` are the classes (sorted, as strings); every prediction is one of them
+        (classification; empty for summarization).
         ``output_dir``, when set, is an existing empty folder: a baseline that can store its fitted
         model writes it there in a safe format (JSON, safetensors; never pickle or joblib) and says
         which in ``BaselineResult.model_format``. ``check_cancelled()`` is called between stages (at
@@ -30,7 +37,8 @@ class BaselineContext:
 
 @dataclass
 class BaselineResult:
-    """A baseline's predicted label for every eval text, and how long fitting took."""
+    """A baseline's prediction for every eval text (a label, or a summary), and how long fitting
+    took."""
 
     predictions: list[str]
     seconds: float
@@ -40,11 +48,21 @@ class BaselineResult:
 
 
 class Baseline(Plugin, ABC):
-    """A classical text classifier fitted beside the neural models on the same split. The
-    service scores its predictions (accuracy, macro F1, confusion matrix), so every baseline is
-    measured the same way as EvaluateModel measures a model."""
+    """A classical model fitted beside the neural models on the same split. The service scores
+    its predictions as EvaluateModel scores a model of the same ``task`` (accuracy, macro F1 and
+    a confusion matrix for classification; generation metrics such as ROUGE for
+    summarization), so every baseline is measured the same way as the models it anchors."""
 
     kind = "baselines"
+    # One of BASELINE_TASKS. A summarization baseline gets the reference summaries as
+    # ``train_labels`` (it may ignore them) and predicts a summary for each eval text.
+    task: ClassVar[str] = CLASSIFICATION
+
+    @classmethod
+    def kind_problem(cls) -> str | None:
+        if cls.task not in BASELINE_TASKS:
+            return f"{cls.__name__}.task is {cls.task!r}; one of {', '.join(BASELINE_TASKS)}"
+        return None
 
     @abstractmethod
     def fit_predict(
@@ -54,10 +72,11 @@ class Baseline(Plugin, ABC):
         eval_texts: list[str],
         ctx: BaselineContext,
     ) -> BaselineResult:
-        """Fits on the training rows and predicts a label for each eval text."""
+        """Fits on the training rows and predicts for each eval text: a label of
+        ``ctx.labels`` (classification) or a summary (summarization)."""
 
     def predict_saved(self, folder: Path, texts: list[str]) -> list[str]:
-        """A label for each text from a model this baseline stored earlier in ``folder`` (its
+        """A prediction for each text from a model this baseline stored earlier in ``folder`` (its
         ``output_dir``, with the ``model_format`` it returned), without fitting again: how
         EvaluateModel scores a baseline artifact on another dataset. Rebuild it from the safe
         files it wrote; this instance's config may differ from the stored model's. A baseline

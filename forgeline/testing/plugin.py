@@ -3,10 +3,12 @@ the parametrization of every suite's ``<kind>_plugin`` fixture over the plugins 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from forgeline.contracts.text_checks import SafetyContext
 from forgeline.registry import KIND_CONTRACTS, PluginRegistry
 from forgeline.testing.selection import PLUGIN_FIXTURE_SUFFIX, plugins_to_certify
 
@@ -40,6 +42,26 @@ def forgeline_empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     return cwd
+
+
+@pytest.fixture(scope="session")
+def forgeline_safety_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SafetyContext]:
+    """The model lookup a service gives its safety checks, over an artifact store holding the
+    tiny classifier of forgeline.testing.text_checks (built once per run: it takes seconds)."""
+    from forgeline.testing import text_checks
+
+    store = text_checks.model_store(tmp_path_factory.mktemp("forgeline-safety-artifacts"))
+    yield text_checks.safety_context(store)
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def forgeline_tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT review classifier trained with the training recipe in this process
+    (forgeline.testing.classifiers; trained once per run: it takes seconds)."""
+    from forgeline.testing import classifiers
+
+    return classifiers.classifier(tmp_path_factory.mktemp("forgeline-tiny-classifier"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

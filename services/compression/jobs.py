@@ -20,6 +20,8 @@ from forgeline import cluster, modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition, ForgelineError, Internal, cause_line
+from forgeline.finetune.data import read_rows
+from forgeline.finetune.runner import compressor_recipe_config, train_on_ray
 from forgeline.logging import get_logger
 from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository, merge_adapter
 from forgeline.operations import Interrupted
@@ -27,8 +29,6 @@ from forgeline.paths import folder_name
 from forgeline.registry import CompressContext, PluginRegistry, TrainRun
 from forgeline.services.compression.measure import EvalInputs, Measurement, measure, tokenize
 from forgeline.services.compression.planning import CompressPlan, CompressPlanner, CompressSpec
-from forgeline.services.training.jobs import train_on_ray
-from forgeline.services.training.recipe import RecipeConfig, read_rows
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -320,13 +320,13 @@ class CompressionJobs:
             f"compressors[{index - 1}]",
             f"compressors[{index - 1}].config.num_workers",
         )
-        config = recipe_config(
+        config = compressor_recipe_config(
             run,
             self.artifacts.verify(plan.train.dataset.record),
-            plan.train.text,
-            plan.train.label,
-            plan.labels,
-            plan.max_length,
+            labels=plan.labels,
+            max_length=plan.max_length,
+            text_column=plan.train.text,
+            label_column=plan.train.label,
         )
         summary = train_on_ray(
             config,
@@ -380,34 +380,6 @@ class CompressionJobs:
             ),
             request_id=f"{key}/step{index}",
         )
-
-
-def recipe_config(
-    run: TrainRun,
-    train_path: Path,
-    text_column: str,
-    label_column: str,
-    labels: list[str],
-    max_length: int,
-) -> RecipeConfig:
-    """The training recipe's config for a compressor's training run (every weight trains)."""
-    return RecipeConfig(
-        task=SEQUENCE_CLASSIFICATION,
-        model_path=str(run.model_dir),
-        finetune="full",
-        train_path=str(train_path),
-        text_column=text_column,
-        label_column=label_column,
-        labels=labels,
-        learning_rate=run.learning_rate,
-        batch_size=run.batch_size,
-        epochs=run.epochs,
-        max_length=max_length,
-        output_dir=str(run.output_dir),
-        teacher_path=str(run.teacher_dir or ""),
-        distill_temperature=run.temperature,
-        distill_alpha=run.alpha,
-    )
 
 
 class _Prefixed:

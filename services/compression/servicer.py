@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from forgeline.convert import artifact, plugin_choice, struct
 from forgeline.datasets import DatasetRepository, dataset_ref
-from forgeline.operations import MethodSpec, to_operation
+from forgeline.operations import MethodSpec
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.compression.jobs import (
     KEPT,
@@ -101,7 +101,6 @@ def response(o: CompressOutcome) -> pb.CompressModelResponse:
 
 class CompressionServicer(compression_service_pb2_grpc.CompressionServiceServicer):
     def __init__(self, kernel: Kernel, jobs: CompressionJobs) -> None:
-        self._ops = kernel.operations
         self._jobs = jobs
 
     def method_specs(self) -> list[MethodSpec]:
@@ -110,16 +109,4 @@ class CompressionServicer(compression_service_pb2_grpc.CompressionServiceService
         def compress(r: pb.CompressModelRequest, ctx) -> pb.CompressModelResponse:
             return response(jobs.run(compress_spec(r), ctx, r.request_id))
 
-        return [
-            MethodSpec(
-                f"{SERVICE}/CompressModel",
-                pb.CompressModelRequest,
-                pb.CompressModelResponse,
-                compress,
-                lambda r: jobs.plan(compress_spec(r)),
-            )
-        ]
-
-    async def CompressModel(self, request, context):
-        row = await self._ops.start(f"{SERVICE}/CompressModel", request, request.request_id)
-        return to_operation(row)
+        return [MethodSpec("CompressModel", compress, lambda r: jobs.plan(compress_spec(r)))]

@@ -10,7 +10,7 @@ from forgeline.convert import artifact, from_struct, plugin_choice, struct
 from forgeline.datasets import Dataset, DatasetRepository
 from forgeline.errors import InvalidArgument, ResourceExhausted, excerpt
 from forgeline.names import artifact_name
-from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.operations import MethodSpec, page_offset
 from forgeline.parsecheck import DataWarning
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
@@ -78,9 +78,8 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
     def __init__(self, kernel: Kernel, jobs: DataJobs) -> None:
         self._kernel = kernel
         self._jobs = jobs
-        self._ops = kernel.operations
 
-    # --- long-running methods: (validate, run) pairs registered with the operation runner ----
+    # --- long-running methods: declared once; the kernel makes their handlers ---------------
     def method_specs(self) -> list[MethodSpec]:
         jobs = self._jobs
 
@@ -136,69 +135,33 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                 )
             )
 
-        def spec(name, request_type, response_type, run, validate):
-            return MethodSpec(f"{SERVICE}/{name}", request_type, response_type, run, validate)
-
         return [
-            spec(
+            MethodSpec(
                 "IngestDataset",
-                pb.IngestDatasetRequest,
-                pb.IngestDatasetResponse,
                 ingest,
                 lambda r: jobs.plan_ingest(r.source, _choice(r.loader), r.name),
             ),
-            spec(
+            MethodSpec(
                 "CleanDataset",
-                pb.CleanDatasetRequest,
-                pb.CleanDatasetResponse,
                 clean,
                 lambda r: jobs.plan_clean(
                     r.dataset_id, _choices(r.cleaners), r.output_name, r.seed
                 ),
             ),
-            spec(
+            MethodSpec(
                 "AugmentDataset",
-                pb.AugmentDatasetRequest,
-                pb.AugmentDatasetResponse,
                 augment,
                 lambda r: jobs.plan_augment(
                     r.dataset_id, _choices(r.augmenters), r.output_name, r.seed
                 ),
             ),
-            spec(
+            MethodSpec(
                 "SplitDataset",
-                pb.SplitDatasetRequest,
-                pb.SplitDatasetResponse,
                 split,
                 lambda r: jobs.plan_split(r.dataset_id, _fractions(r), r.stratify, r.seed),
             ),
-            spec(
-                "ProfileDataset",
-                pb.ProfileDatasetRequest,
-                pb.ProfileDatasetResponse,
-                profile,
-                lambda r: jobs.dataset(r.dataset_id),
-            ),
+            MethodSpec("ProfileDataset", profile, lambda r: jobs.dataset(r.dataset_id)),
         ]
-
-    async def _start(self, name: str, request, request_id: str = ""):
-        row = await self._ops.start(f"{SERVICE}/{name}", request, request_id)
-        return to_operation(row)
-
-    async def IngestDataset(self, request, context):
-        return await self._start("IngestDataset", request, request.request_id)
-
-    async def CleanDataset(self, request, context):
-        return await self._start("CleanDataset", request, request.request_id)
-
-    async def AugmentDataset(self, request, context):
-        return await self._start("AugmentDataset", request, request.request_id)
-
-    async def SplitDataset(self, request, context):
-        return await self._start("SplitDataset", request, request.request_id)
-
-    async def ProfileDataset(self, request, context):
-        return await self._start("ProfileDataset", request, request.request_id)
 
     # --- streaming and quick methods -------------------------------------------------------
     async def UploadRecords(self, request_iterator, context):

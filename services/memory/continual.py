@@ -30,13 +30,13 @@ from forgeline import cluster, modelio
 from forgeline.artifacts import ArtifactRecord, Lineage
 from forgeline.datasets import Dataset, DatasetRef, DatasetRepository, output_name
 from forgeline.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from forgeline.finetune.recipe import RecipeConfig
+from forgeline.finetune.runner import recipe_hyper, train_on_ray
 from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository
 from forgeline.paths import folder_name
 from forgeline.registry import PluginChoice, ScoredRows
 from forgeline.services.memory.memories import SERVICE, Memories
 from forgeline.services.memory.store import IndexConfig, MemoryConfig, Sample
-from forgeline.services.training.jobs import recipe_hyper, train_on_ray
-from forgeline.services.training.recipe import RecipeConfig
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext

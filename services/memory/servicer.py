@@ -9,11 +9,10 @@ from forgeline.convert import artifact, from_struct, plugin_choice, struct
 from forgeline.datasets import DatasetRepository, dataset_ref
 from forgeline.errors import InvalidArgument, ResourceExhausted
 from forgeline.models import ModelRepository
-from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.operations import MethodSpec, page_offset
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.memory.continual import (
-    METHOD,
     ContinualJobs,
     Hyper,
     NewMemory,
@@ -212,7 +211,6 @@ class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
         self._kernel = kernel
         self._memories = memories
         self._continual = continual
-        self._ops = kernel.operations
 
     def method_specs(self) -> list[MethodSpec]:
         continual, memories = self._continual, self._memories
@@ -221,19 +219,7 @@ class MemoryServicer(memory_service_pb2_grpc.MemoryServiceServicer):
             outcome = continual.run(update_spec(r), ctx, r.request_id)
             return update_response(outcome, memories, r.memory)
 
-        return [
-            MethodSpec(
-                METHOD,
-                pb.ContinualUpdateRequest,
-                pb.ContinualUpdateResponse,
-                update,
-                lambda r: continual.plan(update_spec(r)),
-            )
-        ]
-
-    async def ContinualUpdate(self, request, context):
-        row = await self._ops.start(METHOD, request, request.request_id)
-        return to_operation(row)
+        return [MethodSpec("ContinualUpdate", update, lambda r: continual.plan(update_spec(r)))]
 
     async def _stats(self, name: str, load: bool = True) -> pb.MemoryStats:
         if not name:

@@ -11,7 +11,7 @@ from forgeline.datasets import DatasetRepository, dataset_ref
 from forgeline.errors import InvalidArgument
 from forgeline.modelio import safety_context
 from forgeline.models import ModelRepository
-from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.operations import MethodSpec, page_offset
 from forgeline.policy import PolicyLoader, Verdict
 from forgeline.policy_messages import policy_pb, policy_source, verdict_pb
 from forgeline.server import Kernel, ServiceDefinition
@@ -183,7 +183,6 @@ class SafetyServicer(safety_service_pb2_grpc.SafetyServiceServicer):
     def __init__(
         self, kernel: Kernel, policies: PolicyLoader, log: AuditLog, fairness: FairnessJobs
     ) -> None:
-        self._ops = kernel.operations
         self._policies, self._log, self._fairness = policies, log, fairness
         self._max_texts = kernel.settings.max_predict_texts
 
@@ -197,19 +196,9 @@ class SafetyServicer(safety_service_pb2_grpc.SafetyServiceServicer):
             return mitigate_response(fairness.mitigate(mitigate_spec(r), ctx, r.request_id))
 
         return [
+            MethodSpec("AuditFairness", audit, lambda r: fairness.plan_audit(audit_spec(r))),
             MethodSpec(
-                f"{SERVICE}/AuditFairness",
-                pb.AuditFairnessRequest,
-                pb.AuditFairnessResponse,
-                audit,
-                lambda r: fairness.plan_audit(audit_spec(r)),
-            ),
-            MethodSpec(
-                f"{SERVICE}/MitigateFairness",
-                pb.MitigateFairnessRequest,
-                pb.MitigateFairnessResponse,
-                mitigate,
-                lambda r: fairness.plan_mitigate(mitigate_spec(r)),
+                "MitigateFairness", mitigate, lambda r: fairness.plan_mitigate(mitigate_spec(r))
             ),
         ]
 
@@ -250,15 +239,6 @@ class SafetyServicer(safety_service_pb2_grpc.SafetyServiceServicer):
             raise InvalidArgument.for_field("policy", "give a policy (policy or yaml)")
         policy = await asyncio.to_thread(self._policies.load, policy_source(request.policy))
         return pb.ValidatePolicyResponse(policy=policy_pb(policy), sha256=policy.sha256)
-
-    # fairness ----------------------------------------------------------------------------------
-    async def AuditFairness(self, request, context):
-        row = await self._ops.start(f"{SERVICE}/AuditFairness", request, request.request_id)
-        return to_operation(row)
-
-    async def MitigateFairness(self, request, context):
-        row = await self._ops.start(f"{SERVICE}/MitigateFairness", request, request.request_id)
-        return to_operation(row)
 
     # the audit log -----------------------------------------------------------------------------
     async def AppendAuditEvents(self, request, context):

@@ -10,7 +10,7 @@ from forgeline.convert import timestamp
 from forgeline.errors import ForgelineError, InvalidArgument, PermissionDenied, to_status
 from forgeline.modelio import safety_context
 from forgeline.models import ModelRepository
-from forgeline.operations import MethodSpec, page_offset, to_operation
+from forgeline.operations import MethodSpec, page_offset
 from forgeline.policy import PolicyLoader
 from forgeline.policy_messages import policy_pb, policy_source, verdict_pb
 from forgeline.server import Kernel, ServiceDefinition
@@ -29,7 +29,6 @@ from forgeline.v1 import serving_service_pb2 as pb
 from forgeline.v1 import serving_service_pb2_grpc
 
 SERVICE = "forgeline.v1.ServingService"
-DEPLOY = f"{SERVICE}/DeployModel"
 ACTOR = "serving"
 STATES = {
     LOADING: pb.DEPLOYMENT_STATE_LOADING,
@@ -143,7 +142,6 @@ def result_pb(deployment: str, a: Answer) -> pb.PredictResult:
 
 class ServingServicer(serving_service_pb2_grpc.ServingServiceServicer):
     def __init__(self, kernel: Kernel, deployments: Deployments) -> None:
-        self._ops = kernel.operations
         self._settings = kernel.settings
         self._deployments = deployments
 
@@ -156,18 +154,7 @@ class ServingServicer(serving_service_pb2_grpc.ServingServiceServicer):
                 deployment=deployment_pb(deployment), load_seconds=deployment.load_seconds
             )
 
-        return [
-            MethodSpec(
-                DEPLOY,
-                pb.DeployModelRequest,
-                pb.DeployModelResponse,
-                deploy,
-                lambda r: deployments.plan(deploy_spec(r)),
-            )
-        ]
-
-    async def DeployModel(self, request, context):
-        return to_operation(await self._ops.start(DEPLOY, request, request.request_id))
+        return [MethodSpec("DeployModel", deploy, lambda r: deployments.plan(deploy_spec(r)))]
 
     async def UndeployModel(self, request, context):
         removed = await asyncio.to_thread(self._deployments.remove, request.name, "name")

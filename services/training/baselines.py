@@ -23,11 +23,11 @@ from forgeline.errors import (
     InvalidArgument,
     ResourceExhausted,
 )
+from forgeline.finetune.data import read_rows
+from forgeline.finetune.planning import TrainPlanner
 from forgeline.logging import get_logger
 from forgeline.models import SEQUENCE_CLASSIFICATION, Evaluation, score_classification
 from forgeline.registry import Baseline, BaselineContext, BaselineResult, PluginChoice
-from forgeline.services.training.planning import TrainPlanner
-from forgeline.services.training.recipe import read_rows
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext

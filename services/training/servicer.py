@@ -5,24 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from forgeline.convert import artifact, from_struct, plugin_choice
+from forgeline.convert import artifact, plugin_choice
 from forgeline.datasets import dataset_ref
 from forgeline.errors import InvalidArgument
-from forgeline.operations import MethodSpec, to_operation
+from forgeline.finetune.spec import train_spec
+from forgeline.operations import MethodSpec
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.training.baselines import DEFAULT_BASELINE, BaselineSpec
 from forgeline.services.training.jobs import SERVICE, TrainingJobs
-from forgeline.services.training.planning import ModelChoice, TrainSpec
 from forgeline.v1 import training_service_pb2 as pb
 from forgeline.v1 import training_service_pb2_grpc
-
-TASKS = {
-    pb.TASK_UNSPECIFIED: "",
-    pb.TASK_SEQUENCE_CLASSIFICATION: "sequence_classification",
-    pb.TASK_CAUSAL_LM: "causal_lm",
-    pb.TASK_SEQ2SEQ: "seq2seq",
-}
 
 
 def build(kernel: Kernel) -> list[ServiceDefinition]:
@@ -37,51 +30,6 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
             methods=servicer.method_specs(),
         )
     ]
-
-
-def train_spec(r: pb.TrainModelRequest) -> TrainSpec:
-    source = r.model.WhichOneof("source")
-    if source == "from_config":
-        c = r.model.from_config
-        if not c.model_type:
-            raise InvalidArgument.for_field(
-                "model.from_config.model_type", "a Hugging Face model type is required, e.g. bert"
-            )
-        model = ModelChoice(
-            model_type=c.model_type, config=from_struct(c.config), vocab_size=c.vocab_size
-        )
-    else:
-        model = ModelChoice(**({source: getattr(r.model, source)} if source else {}))
-    if r.task not in TASKS:
-        raise InvalidArgument.for_field("task", f"unknown task value {r.task}")
-    h, s = r.hyper_parameters, r.scaling
-    return TrainSpec(
-        train=dataset_ref(r.train),
-        eval=dataset_ref(r.eval) if r.HasField("eval") else None,
-        model=model,
-        task=TASKS[r.task],
-        finetune=plugin_choice(r.finetune) if r.finetune.name else PluginChoice("full"),
-        trackers=[plugin_choice(t) for t in r.trackers],
-        learning_rate=h.learning_rate,
-        batch_size=h.batch_size_per_worker,
-        epochs=h.epochs,
-        max_steps=h.max_steps,
-        warmup_ratio=h.warmup_ratio,
-        warmup_steps=h.warmup_steps,
-        weight_decay=h.weight_decay,
-        gradient_accumulation_steps=h.gradient_accumulation_steps,
-        max_length=h.max_sequence_length,
-        seed=h.seed,
-        group_by_length=h.group_by_length,
-        num_workers=s.num_workers,
-        use_gpu=s.use_gpu,
-        cpus_per_worker=s.cpus_per_worker,
-        bf16=s.bf16,
-        checkpoint_every=r.checkpoint.every_steps,
-        keep_checkpoints=r.checkpoint.keep,
-        max_failures=r.failure.max_failures,
-        output_name=r.output_name,
-    )
 
 
 def baseline_spec(r: pb.TrainBaselineRequest) -> BaselineSpec:
@@ -115,7 +63,6 @@ def evaluation_pb(values: dict[str, Any] | None) -> pb.Evaluation | None:
 
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     def __init__(self, kernel: Kernel, jobs: TrainingJobs) -> None:
-        self._ops = kernel.operations
         self._jobs = jobs
 
     def method_specs(self) -> list[MethodSpec]:
@@ -154,41 +101,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             jobs.plan_evaluate(r.model_id, dataset_ref(r.dataset))
 
         return [
+            MethodSpec("TrainModel", train, lambda r: jobs.plan_train(train_spec(r))),
+            MethodSpec("EvaluateModel", evaluate, check_evaluate),
             MethodSpec(
-                f"{SERVICE}/TrainModel",
-                pb.TrainModelRequest,
-                pb.TrainModelResponse,
-                train,
-                lambda r: jobs.plan_train(train_spec(r)),
-            ),
-            MethodSpec(
-                f"{SERVICE}/EvaluateModel",
-                pb.EvaluateModelRequest,
-                pb.EvaluateModelResponse,
-                evaluate,
-                check_evaluate,
-            ),
-            MethodSpec(
-                f"{SERVICE}/TrainBaseline",
-                pb.TrainBaselineRequest,
-                pb.TrainBaselineResponse,
-                train_baseline,
-                lambda r: jobs.baselines.plan(baseline_spec(r)),
+                "TrainBaseline", train_baseline, lambda r: jobs.baselines.plan(baseline_spec(r))
             ),
         ]
-
-    async def _start(self, name: str, request, request_id: str):
-        row = await self._ops.start(f"{SERVICE}/{name}", request, request_id)
-        return to_operation(row)
-
-    async def TrainModel(self, request, context):
-        return await self._start("TrainModel", request, request.request_id)
-
-    async def EvaluateModel(self, request, context):
-        return await self._start("EvaluateModel", request, request.request_id)
-
-    async def TrainBaseline(self, request, context):
-        return await self._start("TrainBaseline", request, request.request_id)
 
     async def Predict(self, request, context):
         predictions = await asyncio.to_thread(

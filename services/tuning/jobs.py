@@ -1,9 +1,10 @@
 """The tuning service's work: plan the search, run it on Ray Tune, commit the best model.
 
-The trials run the training service's recipe in-process on Ray (``forgeline.services.training``:
-its planner, its recipe, and its way of committing a model with lineage), never the training
-service over gRPC. A search's folder is named after its operation, so the same operation run
-again after a restart restores the experiment instead of starting over. No gRPC here.
+The trials run the fine-tuning recipe in-process on Ray (``forgeline.finetune``, the engine the
+training service runs too: its planner, its recipe, and its way of committing a model with
+lineage), never the training service over gRPC. A search's folder is named after its
+operation, so the same operation run again after a restart restores the experiment instead of
+starting over. No gRPC here.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ from forgeline import cluster, storage
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import FailedPrecondition
+from forgeline.finetune.build import materialize
+from forgeline.finetune.commit import commit_run
+from forgeline.finetune.planning import TrainPlanner
+from forgeline.finetune.runner import fetch_model, recipe_config, shared_inputs, shared_runs
 from forgeline.paths import folder_name
 from forgeline.registry import Objective, PluginRegistry
-from forgeline.services.training.jobs import (
-    TrainingJobs,
-    fetch_model,
-    shared_inputs,
-    shared_runs,
-)
 from forgeline.services.tuning.planning import TunePlan, TunePlanner, TuneSpec, apply
 from forgeline.services.tuning.search import (
     FAILED,
@@ -68,9 +67,10 @@ class TuningJobs:
         paths: PathValidator,
         settings: Settings,
     ) -> None:
-        self.training = TrainingJobs(registry, datasets, artifacts, paths, settings)
-        self.planner = TunePlanner(registry, self.training.planner)
+        self.planner = TunePlanner(registry, TrainPlanner(registry, datasets, artifacts, paths))
+        self.datasets = datasets
         self.artifacts = artifacts
+        self.settings = settings
         self.runs_dir = settings.home.expanduser() / "services" / "tuning" / "runs"
 
     def plan(self, spec: TuneSpec) -> TunePlan:
@@ -82,13 +82,20 @@ class TuningJobs:
         started = time.monotonic()
         # Ray is reached here, not when the request was accepted (a submit answers at once); the
         # plan then fits the trials to the cluster.
-        cluster.ensure_ray(self.training.settings, ctx)
+        cluster.ensure_ray(self.settings, ctx)
         plan = self.planner.plan(spec, check_values=False)  # checked when it was accepted
         key = request_id or ctx.name
         run_dir = self.runs_dir / folder_name(ctx.name)
         ctx.progress(0.0, "preparing the model")
-        model_path = self.training.materialize(plan.train, ctx, key)
-        config = self.training.recipe_config(plan.train, model_path, run_dir)
+        model_path = materialize(
+            plan.train,
+            ctx,
+            key,
+            datasets=self.datasets,
+            artifacts=self.artifacts,
+            producer=f"{SERVICE}/TuneModel",
+        )
+        config = recipe_config(plan.train, self.artifacts, model_path, run_dir)
         # With shared storage the trials may run on any machine: their inputs, the experiment
         # and their models live in the run's folder there.
         runs = shared_runs(self.artifacts, self.runs_dir)
@@ -167,12 +174,13 @@ class TuningJobs:
             if storage.is_remote(folder):  # the best trial's model, from shared storage
                 fetch_model(storage.Location(folder), fetched, model_path)
                 folder = str(fetched)
-            return self.training.commit(
+            return commit_run(
                 chosen,
                 ctx,
                 Path(folder),
                 key,
                 best.metrics,
+                artifacts=self.artifacts,
                 producer=f"{SERVICE}/TuneModel",
                 config=config,
             )

@@ -1,7 +1,7 @@
 """Checks a whole tuning request before any trial starts, and resolves it into a plan.
 
-The training request is planned by the training service's own planner (the same checks as
-TrainModel). Every searched parameter must name a field of that request; each end of its range
+The training request is planned by the training planner of forgeline.finetune (the same checks
+as TrainModel). Every searched parameter must name a field of that request; each end of its range
 (each of its choices) is planned as a training request of its own, so a value the training would
 refuse is refused here, naming ``search_space[i]``. The objectives must be metrics the training
 reports after every epoch, and the cluster must hold the concurrent trials. No gRPC here.
@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from forgeline import cluster
 from forgeline.datasets import output_name
 from forgeline.errors import FailedPrecondition, ForgelineError, InvalidArgument
+from forgeline.finetune.planning import TrainPlan, TrainPlanner
+from forgeline.finetune.spec import TrainSpec
 from forgeline.models import CAUSAL_LM, SEQUENCE_CLASSIFICATION
 from forgeline.registry import (
     DISTRIBUTIONS,
@@ -27,7 +29,6 @@ from forgeline.registry import (
     Searcher,
     SearchParameter,
 )
-from forgeline.services.training.planning import TrainPlan, TrainPlanner, TrainSpec
 
 if TYPE_CHECKING:
     from forgeline.registry import FinetuneStrategy

@@ -84,7 +84,8 @@ def run_trial(params: dict[str, Any], *, base: dict[str, Any], trials_dir: str) 
     ``base`` (a RecipeConfig as a dict)."""
     from ray import tune
 
-    from forgeline.services.training.recipe import RecipeConfig, TuneSession, run_recipe
+    from forgeline.finetune.recipe import RecipeConfig, run_recipe
+    from forgeline.finetune.sessions import TuneSession
 
     trial_id = tune.get_context().get_trial_id()
     finished = trial_manifest(trials_dir, trial_id).get("final_metrics")

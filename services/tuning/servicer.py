@@ -9,10 +9,10 @@ from google.protobuf import json_format
 from forgeline.convert import artifact, plugin_choice, struct
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument
-from forgeline.operations import MethodSpec, to_operation
+from forgeline.finetune.spec import train_spec
+from forgeline.operations import MethodSpec
 from forgeline.registry import Objective, PluginChoice, SearchParameter
 from forgeline.server import Kernel, ServiceDefinition
-from forgeline.services.training.servicer import train_spec
 from forgeline.services.tuning.jobs import SERVICE, TuneOutcome, TuningJobs
 from forgeline.services.tuning.planning import DEFAULT_SCHEDULER, DEFAULT_SEARCHER, TuneSpec
 from forgeline.services.tuning.search import TrialRecord
@@ -135,7 +135,6 @@ def response(outcome: TuneOutcome) -> pb.TuneModelResponse:
 
 class TuningServicer(tuning_service_pb2_grpc.TuningServiceServicer):
     def __init__(self, kernel: Kernel, jobs: TuningJobs) -> None:
-        self._ops = kernel.operations
         self._jobs = jobs
 
     def method_specs(self) -> list[MethodSpec]:
@@ -144,16 +143,4 @@ class TuningServicer(tuning_service_pb2_grpc.TuningServiceServicer):
         def tune(r: pb.TuneModelRequest, ctx) -> pb.TuneModelResponse:
             return response(jobs.run_tune(tune_spec(r), ctx, r.request_id))
 
-        return [
-            MethodSpec(
-                f"{SERVICE}/TuneModel",
-                pb.TuneModelRequest,
-                pb.TuneModelResponse,
-                tune,
-                lambda r: jobs.plan(tune_spec(r)),
-            )
-        ]
-
-    async def TuneModel(self, request, context):
-        row = await self._ops.start(f"{SERVICE}/TuneModel", request, request.request_id)
-        return to_operation(row)
+        return [MethodSpec("TuneModel", tune, lambda r: jobs.plan(tune_spec(r)))]

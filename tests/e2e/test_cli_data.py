@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO, ServiceProcess
+from tests.cli_runner import forgeline
+from tests.conftest import ServiceProcess
 
 
 @pytest.fixture(scope="module")
@@ -23,19 +22,7 @@ def service(tmp_path_factory):
 
 def cli(service, *args: str) -> subprocess.CompletedProcess:
     process, _ = service
-    env = {
-        **os.environ,
-        "FORGELINE_ADDRESSES": json.dumps({"data": process.address}),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "forgeline", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
+    return forgeline({"data": process.address}, *args, timeout=120)
 
 
 def test_ingest_clean_split_profile_list(service):

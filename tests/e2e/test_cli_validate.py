@@ -29,7 +29,7 @@ def report(event, args):
 
 sys.addaudithook(report)
 sys.argv = ["forgeline", *sys.argv[1:]]
-from forgeline.gateway.cli import main
+from forgeline.cli import main
 main()
 """
 

@@ -23,12 +23,12 @@ import pyarrow as pa
 import pytest
 
 from forgeline.artifacts import Lineage
+from forgeline.client import Client
 from forgeline.convert import struct
 from forgeline.v1 import common_pb2
 from forgeline.v1 import memory_service_pb2 as pb
 from tests.conftest import E2E_ALL, REPO, ServiceThread, make_settings, shared_data
-from tests.integration.memory.conftest import connect
-from tests.integration.training.conftest import Workspace
+from tests.fixtures import Workspace
 from tests.waiting import wait_done
 
 # No fixed limit: how long these runs take depends on the machine's load; every long wait
@@ -73,8 +73,9 @@ def sentiment_model(work: Path, train: pa.Table) -> Path:
     """MiniLM fine-tuned on the amazon training rows, in this process."""
     import pyarrow.parquet as pq
 
+    from forgeline.finetune.recipe import RecipeConfig, run_recipe
+    from forgeline.finetune.sessions import LocalSession
     from forgeline.models import builtin_path
-    from forgeline.services.training.recipe import LocalSession, RecipeConfig, run_recipe
 
     pq.write_table(train, work / "amazon.parquet")
     out = work / "amazon-model"
@@ -130,7 +131,7 @@ def test_replay_and_ewc_forget_less_than_naive_fine_tuning(memory, tmp_path_fact
     }
     results = {}
     began = time.monotonic()
-    with connect(memory.service.address) as client:
+    with Client(memory.service.address) as client:
         client.wait_ready()
         operations = {}
         for method, options in METHODS.items():  # they run at once, a CPU each

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from forgeline.errors import InvalidArgument
 from forgeline.v1 import common_pb2, plugin_service_pb2
 from forgeline.v1 import data_service_pb2 as pb
 from tests.conftest import REPO, ServiceProcess
+from tests.fixtures import pip_install
 
 TEMPLATE = REPO / "examples" / "plugin-template"
 DISTRIBUTION = "forgeline-plugin-example"
@@ -31,34 +31,7 @@ DISTRIBUTION = "forgeline-plugin-example"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The template built and installed with pip into a fresh folder; returns that folder."""
-    tmp = tmp_path_factory.mktemp("plugin-template")
-    # Build from a copy: setuptools writes build/ and *.egg-info next to the sources.
-    source = tmp / "source"
-    shutil.copytree(
-        TEMPLATE,
-        source,
-        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".*_cache"),
-    )
-    target = tmp / "site"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"pip could not install the template:\n{done.stderr}"
+    target = pip_install(TEMPLATE, tmp_path_factory.mktemp("plugin-template"))
     assert (target / "forgeline_plugin_example" / "cleaners.py").is_file()
     return target
 

@@ -8,15 +8,15 @@ import pytest
 from forgeline.artifacts import ArtifactStore
 from forgeline.convert import from_struct
 from forgeline.errors import InvalidArgument
+from forgeline.testing import text_checks
 from forgeline.v1 import data_service_pb2 as pb
-from tests.contract import safety_harness as harness
 from tests.integration.test_data_service import read_all, spec, upload
 
 
 def test_clean_with_safety_filters_uses_the_services_models(client, data_service):
     store = ArtifactStore(data_service.settings.artifacts_dir)
     try:
-        ham = harness.commit_model(store, "certain-ham", bias=(10.0, -10.0))
+        ham = text_checks.commit_model(store, "certain-ham", bias=(10.0, -10.0))
     finally:
         store.close()
     rows = [

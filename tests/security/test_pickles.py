@@ -19,7 +19,7 @@ import pytest
 from forgeline import modelio
 from forgeline.artifacts import Lineage
 from forgeline.errors import FailedPrecondition
-from forgeline.services.training.models import build_from_config
+from forgeline.finetune.build import build_from_config
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 

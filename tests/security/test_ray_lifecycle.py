@@ -24,7 +24,7 @@ from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 from forgeline.v1.event_service_pb2 import Event
 from tests.conftest import ServiceProcess, store_reviews
-from tests.integration.training.conftest import tiny_bert
+from tests.fixtures import tiny_bert
 
 pytestmark = pytest.mark.slow
 

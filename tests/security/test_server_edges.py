@@ -38,7 +38,7 @@ from forgeline.errors import (
     NotFound,
     from_status,
 )
-from forgeline.operations import MethodSpec, OperationRunner, OperationStore
+from forgeline.operations import LongRunningMethod, OperationRunner, OperationStore
 from forgeline.server import CallInterceptor, server_paths
 from forgeline.v1 import data_service_pb2 as pb
 from forgeline.v1 import event_service_pb2
@@ -332,7 +332,7 @@ def test_a_failed_operation_names_server_paths_relative_to_their_root(tmp_path):
 
     store = OperationStore(tmp_path / "operations.db")
     runner = OperationRunner(store, 1, mask=server_paths(make_settings(home, [root])))
-    runner.register(MethodSpec(method, StringValue, StringValue, fail))
+    runner.register(LongRunningMethod(method, StringValue, StringValue, fail))
     try:
         name = asyncio.run(runner.start(method, StringValue(value="x"))).name
         deadline = time.monotonic() + 30

@@ -1,9 +1,11 @@
 """The baseline contract, over every baseline to certify (fixture ``baselines_plugin``).
 
 Running this suite certifies a baseline: it is found through its entry point, exactly as the
-training service finds it; it predicts one of the given labels for every eval text and learns
-what is plainly learnable; and what it stores is not a pickle and stays inside its output_dir.
-A baseline whose defaults cannot run overrides the ``contract_config`` classmethod.
+training service finds it; it does what its declared task asks (classification: one of the given
+labels for every eval text, learning what is plainly learnable; summarization: a non-empty
+summary of every eval text, in English and Chinese); and what it stores is not a pickle and stays
+inside its output_dir. A baseline whose defaults cannot run overrides the ``contract_config``
+classmethod.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import pickletools
 
 import pytest
 
-from forgeline.contracts.baselines import BaselineContext
+from forgeline.contracts.baselines import CLASSIFICATION, BaselineContext, BaselineResult
 from forgeline.registry import config_schema, contract_problem
 from forgeline.testing.selection import contract_instance
+from forgeline.text_units import words
 
 __all__ = [
     "test_fulfils_the_kernel_contract",
     "test_config_schema_is_json_with_every_field_described",
-    "test_learns_three_plain_topics_and_predicts_only_known_labels",
+    "test_does_what_its_task_asks_and_writes_only_into_its_output_dir",
     "test_stops_when_cancelled",
     "test_a_stored_model_predicts_what_the_fitted_one_did",
 ]
@@ -68,21 +71,26 @@ def test_config_schema_is_json_with_every_field_described(baselines_plugin):
         baselines_plugin.Config.model_validate({"no_such_field": 1})
 
 
-def test_learns_three_plain_topics_and_predicts_only_known_labels(
+DOCUMENTS = [
+    "The appellant was the tenant of a flat in Bombay. He received Rs. 30,000 from the "
+    "complainant. The police laid a trap for him. The High Court convicted him under sec. 19 of "
+    "the Act. He appealed to this Court against the conviction.",
+    "本文研究了飞行器姿态控制问题。提出了一种基于平方和方法的控制器设计方法。仿真结果表明该方法"
+    "有效。控制器具有较快的响应速度。",
+]
+SUMMARIES = ["The conviction of the tenant was set aside.", "一种飞行器姿态控制器设计方法"]
+
+
+def test_does_what_its_task_asks_and_writes_only_into_its_output_dir(
     baselines_plugin, tmp_path, forgeline_empty_cwd
 ):
-    train_x, train_y = topics(10)
-    eval_x, eval_y = topics(4, offset=2)
-    labels = tuple(sorted(WORDS))
     output = tmp_path / "model"
     output.mkdir()
-    result = contract_instance(baselines_plugin).fit_predict(
-        train_x, train_y, eval_x, BaselineContext(labels=labels, output_dir=output)
-    )
-    assert len(result.predictions) == len(eval_x)
-    assert set(result.predictions) <= set(labels)
-    correct = sum(p == t for p, t in zip(result.predictions, eval_y, strict=True))
-    assert correct / len(eval_y) >= 0.9, result.predictions
+    baseline = contract_instance(baselines_plugin)
+    if baselines_plugin.task == CLASSIFICATION:
+        result = _learns_three_plain_topics(baseline, output)
+    else:
+        result = _summarizes_every_document(baseline, output)
     assert result.seconds >= 0
     assert not os.listdir(forgeline_empty_cwd), (
         f"wrote into the current directory: {os.listdir(forgeline_empty_cwd)}"
@@ -95,6 +103,35 @@ def test_learns_three_plain_topics_and_predicts_only_known_labels(
         assert not is_pickle(path.read_bytes()), f"{path.name} is a pickle"
 
 
+def _learns_three_plain_topics(baseline, output) -> BaselineResult:
+    """Classification: only known labels, and what is plainly learnable learned."""
+    train_x, train_y = topics(10)
+    eval_x, eval_y = topics(4, offset=2)
+    labels = tuple(sorted(WORDS))
+    result = baseline.fit_predict(
+        train_x, train_y, eval_x, BaselineContext(labels=labels, output_dir=output)
+    )
+    assert len(result.predictions) == len(eval_x)
+    assert set(result.predictions) <= set(labels)
+    correct = sum(p == t for p, t in zip(result.predictions, eval_y, strict=True))
+    assert correct / len(eval_y) >= 0.9, result.predictions
+    return result
+
+
+def _summarizes_every_document(baseline, output) -> BaselineResult:
+    """Summarization: a non-empty summary per document, in the document's own words (the
+    reference summaries are the train labels; an extractive baseline may ignore them)."""
+    result = baseline.fit_predict(
+        DOCUMENTS, SUMMARIES, DOCUMENTS, BaselineContext(output_dir=output)
+    )
+    assert len(result.predictions) == len(DOCUMENTS)
+    for summary, document in zip(result.predictions, DOCUMENTS, strict=True):
+        assert isinstance(summary, str) and summary.strip(), "an empty summary"
+        assert len(summary) < len(document), "a summary shorter than its document"
+        assert set(words(summary)) <= set(words(document)) | set(words(" ".join(SUMMARIES)))
+    return result
+
+
 def test_stops_when_cancelled(baselines_plugin):
     class Stop(Exception):
         pass
@@ -103,12 +140,15 @@ def test_stops_when_cancelled(baselines_plugin):
         raise Stop
 
     train_x, train_y = topics(3)
+    labels = tuple(sorted(WORDS))
+    if baselines_plugin.task != CLASSIFICATION:
+        train_x, train_y, labels = DOCUMENTS, SUMMARIES, ()
     with pytest.raises(Stop):
         contract_instance(baselines_plugin).fit_predict(
             train_x,
             train_y,
             train_x,
-            BaselineContext(labels=tuple(sorted(WORDS)), check_cancelled=cancel),
+            BaselineContext(labels=labels, check_cancelled=cancel),
         )
 
 
@@ -117,9 +157,12 @@ def test_a_stored_model_predicts_what_the_fitted_one_did(baselines_plugin, tmp_p
     files (by an instance that did not fit it), it must answer as the fitted model did."""
     train_x, train_y = topics(10)
     eval_x, _ = topics(4, offset=2)
+    labels = tuple(sorted(WORDS))
+    if baselines_plugin.task != CLASSIFICATION:
+        train_x, train_y, eval_x, labels = DOCUMENTS, SUMMARIES, DOCUMENTS, ()
     output = tmp_path / "model"
     output.mkdir()
-    context = BaselineContext(labels=tuple(sorted(WORDS)), output_dir=output)
+    context = BaselineContext(labels=labels, output_dir=output)
     result = contract_instance(baselines_plugin).fit_predict(train_x, train_y, eval_x, context)
     if not result.model_format:  # nothing stored: the contract's default refuses
         with pytest.raises(NotImplementedError):

@@ -19,7 +19,7 @@ pytest.importorskip("ray")
 
 from forgeline import raynodes  # noqa: E402
 from forgeline.client import Client  # noqa: E402
-from forgeline.services.training.metrics import PLACED  # noqa: E402
+from forgeline.finetune.metrics import PLACED  # noqa: E402
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb  # noqa: E402
 from tests.conftest import ServiceProcess  # noqa: E402

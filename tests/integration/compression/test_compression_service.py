@@ -10,10 +10,10 @@ import transformers
 
 from forgeline import modelio
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
+from forgeline.testing.classifiers import reviews
 from forgeline.v1 import common_pb2
 from forgeline.v1 import compression_service_pb2 as pb
-from tests.contract.compress_harness import reviews
-from tests.integration.training.conftest import spec
+from tests.fixtures import spec
 from tests.waiting import wait_done
 
 KEPT, ROLLED_BACK, SKIPPED = (
@@ -125,6 +125,7 @@ def test_structured_prune_removes_heads_and_neurons_physically(compressor, model
     assert [s["heads"] for s in modelio.shapes(model)] == [s["heads"] for s in details["layers"]]
 
 
+@pytest.mark.slow
 def test_a_chain_that_breaks_its_budget_rolls_back_and_stops(compression, compressor, models):
     """The second step distils into a one-layer student, 8 wide, trained for one epoch at a
     learning rate too small to learn anything, on Ray Train: it cannot match the teacher."""
@@ -188,7 +189,7 @@ def odd_models(compression, models, tmp_path_factory):
     import pyarrow as pa
 
     from forgeline.artifacts import Lineage
-    from forgeline.services.training.models import build_from_config
+    from forgeline.finetune.build import build_from_config
 
     work = tmp_path_factory.mktemp("odd")
     store = compression.store

@@ -23,7 +23,7 @@ from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 from forgeline.v1 import training_service_pb2 as tpb
 from tests.conftest import REPO, ServiceProcess, ServiceThread, make_settings, store_reviews
-from tests.integration.training.conftest import tiny_bert
+from tests.fixtures import tiny_bert
 
 
 def test_a_submit_answers_before_ray_and_ray_that_never_answers_fails_it_unavailable(tmp_path):

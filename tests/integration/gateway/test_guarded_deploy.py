@@ -15,12 +15,12 @@ from forgeline.artifacts import ArtifactStore, Lineage
 from forgeline.client import Client
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import NotFound, PermissionDenied
+from forgeline.testing import text_checks
 from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 from forgeline.v1 import safety_service_pb2 as spb
 from forgeline.v1 import serving_service_pb2 as vpb
 from tests.conftest import ServiceThread, make_settings
-from tests.contract import safety_harness as harness
 
 
 class Stack:
@@ -36,7 +36,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     try:
         # A model that calls everything spam: every group is selected alike (parity holds), and
         # it is right about half the rows.
-        model = harness.commit_model(store, "always-spam", bias=(-10.0, 10.0))
+        model = text_checks.commit_model(store, "always-spam", bias=(-10.0, 10.0))
         rows = pa.table(
             {
                 "text": [f"the food was good {i}" for i in range(8)],

@@ -13,11 +13,9 @@ import pytest
 
 from forgeline.artifacts import Lineage
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
-from forgeline.services.training.models import build_from_config
-from forgeline.services.training.recipe import RecipeConfig
-from forgeline.v1 import common_pb2
-from forgeline.v1 import memory_service_pb2 as pb
-from tests.contract.compress_harness import (
+from forgeline.finetune.build import build_from_config
+from forgeline.finetune.recipe import RecipeConfig
+from forgeline.testing.classifiers import (
     LABELS,
     TINY_BERT,
     metadata,
@@ -25,7 +23,9 @@ from tests.contract.compress_harness import (
     train_locally,
     write_rows,
 )
-from tests.integration.training.conftest import Workspace, spec
+from forgeline.v1 import common_pb2
+from forgeline.v1 import memory_service_pb2 as pb
+from tests.fixtures import spec
 from tests.waiting import wait_done
 
 GOOD = ["superb service", "kind staff", "clean room", "quick checkin", "comfy bed"]
@@ -78,7 +78,7 @@ def classifier(work: Path) -> Path:
 def world(ray_local, memory_service, mem, tmp_path_factory):
     """A tiny food-review classifier; a memory embedding with it that holds its training rows;
     held-out food rows; hotel rows (a new task) and food rows with flipped labels."""
-    space = Workspace(memory_service.home, memory_service.service)
+    space = memory_service  # the memory service's workspace: its artifact store
     work = tmp_path_factory.mktemp("continual")
     folder = classifier(work)
     model = space.store.commit_dir(
@@ -142,6 +142,7 @@ def update(client, req) -> tuple[pb.ContinualUpdateResponse, str]:
     return wait_done(client, op, pb.ContinualUpdateResponse), op.name
 
 
+@pytest.mark.slow
 def test_an_update_is_promoted_then_a_forgetting_one_is_refused(mem, world):
     # The first update creates its memory, holding the food training rows.
     create = pb.CreateMemoryRequest(

@@ -9,10 +9,11 @@ import time
 
 import pytest
 
+from forgeline.client import Client
 from forgeline.errors import DataLoss, ForgelineError
 from forgeline.v1 import memory_service_pb2 as pb
 from tests.conftest import ServiceProcess
-from tests.integration.memory.conftest import add, connect, rows
+from tests.fixtures import add_samples, memory_samples
 
 D = 8
 
@@ -24,15 +25,15 @@ def stats(client, name: str) -> pb.MemoryStats:
 def test_a_killed_service_keeps_what_it_committed_and_refuses_a_tampered_snapshot(tmp_path):
     pytest.importorskip("faiss")
     service = ServiceProcess("memory", tmp_path, [tmp_path]).start()
-    samples = rows(700, D, seed=3)
+    samples = memory_samples(700, D, seed=3)
     try:
-        with connect(service.address) as client:
+        with Client(service.address) as client:
             client.wait_ready()
             for name in ("kept", "other"):
                 client.memory.CreateMemory(
                     pb.CreateMemoryRequest(name=name, index=pb.IndexOptions(dimension=D))
                 )
-            add(client, "other", samples[:10])
+            add_samples(client, "other", samples[:10])
 
             def stream():
                 yield pb.AddSamplesRequest(memory="kept", samples=samples[:600])
@@ -49,7 +50,7 @@ def test_a_killed_service_keeps_what_it_committed_and_refuses_a_tampered_snapsho
             service.kill()
 
     service = ServiceProcess("memory", tmp_path, [tmp_path]).start()
-    with connect(service.address) as client:
+    with Client(service.address) as client:
         client.wait_ready()
         after = stats(client, "kept")
         assert after.samples == 512 and after.snapshot_samples == 0  # all from the log
@@ -57,7 +58,7 @@ def test_a_killed_service_keeps_what_it_committed_and_refuses_a_tampered_snapsho
             pb.SearchRequest(memory="kept", vector=samples[100].vector, k=1)
         ).hits
         assert hits[0].sample.id == 101 and hits[0].sample.text == "sample 100"
-        added = add(client, "kept", samples[512:])
+        added = add_samples(client, "kept", samples[512:])
         assert list(added.ids) == list(range(513, 701))
     assert service.terminate() == 0  # a graceful stop writes the snapshots
 
@@ -71,7 +72,7 @@ def test_a_killed_service_keeps_what_it_committed_and_refuses_a_tampered_snapsho
 
     service = ServiceProcess("memory", tmp_path, [tmp_path]).start()
     try:
-        with connect(service.address) as client:
+        with Client(service.address) as client:
             client.wait_ready()
             with pytest.raises(DataLoss) as err:
                 stats(client, "kept")

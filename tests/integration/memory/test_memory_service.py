@@ -11,7 +11,7 @@ from forgeline.convert import struct
 from forgeline.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from forgeline.v1 import common_pb2
 from forgeline.v1 import memory_service_pb2 as pb
-from tests.integration.memory.conftest import add, rows
+from tests.fixtures import add_samples, memory_samples
 
 D = 8
 
@@ -25,8 +25,8 @@ def create(client, name: str, **index) -> pb.MemoryStats:
 def test_a_streamed_add_is_searched_filtered_replayed_and_deleted(mem):
     created = create(mem, "vectors", type=pb.INDEX_TYPE_HNSW)
     assert created.samples == 0 and created.index_type == pb.INDEX_TYPE_HNSW
-    samples = rows(600, D)
-    added = add(mem, "vectors", samples)
+    samples = memory_samples(600, D)
+    added = add_samples(mem, "vectors", samples)
     assert list(added.ids) == list(range(1, 601))
     stats = added.memory
     assert stats.samples == 600 and dict(stats.labels) == {"neg": 200, "neutral": 200, "pos": 200}
@@ -90,7 +90,7 @@ def test_memories_are_listed_a_page_at_a_time(mem):
 
 def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
     from forgeline.artifacts import ArtifactStore, Lineage
-    from tests.contract.compress_harness import base_model
+    from forgeline.testing.classifiers import base_model
 
     store = ArtifactStore(memory_service.home / "artifacts")
     model = store.commit_dir(
@@ -107,7 +107,7 @@ def test_texts_are_embedded_by_a_model_artifact(memory_service, mem, tmp_path):
     ).memory
     assert created.dimension == 32 and created.embedding.model_id == model.id
     texts = ["good food", "cold soup", "fast delivery", "awful taste", "lovely service"]
-    add(mem, "texts", [pb.MemorySample(text=t, label="x") for t in texts])
+    add_samples(mem, "texts", [pb.MemorySample(text=t, label="x") for t in texts])
     for i, text in enumerate(texts):
         hits = mem.memory.Search(pb.SearchRequest(memory="texts", text=text, k=2)).hits
         assert hits[0].sample.id == i + 1 and hits[0].score == pytest.approx(1.0, abs=1e-5)
@@ -199,11 +199,13 @@ def test_bad_requests_are_refused_naming_the_field(mem):
     with pytest.raises(InvalidArgument, match="ivf_probes"):
         create(mem, "ivf-bad", type=pb.INDEX_TYPE_IVF, ivf_lists=4, ivf_probes=8)
     with pytest.raises(InvalidArgument, match=r"samples\[1\].vector"):
-        add(mem, "strict", [rows(1, D)[0], pb.MemorySample(text="x", vector=[1.0, 2.0])])
+        add_samples(
+            mem, "strict", [memory_samples(1, D)[0], pb.MemorySample(text="x", vector=[1.0, 2.0])]
+        )
     with pytest.raises(InvalidArgument, match=r"samples\[0\].vector"):
-        add(mem, "strict", [pb.MemorySample(text="no vector")])
+        add_samples(mem, "strict", [pb.MemorySample(text="no vector")])
     with pytest.raises(InvalidArgument, match="memory"):
-        add(mem, "", rows(1, D))
+        add_samples(mem, "", memory_samples(1, D))
     with pytest.raises(FailedPrecondition, match="no embedding model"):
         mem.memory.Search(pb.SearchRequest(memory="strict", text="hello"))
     with pytest.raises(InvalidArgument, match="k"):

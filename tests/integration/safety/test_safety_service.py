@@ -20,10 +20,10 @@ from forgeline.convert import struct
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import InvalidArgument
 from forgeline.server import Kernel
+from forgeline.testing import text_checks
 from forgeline.v1 import common_pb2
 from forgeline.v1 import safety_service_pb2 as pb
 from tests.conftest import REPO, ServiceThread, make_settings
-from tests.contract import safety_harness as harness
 
 ALLOW, BLOCK, MODIFY = (
     common_pb2.SAFETY_DECISION_ALLOW,
@@ -69,7 +69,7 @@ def safety(tmp_path_factory) -> Iterator[ServiceThread]:
     home = tmp_path_factory.mktemp("safety-home")
     store = ArtifactStore(home / "artifacts")
     try:
-        harness.commit_model(store, "certain-spam", bias=(-10.0, 10.0))
+        text_checks.commit_model(store, "certain-spam", bias=(-10.0, 10.0))
     finally:
         store.close()
     service = ServiceThread("safety", make_settings(home, [home])).start()

@@ -14,19 +14,15 @@ import pytest
 from forgeline import modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
 from forgeline.client import Client
+from forgeline.finetune.build import build_from_config
 from forgeline.models import SEQUENCE_CLASSIFICATION
 from forgeline.registry import CompressContext, PluginRegistry
-from forgeline.services.training.models import build_from_config
 from forgeline.v1 import serving_service_pb2 as pb
 from tests.conftest import ServiceThread, make_settings
+from tests.fixtures import TINY_BERT, Workspace, ready_client, started
 
-TINY_BERT = {
-    "num_hidden_layers": 2,
-    "hidden_size": 32,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "hidden_dropout_prob": 0.0,
-    "attention_probs_dropout_prob": 0.0,
+SERVED_BERT = {
+    **TINY_BERT,
     "max_position_embeddings": 64,
     # Wider than BERT's 0.02, so a random-init model's answers depend visibly on the text.
     "initializer_range": 0.2,
@@ -59,7 +55,7 @@ def tiny_classifier(work: Path, seed: int) -> Path:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(seed)
-    raw = build_from_config("bert", TINY_BERT, TEXTS * 4, 120, work / f"raw-{seed}")
+    raw = build_from_config("bert", SERVED_BERT, TEXTS * 4, 120, work / f"raw-{seed}")
     model = AutoModelForSequenceClassification.from_pretrained(
         raw, id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)}
     )
@@ -170,11 +166,8 @@ def make_models(store: ArtifactStore, work: Path) -> Models:
 
 
 @pytest.fixture(scope="session")
-def safety_service(tmp_path_factory) -> Iterator[ServiceThread]:
-    home = tmp_path_factory.mktemp("safety-home")
-    service = ServiceThread("safety", make_settings(home, [home])).start()
-    yield service
-    service.stop()
+def safety_service(tmp_path_factory) -> Iterator[Workspace]:
+    yield from started(tmp_path_factory, "safety")
 
 
 @pytest.fixture(scope="session")
@@ -196,7 +189,7 @@ def serving_service(serving_home, models, safety_service) -> Iterator[ServiceThr
     settings = make_settings(
         serving_home,
         [serving_home],
-        addresses={"safety": safety_service.address},
+        addresses={"safety": safety_service.service.address},
         max_predict_texts=MAX_PREDICT_TEXTS,
     )
     service = ServiceThread("serving", settings).start()
@@ -206,16 +199,12 @@ def serving_service(serving_home, models, safety_service) -> Iterator[ServiceThr
 
 @pytest.fixture(scope="session")
 def serving(serving_service) -> Iterator[Client]:
-    with Client(serving_service.address) as client:
-        client.wait_ready()
-        yield client
+    yield from ready_client(serving_service.address)
 
 
 @pytest.fixture(scope="session")
 def safety(safety_service) -> Iterator[Client]:
-    with Client(safety_service.address) as client:
-        client.wait_ready()
-        yield client
+    yield from ready_client(safety_service.service.address)
 
 
 def deploy(client: Client, name: str, model_id: str, **fields) -> pb.Deployment:

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
-from tests.conftest import REPO
-from tests.integration.training.conftest import BAD, GOOD, TINY_BERT, reviews
+import pytest
+
+from tests.cli_runner import forgeline
+from tests.fixtures import BAD, GOOD, TINY_BERT, reviews
 
 
 def cli(training, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "FORGELINE_ADDRESSES": json.dumps({"training": training.service.address}),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "forgeline", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-    )
+    return forgeline({"training": training.service.address}, *args)
 
 
+@pytest.mark.slow
 def test_train_evaluate_and_predict_from_the_command_line(training):
     train = training.dataset(reviews(8), "cli-train")
     held_out = training.dataset(reviews(1), "cli-eval")

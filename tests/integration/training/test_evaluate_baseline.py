@@ -17,7 +17,7 @@ from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 from tests.conftest import REPO
-from tests.integration.training.conftest import reviews, spec
+from tests.fixtures import reviews, spec
 
 
 @dataclass

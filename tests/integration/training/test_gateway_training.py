@@ -14,7 +14,7 @@ from forgeline.errors import Cancelled
 from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 from tests.conftest import ServiceProcess
-from tests.integration.training.conftest import TINY_BERT, reviews
+from tests.fixtures import TINY_BERT, reviews
 from tests.waiting import follow, wait_done
 
 pytestmark = pytest.mark.slow

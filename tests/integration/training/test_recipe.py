@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from forgeline.finetune.build import build_from_config
+from forgeline.finetune.metrics import ActorSink, MetricsSink
+from forgeline.finetune.recipe import RecipeConfig, fit
 from forgeline.models import CAUSAL_LM, SEQUENCE_CLASSIFICATION, evaluate, load_trained
-from forgeline.services.training.metrics import ActorSink, MetricsSink
-from forgeline.services.training.models import build_from_config
-from forgeline.services.training.recipe import RecipeConfig, fit
 
 TINY_BERT = {
     "num_hidden_layers": 2,
@@ -60,6 +60,7 @@ def trained_weights(folder):
     return load_file(str(folder / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_two_workers_of_batch_b_match_one_worker_of_batch_2b_and_a_seed_repeats_itself(
     ray_local, workspace
 ):
@@ -93,6 +94,7 @@ def test_two_workers_of_batch_b_match_one_worker_of_batch_2b_and_a_seed_repeats_
     assert all(torch.equal(b[k], again[k]) for k in b)
 
 
+@pytest.mark.slow
 def test_lora_on_two_workers_saves_an_adapter_and_streams_metrics(ray_local, workspace):
     import ray
     from peft import PeftModel
@@ -155,6 +157,7 @@ def test_lora_on_two_workers_saves_an_adapter_and_streams_metrics(ray_local, wor
     assert sum(map(sum, scores.confusion)) == 10 and scores.labels == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_full_finetune_of_a_causal_lm_lowers_perplexity(ray_local, workspace):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -10,7 +10,7 @@ from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
 from forgeline.plugins.baselines.tfidf import load
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
-from tests.integration.training.conftest import BAD, GOOD, reviews, spec
+from tests.fixtures import BAD, GOOD, reviews, spec
 
 
 def operation_count(client) -> int:

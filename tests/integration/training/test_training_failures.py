@@ -11,13 +11,14 @@ from google.longrunning import operations_pb2
 
 from forgeline.artifacts import ArtifactStore, Lineage
 from forgeline.client import Client
+from forgeline.convert import struct
 from forgeline.datasets import DatasetRepository
 from forgeline.errors import Cancelled
-from forgeline.services.training.metrics import PLACED
+from forgeline.finetune.metrics import PLACED
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
 from tests.conftest import ServiceProcess
-from tests.integration.training.conftest import BAD, GOOD, reviews, struct
+from tests.fixtures import BAD, GOOD, reviews
 from tests.waiting import wait_done, wait_for_step
 
 # Big enough that a step takes tens of milliseconds, so a run can be hit half-way.
@@ -74,6 +75,7 @@ def group_starts(client: Client, operation: str) -> list[int]:
     ]
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_workers_promptly_and_frees_their_cpus(training, tclient, ray_local):
     train = training.dataset(long_reviews(), "cancel-me")
     total = ray_local.cluster_resources()["CPU"]
@@ -105,6 +107,7 @@ def home_with_reviews(tmp_path, name: str):
     return home, root, train
 
 
+@pytest.mark.slow
 def test_a_killed_service_resumes_its_training_from_the_latest_checkpoint(tmp_path, ray_local):
     home, root, train = home_with_reviews(tmp_path, "restart")
     env = {"RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}

@@ -8,16 +8,16 @@ import pytest
 from google.longrunning import operations_pb2
 
 from forgeline.client import Client
+from forgeline.convert import struct
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as pb
-from tests.integration.training.conftest import (
+from tests.fixtures import (
     BAD,
     GOOD,
     TINY_GPT2,
     reviews,
     spec,
-    struct,
     tiny_bert,
 )
 from tests.waiting import wait_done
@@ -32,6 +32,7 @@ def metric_points(client: Client, operation: str) -> list[common_pb2.MetricPoint
     ]
 
 
+@pytest.mark.slow
 def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclient):
     train = training.dataset(reviews(8), "reviews-train")
     held_out = training.dataset(reviews(1), "reviews-eval")
@@ -102,6 +103,7 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
     assert all(math.isclose(sum(p.scores.values()), 1.0, rel_tol=1e-5) for p in predicted)
 
 
+@pytest.mark.slow
 def test_full_finetune_of_a_causal_lm_reports_perplexity_and_generates(training, tclient):
     texts = reviews(8).select(["text"])
     train = training.dataset(texts, "lm-train", label="")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from forgeline.errors import Internal, ResourceExhausted
-from forgeline.services.training.jobs import _failure
+from forgeline.finetune.runner import _failure
 
 
 def worker_error(ray, kind: str) -> BaseException:

@@ -15,7 +15,7 @@ from forgeline.client import Client
 from forgeline.v1 import common_pb2, pipeline_service_pb2_grpc
 from forgeline.v1 import pipeline_service_pb2 as pb
 from tests.conftest import ServiceThread, make_settings
-from tests.integration.training.conftest import TINY_BERT, reviews
+from tests.fixtures import TINY_BERT, reviews
 from tests.waiting import wait_done
 
 
@@ -71,6 +71,7 @@ def gateway(tuning, tmp_path_factory) -> Iterator[Client]:
     training.stop()
 
 
+@pytest.mark.slow
 def test_a_tune_step_feeds_the_best_model_to_the_next_step(tuning, gateway):
     train = tuning.dataset(reviews(8), "gw-tune-train")
     held_out = tuning.dataset(reviews(2), "gw-tune-eval")

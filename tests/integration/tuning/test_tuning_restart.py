@@ -16,7 +16,7 @@ from forgeline.client import Client
 from forgeline.datasets import DatasetRepository
 from forgeline.v1 import tuning_service_pb2 as pb
 from tests.conftest import ServiceProcess
-from tests.integration.training.conftest import reviews, spec
+from tests.fixtures import reviews, spec
 from tests.integration.tuning.test_tuning_service import loguniform, training
 from tests.waiting import wait_done
 

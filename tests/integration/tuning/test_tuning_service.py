@@ -14,7 +14,7 @@ from forgeline.errors import FailedPrecondition, ForgelineError, InvalidArgument
 from forgeline.v1 import common_pb2
 from forgeline.v1 import training_service_pb2 as tpb
 from forgeline.v1 import tuning_service_pb2 as pb
-from tests.integration.training.conftest import reviews, spec, tiny_bert
+from tests.fixtures import reviews, spec, tiny_bert
 from tests.waiting import wait_done
 
 MAXIMIZE, MINIMIZE = pb.OBJECTIVE_DIRECTION_MAXIMIZE, pb.OBJECTIVE_DIRECTION_MINIMIZE
@@ -61,6 +61,7 @@ def data(tuning):
     return tuning.dataset(reviews(8), "tune-train"), tuning.dataset(reviews(2), "tune-eval")
 
 
+@pytest.mark.slow
 def test_optuna_with_asha_prunes_and_returns_the_best_trial_and_its_model(tuning, tuner, data):
     train, held_out = data
     op = tuner.tuning.TuneModel(
@@ -137,6 +138,7 @@ def test_optuna_with_asha_prunes_and_returns_the_best_trial_and_its_model(tuning
     assert finals == {t.number: t.metrics["eval_loss"] for t in completed}
 
 
+@pytest.mark.slow
 def test_a_multi_objective_search_reports_its_pareto_front(tuning, tuner, data):
     train, held_out = data
     op = tuner.tuning.TuneModel(
@@ -182,6 +184,7 @@ def test_a_multi_objective_search_reports_its_pareto_front(tuning, tuner, data):
     )
 
 
+@pytest.mark.slow
 def test_cancel_stops_every_trial(tuning, tuner, data):
     train, held_out = data
     op = tuner.tuning.TuneModel(

@@ -3,7 +3,7 @@ violation once, whether the error was raised here or came back over gRPC."""
 
 from __future__ import annotations
 
-from forgeline.cli import error_lines
+from forgeline.cli.app import error_lines
 from forgeline.errors import InvalidArgument, NotFound, Violations, from_status, to_status
 from forgeline.gateway.spec import Problem, invalid
 

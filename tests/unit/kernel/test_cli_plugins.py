@@ -9,7 +9,7 @@ from importlib import metadata
 import pytest
 from typer.testing import CliRunner
 
-from forgeline.cli import app
+from forgeline.cli import build_app
 from forgeline.errors import InvalidArgument, NotFound
 from forgeline.registry import PluginRegistry, config_schema
 
@@ -17,7 +17,7 @@ REGISTRY = PluginRegistry()
 
 
 def show(*args: str):
-    return CliRunner().invoke(app, ["plugins", "show", *args])
+    return CliRunner().invoke(build_app()[0], ["plugins", "show", *args])
 
 
 def test_shows_the_whole_description_and_the_config_schema():

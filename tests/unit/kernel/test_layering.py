@@ -74,3 +74,31 @@ def test_safety_and_serving_use_the_kernel_model_layer_not_another_service(graph
         if a.startswith(own + ".") and b.startswith("forgeline.services.") and not b.startswith(own)
     )
     assert crossing == []
+
+
+def test_no_service_imports_another_service(graph):
+    """Tuning, compression and memory fine-tune through the kernel's engine (forgeline.finetune),
+    not through the training service; no service reaches into another."""
+    crossing = sorted(
+        f"{a} -> {b}"
+        for a, b in graph
+        for own in [".".join(a.split(".")[:3])]
+        if a.startswith("forgeline.services.")
+        and b.startswith("forgeline.services.")
+        and b != own
+        and not b.startswith(own + ".")
+    )
+    assert crossing == []
+
+
+def test_the_finetune_engine_holds_no_servicer_code(graph):
+    """forgeline.finetune is kernel: the messages it maps come from forgeline.v1, but servers,
+    servicers and their gRPC stubs stay in the services (DESIGN: the kernel is small)."""
+    engine = {a for a, _ in graph if a.startswith("forgeline.finetune.")}
+    assert "forgeline.finetune.recipe" in engine
+    outside = sorted(
+        f"{a} -> {b}"
+        for a, b in graph
+        if a in engine and (b.startswith(("forgeline.server", "forgeline.services")) or "grpc" in b)
+    )
+    assert outside == []

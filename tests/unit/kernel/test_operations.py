@@ -20,7 +20,7 @@ from forgeline.errors import (
     from_status,
 )
 from forgeline.operations import (
-    MethodSpec,
+    LongRunningMethod,
     OperationContext,
     OperationRow,
     OperationRunner,
@@ -40,8 +40,8 @@ def shout(request: Request, ctx: OperationContext) -> Response:
     return Response(value=request.value.upper())
 
 
-def spec(run: Callable = shout, **kwargs) -> MethodSpec:
-    return MethodSpec(METHOD, Request, Response, run, **kwargs)
+def spec(run: Callable = shout, **kwargs) -> LongRunningMethod:
+    return LongRunningMethod(METHOD, Request, Response, run, **kwargs)
 
 
 class Harness:

@@ -13,7 +13,7 @@ from forgeline.plugins.output_rules.classifier import ClassifierRule
 from forgeline.plugins.output_rules.match import Keywords, Regex
 from forgeline.redaction import redact
 from forgeline.registry import PluginRegistry
-from tests.contract import safety_harness as harness
+from forgeline.testing import text_checks
 
 
 def spans(check, text: str) -> list[tuple[str, str]]:
@@ -152,8 +152,8 @@ def test_keywords_and_regex_match_on_folded_text_with_original_spans():
 @pytest.fixture(scope="module")
 def certain_spam(tmp_path_factory):
     """A model lookup holding a tiny model for which every text is spam with p ~ 1."""
-    store = harness.model_store(tmp_path_factory.mktemp("artifacts"), bias=(-10.0, 10.0))
-    yield harness.safety_context(store)
+    store = text_checks.model_store(tmp_path_factory.mktemp("artifacts"), bias=(-10.0, 10.0))
+    yield text_checks.safety_context(store)
     store.close()
 
 

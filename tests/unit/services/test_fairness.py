@@ -400,7 +400,7 @@ def test_mitigate_requests_are_refused_naming_the_field(ws, ids):
 def tiny_classifier(work: Path, labels: list[str]) -> Path:
     """A random-init tiny BERT sequence classifier with a tokenizer (no training)."""
     from forgeline.models import SEQUENCE_CLASSIFICATION, load_model
-    from tests.contract.compress_harness import base_model
+    from forgeline.testing.classifiers import base_model
 
     base = base_model(work / "base")
     out = work / "classifier"
@@ -416,7 +416,7 @@ def tiny_classifier(work: Path, labels: list[str]) -> Path:
 def test_a_model_is_audited_and_mitigated_on_its_scores_as_the_training_service_predicts(
     ws, tmp_path
 ):
-    from tests.contract.compress_harness import reviews
+    from forgeline.testing.classifiers import reviews
 
     folder = tiny_classifier(tmp_path / "model", ["no", "yes"])
     meta = {"format": "hf", "task": "sequence_classification", "max_length": 32}

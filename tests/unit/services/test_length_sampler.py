@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from torch.utils.data import DistributedSampler  # noqa: E402
 
-from forgeline.services.training.recipe import LengthGroupedSampler  # noqa: E402
+from forgeline.finetune.data import LengthGroupedSampler  # noqa: E402
 
 BATCH = 16
 ROWS = 2001  # odd: two ranks need DistributedSampler's padding repeat

@@ -19,16 +19,17 @@ import pytest
 
 pytest.importorskip("torch")
 
-from forgeline.operations import OperationContext, OperationStore  # noqa: E402
-from forgeline.services.training.metrics import (  # noqa: E402
+from forgeline.finetune.metrics import (  # noqa: E402
     PLACED,
     MetricsLog,
     MetricsSink,
     wait_until_stored,
 )
-from forgeline.services.training.recipe import LocalSession, RecipeConfig, run_recipe  # noqa: E402
+from forgeline.finetune.recipe import RecipeConfig, run_recipe  # noqa: E402
+from forgeline.finetune.sessions import LocalSession  # noqa: E402
+from forgeline.operations import OperationContext, OperationStore  # noqa: E402
+from forgeline.testing.classifiers import LABELS, base_model, reviews, write_rows  # noqa: E402
 from forgeline.v1 import training_service_pb2 as pb  # noqa: E402
-from tests.contract.compress_harness import LABELS, base_model, reviews, write_rows  # noqa: E402
 
 STEPS, EVERY = 8, 3  # checkpoints at steps 3 and 6, and the final one at 8
 

@@ -23,8 +23,10 @@ def test_a_cluster_gets_the_code_as_imported_and_the_entry_points(tmp_path):
     code = shipped["forgeline"]
     [info] = [p for name, p in shipped.items() if name.endswith(".dist-info")]
     # The mapped packages (services/, plugins/, gateway/ in the source tree) sit in place.
-    recipe = importlib.util.find_spec("forgeline.services.training.recipe").origin
-    assert (code / "services" / "training" / "recipe.py").read_bytes() == Path(recipe).read_bytes()
+    jobs = importlib.util.find_spec("forgeline.services.training.jobs").origin
+    assert (code / "services" / "training" / "jobs.py").read_bytes() == Path(jobs).read_bytes()
+    recipe = importlib.util.find_spec("forgeline.finetune.recipe").origin
+    assert (code / "finetune" / "recipe.py").read_bytes() == Path(recipe).read_bytes()
     assert (code / "plugins" / "finetune" / "lora.py").is_file()
     assert not list(code.rglob("__pycache__"))
     assert "lora = forgeline.plugins.finetune.lora:" in (info / "entry_points.txt").read_text()

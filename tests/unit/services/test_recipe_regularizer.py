@@ -11,10 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from forgeline import modelio  # noqa: E402
+from forgeline.finetune.recipe import RecipeConfig  # noqa: E402
 from forgeline.plugins.regularizers.ewc import EWC  # noqa: E402
 from forgeline.registry import RegularizerContext  # noqa: E402
-from forgeline.services.training.recipe import RecipeConfig  # noqa: E402
-from tests.contract.compress_harness import (  # noqa: E402
+from forgeline.testing.classifiers import (  # noqa: E402
     LABELS,
     classifier,
     reviews,

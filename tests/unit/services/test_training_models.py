@@ -14,9 +14,9 @@ import pytest
 BUILD = """
 import sys, torch
 from pathlib import Path
-from forgeline.services.training.models import build_from_config
-from forgeline.services.training.planning import model_config_fields
-from tests.integration.training.conftest import TINY_BERT, reviews
+from forgeline.finetune.build import build_from_config
+from forgeline.finetune.planning import model_config_fields
+from tests.fixtures import TINY_BERT, reviews
 torch.manual_seed(3)
 texts = reviews(8).column("text").to_pylist() + ["好吃 不错", "太咸了"]
 config = model_config_fields("bert", TINY_BERT)

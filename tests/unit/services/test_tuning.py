@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from forgeline.datasets import DatasetRef
+from forgeline.finetune.spec import ModelChoice, TrainSpec
 from forgeline.registry import Objective, PluginChoice, SearchContext, SearchParameter
-from forgeline.services.training.planning import ModelChoice, TrainSpec
 from forgeline.services.tuning.planning import TunePlanner, apply, recipe_updates
 from forgeline.services.tuning.search import (
     COMPLETED,

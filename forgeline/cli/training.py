@@ -1,0 +1,66 @@
+"""What `forgeline train run` and `forgeline tune` share: the options that describe a training
+(the model, its task, the strategy) and turning them into a TrainModelRequest's parts. The
+tuning service searches over a whole TrainModelRequest, so both commands build one the same way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from forgeline.cli.app import json_value
+
+if TYPE_CHECKING:
+    from forgeline.v1 import training_service_pb2
+
+TASK_NAMES = {"classification": 1, "causal_lm": 2}
+
+EvalOpt = Annotated[str, typer.Option("--eval", help="Held-out dataset scored after every epoch.")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        help="builtin:NAME, path:FOLDER, artifact:ID or config:MODEL_TYPE (a fresh model "
+        "with a tokenizer trained on the dataset); a bare name is a builtin. The training "
+        "service resolves FOLDER: a relative one is taken relative to its first data root "
+        "(FORGELINE_DATA_ROOTS where it runs), not this directory."
+    ),
+]
+ModelConfigOpt = Annotated[
+    str, typer.Option(help='With config:TYPE, its fields as JSON, e.g. {"hidden_size": 128}.')
+]
+VocabSizeOpt = Annotated[int, typer.Option(help="With config:TYPE, the tokenizer's size.")]
+TaskOpt = Annotated[str, typer.Option(help="classification or causal_lm.")]
+FinetuneOpt = Annotated[str, typer.Option(help="Strategy, e.g. lora or 'lora={\"r\": 16}'.")]
+
+
+def model_source(
+    model: str, model_config: str, vocab_size: int
+) -> training_service_pb2.ModelSource:
+    """--model (and, for config:TYPE, --model-config and --vocab-size) as a ModelSource."""
+    from forgeline.convert import struct
+    from forgeline.errors import InvalidArgument
+    from forgeline.v1 import training_service_pb2 as pb
+
+    kind, _, value = model.partition(":") if ":" in model else ("builtin", "", model)
+    if kind == "config":
+        fields = json_value(model_config, "--model-config")
+        return pb.ModelSource(
+            from_config=pb.ModelFromConfig(
+                model_type=value, config=struct(fields), vocab_size=vocab_size
+            )
+        )
+    if kind in ("builtin", "path", "artifact"):
+        return pb.ModelSource(**{{"artifact": "artifact_id"}.get(kind, kind): value})
+    raise InvalidArgument.for_field(
+        "--model", "use builtin:NAME, path:FOLDER, artifact:ID or config:TYPE"
+    )
+
+
+def task_number(task: str) -> int:
+    """--task as the Task enum's number."""
+    from forgeline.errors import InvalidArgument
+
+    if task not in TASK_NAMES:
+        raise InvalidArgument.for_field("--task", f"one of {', '.join(TASK_NAMES)}")
+    return TASK_NAMES[task]

@@ -1,0 +1,1 @@
+"""Built-in generation metrics: rouge (rouge-score), bleu and chrf (sacrebleu), exact_match."""

@@ -1,0 +1,204 @@
+"""`forgeline train ...`: the training service's commands (run, evaluate, predict), each a thin
+client of its gRPC API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from forgeline.cli.app import (
+    AddressOpt,
+    JsonOpt,
+    WaitOpt,
+    client,
+    console,
+    follow,
+    plugin_specs,
+)
+from forgeline.cli.training import (
+    EvalOpt,
+    FinetuneOpt,
+    ModelConfigOpt,
+    ModelOpt,
+    TaskOpt,
+    VocabSizeOpt,
+    model_source,
+    task_number,
+)
+from forgeline.v1 import common_pb2
+
+app = typer.Typer(no_args_is_help=True, help="Models: train, evaluate, predict.")
+
+
+def _print_evaluation(evaluation) -> None:
+    if evaluation.confusion_matrix.labels:
+        labels = list(evaluation.confusion_matrix.labels)
+        console.print(
+            f"{evaluation.num_examples} examples  accuracy {evaluation.accuracy:.4f}  "
+            f"macro F1 {evaluation.f1_macro:.4f}  loss {evaluation.loss:.4f}"
+        )
+        table = Table("true \\ predicted", *labels)
+        counts = list(evaluation.confusion_matrix.counts)
+        for i, label in enumerate(labels):
+            row = counts[i * len(labels) : (i + 1) * len(labels)]
+            table.add_row(label, *map(str, row))
+        console.print(table)
+    else:
+        console.print(
+            f"{evaluation.num_examples} examples  perplexity {evaluation.perplexity:.3f}  "
+            f"loss {evaluation.loss:.4f}"
+        )
+
+
+@app.command("run")
+def train_run(
+    dataset: Annotated[str, typer.Argument(help="Training dataset: id, name or name@version.")],
+    eval_dataset: EvalOpt = "",
+    model: ModelOpt = "minilm-l6",
+    model_config: ModelConfigOpt = "{}",
+    vocab_size: VocabSizeOpt = 0,
+    task: TaskOpt = "classification",
+    finetune: FinetuneOpt = "full",
+    tracker: Annotated[
+        list[str] | None, typer.Option(help="Tracker plugin (repeatable), e.g. tensorboard.")
+    ] = None,
+    text_column: str = "",
+    label_column: str = "",
+    learning_rate: Annotated[float, typer.Option("--lr", help="0: the strategy's default.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Per worker.")] = 16,
+    epochs: int = 1,
+    max_steps: Annotated[int, typer.Option(help="> 0: stop after this many steps.")] = 0,
+    warmup_ratio: float = 0.0,
+    weight_decay: float = 0.0,
+    gradient_accumulation: int = 1,
+    max_length: int = 128,
+    seed: int = 0,
+    group_by_length: Annotated[
+        bool, typer.Option(help="Batch texts of similar length together: less padding.")
+    ] = False,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpu: bool = False,
+    bf16: bool = False,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps; 0: every epoch.")] = 0,
+    max_failures: int = 0,
+    name: Annotated[str, typer.Option("--name", help="Name of the model artifact.")] = "",
+    address: AddressOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a model on a dataset (on Ray Train workers)."""
+    from google.protobuf import json_format
+
+    from forgeline.v1 import training_service_pb2 as pb
+
+    request = pb.TrainModelRequest(
+        train=common_pb2.DatasetInput(
+            dataset_id=dataset, text_column=text_column, label_column=label_column
+        ),
+        model=model_source(model, model_config, vocab_size),
+        task=task_number(task),
+        finetune=plugin_specs([finetune], "--finetune")[0],
+        trackers=plugin_specs(tracker or [], "--tracker"),
+        hyper_parameters=common_pb2.HyperParameters(
+            learning_rate=learning_rate,
+            batch_size_per_worker=batch_size,
+            epochs=epochs,
+            max_steps=max_steps,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            gradient_accumulation_steps=gradient_accumulation,
+            max_sequence_length=max_length,
+            seed=seed,
+            group_by_length=group_by_length,
+        ),
+        scaling=common_pb2.Scaling(
+            num_workers=workers, cpus_per_worker=cpus_per_worker, use_gpu=gpu, bf16=bf16
+        ),
+        checkpoint=pb.CheckpointPolicy(every_steps=checkpoint_every),
+        failure=pb.FailurePolicy(max_failures=max_failures),
+        output_name=name,
+    )
+    if eval_dataset:
+        request.eval.CopyFrom(
+            common_pb2.DatasetInput(
+                dataset_id=eval_dataset, text_column=text_column, label_column=label_column
+            )
+        )
+    with client(address, "training") as service:
+        result = follow(
+            service, service.training.TrainModel(request), pb.TrainModelResponse, wait, as_json
+        )
+    if as_json:
+        print(json_format.MessageToJson(result))
+        return
+    share = result.trainable_parameters / max(result.total_parameters, 1)
+    console.print(
+        f"[bold]{result.model.id}[/bold]  {result.steps} steps  trained "
+        f"{result.trainable_parameters:,} of {result.total_parameters:,} parameters "
+        f"({share:.2%})  " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
+    )
+    if result.HasField("evaluation"):
+        _print_evaluation(result.evaluation)
+
+
+@app.command("evaluate")
+def train_evaluate(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model or adapter artifact id or name, or a baseline's stored model "
+            "(TrainBaseline), scored without fitting it again."
+        ),
+    ],
+    dataset: Annotated[str, typer.Argument(help="Dataset id, name or name@version.")],
+    text_column: str = "",
+    label_column: str = "",
+    address: AddressOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a trained model on a dataset."""
+    from google.protobuf import json_format
+
+    from forgeline.v1 import training_service_pb2 as pb
+
+    request = pb.EvaluateModelRequest(
+        model_id=model,
+        dataset=common_pb2.DatasetInput(
+            dataset_id=dataset, text_column=text_column, label_column=label_column
+        ),
+    )
+    with client(address, "training") as service:
+        result = follow(
+            service,
+            service.training.EvaluateModel(request),
+            pb.EvaluateModelResponse,
+            wait,
+            as_json,
+        )
+    if as_json:
+        print(json_format.MessageToJson(result))
+    else:
+        _print_evaluation(result.evaluation)
+
+
+@app.command("predict")
+def train_predict(
+    model: Annotated[str, typer.Argument(help="Model or adapter artifact id or name.")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to label (or prompts).")],
+    max_new_tokens: int = 0,
+    address: AddressOpt = None,
+) -> None:
+    """Label a few texts (or continue a few prompts) with a trained model."""
+    from forgeline.v1 import training_service_pb2 as pb
+
+    with client(address, "training") as service:
+        response = service.training.Predict(
+            pb.PredictRequest(model_id=model, texts=texts, max_new_tokens=max_new_tokens)
+        )
+    for text, p in zip(texts, response.predictions, strict=True):
+        answer = p.generated_text if p.generated_text else f"{p.label} ({p.score:.3f})"
+        console.print(f"{answer}\t{text}")

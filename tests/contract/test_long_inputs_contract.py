@@ -1,0 +1,15 @@
+"""Every installed long-input strategy, forgeline's own and third parties', against the contract.
+
+The suite is forgeline.testing's (the one third-party packages run); this adds what is true of
+forgeline's own install only.
+"""
+
+from __future__ import annotations
+
+from forgeline.registry import PluginRegistry
+from forgeline.testing.suites.long_inputs import *  # noqa: F403
+
+
+def test_there_are_long_input_strategies_to_certify():
+    names = {entry.name for entry in PluginRegistry().discover("long_inputs")}
+    assert {"truncate", "chunk", "extract"} <= names
