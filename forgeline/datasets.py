@@ -208,11 +208,24 @@ class DatasetRef:
     dataset_id: str = ""
     text_column: str = ""
     label_column: str = ""
+    # The generative tasks' columns (forgeline.finetune.columns resolves them).
+    target_column: str = ""
+    prompt_column: str = ""
+    response_column: str = ""
+    messages_column: str = ""
 
 
 def dataset_ref(message: common_pb2.DatasetInput) -> DatasetRef:
     """The ``DatasetInput`` message every service that reads a dataset takes, as plain data."""
-    return DatasetRef(message.dataset_id, message.text_column, message.label_column)
+    return DatasetRef(
+        message.dataset_id,
+        message.text_column,
+        message.label_column,
+        message.target_column,
+        message.prompt_column,
+        message.response_column,
+        message.messages_column,
+    )
 
 
 def output_name(name: str) -> str:

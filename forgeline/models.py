@@ -23,6 +23,11 @@ from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
 
 SEQUENCE_CLASSIFICATION, CAUSAL_LM = "sequence_classification", "causal_lm"
+SEQ2SEQ, INSTRUCTION = "seq2seq", "instruction"
+# The generative tasks and the model class each trains: instruction SFT is a causal LM's
+# next-token loss on the response tokens only.
+DECODER_TASKS = (CAUSAL_LM, INSTRUCTION)
+GENERATIVE_TASKS = (CAUSAL_LM, INSTRUCTION, SEQ2SEQ)
 
 MANIFEST = "forgeline_training.json"
 
@@ -49,10 +54,51 @@ def builtin_path(name: str) -> Path:
     return Path(module.get_model_path())
 
 
+def auto_class(task: str):
+    """The transformers Auto class that builds a model for ``task``."""
+    import transformers
+
+    if task == SEQUENCE_CLASSIFICATION:
+        return transformers.AutoModelForSequenceClassification
+    if task in DECODER_TASKS:
+        return transformers.AutoModelForCausalLM
+    if task == SEQ2SEQ:
+        return transformers.AutoModelForSeq2SeqLM
+    raise ValueError(f"task {task!r} has no model class")
+
+
+def architecture_problem(hf_config: Any, task: str) -> str:
+    """Why a model of this config cannot learn ``task`` ("" when it can): a generative task
+    needs a decoder-only model (causal_lm, instruction) or an encoder-decoder (seq2seq).
+    Encoders such as BERT have a causal-LM class in transformers, but only as the decoder half
+    of an encoder-decoder: they are refused for the decoder tasks too."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+    )
+
+    kind = getattr(hf_config, "model_type", "")
+    if task == SEQ2SEQ and kind not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        return (
+            f"a {kind} model is not an encoder-decoder; seq2seq needs one such as t5, "
+            f"longt5 or bart"
+        )
+    encoder = kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(
+        hf_config, "is_encoder_decoder", False
+    )
+    if task in DECODER_TASKS and (kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or encoder):
+        return (
+            f"a {kind} model is not a decoder-only language model; {task} needs one such as "
+            f"llama, gpt2 or qwen2"
+        )
+    return ""
+
+
 def load_model(task: str, path: str, labels: list[str]):
     """A transformers model for ``task`` from a local folder (never a hub download); a pruned
     classifier (forgeline.modelio's hf_pruned folder) comes back with its pruned shapes."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     modelio.check_safe(Path(path), "model")  # here too: this is where a worker loads
     if modelio.folder_format(Path(path)) == modelio.HF_PRUNED:
@@ -67,10 +113,14 @@ def load_model(task: str, path: str, labels: list[str]):
                 ignore_mismatched_sizes=True,
                 local_files_only=True,
             )
-    if task == CAUSAL_LM:
-        with modelio.CONSTRUCTION:
-            return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    raise ValueError(f"task {task!r} is not supported by this recipe yet")
+    with modelio.CONSTRUCTION:
+        return auto_class(task).from_pretrained(path, local_files_only=True)
+
+
+def perplexity_of(loss: float) -> float:
+    """exp(loss); a diverged model's loss overflows exp (past ~709): its perplexity is
+    infinite."""
+    return math.exp(loss) if loss < math.log(sys.float_info.max) else math.inf
 
 
 def positions_of(config: Any) -> int:
@@ -88,14 +138,12 @@ def skeleton(hf_config: Any, task: str, labels: list[str]):
     import copy
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     config = copy.deepcopy(hf_config)
     with modelio.CONSTRUCTION, torch.device("meta"):
         if task == SEQUENCE_CLASSIFICATION:
             config.num_labels = len(labels)
-            return AutoModelForSequenceClassification.from_config(config)
-        return AutoModelForCausalLM.from_config(config)
+        return auto_class(task).from_config(config)
 
 
 @dataclass
@@ -107,14 +155,21 @@ class Evaluation:
     labels: list[str] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)  # row: true, column: predicted
     perplexity: float = 0.0
+    # Generation-based evaluation: "<metric plugin>_<key>" -> value (e.g. "rouge_rougeL"), the
+    # settings it generated with, and a few {row, source_excerpt, reference, output} samples.
+    metrics: dict[str, float] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
     def scalars(self, prefix: str = "") -> dict[str, float]:
         """The headline numbers of this task, e.g. {"eval_accuracy": 0.93, ...}."""
         if self.labels:
             names = {"loss": self.loss, "accuracy": self.accuracy, "f1_macro": self.f1_macro}
-        else:
+        elif self.perplexity or not self.metrics:
             names = {"loss": self.loss, "perplexity": self.perplexity}
-        return {prefix + k: float(v) for k, v in names.items()}
+        else:
+            names = {}
+        return {prefix + k: float(v) for k, v in {**names, **self.metrics}.items()}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -143,8 +198,6 @@ def score_classification(
 def load_trained(folder: Path, task: str = "", base_path: str = ""):
     """A model saved by the recipe: a full folder, or a PEFT adapter on its base model. The
     task, labels and base come from the folder's manifest unless given."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
     manifest = read_manifest(folder)
     task = task or manifest.get("task", SEQUENCE_CLASSIFICATION)
     modelio.check_safe(folder)  # an adapter folder too (its base: in load_model)
@@ -156,12 +209,7 @@ def load_trained(folder: Path, task: str = "", base_path: str = ""):
                 task, base_path or manifest["base_model_path"], manifest.get("labels", [])
             )
             return PeftModel.from_pretrained(base, folder)
-        auto = (
-            AutoModelForSequenceClassification
-            if task == SEQUENCE_CLASSIFICATION
-            else (AutoModelForCausalLM)
-        )
-        return auto.from_pretrained(folder, local_files_only=True)
+        return auto_class(task).from_pretrained(folder, local_files_only=True)
 
 
 def class_probabilities(
@@ -241,9 +289,7 @@ def evaluate(
                 nll += float(out.loss) * tokens
                 counted += tokens
         loss = nll / max(counted, 1)
-        # A diverged model's loss overflows exp (past ~709): its perplexity is infinite.
-        perplexity = math.exp(loss) if loss < math.log(sys.float_info.max) else math.inf
-        return Evaluation(num_examples=len(texts), loss=loss, perplexity=perplexity)
+        return Evaluation(num_examples=len(texts), loss=loss, perplexity=perplexity_of(loss))
     raise ValueError(f"task {task!r} cannot be evaluated yet")
 
 

@@ -14,7 +14,7 @@ from forgeline.cli.app import json_value
 if TYPE_CHECKING:
     from forgeline.v1 import training_service_pb2
 
-TASK_NAMES = {"classification": 1, "causal_lm": 2}
+TASK_NAMES = {"classification": 1, "causal_lm": 2, "seq2seq": 3, "instruction": 4}
 
 EvalOpt = Annotated[str, typer.Option("--eval", help="Held-out dataset scored after every epoch.")]
 ModelOpt = Annotated[

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from forgeline.contracts.base import Plugin
 
-TASKS = ("sequence_classification", "causal_lm", "seq2seq")
+TASKS = ("sequence_classification", "causal_lm", "seq2seq", "instruction")
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,12 @@ def materialize(
         import torch
 
         choice = plan.spec.model
-        texts = datasets.read(plan.train, columns=[plan.text_column]).column(0)
         torch.manual_seed(plan.hyper["seed"])
         with artifacts.staging_path() as folder:
             build_from_config(
                 choice.model_type,
                 model_config_fields(choice.model_type, choice.config),
-                (t or "" for t in texts.to_pylist()),
+                corpus(plan, datasets),
                 choice.vocab_size or 8000,
                 folder,
             )
@@ -71,6 +70,19 @@ def materialize(
     return plan.model.path
 
 
+def corpus(plan: TrainPlan, datasets: DatasetRepository) -> Iterable[str]:
+    """The training texts a tokenizer is trained on: every text column the task reads (a
+    seq2seq target and an instruction's response too, a conversation's every turn)."""
+    names = list(plan.columns.values()) or [plan.text_column]
+    table = datasets.read(plan.train, columns=names)
+    for name in names:
+        for value in table.column(name).to_pylist():
+            if isinstance(value, list):  # a conversation
+                yield from (turn.get("content") or "" for turn in value)
+            else:
+                yield value or ""
+
+
 def build_from_config(
     model_type: str,
     config: dict[str, Any],
@@ -80,8 +92,37 @@ def build_from_config(
 ) -> Path:
     """A random-init model of ``model_type`` and a tokenizer trained on ``texts``, saved to
     ``out_dir`` as a standard Hugging Face folder."""
+    from transformers import AutoConfig, AutoModel
+
+    tokenizer = train_tokenizer(model_type, texts, vocab_size)
+    ids = {
+        key: getattr(tokenizer, key)
+        for key in ("bos_token_id", "eos_token_id", "pad_token_id")
+        if getattr(tokenizer, key) is not None
+    }
+    model_config = AutoConfig.for_model(
+        model_type, **{"vocab_size": len(tokenizer), **ids, **config}
+    )
+    if (
+        model_config.is_encoder_decoder
+        and getattr(model_config, "decoder_start_token_id", None) is None
+    ):
+        # T5's convention (its config has no default): the decoder starts from the pad token.
+        model_config.decoder_start_token_id = tokenizer.pad_token_id
+    from forgeline import modelio
+
+    with modelio.CONSTRUCTION:
+        model = AutoModel.from_config(model_config)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def train_tokenizer(model_type: str, texts: Iterable[str], vocab_size: int):
+    """A fast tokenizer trained on ``texts``: GPT-2's byte-level BPE for gpt2, else BPE over
+    BERT's normalizer with [CLS] text [SEP] around each text."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     if model_type == "gpt2":
         special = ["<|endoftext|>"]
@@ -133,23 +174,11 @@ def build_from_config(
         tokenizer = PreTrainedTokenizerFast(
             tokenizer_object=core,
             pad_token="[PAD]",
+            # A generative model ends its output (and a seq2seq target) with [SEP].
+            eos_token="[SEP]",
             unk_token="[UNK]",
             cls_token="[CLS]",
             sep_token="[SEP]",
             mask_token="[MASK]",
         )
-    ids = {
-        key: getattr(tokenizer, key)
-        for key in ("bos_token_id", "eos_token_id", "pad_token_id")
-        if getattr(tokenizer, key) is not None
-    }
-    model_config = AutoConfig.for_model(
-        model_type, **{"vocab_size": len(tokenizer), **ids, **config}
-    )
-    from forgeline import modelio
-
-    with modelio.CONSTRUCTION:
-        model = AutoModel.from_config(model_config)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return tokenizer

@@ -37,7 +37,8 @@ def commit_run(
     metrics = {
         k: float(v)
         for k, v in last.items()
-        if k in ("loss", "samples_per_second", "tokens_per_second") or k.startswith("eval_")
+        if k in ("loss", "samples_per_second", "tokens_per_second", "rows", "truncated_rows")
+        or k.startswith("eval_")
     }
     adapter = plan.strategy.produces_adapter
     base = plan.model

@@ -1,16 +1,23 @@
 """The training rows as the recipe reads them: Parquet columns to texts and labels, tokenized
-examples, and a sampler that batches texts of similar length together."""
+examples (for the generative tasks with their loss labels: a response's tokens only, a target's
+ids, and the truncation rule), and a sampler that batches texts of similar length together."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forgeline.models import SEQUENCE_CLASSIFICATION
+from forgeline.models import INSTRUCTION, SEQ2SEQ, SEQUENCE_CLASSIFICATION
 
 if TYPE_CHECKING:
     from forgeline.finetune.recipe import RecipeConfig
+
+# The share of max_length the last response keeps when a row must be truncated (it keeps more
+# when its context leaves more room): the instruction task's truncation rule.
+RESPONSE_SHARE = 0.5
+IGNORE = -100  # the label torch's cross-entropy skips
 
 
 def read_rows(
@@ -45,6 +52,131 @@ def encode(config: RecipeConfig, tokenizer) -> list[dict[str, Any]]:
             example["labels"] = targets[i]
         examples.append(example)
     return examples
+
+
+@dataclass
+class Encoded:
+    """Tokenized examples of a generative task, and how many rows had to be truncated."""
+
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    truncated: int = 0
+
+
+def encode_generative(
+    task: str, path: str, columns: dict[str, str], tokenizer, max_length: int
+) -> Encoded:
+    """The rows of the Parquet file ``path`` as examples with ``labels`` (IGNORE where no loss
+    is taken): instruction rows through ``encode_conversation``, seq2seq rows as source ids and
+    target ids, each cut at ``max_length`` from its end (the tokenizer keeps its end token)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=list(columns.values()))
+    rows = {role: table.column(name).to_pylist() for role, name in columns.items()}
+    encoded = Encoded()
+    if task == INSTRUCTION:
+        if "messages" in rows:
+            conversations = rows["messages"]
+        else:
+            conversations = [
+                [{"role": "user", "content": p or ""}, {"role": "assistant", "content": r or ""}]
+                for p, r in zip(rows["prompt"], rows["response"], strict=True)
+            ]
+        for conversation in conversations:
+            example, cut = encode_conversation(tokenizer, conversation, max_length)
+            encoded.examples.append(example)
+            encoded.truncated += cut
+        return encoded
+    if task != SEQ2SEQ:
+        raise ValueError(f"task {task!r} is not a generative task with labels")
+    sources = [t or "" for t in rows["text"]]
+    targets = [t or "" for t in rows["target"]]
+    full_sources = tokenizer(sources)["input_ids"]
+    full_targets = tokenizer(text_target=targets)["input_ids"]
+    inputs = tokenizer(sources, truncation=True, max_length=max_length)
+    labels = tokenizer(text_target=targets, truncation=True, max_length=max_length)["input_ids"]
+    for i in range(len(sources)):
+        example = {k: inputs[k][i] for k in inputs.keys()}
+        example["labels"] = labels[i]
+        encoded.examples.append(example)
+        long = max(len(full_sources[i]), len(full_targets[i])) > max_length
+        encoded.truncated += long
+    return encoded
+
+
+def render_conversation(tokenizer, conversation: list[dict[str, str]]) -> tuple[str, list]:
+    """A conversation as the text the model reads and the character spans of its assistant
+    turns (each with the template's end-of-turn marks, so the model learns to stop). With a chat
+    template, a turn's span runs from the end of the conversation before it rendered with
+    ``add_generation_prompt`` (the assistant header is context, not loss) to the end of the
+    conversation through it. Without one, a prompt/response pair reads prompt, a newline, then
+    the response (``encode_conversation`` ends it with the eos token)."""
+    if not tokenizer.chat_template:
+        if [t["role"] for t in conversation] != ["user", "assistant"]:
+            raise ValueError("a conversation needs the tokenizer's chat template")
+        prefix = conversation[0]["content"] + "\n"
+        text = prefix + conversation[1]["content"]
+        return text, [(len(prefix), len(text))]
+
+    def render(turns: list[dict[str, str]], generation: bool) -> str:
+        return tokenizer.apply_chat_template(
+            turns, tokenize=False, add_generation_prompt=generation
+        )
+
+    text = render(conversation, False)
+    spans = []
+    for i, turn in enumerate(conversation):
+        if turn["role"] != "assistant":
+            continue
+        start = len(render(conversation[:i], True)) if i else 0
+        through = render(conversation[: i + 1], False)
+        if not text.startswith(through):
+            raise ValueError("the chat template renders a conversation's turns differently")
+        spans.append((start, len(through)))
+    return text, spans
+
+
+def encode_conversation(
+    tokenizer, conversation: list[dict[str, str]], max_length: int
+) -> tuple[dict[str, list[int]], bool]:
+    """One conversation as input ids and labels (the assistant turns' tokens; IGNORE elsewhere),
+    and whether it was truncated. The rule for a conversation longer than ``max_length``: the
+    last response (from its first token to the end) keeps up to ``RESPONSE_SHARE`` of the budget,
+    or all the room its context leaves if that is more, and is cut at its end; the context
+    before it keeps the rest of the budget and is cut from its start (what is nearest the
+    response is kept). A row is never dropped."""
+    text, spans = render_conversation(tokenizer, conversation)
+    encoding = tokenizer(
+        text,
+        add_special_tokens=not tokenizer.chat_template,  # a template writes its own
+        return_offsets_mapping=True,
+    )
+    ids = list(encoding["input_ids"])
+    # A token belongs to a turn when its characters overlap the turn's span (special tokens a
+    # tokenizer adds, with empty offsets, never do).
+    labels = [
+        token if any(a < end and b > start for start, end in spans) and b > a else IGNORE
+        for token, (a, b) in zip(ids, encoding["offset_mapping"], strict=True)
+    ]
+    eos = tokenizer.eos_token_id
+    if not tokenizer.chat_template and eos is not None:  # the response ends with eos, learned
+        if ids[-1] != eos:
+            ids.append(eos)
+        labels[len(ids) - 1 :] = [eos]
+    if len(ids) <= max_length:
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}, False
+    last = spans[-1][0]
+    first = next(
+        (i for i, (a, b) in enumerate(encoding["offset_mapping"]) if b > last and b > a),
+        len(ids),
+    )
+    keep_response = min(
+        len(ids) - first, max(max_length - first, math.ceil(max_length * RESPONSE_SHARE))
+    )
+    keep_context = max_length - keep_response
+    window = list(range(first - keep_context, first)) + list(range(first, first + keep_response))
+    ids = [ids[i] for i in window]
+    labels = [labels[i] for i in window]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}, True
 
 
 class LengthGroupedSampler:

@@ -13,7 +13,7 @@ refusal names the request field. No gRPC here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +21,15 @@ from forgeline import cluster, modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
 from forgeline.datasets import Dataset, DatasetRepository, output_name
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound, Violations, excerpt
+from forgeline.finetune.columns import resolve_columns
 from forgeline.finetune.spec import ModelChoice, TrainSpec
 from forgeline.models import (
     BUILTIN,
-    CAUSAL_LM,
+    GENERATIVE_TASKS,
+    INSTRUCTION,
+    SEQ2SEQ,
     SEQUENCE_CLASSIFICATION,
+    architecture_problem,
     builtin_path,
     positions_of,
     skeleton,
@@ -69,6 +73,9 @@ class TrainPlan:
     trackers: list[Tracker]
     hyper: dict[str, Any]
     output_name: str
+    # seq2seq and instruction: the columns they read, by role (forgeline.finetune.columns).
+    columns: dict[str, str] = field(default_factory=dict)
+    eval_columns: dict[str, str] = field(default_factory=dict)
 
 
 class TrainPlanner:
@@ -88,26 +95,37 @@ class TrainPlanner:
         task = spec.task or SEQUENCE_CLASSIFICATION
         if task not in TASKS:
             raise InvalidArgument.for_field("task", f"unknown task {task!r}; known: {TASKS}")
-        if task not in (SEQUENCE_CLASSIFICATION, CAUSAL_LM):
-            raise FailedPrecondition(
-                f"task: {task} is not supported by this training service yet; use "
-                f"{SEQUENCE_CLASSIFICATION} or {CAUSAL_LM}",
-                reason="TASK_NOT_SUPPORTED",
-            )
-        train, text_col, label_col = self.datasets.resolve(spec.train, "train", task)
+        columns: dict[str, str] = {}
+        eval_columns: dict[str, str] = {}
+        evaluation, eval_text, eval_label = None, "", ""
+        has_eval = spec.eval is not None and spec.eval.dataset_id
+        if task in (SEQ2SEQ, INSTRUCTION):
+            train, columns = resolve_columns(self.datasets, spec.train, "train", task)
+            text_col, label_col = columns.get("text", ""), ""
+            if has_eval:
+                evaluation, eval_columns = resolve_columns(
+                    self.datasets, spec.eval, "eval", task, default=columns
+                )
+        else:
+            train, text_col, label_col = self.datasets.resolve(spec.train, "train", task)
+            if has_eval:
+                evaluation, eval_text, eval_label = self.datasets.resolve(
+                    spec.eval, "eval", task, default=(text_col, label_col)
+                )
         labels = (
             self.datasets.labels(train, label_col, "train")
             if task == SEQUENCE_CLASSIFICATION
             else []
         )
-        evaluation, eval_text, eval_label = None, "", ""
-        if spec.eval is not None and spec.eval.dataset_id:
-            evaluation, eval_text, eval_label = self.datasets.resolve(
-                spec.eval, "eval", task, default=(text_col, label_col)
-            )
-            if task == SEQUENCE_CLASSIFICATION:
-                self.datasets.check_labels(evaluation, eval_label, labels)
+        if evaluation is not None and task == SEQUENCE_CLASSIFICATION:
+            self.datasets.check_labels(evaluation, eval_label, labels)
         model = self._model_plan(spec.model)
+        if task in GENERATIVE_TASKS:
+            problem = architecture_problem(model.hf_config, task)
+            if problem:
+                raise InvalidArgument.for_field(_model_field(spec.model), problem)
+        if task == INSTRUCTION:
+            _check_chat_tokenizer(model, spec.model, "messages" in columns)
         strategy = self.registry.create(
             "finetune", spec.finetune.name or "full", spec.finetune.config, "finetune"
         )
@@ -145,6 +163,8 @@ class TrainPlanner:
             trackers=trackers,
             hyper=hyper,
             output_name=name,
+            columns=columns,
+            eval_columns=eval_columns,
         )
 
     def _model_plan(self, choice: ModelChoice) -> ModelPlan:
@@ -278,6 +298,64 @@ class TrainPlanner:
                 reason="NO_GPU",
                 metadata={"field": "scaling.use_gpu"},
             )
+
+
+def _model_field(choice: ModelChoice) -> str:
+    """The request field that chose the model."""
+    if choice.builtin:
+        return "model.builtin"
+    if choice.path:
+        return "model.path"
+    if choice.artifact_id:
+        return "model.artifact_id"
+    return "model.from_config.model_type"
+
+
+PROBE_CONVERSATION = [
+    {"role": "user", "content": "Hello."},
+    {"role": "assistant", "content": "Hi."},
+    {"role": "user", "content": "How are you?"},
+    {"role": "assistant", "content": "Well."},
+]
+
+
+def _check_chat_tokenizer(model: ModelPlan, choice: ModelChoice, conversations: bool) -> None:
+    """Instruction SFT reads a fast tokenizer's offsets (which tokens are the response's); a
+    messages column needs its chat template. A model from config gets a plain tokenizer: no
+    template."""
+    tokenizer = None
+    if model.path is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model.path, local_files_only=True)
+        if not tokenizer.is_fast:
+            raise FailedPrecondition(
+                f"{_model_field(choice)}: instruction training needs a fast tokenizer (its "
+                f"offsets say which tokens are the response's); this model's is "
+                f"{type(tokenizer).__name__}",
+                reason="SLOW_TOKENIZER",
+                metadata={"field": _model_field(choice)},
+            )
+    if tokenizer is not None and tokenizer.chat_template:
+        from forgeline.finetune.data import render_conversation
+
+        try:  # the spans of the assistant turns rest on each turn rendering as a prefix
+            render_conversation(tokenizer, PROBE_CONVERSATION)
+        except Exception as exc:  # a template is a program: any error is its author's
+            raise FailedPrecondition(
+                f"{_model_field(choice)}: this model's chat template cannot render a "
+                f"conversation turn by turn ({type(exc).__name__}: {excerpt(str(exc))})",
+                reason="BAD_CHAT_TEMPLATE",
+                metadata={"field": _model_field(choice)},
+            ) from exc
+    if conversations and (tokenizer is None or not tokenizer.chat_template):
+        raise FailedPrecondition(
+            "train.messages_column: a messages dataset is rendered by the tokenizer's chat "
+            f"template, and the tokenizer of {_model_field(choice)} has none; use prompt and "
+            "response columns, or a model whose tokenizer has a chat template",
+            reason="NO_CHAT_TEMPLATE",
+            metadata={"field": "train.messages_column"},
+        )
 
 
 def _check_model_folder(path: Path, field_name: str) -> None:

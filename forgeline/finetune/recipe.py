@@ -28,10 +28,26 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from forgeline.finetune.data import LengthGroupedSampler, encode, read_rows
+from forgeline.finetune.data import (
+    IGNORE,
+    Encoded,
+    LengthGroupedSampler,
+    encode,
+    encode_generative,
+    read_rows,
+)
 from forgeline.finetune.metrics import wait_until_stored
 from forgeline.finetune.sessions import Session, TrainSession
-from forgeline.models import CAUSAL_LM, MANIFEST, SEQUENCE_CLASSIFICATION, load_model
+from forgeline.models import (
+    DECODER_TASKS,
+    INSTRUCTION,
+    MANIFEST,
+    SEQ2SEQ,
+    SEQUENCE_CLASSIFICATION,
+    Evaluation,
+    load_model,
+    perplexity_of,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +67,10 @@ class RecipeConfig(BaseModel):
     train_path: str = Field(description="Parquet file of the training rows.")
     text_column: str = "text"
     label_column: str = "label"
+    # seq2seq and instruction: the columns by role (text, target; prompt, response; messages),
+    # as forgeline.finetune.columns resolved them.
+    columns: dict[str, str] = Field(default_factory=dict)
+    eval_columns: dict[str, str] = Field(default_factory=dict)
     # Optional held-out rows, scored by rank 0 after every epoch and at the end.
     eval_path: str = ""
     eval_text_column: str = "text"
@@ -213,8 +233,9 @@ class FinetuneRecipe:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model = load_model(config.task, config.model_path, config.labels)
-        if config.task == CAUSAL_LM and model.config.pad_token_id is None:
+        if config.task in DECODER_TASKS and model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
+        tokenizer.padding_side = "right"  # positions count from a row's first token
         strategy = PluginRegistry().create(
             "finetune", config.finetune, config.finetune_config, "finetune"
         )
@@ -240,15 +261,28 @@ class FinetuneRecipe:
         """The training rows as this rank's batches (a seeded shard, grouped by length when
         asked), and the schedule: optimizer steps per epoch, in all, and the epochs they take."""
         from torch.utils.data import DataLoader, DistributedSampler
-        from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
+        from transformers import (
+            DataCollatorForLanguageModeling,
+            DataCollatorForSeq2Seq,
+            DataCollatorWithPadding,
+        )
 
         config, rank, world = self.config, self.rank, self.world
-        examples = encode(config, self.tokenizer)
-        collate = (
-            DataCollatorWithPadding(self.tokenizer)
-            if config.task == SEQUENCE_CLASSIFICATION
-            else DataCollatorForLanguageModeling(self.tokenizer, mlm=False)
-        )
+        self.data_counts: dict[str, int] = {}
+        if config.task in (INSTRUCTION, SEQ2SEQ):
+            encoded = self.encoded(config.train_path, config.columns)
+            examples = encoded.examples
+            # What the truncation rule cut (rows are never dropped), in the run's metrics.
+            self.data_counts = {"rows": len(examples), "truncated_rows": encoded.truncated}
+            collate = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE)
+        else:
+            examples = encode(config, self.tokenizer)
+            collate = (
+                DataCollatorWithPadding(self.tokenizer)
+                if config.task == SEQUENCE_CLASSIFICATION
+                else DataCollatorForLanguageModeling(self.tokenizer, mlm=False)
+            )
+        self.collate = collate
         self.sampler = (
             LengthGroupedSampler(
                 [len(e["input_ids"]) for e in examples],
@@ -273,6 +307,11 @@ class FinetuneRecipe:
         self.steps_per_epoch = math.ceil(len(self.loader) / config.gradient_accumulation_steps)
         self.total_steps = config.max_steps or self.steps_per_epoch * config.epochs
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+
+    def encoded(self, path: str, columns: dict[str, str]) -> Encoded:
+        """A generative task's rows (train or held-out) as examples with their labels."""
+        config = self.config
+        return encode_generative(config.task, path, columns, self.tokenizer, config.max_length)
 
     def setup_optimizer(self) -> None:
         """AdamW over the trainable weights, with a linear warm-up and decay over the schedule."""
@@ -314,13 +353,18 @@ class FinetuneRecipe:
         if sink is not None:
             sink.placed(self.rank, self.world, self.session.node_id(), self.step)
         self.sink = sink if self.rank == 0 else None
-        self.held_out = (
-            read_rows(
-                config.eval_path, config.eval_text_column, config.eval_label_column, config.task
+        self.held_out = None
+        if config.eval_path and self.rank == 0:
+            self.held_out = (
+                self.encoded(config.eval_path, config.eval_columns).examples
+                if config.task in (INSTRUCTION, SEQ2SEQ)
+                else read_rows(
+                    config.eval_path,
+                    config.eval_text_column,
+                    config.eval_label_column,
+                    config.task,
+                )
             )
-            if config.eval_path and self.rank == 0
-            else None
-        )
 
     # --- training ---------------------------------------------------------------------------
 
@@ -419,6 +463,7 @@ class FinetuneRecipe:
             "progress": self.step / self.total_steps,
             "samples_per_second": self.tally.samples * self.world / elapsed,
             **self.parameter_counts,
+            **self.data_counts,
         }
 
     def end_epoch(self, epoch: int) -> None:
@@ -428,6 +473,8 @@ class FinetuneRecipe:
         done = self.done
         at = self.step / self.steps_per_epoch if done else float(epoch + 1)
         metrics = {**self.epoch_metrics(at), **self.evaluate(at)}
+        if self.sink is not None and self.data_counts:  # the rows and truncations, streamed
+            self.sink.push(self.step, {k: float(v) for k, v in self.data_counts.items()})
         if done:
             self.save_model(metrics)
         if done or not self.config.checkpoint_every:
@@ -441,21 +488,43 @@ class FinetuneRecipe:
             return {}
         from forgeline.models import evaluate
 
-        scores = evaluate(
-            self.unwrapped,
-            self.tokenizer,
-            self.held_out[0],
-            self.held_out[1],
-            self.config.task,
-            batch_size=max(self.config.batch_size, 32),
-            max_length=self.config.max_length,
-        )
+        if isinstance(self.held_out, list):  # a generative task's encoded examples
+            scores = self.score_labels(self.held_out)
+        else:
+            scores = evaluate(
+                self.unwrapped,
+                self.tokenizer,
+                self.held_out[0],
+                self.held_out[1],
+                self.config.task,
+                batch_size=max(self.config.batch_size, 32),
+                max_length=self.config.max_length,
+            )
         self.unwrapped.train()
         self.final_eval = scores.as_dict()
         values = scores.scalars("eval_")
         if self.sink is not None:
             self.sink.push(self.step, {**values, "epoch": epoch})
         return values
+
+    def score_labels(self, examples: list[dict[str, Any]]) -> Evaluation:
+        """The loss per label token of held-out examples (a response's or a target's tokens
+        only, as in training) and its perplexity, in eval mode without gradients."""
+        import torch
+
+        model, shift = self.unwrapped, self.config.task in DECODER_TASKS
+        model.eval()
+        nll, counted, size = 0.0, 0, max(self.config.batch_size, 32)
+        with torch.no_grad():
+            for start in range(0, len(examples), size):
+                batch = self.collate(examples[start : start + size])
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                labels = batch["labels"][:, 1:] if shift else batch["labels"]
+                tokens = int((labels != IGNORE).sum())
+                nll += float(model(**batch).loss) * tokens
+                counted += tokens
+        loss = nll / max(counted, 1)
+        return Evaluation(num_examples=len(examples), loss=loss, perplexity=perplexity_of(loss))
 
     def save_checkpoint(self, epoch: int, metrics: dict[str, float]) -> None:
         """Every rank reports ``metrics``; rank 0's report carries the checkpoint (trainable

@@ -188,6 +188,8 @@ def recipe_config(
         eval_path=str(artifacts.verify(plan.eval.record)) if plan.eval else "",
         eval_text_column=plan.eval_text_column,
         eval_label_column=plan.eval_label_column,
+        columns=plan.columns,
+        eval_columns=plan.eval_columns,
         labels=plan.labels,
         **recipe_hyper(h),
         bf16=h["bf16"],

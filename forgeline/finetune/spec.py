@@ -66,6 +66,7 @@ TASKS = {
     pb.TASK_SEQUENCE_CLASSIFICATION: "sequence_classification",
     pb.TASK_CAUSAL_LM: "causal_lm",
     pb.TASK_SEQ2SEQ: "seq2seq",
+    pb.TASK_INSTRUCTION: "instruction",
 }
 
 

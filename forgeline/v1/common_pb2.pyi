@@ -154,16 +154,22 @@ class MetricPoint(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., step: _Optional[int] = ...) -> None: ...
 
 class DatasetInput(_message.Message):
-    __slots__ = ("dataset_id", "text_column", "label_column", "target_column")
+    __slots__ = ("dataset_id", "text_column", "label_column", "target_column", "prompt_column", "response_column", "messages_column")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_COLUMN_FIELD_NUMBER: _ClassVar[int]
     LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
     TARGET_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_COLUMN_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     text_column: str
     label_column: str
     target_column: str
-    def __init__(self, dataset_id: _Optional[str] = ..., text_column: _Optional[str] = ..., label_column: _Optional[str] = ..., target_column: _Optional[str] = ...) -> None: ...
+    prompt_column: str
+    response_column: str
+    messages_column: str
+    def __init__(self, dataset_id: _Optional[str] = ..., text_column: _Optional[str] = ..., label_column: _Optional[str] = ..., target_column: _Optional[str] = ..., prompt_column: _Optional[str] = ..., response_column: _Optional[str] = ..., messages_column: _Optional[str] = ...) -> None: ...
 
 class HyperParameters(_message.Message):
     __slots__ = ("learning_rate", "batch_size_per_worker", "epochs", "max_steps", "warmup_ratio", "warmup_steps", "weight_decay", "gradient_accumulation_steps", "max_sequence_length", "seed", "group_by_length")

@@ -17,10 +17,23 @@ class Task(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_SEQUENCE_CLASSIFICATION: _ClassVar[Task]
     TASK_CAUSAL_LM: _ClassVar[Task]
     TASK_SEQ2SEQ: _ClassVar[Task]
+    TASK_INSTRUCTION: _ClassVar[Task]
+
+class DecodingStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DECODING_STRATEGY_UNSPECIFIED: _ClassVar[DecodingStrategy]
+    DECODING_STRATEGY_GREEDY: _ClassVar[DecodingStrategy]
+    DECODING_STRATEGY_BEAM: _ClassVar[DecodingStrategy]
+    DECODING_STRATEGY_SAMPLE: _ClassVar[DecodingStrategy]
 TASK_UNSPECIFIED: Task
 TASK_SEQUENCE_CLASSIFICATION: Task
 TASK_CAUSAL_LM: Task
 TASK_SEQ2SEQ: Task
+TASK_INSTRUCTION: Task
+DECODING_STRATEGY_UNSPECIFIED: DecodingStrategy
+DECODING_STRATEGY_GREEDY: DecodingStrategy
+DECODING_STRATEGY_BEAM: DecodingStrategy
+DECODING_STRATEGY_SAMPLE: DecodingStrategy
 
 class ModelSource(_message.Message):
     __slots__ = ("builtin", "path", "artifact_id", "from_config")
@@ -110,18 +123,76 @@ class TrainModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., steps: _Optional[int] = ..., trainable_parameters: _Optional[int] = ..., total_parameters: _Optional[int] = ..., evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
 
 class EvaluateModelRequest(_message.Message):
-    __slots__ = ("model_id", "dataset", "batch_size", "max_sequence_length", "request_id")
+    __slots__ = ("model_id", "dataset", "batch_size", "max_sequence_length", "request_id", "generation")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dataset: _common_pb2.DatasetInput
     batch_size: int
     max_sequence_length: int
     request_id: str
-    def __init__(self, model_id: _Optional[str] = ..., dataset: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., batch_size: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    generation: GenerationEvaluation
+    def __init__(self, model_id: _Optional[str] = ..., dataset: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., batch_size: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ..., generation: _Optional[_Union[GenerationEvaluation, _Mapping]] = ...) -> None: ...
+
+class GenerationEvaluation(_message.Message):
+    __slots__ = ("decoding", "metrics", "reference_column", "long_inputs", "input_token_budget", "max_examples", "seed", "samples", "raw_prompt")
+    DECODING_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LONG_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    MAX_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    RAW_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    decoding: DecodingOptions
+    metrics: _containers.RepeatedCompositeFieldContainer[_common_pb2.PluginSpec]
+    reference_column: str
+    long_inputs: _common_pb2.PluginSpec
+    input_token_budget: int
+    max_examples: int
+    seed: int
+    samples: int
+    raw_prompt: bool
+    def __init__(self, decoding: _Optional[_Union[DecodingOptions, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., reference_column: _Optional[str] = ..., long_inputs: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., input_token_budget: _Optional[int] = ..., max_examples: _Optional[int] = ..., seed: _Optional[int] = ..., samples: _Optional[int] = ..., raw_prompt: _Optional[bool] = ...) -> None: ...
+
+class DecodingOptions(_message.Message):
+    __slots__ = ("strategy", "num_beams", "temperature", "top_p", "top_k", "seed", "max_new_tokens", "repetition_penalty", "stop")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    NUM_BEAMS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REPETITION_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    strategy: DecodingStrategy
+    num_beams: int
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int
+    max_new_tokens: int
+    repetition_penalty: float
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, strategy: _Optional[_Union[DecodingStrategy, str]] = ..., num_beams: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GenerationSample(_message.Message):
+    __slots__ = ("row", "source_excerpt", "reference", "output")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_EXCERPT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    source_excerpt: str
+    reference: str
+    output: str
+    def __init__(self, row: _Optional[int] = ..., source_excerpt: _Optional[str] = ..., reference: _Optional[str] = ..., output: _Optional[str] = ...) -> None: ...
 
 class EvaluateModelResponse(_message.Message):
     __slots__ = ("evaluation",)
@@ -130,18 +201,20 @@ class EvaluateModelResponse(_message.Message):
     def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
 
 class TrainBaselineRequest(_message.Message):
-    __slots__ = ("train", "eval", "baseline", "output_name", "request_id")
+    __slots__ = ("train", "eval", "baseline", "output_name", "request_id", "metrics")
     TRAIN_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
     train: _common_pb2.DatasetInput
     eval: _common_pb2.DatasetInput
     baseline: _common_pb2.PluginSpec
     output_name: str
     request_id: str
-    def __init__(self, train: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., baseline: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    metrics: _containers.RepeatedCompositeFieldContainer[_common_pb2.PluginSpec]
+    def __init__(self, train: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., baseline: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ...) -> None: ...
 
 class TrainBaselineResponse(_message.Message):
     __slots__ = ("evaluation", "seconds", "model")
@@ -153,8 +226,30 @@ class TrainBaselineResponse(_message.Message):
     model: _common_pb2.Artifact
     def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., seconds: _Optional[float] = ..., model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ...) -> None: ...
 
+class ImportModelRequest(_message.Message):
+    __slots__ = ("source_path", "output_name", "request_id")
+    SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    source_path: str
+    output_name: str
+    request_id: str
+    def __init__(self, source_path: _Optional[str] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ImportModelResponse(_message.Message):
+    __slots__ = ("model", "cached", "architecture", "parameters")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.Artifact
+    cached: bool
+    architecture: str
+    parameters: int
+    def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., cached: _Optional[bool] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ...) -> None: ...
+
 class Evaluation(_message.Message):
-    __slots__ = ("num_examples", "loss", "accuracy", "f1_macro", "confusion_matrix", "perplexity", "metrics")
+    __slots__ = ("num_examples", "loss", "accuracy", "f1_macro", "confusion_matrix", "perplexity", "metrics", "generation_settings", "samples")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +264,8 @@ class Evaluation(_message.Message):
     CONFUSION_MATRIX_FIELD_NUMBER: _ClassVar[int]
     PERPLEXITY_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
     num_examples: int
     loss: float
     accuracy: float
@@ -176,7 +273,9 @@ class Evaluation(_message.Message):
     confusion_matrix: ConfusionMatrix
     perplexity: float
     metrics: _containers.ScalarMap[str, float]
-    def __init__(self, num_examples: _Optional[int] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., perplexity: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    generation_settings: _struct_pb2.Struct
+    samples: _containers.RepeatedCompositeFieldContainer[GenerationSample]
+    def __init__(self, num_examples: _Optional[int] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., perplexity: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., generation_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., samples: _Optional[_Iterable[_Union[GenerationSample, _Mapping]]] = ...) -> None: ...
 
 class ConfusionMatrix(_message.Message):
     __slots__ = ("labels", "counts")

@@ -53,6 +53,11 @@ class TrainingServiceStub:
                 request_serializer=forgeline_dot_v1_dot_training__service__pb2.TrainBaselineRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.ImportModel = channel.unary_unary(
+                '/forgeline.v1.TrainingService/ImportModel',
+                request_serializer=forgeline_dot_v1_dot_training__service__pb2.ImportModelRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
         self.Predict = channel.unary_unary(
                 '/forgeline.v1.TrainingService/Predict',
                 request_serializer=forgeline_dot_v1_dot_training__service__pb2.PredictRequest.SerializeToString,
@@ -89,6 +94,15 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportModel(self, request, context):
+        """Imports a local GGUF file or Hugging Face folder as a model artifact (safetensors weights,
+        tokenizer and chat template, lineage to the source and its digest), once: the same bytes
+        imported again return the artifact made the first time. Response: ImportModelResponse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Predict(self, request, context):
         """Predicts a small batch of texts at once.
         """
@@ -112,6 +126,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
             'TrainBaseline': grpc.unary_unary_rpc_method_handler(
                     servicer.TrainBaseline,
                     request_deserializer=forgeline_dot_v1_dot_training__service__pb2.TrainBaselineRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'ImportModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportModel,
+                    request_deserializer=forgeline_dot_v1_dot_training__service__pb2.ImportModelRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
             'Predict': grpc.unary_unary_rpc_method_handler(
@@ -203,6 +222,33 @@ class TrainingService:
             target,
             '/forgeline.v1.TrainingService/TrainBaseline',
             forgeline_dot_v1_dot_training__service__pb2.TrainBaselineRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forgeline.v1.TrainingService/ImportModel',
+            forgeline_dot_v1_dot_training__service__pb2.ImportModelRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,

@@ -40,23 +40,20 @@ class LoraFinetune(FinetuneStrategy):
         )
 
     def _targets(self, model: Any) -> list[str] | None:
+        """The layers named in the config, else PEFT's defaults for the architecture, else the
+        model's own query/value projections found by their usual names (e.g. LongT5's q, v)."""
         if self.config.target_modules is not None:
             return self.config.target_modules
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
-        return TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model.config.model_type)
+        known = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model.config.model_type)
+        if known is not None:
+            return known
+        found = [name for name in ATTENTION_PROJECTIONS if name in _linear_names(model)]
+        return found or None
 
     def check(self, model: Any, ctx: FinetuneContext) -> None:
-        import torch
-
-        linear = sorted(
-            {
-                name.rsplit(".", 1)[-1]
-                for name, module in model.named_modules()
-                if isinstance(module, torch.nn.Linear | torch.nn.Conv1d)
-                or type(module).__name__ == "Conv1D"
-            }
-        )
+        linear = sorted(_linear_names(model))
         targets = self._targets(model)
         if targets is None:
             raise InvalidArgument.for_field(
@@ -86,3 +83,20 @@ class LoraFinetune(FinetuneStrategy):
             modules_to_save=self.config.modules_to_save or None,
         )
         return get_peft_model(model, config)
+
+
+# Query/value projections (LoRA's usual targets) by the names architectures give them, for a
+# model type PEFT has no defaults for.
+ATTENTION_PROJECTIONS = ("q_proj", "v_proj", "q", "v", "query", "value", "c_attn")
+
+
+def _linear_names(model: Any) -> set[str]:
+    """The last name of every linear layer (GPT-2's Conv1D included) of ``model``."""
+    import torch
+
+    return {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear | torch.nn.Conv1d)
+        or type(module).__name__ == "Conv1D"
+    }

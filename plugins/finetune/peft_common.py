@@ -11,6 +11,7 @@ def peft_task_type(task: str):
     types = {
         "sequence_classification": TaskType.SEQ_CLS,
         "causal_lm": TaskType.CAUSAL_LM,
+        "instruction": TaskType.CAUSAL_LM,  # a causal LM whose loss covers the responses
         "seq2seq": TaskType.SEQ_2_SEQ_LM,
     }
     if task not in types:

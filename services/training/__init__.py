@@ -6,5 +6,5 @@ from forgeline.service_spec import ServiceSpec
 SPEC = ServiceSpec(
     build="forgeline.services.training.servicer:build",
     default_port=50052,
-    plugin_kinds=("finetune", "trackers", "baselines"),
+    plugin_kinds=("finetune", "trackers", "baselines", "generation_metrics", "long_inputs"),
 )

@@ -1,8 +1,10 @@
 """TrainBaseline: a classical baseline (a ``baselines`` plugin) fitted on a training split and
 scored on an eval split, in the service process (no Ray). No gRPC here.
 
-The plugin only predicts; scoring is ``evaluation.score_classification``, the code EvaluateModel
-uses, so a baseline and a fine-tuned model on the same split are measured the same way. A plugin
+The plugin only predicts; scoring is ``evaluation.score_classification`` for a classifier and
+the generation_metrics plugins (``forgeline.generation.score_texts``) for a summarization
+baseline, the code EvaluateModel uses, so a baseline and a fine-tuned model on the same split
+are measured the same way. A plugin
 that stores its fitted model (never as a pickle) has it committed as a "model" artifact whose
 metadata names its format and the plugin; EvaluateModel scores such an artifact on any dataset
 through the plugin's ``predict_saved`` (BaselineTrainer.evaluate), without fitting it again.
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
-from forgeline.datasets import Dataset, DatasetRef, output_name
+from forgeline.datasets import STRING_TYPES, Dataset, DatasetRef, output_name
 from forgeline.errors import (
     FailedPrecondition,
     ForgelineError,
@@ -25,8 +27,9 @@ from forgeline.errors import (
 )
 from forgeline.finetune.data import read_rows
 from forgeline.finetune.planning import TrainPlanner
+from forgeline.generation import score_texts
 from forgeline.logging import get_logger
-from forgeline.models import SEQUENCE_CLASSIFICATION, Evaluation, score_classification
+from forgeline.models import CAUSAL_LM, SEQUENCE_CLASSIFICATION, Evaluation, score_classification
 from forgeline.registry import Baseline, BaselineContext, BaselineResult, PluginChoice
 
 if TYPE_CHECKING:
@@ -36,6 +39,11 @@ log = get_logger(__name__)
 DEFAULT_BASELINE = "tfidf_logreg"
 # Rows are held in memory by the service process; larger inputs belong to a sample first.
 MAX_ROWS = 2_000_000
+SUMMARIZATION = "summarization"  # Baseline.task of an extractive summarizer
+DEFAULT_METRIC = "rouge"
+DEFAULT_REFERENCE = "target"
+SAMPLES = 3
+EXCERPT_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class BaselineSpec:
     eval: DatasetRef
     baseline: PluginChoice = PluginChoice(DEFAULT_BASELINE)
     output_name: str = ""
+    # Summarization: the generation_metrics plugins scoring the summaries (empty: rouge).
+    metrics: tuple[PluginChoice, ...] = ()
 
 
 @dataclass
@@ -58,6 +68,11 @@ class BaselinePlan:
     eval_label_column: str
     plugin: Baseline
     output_name: str
+    metrics: list[Any]  # summarization: generation_metrics plugins
+
+    @property
+    def summarization(self) -> bool:
+        return self.plugin.task == SUMMARIZATION
 
 
 @dataclass
@@ -76,11 +91,21 @@ class BaselineTrainer:
     def plan(self, spec: BaselineSpec) -> BaselinePlan:
         """Every check before fitting: datasets, columns, labels, the plugin and its config."""
         planner = self.planner
-        task = SEQUENCE_CLASSIFICATION
+        choice = spec.baseline
+        plugin = planner.registry.create(
+            "baselines", choice.name or DEFAULT_BASELINE, choice.config, "baseline"
+        )
+        summarization = plugin.task == SUMMARIZATION
+        # A summarization baseline reads text only through resolve (its reference: below).
+        task = CAUSAL_LM if summarization else SEQUENCE_CLASSIFICATION
         train, text, label = planner.datasets.resolve(spec.train, "train", task)
+        if summarization:
+            label = reference_column(spec.train, train, "train")
         evaluation, eval_text, eval_label = planner.datasets.resolve(
             spec.eval, "eval", task, default=(text, label)
         )
+        if summarization:
+            eval_label = reference_column(spec.eval, evaluation, "eval", default=label)
         for found, field_name in ((train, "train"), (evaluation, "eval")):
             if found.num_rows > MAX_ROWS:
                 raise ResourceExhausted(
@@ -89,12 +114,20 @@ class BaselineTrainer:
                     reason="TOO_MANY_ROWS",
                     metadata={"field": f"{field_name}.dataset_id"},
                 )
-        labels = planner.datasets.labels(train, label, "train")
-        planner.datasets.check_labels(evaluation, eval_label, labels)
-        choice = spec.baseline
-        plugin = planner.registry.create(
-            "baselines", choice.name or DEFAULT_BASELINE, choice.config, "baseline"
-        )
+        metrics: list[Any] = []
+        if summarization:
+            labels: list[str] = []
+            choices = list(spec.metrics) or [PluginChoice(DEFAULT_METRIC)]
+            metrics = planner.registry.create_all("generation_metrics", choices, "metrics")
+        else:
+            if spec.metrics:
+                raise InvalidArgument.for_field(
+                    "metrics",
+                    f"generation metrics score summarization baselines; {plugin.name} is a "
+                    "classifier (scored by accuracy and macro F1)",
+                )
+            labels = planner.datasets.labels(train, label, "train")
+            planner.datasets.check_labels(evaluation, eval_label, labels)
         return BaselinePlan(
             spec=spec,
             train=train,
@@ -106,6 +139,7 @@ class BaselineTrainer:
             eval_label_column=eval_label,
             plugin=plugin,
             output_name=output_name(spec.output_name or f"{train.name}-{plugin.name}"),
+            metrics=metrics,
         )
 
     def run(self, spec: BaselineSpec, ctx: OperationContext, request_id: str) -> BaselineOutcome:
@@ -115,7 +149,7 @@ class BaselineTrainer:
         if done is not None:  # committed before a restart; only the reply was lost
             meta = done.metadata
             return BaselineOutcome(Evaluation(**meta["evaluation"]), meta["seconds"], done)
-        task = SEQUENCE_CLASSIFICATION
+        task = CAUSAL_LM if plan.summarization else SEQUENCE_CLASSIFICATION  # CAUSAL_LM: text only
         train_texts, train_labels = read_rows(
             str(self.artifacts.verify(plan.train.record)), plan.text_column, plan.label_column, task
         )
@@ -125,20 +159,22 @@ class BaselineTrainer:
             plan.eval_label_column,
             task,
         )
+        if plan.summarization:  # a summarization baseline's labels are its references
+            train_labels = self._references(plan.train, plan.label_column)
+            eval_labels = self._references(plan.eval, plan.eval_label_column)
         name = plan.plugin.name
         ctx.progress(0.1, f"fitting {name} on {len(train_texts)} rows")
         with self.artifacts.staging_path() as output:
             output.mkdir()
             result = self._fit(plan, train_texts, train_labels, eval_texts, ctx, output)
             ctx.progress(0.9, f"scoring {len(eval_texts)} rows")
-            evaluation = self._score(plan, eval_labels, result)
-            ctx.metrics(
-                {
-                    "eval_accuracy": evaluation.accuracy,
-                    "eval_f1_macro": evaluation.f1_macro,
-                    "fit_seconds": result.seconds,
-                }
+            evaluation = self._score(plan, eval_texts, eval_labels, result)
+            scores = (
+                evaluation.scalars("eval_")
+                if plan.summarization
+                else {"eval_accuracy": evaluation.accuracy, "eval_f1_macro": evaluation.f1_macro}
             )
+            ctx.metrics({**scores, "fit_seconds": result.seconds})
             record = None
             if result.model_format and any(output.iterdir()):
                 record = self._commit(plan, ctx, output, key, result, evaluation)
@@ -181,9 +217,41 @@ class BaselineTrainer:
         return result
 
     def _score(
-        self, plan: BaselinePlan, eval_labels: list[str], result: BaselineResult
+        self,
+        plan: BaselinePlan,
+        eval_texts: list[str],
+        eval_labels: list[str],
+        result: BaselineResult,
     ) -> Evaluation:
-        return score_predictions(plan.plugin.name, plan.labels, eval_labels, result.predictions)
+        if not plan.summarization:
+            return score_predictions(plan.plugin.name, plan.labels, eval_labels, result.predictions)
+        summaries = result.predictions
+        return Evaluation(
+            num_examples=len(summaries),
+            loss=0.0,
+            metrics=score_texts(plan.metrics, summaries, eval_labels),
+            generation={
+                "baseline": plan.plugin.name,
+                "config": plan.plugin.config.model_dump(),
+                "metrics": [
+                    {"name": m.name, "config": m.config.model_dump()} for m in plan.metrics
+                ],
+                "reference_column": plan.eval_label_column,
+            },
+            samples=[
+                {
+                    "row": i,
+                    "source_excerpt": eval_texts[i][:EXCERPT_CHARS],
+                    "reference": eval_labels[i],
+                    "output": summaries[i],
+                }
+                for i in range(min(SAMPLES, len(summaries)))
+            ],
+        )
+
+    def _references(self, dataset: Dataset, column: str) -> list[str]:
+        values = self.planner.datasets.read(dataset, [column]).column(0).to_pylist()
+        return [str(v) if v is not None else "" for v in values]
 
     # --- EvaluateModel on a stored baseline ---------------------------------------------------
     def predictor(self, record: ArtifactRecord, field_name: str = "model_id") -> Baseline:
@@ -245,7 +313,7 @@ class BaselineTrainer:
         plugin = plan.plugin
         metadata: dict[str, Any] = {
             "format": result.model_format,
-            "task": SEQUENCE_CLASSIFICATION,
+            "task": SUMMARIZATION if plan.summarization else SEQUENCE_CLASSIFICATION,
             "baseline": plugin.name,
             "labels": plan.labels,
             "evaluation": evaluation.as_dict(),
@@ -288,3 +356,29 @@ def score_predictions(
     return score_classification(
         [index[str(v)] for v in truth], [index[p] for p in predictions], labels
     )
+
+
+def reference_column(ref: DatasetRef, dataset: Dataset, field_name: str, default: str = "") -> str:
+    """The column of reference summaries a summarization baseline is scored against: the
+    request's target_column, else its label_column, else ``default``, else the dataset's label
+    column, else "target"; refused naming the field when the dataset lacks it."""
+    column = (
+        ref.target_column
+        or ref.label_column
+        or default
+        or dataset.label_column
+        or DEFAULT_REFERENCE
+    )
+    named = "target_column" if ref.target_column or not ref.label_column else "label_column"
+    types = dict(dataset.columns)
+    if column not in types:
+        raise InvalidArgument.for_field(
+            f"{field_name}.{named}",
+            f"a summarization baseline needs the reference summaries: no column {column!r} in "
+            f"dataset {dataset.id}; columns: {list(types)}",
+        )
+    if types[column] not in STRING_TYPES:
+        raise InvalidArgument.for_field(
+            f"{field_name}.{named}", f"column {column!r} is {types[column]}, not text"
+        )
+    return column

@@ -1,5 +1,5 @@
-"""`forgeline train ...`: the training service's commands (run, evaluate, predict), each a thin
-client of its gRPC API."""
+"""`forgeline train ...`: the training service's commands (run, evaluate, predict, import), each
+a thin client of its gRPC API."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from forgeline.cli.training import (
 )
 from forgeline.v1 import common_pb2
 
-app = typer.Typer(no_args_is_help=True, help="Models: train, evaluate, predict.")
+app = typer.Typer(no_args_is_help=True, help="Models: train, evaluate, predict, import.")
 
 
 def _print_evaluation(evaluation) -> None:
@@ -46,10 +46,18 @@ def _print_evaluation(evaluation) -> None:
             table.add_row(label, *map(str, row))
         console.print(table)
     else:
-        console.print(
-            f"{evaluation.num_examples} examples  perplexity {evaluation.perplexity:.3f}  "
-            f"loss {evaluation.loss:.4f}"
-        )
+        line = f"{evaluation.num_examples} examples"
+        if evaluation.perplexity or not evaluation.metrics:
+            line += f"  perplexity {evaluation.perplexity:.3f}  loss {evaluation.loss:.4f}"
+        line += "".join(f"  {k} {v:.4f}" for k, v in sorted(evaluation.metrics.items()))
+        console.print(line)
+        if evaluation.samples:  # a generation-based evaluation: a few outputs to read
+            table = Table("row", "source", "reference", "output")
+            for sample in evaluation.samples:
+                table.add_row(
+                    str(sample.row), sample.source_excerpt[:200], sample.reference, sample.output
+                )
+            console.print(table)
 
 
 @app.command("run")
@@ -156,6 +164,25 @@ def train_evaluate(
     dataset: Annotated[str, typer.Argument(help="Dataset id, name or name@version.")],
     text_column: str = "",
     label_column: str = "",
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate",
+            help="Score what a causal LM, instruction or seq2seq model generates (greedy) "
+            "against --reference-column, instead of its perplexity.",
+        ),
+    ] = False,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(help="A generation_metrics plugin (repeatable; default rouge)."),
+    ] = None,
+    reference_column: Annotated[
+        str, typer.Option(help="--generate: the column of reference outputs (default target).")
+    ] = "",
+    max_new_tokens: Annotated[int, typer.Option(help="--generate: tokens per output.")] = 0,
+    max_examples: Annotated[
+        int, typer.Option(help="--generate: a seeded subset of this many rows (0: all).")
+    ] = 0,
     address: AddressOpt = None,
     wait: WaitOpt = True,
     as_json: JsonOpt = False,
@@ -165,11 +192,20 @@ def train_evaluate(
 
     from forgeline.v1 import training_service_pb2 as pb
 
+    generation = None
+    if generate or metric or reference_column or max_new_tokens or max_examples:
+        generation = pb.GenerationEvaluation(
+            decoding=pb.DecodingOptions(max_new_tokens=max_new_tokens),
+            metrics=[common_pb2.PluginSpec(name=name) for name in metric or []],
+            reference_column=reference_column,
+            max_examples=max_examples,
+        )
     request = pb.EvaluateModelRequest(
         model_id=model,
         dataset=common_pb2.DatasetInput(
             dataset_id=dataset, text_column=text_column, label_column=label_column
         ),
+        generation=generation,
     )
     with client(address, "training") as service:
         result = follow(
@@ -202,3 +238,40 @@ def train_predict(
     for text, p in zip(texts, response.predictions, strict=True):
         answer = p.generated_text if p.generated_text else f"{p.label} ({p.score:.3f})"
         console.print(f"{answer}\t{text}")
+
+
+@app.command("import")
+def train_import(
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="A GGUF file or a Hugging Face folder (safetensors) inside the service's data "
+            "roots; a relative path is taken from its first data root."
+        ),
+    ],
+    name: Annotated[
+        str, typer.Option("--name", help="Name of the model artifact (default: the file's).")
+    ] = "",
+    address: AddressOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a model (GGUF or Hugging Face folder) as a model artifact, once per source file."""
+    from google.protobuf import json_format
+
+    from forgeline.v1 import training_service_pb2 as pb
+
+    request = pb.ImportModelRequest(source_path=path, output_name=name)
+    with client(address, "training") as service:
+        result = follow(
+            service, service.training.ImportModel(request), pb.ImportModelResponse, wait, as_json
+        )
+    if as_json:
+        print(json_format.MessageToJson(result))
+        return
+    size = result.model.size_bytes / 1e6
+    console.print(
+        f"[bold]{result.model.id}[/bold]  {result.architecture}  "
+        f"{result.parameters:,} parameters  {size:,.1f} MB"
+        + ("  (imported before: the same bytes)" if result.cached else "")
+    )

@@ -26,12 +26,29 @@ from forgeline.finetune.commit import commit_run
 from forgeline.finetune.planning import TrainPlan, TrainPlanner
 from forgeline.finetune.runner import recipe_config, train_on_ray
 from forgeline.finetune.spec import TrainSpec
+from forgeline.generation import DecodingOptions, generate_texts
 from forgeline.logging import get_logger
-from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository
+from forgeline.model_import import ImportedModel, ModelImporter
+from forgeline.models import (
+    CAUSAL_LM,
+    DECODER_TASKS,
+    SEQ2SEQ,
+    SEQUENCE_CLASSIFICATION,
+    ModelRepository,
+)
+from forgeline.names import artifact_name
 from forgeline.operations import Interrupted
 from forgeline.paths import folder_name
 from forgeline.registry import PluginRegistry, Tracker, TrackerRun
 from forgeline.services.training.baselines import BaselineTrainer
+from forgeline.services.training.generative import (
+    GenerationPlan,
+    GenerationSpec,
+    model_config,
+    plan_generation,
+    run_generation,
+    subset,
+)
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -76,6 +93,7 @@ class TrainingJobs:
         self.settings = settings
         self.runs_dir = settings.home.expanduser() / "services" / "training" / "runs"
         self.models = ModelRepository(artifacts)
+        self.importer = ModelImporter(artifacts, paths)
 
     # === TrainModel =============================================================================
 
@@ -172,6 +190,26 @@ class TrainingJobs:
             evaluation=meta.get("evaluation") or None,
         )
 
+    # === ImportModel =============================================================================
+    def plan_import(self, source_path: str, output_name: str) -> None:
+        """Every check ImportModel can make before reading weights (a submit is refused on them)."""
+        self.importer.inspect(source_path)
+        if output_name:
+            artifact_name(output_name, "output_name")
+
+    def run_import(
+        self, source_path: str, output_name: str, ctx: OperationContext
+    ) -> ImportedModel:
+        imported = self.importer.run(
+            source_path,
+            output_name,
+            producer=f"{SERVICE}/ImportModel",
+            operation=ctx.name,
+            progress=ctx.progress,
+        )
+        ctx.metrics({"parameters": float(imported.parameters)})
+        return imported
+
     # === EvaluateModel and Predict ==============================================================
     def model_record(
         self,
@@ -190,7 +228,15 @@ class TrainingJobs:
     def adapter_base(self, record: ArtifactRecord, field_name: str = "model_id") -> Path:
         return self.models.adapter_base(record, field_name)
 
-    def plan_evaluate(self, model_id: str, dataset: DatasetRef) -> tuple[ArtifactRecord, Any]:
+    def plan_evaluate(
+        self,
+        model_id: str,
+        dataset: DatasetRef,
+        generation: GenerationSpec | None = None,
+        max_length: int = 0,
+    ) -> tuple[ArtifactRecord, Any, GenerationPlan | None]:
+        """Every check of an EvaluateModel request; the generation plan when the evaluation
+        generates (asked for, or a seq2seq model, which has nothing else to be scored by)."""
         record = self.model_record(model_id, baselines=True)
         task = record.metadata["task"]
         found, text, label = self.datasets.resolve(dataset, "dataset", task)
@@ -202,7 +248,41 @@ class TrainingJobs:
                 "dataset",
                 f"are unknown to model {record.id}",
             )
-        return record, (found, text, label)
+        if generation is None and task == SEQ2SEQ:
+            generation = GenerationSpec()
+        plan = None
+        if generation is not None:
+            if record.metadata.get("baseline"):
+                raise InvalidArgument.for_field(
+                    "generation", f"{record.id} is a baseline model; it does not generate"
+                )
+            plan = plan_generation(
+                generation,
+                self.planner.registry,
+                found,
+                task,
+                self._hf_config(record),
+                max_length,
+            )
+        return record, (found, text, label), plan
+
+    def _hf_config(self, record: ArtifactRecord) -> Any:
+        """The model's (an adapter's base's) Hugging Face config, read from its config.json
+        without hashing the weights (a submit must stay quick); None when it is not on this
+        machine yet or unreadable, and the checks it allows then wait for the model's loading."""
+        from forgeline.models import builtin_path
+
+        meta = record.metadata
+        if record.kind == "adapter" and meta.get("base_artifact_id"):
+            folder = self.artifacts.local_path(self.artifacts.get(meta["base_artifact_id"]))
+        elif record.kind == "adapter" and meta.get("base_builtin"):
+            folder = builtin_path(meta["base_builtin"])
+        else:
+            folder = self.artifacts.local_path(record)
+        try:
+            return model_config(folder) if (folder / "config.json").is_file() else None
+        except (OSError, ValueError):
+            return None
 
     def run_evaluate(
         self,
@@ -211,16 +291,42 @@ class TrainingJobs:
         batch_size: int,
         max_length: int,
         ctx: OperationContext,
+        generation: GenerationSpec | None = None,
     ):
         from forgeline.finetune.data import read_rows
         from forgeline.models import evaluate
 
-        record, (found, text, label) = self.plan_evaluate(model_id, dataset)
+        record, (found, text, label), plan = self.plan_evaluate(
+            model_id, dataset, generation, max_length
+        )
         task = record.metadata["task"]
         texts, labels = read_rows(str(self.artifacts.verify(found.record)), text, label, task)
         if record.metadata.get("baseline"):  # TrainBaseline's model: its plugin predicts
             ctx.progress(0.3, f"scoring {len(texts)} rows with {record.metadata['baseline']}")
             scores = self.baselines.evaluate(record, texts, labels)
+        elif plan is not None:
+            ctx.progress(0.1, "loading the model")
+            model, tokenizer, task = self.load_model(record)
+            references = [
+                str(v or "")
+                for v in self.datasets.read(found, [plan.reference_column]).column(0).to_pylist()
+            ]
+            scores = run_generation(
+                plan, model, tokenizer, task, texts, references, batch_size or 8, ctx
+            )
+            if task in DECODER_TASKS:  # perplexity stays for the decoder-only models
+                ctx.progress(0.97, "perplexity")
+                rows = subset(len(texts), plan.spec.max_examples, plan.spec.seed)
+                lm = evaluate(
+                    model,
+                    tokenizer,
+                    [texts[i] for i in rows],
+                    None,
+                    CAUSAL_LM,
+                    batch_size=batch_size or 8,
+                    max_length=max_length or record.metadata.get("max_length", 128),
+                )
+                scores.loss, scores.perplexity = lm.loss, lm.perplexity
         else:
             ctx.progress(0.1, "loading the model")
             model, tokenizer, task = self.load_model(record)
@@ -230,7 +336,7 @@ class TrainingJobs:
                 tokenizer,
                 texts,
                 labels,
-                task,
+                CAUSAL_LM if task in DECODER_TASKS else task,
                 batch_size=batch_size or 64,
                 max_length=max_length or record.metadata.get("max_length", 128),
             )
@@ -254,11 +360,11 @@ class TrainingJobs:
         record = self.model_record(model_id)
         model, tokenizer, task = self.load_model(record)
         length = max_length or record.metadata.get("max_length", 128)
-        with torch.no_grad():
-            batch = tokenizer(
-                texts, padding=True, truncation=True, max_length=length, return_tensors="pt"
-            )
-            if task == SEQUENCE_CLASSIFICATION:
+        if task == SEQUENCE_CLASSIFICATION:
+            with torch.no_grad():
+                batch = tokenizer(
+                    texts, padding=True, truncation=True, max_length=length, return_tensors="pt"
+                )
                 probabilities = torch.softmax(model(**batch).logits.float(), dim=-1)
                 names = [model.config.id2label[i] for i in range(probabilities.shape[-1])]
                 out = []
@@ -272,17 +378,13 @@ class TrainingJobs:
                         )
                     )
                 return out
-            generated = model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens or 20,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-            prompt = batch["input_ids"].shape[1]
-            return [
-                Predicted(generated_text=tokenizer.decode(row[prompt:], skip_special_tokens=True))
-                for row in generated
-            ]
+        # Generation pads the side the architecture needs (left for a decoder-only model,
+        # whatever its tokenizer's padding_side says), so a batch answers as single texts do.
+        options = DecodingOptions(max_new_tokens=max_new_tokens or 20)
+        generated = generate_texts(
+            model, tokenizer, texts, options, batch_size=len(texts), max_input_tokens=length
+        )
+        return [Predicted(generated_text=g.text) for g in generated]
 
     def load_model(self, record: ArtifactRecord) -> tuple[Any, Any, str]:
         return self.models.load(record)

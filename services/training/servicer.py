@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from forgeline.convert import artifact, plugin_choice
+from forgeline.convert import artifact, plugin_choice, struct
 from forgeline.datasets import dataset_ref
 from forgeline.errors import InvalidArgument
 from forgeline.finetune.spec import train_spec
@@ -13,6 +13,7 @@ from forgeline.operations import MethodSpec
 from forgeline.registry import PluginChoice
 from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.training.baselines import DEFAULT_BASELINE, BaselineSpec
+from forgeline.services.training.generative import GenerationSpec
 from forgeline.services.training.jobs import SERVICE, TrainingJobs
 from forgeline.v1 import training_service_pb2 as pb
 from forgeline.v1 import training_service_pb2_grpc
@@ -38,6 +39,51 @@ def baseline_spec(r: pb.TrainBaselineRequest) -> BaselineSpec:
         eval=dataset_ref(r.eval),
         baseline=plugin_choice(r.baseline) if r.baseline.name else PluginChoice(DEFAULT_BASELINE),
         output_name=r.output_name,
+        metrics=tuple(plugin_choice(m) for m in r.metrics),
+    )
+
+
+STRATEGIES = {
+    pb.DECODING_STRATEGY_UNSPECIFIED: "greedy",
+    pb.DECODING_STRATEGY_GREEDY: "greedy",
+    pb.DECODING_STRATEGY_BEAM: "beam",
+    pb.DECODING_STRATEGY_SAMPLE: "sample",
+}
+
+
+def decoding_values(d: pb.DecodingOptions) -> dict[str, Any]:
+    """The decoding options a client set (a proto3 zero is "unset": the default applies;
+    temperature, top_p and repetition_penalty are optional, so an explicit 0 is refused)."""
+    if d.strategy not in STRATEGIES:
+        raise InvalidArgument.for_field(
+            "generation.decoding.strategy", f"unknown strategy value {d.strategy}"
+        )
+    values: dict[str, Any] = {"strategy": STRATEGIES[d.strategy]}
+    for name in ("num_beams", "top_k", "seed", "max_new_tokens"):
+        if getattr(d, name):
+            values[name] = getattr(d, name)
+    for name in ("temperature", "top_p", "repetition_penalty"):
+        if d.HasField(name):
+            values[name] = getattr(d, name)
+    if d.stop:
+        values["stop"] = list(d.stop)
+    return values
+
+
+def generation_spec(r: pb.EvaluateModelRequest) -> GenerationSpec | None:
+    if not r.HasField("generation"):
+        return None
+    g = r.generation
+    return GenerationSpec(
+        decoding=decoding_values(g.decoding),
+        metrics=tuple(plugin_choice(m) for m in g.metrics),
+        reference_column=g.reference_column,
+        long_inputs=plugin_choice(g.long_inputs) if g.long_inputs.name else None,
+        input_token_budget=g.input_token_budget,
+        max_examples=g.max_examples,
+        seed=g.seed,
+        samples=g.samples,
+        raw_prompt=g.raw_prompt,
     )
 
 
@@ -58,6 +104,9 @@ def evaluation_pb(values: dict[str, Any] | None) -> pb.Evaluation | None:
         )
         if labels
         else None,
+        metrics=values.get("metrics") or {},
+        generation_settings=struct(values["generation"]) if values.get("generation") else None,
+        samples=[pb.GenerationSample(**sample) for sample in values.get("samples") or []],
     )
 
 
@@ -81,7 +130,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
         def evaluate(r: pb.EvaluateModelRequest, ctx) -> pb.EvaluateModelResponse:
             scores = jobs.run_evaluate(
-                r.model_id, dataset_ref(r.dataset), r.batch_size, r.max_sequence_length, ctx
+                r.model_id,
+                dataset_ref(r.dataset),
+                r.batch_size,
+                r.max_sequence_length,
+                ctx,
+                generation_spec(r),
             )
             return pb.EvaluateModelResponse(evaluation=evaluation_pb(scores.as_dict()))
 
@@ -93,18 +147,34 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                 model=artifact(outcome.model) if outcome.model else None,
             )
 
+        def import_model(r: pb.ImportModelRequest, ctx) -> pb.ImportModelResponse:
+            imported = jobs.run_import(r.source_path, r.output_name, ctx)
+            return pb.ImportModelResponse(
+                model=artifact(imported.model),
+                cached=imported.cached,
+                architecture=imported.architecture,
+                parameters=imported.parameters,
+            )
+
         def check_evaluate(r: pb.EvaluateModelRequest) -> None:
             if r.batch_size < 0 or r.max_sequence_length < 0:
                 raise InvalidArgument.for_field(
                     "batch_size" if r.batch_size < 0 else "max_sequence_length", "must be >= 0"
                 )
-            jobs.plan_evaluate(r.model_id, dataset_ref(r.dataset))
+            jobs.plan_evaluate(
+                r.model_id, dataset_ref(r.dataset), generation_spec(r), r.max_sequence_length
+            )
 
         return [
             MethodSpec("TrainModel", train, lambda r: jobs.plan_train(train_spec(r))),
             MethodSpec("EvaluateModel", evaluate, check_evaluate),
             MethodSpec(
                 "TrainBaseline", train_baseline, lambda r: jobs.baselines.plan(baseline_spec(r))
+            ),
+            MethodSpec(
+                "ImportModel",
+                import_model,
+                lambda r: jobs.plan_import(r.source_path, r.output_name),
             ),
         ]
 

@@ -35,14 +35,55 @@ BERT = dict(
     num_labels=3,
 )
 GPT2 = dict(vocab_size=64, n_layer=2, n_embd=32, n_head=2, n_positions=128)
+LLAMA = dict(
+    vocab_size=64,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
+)
+T5 = dict(
+    vocab_size=64, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2, decoder_start_token_id=0
+)
+# (task, architecture): every task on each kind of model it trains, so a strategy's defaults
+# (LoRA's target layers, prompt tuning's task type) are checked per architecture.
+CASES = [
+    ("sequence_classification", "bert"),
+    ("causal_lm", "gpt2"),
+    ("instruction", "llama"),
+    ("seq2seq", "t5"),
+    ("seq2seq", "longt5"),  # no PEFT defaults: LoRA finds its q and v layers by name
+    ("seq2seq", "bart"),
+]
+BART = dict(
+    vocab_size=64,
+    d_model=32,
+    encoder_layers=2,
+    decoder_layers=2,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=64,
+    decoder_ffn_dim=64,
+    max_position_embeddings=128,
+)
 
 
-def tiny(task: str) -> Any:
+def tiny(task: str, architecture: str) -> Any:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    if task == "sequence_classification":
+    if architecture == "bert":
         return transformers.BertForSequenceClassification(transformers.BertConfig(**BERT))
+    if architecture == "llama":
+        return transformers.LlamaForCausalLM(transformers.LlamaConfig(**LLAMA))
+    if architecture == "t5":
+        return transformers.T5ForConditionalGeneration(transformers.T5Config(**T5))
+    if architecture == "bart":
+        return transformers.BartForConditionalGeneration(transformers.BartConfig(**BART))
+    if architecture == "longt5":
+        return transformers.LongT5ForConditionalGeneration(transformers.LongT5Config(**T5))
     return transformers.GPT2LMHeadModel(transformers.GPT2Config(**GPT2))
 
 
@@ -50,7 +91,9 @@ def batch(task: str) -> dict:
     import torch
 
     ids = torch.randint(1, 64, (4, 12), generator=torch.Generator().manual_seed(1))
-    labels = torch.tensor([0, 1, 2, 1]) if task == "sequence_classification" else ids
+    labels = torch.tensor([0, 1, 2, 1]) if task == "sequence_classification" else ids.clone()
+    if task == "instruction":
+        labels[:, :6] = -100  # the prompt half: no loss
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
@@ -63,13 +106,13 @@ def test_it_fulfils_the_kind_contract(finetune_plugin):
         assert prop.get("description"), f"{strategy.name}.Config.{name} has no description"
 
 
-@pytest.mark.parametrize("task", ["sequence_classification", "causal_lm"])
+@pytest.mark.parametrize(("task", "architecture"), CASES)
 def test_prepared_model_trains_some_weights_and_saves_what_it_promises(
-    finetune_plugin, task: str, tmp_path: Path
+    finetune_plugin, task: str, architecture: str, tmp_path: Path
 ):
     torch = pytest.importorskip("torch")
     strategy = contract_instance(finetune_plugin)
-    model = tiny(task)
+    model = tiny(task, architecture)
     ctx = FinetuneContext(task=task, max_length=12)
     strategy.check(model, ctx)
     prepared = strategy.prepare(model, ctx)
@@ -87,13 +130,15 @@ def test_prepared_model_trains_some_weights_and_saves_what_it_promises(
     prepared.save_pretrained(tmp_path, safe_serialization=True)
     assert not list(tmp_path.glob("*.bin")), "weights must be safetensors"
     inputs = {k: v for k, v in batch(task).items() if k != "labels"}
+    if task == "seq2seq":  # the decoder reads the targets shifted right
+        inputs["decoder_input_ids"] = batch(task)["labels"]
     with torch.no_grad():
         expected = prepared(**inputs).logits
     if strategy.produces_adapter:
         from peft import PeftModel
 
         assert (tmp_path / "adapter_config.json").exists()
-        reloaded = PeftModel.from_pretrained(tiny(task), tmp_path).eval()
+        reloaded = PeftModel.from_pretrained(tiny(task, architecture), tmp_path).eval()
     else:
         assert (tmp_path / "model.safetensors").exists()
         reloaded = type(model).from_pretrained(tmp_path).eval()

@@ -221,7 +221,8 @@ def test_bad_requests_are_refused_before_any_worker_starts(training, tclient):
     )
     refused(FailedPrecondition, "scaling.use_gpu", scaling=common_pb2.Scaling(use_gpu=True))
     refused(InvalidArgument, "trackers[0].name", trackers=[spec("neptune-ai")])
-    refused(FailedPrecondition, "task", task=pb.TASK_SEQ2SEQ)
+    # seq2seq is served now: these reviews have no target column.
+    refused(InvalidArgument, "train.target_column", task=pb.TASK_SEQ2SEQ)
     assert operation_count(tclient) == before  # nothing was accepted, nothing started
 
     with pytest.raises(InvalidArgument) as caught:
