@@ -314,7 +314,9 @@ def main() -> int:
                 service.stop()
             ray.shutdown()  # its idle workers are no contender of the timings
             wait_quiet(args.quiet_wait, log)
-            timed, spread, machine_noise = retime(model_dir, compressed, held_out, args, log)
+            # commit_dir moved the fine-tuned folder into the store: time the stored original.
+            original = Path(model.uri.removeprefix("file://"))
+            timed, spread, machine_noise = retime(original, compressed, held_out, args, log)
             metrics.update(timed)
     finally:
         ray.shutdown()
