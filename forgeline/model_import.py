@@ -32,6 +32,7 @@ from forgeline.models import (
     SEQUENCE_CLASSIFICATION,
     architecture_problem,
     auto_class,
+    load_tokenizer,
 )
 from forgeline.names import MAX_NAME_CHARS, artifact_name
 from forgeline.paths import PathValidator
@@ -242,7 +243,6 @@ def _task_of(config: Any, field: str, named: str) -> tuple[str, str]:
 def _convert(source: ImportSource, output: Path, field: str) -> int:
     """Loads the source (de-quantizing GGUF weights to float32) and writes it to ``output`` as
     a save_pretrained folder with its tokenizer and manifest; its parameter count."""
-    from transformers import AutoTokenizer
 
     if source.format == GGUF:
         from transformers import GgufConfig
@@ -253,14 +253,7 @@ def _convert(source: ImportSource, output: Path, field: str) -> int:
     else:
         where = {"pretrained_model_name_or_path": source.path, "local_files_only": True}
         extra = {}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(**where)
-    except Exception as exc:
-        raise FailedPrecondition(
-            f"{field}: {source.display} has no usable tokenizer ({_cause(exc)})",
-            reason="NO_TOKENIZER",
-            metadata={"field": field},
-        ) from None
+    tokenizer = load_tokenizer(field, source.display, **where)
     with modelio.CONSTRUCTION:
         model = auto_class(source.task).from_pretrained(**where, **extra)
     model.save_pretrained(output)

@@ -20,7 +20,7 @@ from typing import Any
 
 from forgeline import modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
-from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
+from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound, excerpt
 
 SEQUENCE_CLASSIFICATION, CAUSAL_LM = "sequence_classification", "causal_lm"
 SEQ2SEQ, INSTRUCTION = "seq2seq", "instruction"
@@ -93,6 +93,23 @@ def architecture_problem(hf_config: Any, task: str) -> str:
             f"llama, gpt2 or qwen2"
         )
     return ""
+
+
+def load_tokenizer(field: str, display: str, **where: Any):
+    """``AutoTokenizer.from_pretrained(**where)``, or FailedPrecondition NO_TOKENIZER naming
+    ``field`` and the model as ``display`` with one short line of the loader's error."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(**where)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        cause = f"{type(exc).__name__}: {excerpt(first)}" if first else type(exc).__name__
+        raise FailedPrecondition(
+            f"{field}: {display} has no usable tokenizer ({cause})",
+            reason="NO_TOKENIZER",
+            metadata={"field": field},
+        ) from None
 
 
 def load_model(task: str, path: str, labels: list[str]):

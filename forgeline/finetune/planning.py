@@ -31,6 +31,7 @@ from forgeline.models import (
     SEQUENCE_CLASSIFICATION,
     architecture_problem,
     builtin_path,
+    load_tokenizer,
     positions_of,
     skeleton,
 )
@@ -373,16 +374,7 @@ def _check_model_folder(path: Path, field_name: str) -> None:
             reason="NOT_SAFETENSORS",
             metadata={"field": field_name},
         )
-    try:
-        from transformers import AutoTokenizer
-
-        AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except Exception as exc:
-        raise FailedPrecondition(
-            f"{field_name}: {path} has no usable tokenizer ({type(exc).__name__}: {exc})",
-            reason="NO_TOKENIZER",
-            metadata={"field": field_name},
-        ) from exc
+    load_tokenizer(field_name, str(path), pretrained_model_name_or_path=path, local_files_only=True)
 
 
 def model_config_fields(model_type: str, config: dict[str, Any]) -> dict[str, Any]:
