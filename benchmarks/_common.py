@@ -58,14 +58,31 @@ def _busy_cpu_s() -> float:
     return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
 
 
+# Every process this benchmark starts inherits this mark: Ray workers (children of a raylet),
+# `forgeline serve` processes and what `ray start` daemonizes (re-parented to init, so outside
+# our process tree) are all ours, and their CPU time is not "other people's".
+_MARK = "FORGELINE_BENCHMARK_RUN"
+os.environ.setdefault(_MARK, f"{os.getpid()}-{time.time_ns()}")
+
+
 def _ours() -> dict[tuple[int, float], float]:
-    """CPU seconds of each process of this benchmark's tree: its own plus its reaped children's
-    (who are of the tree too)."""
+    """CPU seconds of each process of this benchmark: its own tree (plus its reaped children's)
+    and every process carrying this run's mark in its environment."""
     import psutil
 
     me = psutil.Process()
+    mark = os.environ[_MARK]
+    procs = {p.pid: p for p in [me, *me.children(recursive=True)]}
+    for proc in psutil.process_iter():
+        if proc.pid in procs:
+            continue
+        try:
+            if proc.environ().get(_MARK) == mark:
+                procs[proc.pid] = proc
+        except psutil.Error:  # another user's, a zombie, or it ended meanwhile
+            continue
     out = {}
-    for proc in [me, *me.children(recursive=True)]:
+    for proc in procs.values():
         try:
             t = proc.cpu_times()
             out[(proc.pid, proc.create_time())] = (
@@ -77,8 +94,9 @@ def _ours() -> dict[tuple[int, float], float]:
 
 
 class ForeignLoad:
-    """Share of the machine's CPUs used by processes outside this benchmark's process tree
-    (ours: this process, its subprocesses and the Ray it started) between start and share().
+    """Share of the machine's CPUs used by processes that are not this benchmark's (ours: this
+    process, its subprocesses, the Ray it started and anything carrying its mark) between start
+    and share().
 
     It is the machine's busy time less our tree's, not a sum over the other processes: summing
     theirs counts a child's whole life at the moment its parent reaps it (a share over 100%) and

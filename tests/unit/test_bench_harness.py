@@ -169,3 +169,25 @@ def test_a_foreign_process_reaping_a_busy_child_is_not_counted_as_its_whole_life
     _wait_for(tmp_path / "reaped", limit_s=30)
     share = load.share()
     assert 0.0 <= share <= 1.0
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_processes_the_benchmark_started_outside_its_tree_are_its_own(common, tmp_path, marked):
+    """A daemonized node of the benchmark's own (`ray start` double-forks: re-parented to init,
+    outside the benchmark's process tree) carries the run's mark and its CPU time counts as
+    ours; a process without the mark is other people's load."""
+    import signal
+    import subprocess
+
+    env = dict(os.environ)
+    if not marked:
+        env.pop("FORGELINE_BENCHMARK_RUN", None)
+    pid_file = tmp_path / "pid"
+    subprocess.run(["sh", "-c", f'(sleep 60 & echo $! > "{pid_file}")'], env=env, check=True)
+    _wait_for(pid_file, limit_s=30)
+    pid = int(pid_file.read_text().strip() or 0)
+    try:
+        assert pid > 0
+        assert (pid in {p for p, _ in common._ours()}) is marked
+    finally:
+        os.kill(pid, signal.SIGTERM)
