@@ -21,6 +21,7 @@ from forgeline.gateway.report.sections import (
     section_curves,
     section_evaluations,
     section_fairness,
+    section_generation,
     section_searches,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "section_curves",
     "section_evaluations",
     "section_fairness",
+    "section_generation",
     "section_searches",
     "write",
 ]

@@ -14,7 +14,8 @@ def document(run, events: Iterable, audit_head: dict[str, Any] | None = None) ->
     """The report's JSON: ``run`` (a PipelineRun) and the step events of the run, and the audit
     log's head after the run (``forgeline.audit.AuditHead.as_dict()``; None without a log): a
     copy kept away from the log's host, so a later ``forgeline audit verify --expect-head``
-    catches the log truncated or rewritten up to this run."""
+    catches the log truncated or rewritten up to this run. A run with generative evaluations
+    also gets "generation": its systems compared (systems.Comparison.as_dict())."""
     as_dict = json_format.MessageToDict(
         run, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
@@ -44,7 +45,7 @@ def document(run, events: Iterable, audit_head: dict[str, Any] | None = None) ->
                 series.setdefault(event.step, {}).setdefault(point.name, []).append(
                     [point.step, point.value]
                 )
-    return {
+    doc = {
         "kind": "forgeline/report",
         "version": 1,
         "run": as_dict.get("name", ""),
@@ -61,6 +62,14 @@ def document(run, events: Iterable, audit_head: dict[str, Any] | None = None) ->
         "artifacts": list(_artifacts(steps)),
         "audit_head": audit_head,
     }
+    # Generative systems compared (scores with the best marked, rows that do not compare, the
+    # documents they share): only where the run has some, so other reports keep their shape.
+    from forgeline.gateway.report.systems import comparison  # it reads the document: found()
+
+    generation = comparison(doc)
+    if generation.systems:
+        doc["generation"] = generation.as_dict()
+    return doc
 
 
 def found(doc: dict, shape: Callable[[Any], bool]) -> Iterator[tuple[str, str, Any]]:

@@ -13,6 +13,21 @@ def is_evaluation(value: Any) -> bool:
     return isinstance(value, dict) and "accuracy" in value and "confusion_matrix" in value
 
 
+def is_generation(value: Any) -> bool:
+    """An Evaluation of generated text (EvaluateModel with ``generation``, a summarization
+    baseline): the settings it generated with, or samples of its outputs."""
+    if not isinstance(value, dict) or not isinstance(value.get("metrics", {}), dict):
+        return False
+    settings, samples = value.get("generation_settings"), value.get("samples")
+    if isinstance(settings, dict) and settings:
+        return True
+    return (
+        isinstance(samples, list)
+        and bool(samples)
+        and all(isinstance(s, dict) and "output" in s for s in samples)
+    )
+
+
 def is_cleaning(value: Any) -> bool:
     """A list of per-cleaner reports (cleaner, rows_in, rows_out)."""
     return (

@@ -9,9 +9,10 @@ from forgeline.gateway.report.sections.continual import section_continual
 from forgeline.gateway.report.sections.curves import section_curves
 from forgeline.gateway.report.sections.evaluation import section_evaluations
 from forgeline.gateway.report.sections.fairness import section_fairness
+from forgeline.gateway.report.sections.generation import section_generation
 from forgeline.gateway.report.sections.search import section_searches
 
-# A later service adds its section here.
+# A later service adds its section here. (section_generation is drawn by section_evaluations.)
 SECTIONS: list[Callable[[dict], str]] = [
     section_evaluations,
     section_curves,
@@ -30,5 +31,6 @@ __all__ = [
     "section_curves",
     "section_evaluations",
     "section_fairness",
+    "section_generation",
     "section_searches",
 ]

@@ -1,16 +1,23 @@
-"""Evaluations (TrainingService/EvaluateModel and any result holding one): the scores of each,
-and its confusion matrix."""
+"""Evaluations (TrainingService/EvaluateModel and any result holding one): the scores of each
+classifier and its confusion matrix, then the generative systems compared (generation.py)."""
 
 from __future__ import annotations
 
 from forgeline.gateway.report import plots
 from forgeline.gateway.report.document import found
 from forgeline.gateway.report.markup import figure, num, section, table
-from forgeline.gateway.report.shapes import is_evaluation
+from forgeline.gateway.report.sections.generation import section_generation
+from forgeline.gateway.report.shapes import is_evaluation, is_generation
 
 
 def section_evaluations(doc: dict) -> str:
-    rows = list(found(doc, is_evaluation))
+    # One entry of SECTIONS for both: a page without generative results stays as it was.
+    return _classifiers(doc) + section_generation(doc)
+
+
+def _classifiers(doc: dict) -> str:
+    # A generative Evaluation has the classifier fields too (zero): it belongs to the comparison.
+    rows = [r for r in found(doc, is_evaluation) if not is_generation(r[2])]
     if not rows:
         return ""
     scores = table(
