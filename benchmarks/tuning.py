@@ -622,7 +622,7 @@ def part_b(args, log) -> tuple[dict, dict, list[str], dict, list[dict]]:
                     return dict(tuned)
 
                 def plain() -> dict:
-                    folder = tmp / f"plain-{tuned['request'].hyper_parameters.seed}"
+                    folder = tmp / f"plain-{tuned['request'].seed}"
                     configs = plain_configs(settings, tuned["request"], tuned["response"], folder)
                     done = run_plain(configs, args.cpus)
                     total = sum(r["seconds"] for r in done["runs"])

@@ -81,3 +81,29 @@ def artifact(record: ArtifactRecord) -> common_pb2.Artifact:
 def plugin_choice(spec: common_pb2.PluginSpec) -> PluginChoice:
     """A PluginSpec message as the registry's PluginChoice."""
     return PluginChoice(spec.name, from_struct(spec.config))
+
+
+def decoding_values(d: Any, field_path: str) -> dict[str, Any]:
+    """The fields a client set in a forgeline.v1.DecodingOptions message, for
+    ``forgeline.generation.decoding_options`` (a proto3 zero is "unset": the default applies;
+    temperature, top_p and repetition_penalty are optional, so an explicit 0 is refused there).
+    Shared by every service whose requests carry decoding options."""
+    from forgeline.errors import InvalidArgument
+
+    strategies = d.DESCRIPTOR.fields_by_name["strategy"].enum_type.values_by_number
+    if d.strategy not in strategies:
+        raise InvalidArgument.for_field(
+            f"{field_path}.strategy", f"unknown strategy value {d.strategy}"
+        )
+    # DECODING_STRATEGY_SAMPLE -> "sample"; unspecified -> greedy
+    name = strategies[d.strategy].name.removeprefix("DECODING_STRATEGY_").lower()
+    values: dict[str, Any] = {"strategy": "greedy" if name == "unspecified" else name}
+    for key in ("num_beams", "top_k", "seed", "max_new_tokens"):
+        if getattr(d, key):
+            values[key] = getattr(d, key)
+    for key in ("temperature", "top_p", "repetition_penalty"):
+        if d.HasField(key):
+            values[key] = getattr(d, key)
+    if d.stop:
+        values["stop"] = list(d.stop)
+    return values

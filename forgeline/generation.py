@@ -18,6 +18,14 @@ from forgeline.errors import FieldViolation, InvalidArgument
 MAX_NEW_TOKENS = 4096
 MAX_STOP_STRINGS = 16
 MAX_STOP_LENGTH = 200
+# The most sequences one generate call decodes at once: prompts x beams (beam search keeps
+# num_beams hypotheses per prompt). The key/value cache, the logits over the vocabulary and
+# the padded inputs all grow with it (SmolLM2-135M in fp32: 45 KiB of cache per token per
+# sequence, so 64 sequences of 2,048 tokens hold 5.6 GiB; 0.19 MiB of logits per sequence per
+# step), so a client's batch size must not be what decides a service's memory: above the cap
+# a request is refused, naming its field.
+MAX_BATCH_SEQUENCES = 64
+DEFAULT_BATCH_SIZE = 8
 
 
 class DecodingOptions(BaseModel):
@@ -126,6 +134,28 @@ def decoding_options(values: Mapping[str, Any], field_path: str) -> DecodingOpti
         ) from exc
 
 
+def generation_batch_size(
+    requested: int, options: DecodingOptions, field_path: str = "batch_size"
+) -> int:
+    """The prompts one generate call takes: ``requested``, or when 0 the default (8) lowered
+    until its sequences (prompts x beams) fit MAX_BATCH_SEQUENCES. A requested size whose
+    sequences exceed the cap is refused, InvalidArgument naming ``field_path``."""
+    beams = options.num_beams if options.strategy == "beam" else 1
+    if requested < 0:
+        raise InvalidArgument.for_field(field_path, "must be >= 0 (0: the default)")
+    if not requested:
+        return max(1, min(DEFAULT_BATCH_SIZE, MAX_BATCH_SEQUENCES // beams))
+    if requested * beams > MAX_BATCH_SEQUENCES:
+        per = f" x {beams} beams" if beams > 1 else ""
+        raise InvalidArgument.for_field(
+            field_path,
+            f"{requested} prompts{per} is over the limit of {MAX_BATCH_SEQUENCES} sequences "
+            f"generated at once (memory grows with it); use at most "
+            f"{max(1, MAX_BATCH_SEQUENCES // beams)}",
+        )
+    return requested
+
+
 @dataclass(frozen=True)
 class Generated:
     """One prompt's output. ``prompt_tokens`` is what the model read (after any truncation to
@@ -167,7 +197,7 @@ def generate_texts(
     tokenizer: Any,
     prompts: list[str],
     options: DecodingOptions,
-    batch_size: int = 8,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     *,
     max_input_tokens: int = 0,
     add_special_tokens: bool = True,
@@ -180,11 +210,14 @@ def generate_texts(
     right. A prompt over ``max_input_tokens`` (0: no limit) keeps its last tokens for a
     decoder-only model (the chat template's assistant marker is at the end) and its first for an
     encoder-decoder. Sampling draws from a generator seeded by ``options.seed`` and the batch's
-    position, without touching the process's global random state."""
+    position, without touching the process's global random state. A ``batch_size`` whose
+    sequences (prompts x beams) exceed MAX_BATCH_SEQUENCES is refused (InvalidArgument naming
+    batch_size): callers check it with ``generation_batch_size`` before any work."""
     import torch
 
     if batch_size < 1:
         raise InvalidArgument.for_field("batch_size", "must be >= 1")
+    generation_batch_size(batch_size, options)
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     side = "right" if encoder_decoder else "left"
     pad_id = tokenizer.pad_token_id
@@ -240,6 +273,16 @@ def _pad(rows: list[list[int]], pad_id: int, side: str) -> dict[str, Any]:
         ids[i, span] = torch.tensor(row, dtype=torch.long)
         mask[i, span] = 1
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def generation_config(model: Any, tokenizer: Any, options: DecodingOptions) -> tuple[Any, set[int]]:
+    """The GenerationConfig ``generate_texts`` uses for ``options`` and the token ids that end a
+    sequence: for callers that drive ``model.generate`` themselves (serving streams tokens)."""
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id
+    config = _generation_config(model, tokenizer, options, pad_id)
+    return config, _end_ids(config)
 
 
 def _generation_config(model: Any, tokenizer: Any, options: DecodingOptions, pad_id: int):

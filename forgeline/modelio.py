@@ -320,21 +320,26 @@ def save_int8(model, folder: Path, *, base_format: str, layers: list | None) -> 
 # --- loading -----------------------------------------------------------------------------------
 
 
-def load_torch(folder: Path, *, eager_attention: bool = False):
-    """A sequence-classification model from an hf, hf_pruned or hf_int8 folder."""
+def load_torch(folder: Path, *, task: str = "", eager_attention: bool = False):
+    """A model from an hf, hf_pruned or hf_int8 folder, of ``task``'s model class (a causal LM
+    for causal_lm and instruction); no ``task``: the one the format file records, else a
+    sequence classifier."""
     folder = Path(folder)
     check_safe(folder)
     with CONSTRUCTION:
-        return _load_torch(folder, eager_attention)
+        return _load_torch(folder, task or read_format(folder).get("task", ""), eager_attention)
 
 
-def _load_torch(folder: Path, eager_attention: bool):
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+def _load_torch(folder: Path, task: str, eager_attention: bool):
+    from transformers import AutoConfig
 
+    from forgeline.models import auto_class
+
+    model_class = auto_class(task or "sequence_classification")
     kind = folder_format(folder)
     extra = {"attn_implementation": "eager"} if eager_attention else {}
     if kind == HF:
-        return AutoModelForSequenceClassification.from_pretrained(
+        return model_class.from_pretrained(
             folder, local_files_only=True, use_safetensors=True, **extra
         ).eval()
     if kind not in (HF_PRUNED, HF_INT8):
@@ -344,7 +349,7 @@ def _load_torch(folder: Path, eager_attention: bool):
         )
     fmt = read_format(folder)
     config = AutoConfig.from_pretrained(folder, local_files_only=True, **extra)
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = model_class.from_config(config)
     layers = fmt.get("layers") or []
     if layers:
         for layer, shape in zip(encoder_layers(model), layers, strict=True):

@@ -177,6 +177,9 @@ class Evaluation:
     metrics: dict[str, float] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # The dataset artifact holding every output (row, source, reference, output), kept for
+    # human review; "" when the evaluation generated nothing.
+    outputs_id: str = ""
 
     def scalars(self, prefix: str = "") -> dict[str, float]:
         """The headline numbers of this task, e.g. {"eval_accuracy": 0.93, ...}."""

@@ -12,7 +12,7 @@ import typer
 from forgeline.cli.app import json_value
 
 if TYPE_CHECKING:
-    from forgeline.v1 import training_service_pb2
+    from forgeline.v1 import common_pb2, training_service_pb2
 
 TASK_NAMES = {"classification": 1, "causal_lm": 2, "seq2seq": 3, "instruction": 4}
 
@@ -30,7 +30,34 @@ ModelConfigOpt = Annotated[
     str, typer.Option(help='With config:TYPE, its fields as JSON, e.g. {"hidden_size": 128}.')
 ]
 VocabSizeOpt = Annotated[int, typer.Option(help="With config:TYPE, the tokenizer's size.")]
-TaskOpt = Annotated[str, typer.Option(help="classification or causal_lm.")]
+TaskOpt = Annotated[
+    str,
+    typer.Option(
+        help="classification, causal_lm, instruction (prompt/response or messages columns, "
+        "loss on the responses) or seq2seq (text -> target, an encoder-decoder)."
+    ),
+]
+# The columns a task reads, for the training rows and (unless they name their own) --eval's.
+TextColumnOpt = Annotated[str, typer.Option(help="Empty: the dataset's text column.")]
+LabelColumnOpt = Annotated[
+    str, typer.Option(help="classification: empty takes the dataset's label column.")
+]
+TargetColumnOpt = Annotated[
+    str, typer.Option(help="seq2seq: the column of target texts (empty: target).")
+]
+PromptColumnOpt = Annotated[
+    str, typer.Option(help="instruction: the column of prompts (empty: prompt).")
+]
+ResponseColumnOpt = Annotated[
+    str, typer.Option(help="instruction: the column of responses (empty: response).")
+]
+MessagesColumnOpt = Annotated[
+    str,
+    typer.Option(
+        help="instruction: a column of chat conversations (lists of {role, content}; empty: "
+        "messages when the dataset has no prompt/response columns)."
+    ),
+]
 FinetuneOpt = Annotated[str, typer.Option(help="Strategy, e.g. lora or 'lora={\"r\": 16}'.")]
 
 
@@ -54,6 +81,32 @@ def model_source(
         return pb.ModelSource(**{{"artifact": "artifact_id"}.get(kind, kind): value})
     raise InvalidArgument.for_field(
         "--model", "use builtin:NAME, path:FOLDER, artifact:ID or config:TYPE"
+    )
+
+
+def dataset_input(
+    dataset_id: str,
+    *,
+    text_column: str = "",
+    label_column: str = "",
+    target_column: str = "",
+    prompt_column: str = "",
+    response_column: str = "",
+    messages_column: str = "",
+) -> common_pb2.DatasetInput:
+    """A dataset and the columns named by the column options, as a request's DatasetInput
+    (the same for the training rows and --eval: an eval set reads the columns the training
+    rows do)."""
+    from forgeline.v1 import common_pb2
+
+    return common_pb2.DatasetInput(
+        dataset_id=dataset_id,
+        text_column=text_column,
+        label_column=label_column,
+        target_column=target_column,
+        prompt_column=prompt_column,
+        response_column=response_column,
+        messages_column=messages_column,
     )
 
 

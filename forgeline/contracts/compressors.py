@@ -25,6 +25,9 @@ class CompressionTarget:
     model: Any
     field: str
     has_train_rows: bool = False
+    # The model's task (forgeline.models): "sequence_classification", or "causal_lm" /
+    # "instruction" for a decoder-only language model (then ``model`` is its causal-LM class).
+    task: str = "sequence_classification"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class Compressor(Plugin, ABC):
     kind = "compressors"
     # The modelio formats it takes as input.
     accepts: ClassVar[tuple[str, ...]] = ("hf", "hf_pruned")
+    # The model tasks it compresses (forgeline.models' names). The service measures a classifier
+    # by accuracy and a decoder-only language model (causal_lm, instruction) by perplexity, and
+    # refuses a compressor for a task it does not list, naming the ones that apply.
+    tasks: ClassVar[tuple[str, ...]] = ("sequence_classification",)
 
     def output_format(self, input_format: str) -> str:
         """The modelio format of the folder it writes for an input of ``input_format``."""

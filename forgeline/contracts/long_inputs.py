@@ -45,6 +45,16 @@ class LongGeneration:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def token_counter(tokenizer: Any) -> TokenCounter:
+    """The TokenCounter of a Hugging Face tokenizer: the text's own tokens, without the special
+    tokens the tokenizer adds around a whole input (the caller leaves room for those)."""
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count_tokens
+
+
 def check_budget(budget: int) -> None:
     """Refuses a budget no text fits in."""
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -70,6 +80,13 @@ class LongInputStrategy(Plugin, ABC):
     generates on, and how it generates for the whole document."""
 
     kind = "long_inputs"
+
+    @property
+    def single_pass(self) -> bool:
+        """Whether the strategy reads a document as the one input ``shorten`` gives (it keeps
+        the default ``generate``): what a training example, one input per row, can be. Those
+        that override ``generate`` (chunk) read it in several passes."""
+        return type(self).generate is LongInputStrategy.generate
 
     @abstractmethod
     def shorten(self, text: str, budget: int, count_tokens: TokenCounter) -> ShortenedInput:

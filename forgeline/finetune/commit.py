@@ -19,6 +19,18 @@ if TYPE_CHECKING:
     from forgeline.operations import OperationContext
 
 
+# The run's metrics its artifact keeps (with every eval_ one): what the rows were and how
+# they trained.
+FINAL_METRICS = (
+    "loss",
+    "samples_per_second",
+    "tokens_per_second",
+    "rows",
+    "truncated_rows",
+    "shortened_rows",
+)
+
+
 def commit_run(
     plan: TrainPlan,
     ctx: OperationContext,
@@ -34,12 +46,7 @@ def commit_run(
     ``last`` holds its final metrics, ``config`` what the producer adds to the lineage. The
     request id ``<key>/model`` makes it once per operation."""
     manifest = read_manifest(output)
-    metrics = {
-        k: float(v)
-        for k, v in last.items()
-        if k in ("loss", "samples_per_second", "tokens_per_second", "rows", "truncated_rows")
-        or k.startswith("eval_")
-    }
+    metrics = {k: float(v) for k, v in last.items() if k in FINAL_METRICS or k.startswith("eval_")}
     adapter = plan.strategy.produces_adapter
     base = plan.model
     metadata = {

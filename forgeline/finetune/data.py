@@ -1,6 +1,7 @@
 """The training rows as the recipe reads them: Parquet columns to texts and labels, tokenized
 examples (for the generative tasks with their loss labels: a response's tokens only, a target's
-ids, and the truncation rule), and a sampler that batches texts of similar length together."""
+ids, the truncation rule, and prompts shortened by a long_inputs plugin), and a sampler that
+batches texts of similar length together."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from forgeline.contracts.long_inputs import token_counter
 from forgeline.models import INSTRUCTION, SEQ2SEQ, SEQUENCE_CLASSIFICATION
 
 if TYPE_CHECKING:
+    from forgeline.contracts.long_inputs import LongInputStrategy
     from forgeline.finetune.recipe import RecipeConfig
 
 # The share of max_length the last response keeps when a row must be truncated (it keeps more
@@ -56,23 +59,40 @@ def encode(config: RecipeConfig, tokenizer) -> list[dict[str, Any]]:
 
 @dataclass
 class Encoded:
-    """Tokenized examples of a generative task, and how many rows had to be truncated."""
+    """Tokenized examples of a generative task, how many rows had to be truncated, and how
+    many prompts a long_inputs plugin shortened."""
 
     examples: list[dict[str, Any]] = field(default_factory=list)
     truncated: int = 0
+    shortened: int = 0
 
 
 def encode_generative(
-    task: str, path: str, columns: dict[str, str], tokenizer, max_length: int
+    task: str,
+    path: str,
+    columns: dict[str, str],
+    tokenizer,
+    max_length: int,
+    *,
+    long_inputs: LongInputStrategy | None = None,
+    input_token_budget: int = 0,
 ) -> Encoded:
     """The rows of the Parquet file ``path`` as examples with ``labels`` (IGNORE where no loss
     is taken): instruction rows through ``encode_conversation``, seq2seq rows as source ids and
-    target ids, each cut at ``max_length`` from its end (the tokenizer keeps its end token)."""
+    target ids, each cut at ``max_length`` from its end (the tokenizer keeps its end token).
+    With ``long_inputs``, each prompt (source text) is first replaced by the plugin's shortened
+    input (``shorten_prompts``), so the model learns from exactly what it will read."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(path, columns=list(columns.values()))
     rows = {role: table.column(name).to_pylist() for role, name in columns.items()}
     encoded = Encoded()
+    if long_inputs is not None:
+        role = "text" if task == SEQ2SEQ else "prompt"
+        budgets = prompt_budgets(task, tokenizer, rows, max_length, input_token_budget)
+        rows[role], encoded.shortened = shorten_prompts(
+            long_inputs, [t or "" for t in rows[role]], budgets, tokenizer
+        )
     if task == INSTRUCTION:
         if "messages" in rows:
             conversations = rows["messages"]
@@ -101,6 +121,51 @@ def encode_generative(
         long = max(len(full_sources[i]), len(full_targets[i])) > max_length
         encoded.truncated += long
     return encoded
+
+
+def prompt_budgets(
+    task: str, tokenizer, rows: dict[str, list], max_length: int, input_token_budget: int = 0
+) -> list[int]:
+    """The tokens each row's prompt (source text) may keep: the room its row leaves within
+    ``max_length`` (``input_token_budget`` when that is smaller), at least 1. A seq2seq source
+    has the encoder to itself, less the special tokens the tokenizer adds. An instruction
+    prompt shares the sequence with the template's tokens and the response, which keeps its
+    part under the truncation rule (up to ``RESPONSE_SHARE`` of ``max_length``): with the
+    prompt within its room, a row whose response fits its share is not truncated."""
+    if task == SEQ2SEQ:
+        room = max_length - tokenizer.num_special_tokens_to_add()
+        rooms = [room] * len(rows["text"])
+    else:
+        count = token_counter(tokenizer)
+        share = math.ceil(max_length * RESPONSE_SHARE)
+        frame = _frame_tokens(tokenizer)
+        rooms = [max_length - frame - min(count(r or ""), share) for r in rows["response"]]
+    if input_token_budget:
+        rooms = [min(room, input_token_budget) for room in rooms]
+    return [max(room, 1) for room in rooms]
+
+
+def _frame_tokens(tokenizer) -> int:
+    """The tokens a prompt/response row takes beside its two texts: the chat template's turns
+    (or the newline and the special tokens without one) and the end token."""
+    empty = [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}]
+    text, _ = render_conversation(tokenizer, empty)
+    ids = tokenizer(text, add_special_tokens=not tokenizer.chat_template)["input_ids"]
+    return len(ids) + (0 if tokenizer.chat_template else 1)
+
+
+def shorten_prompts(
+    strategy: LongInputStrategy, prompts: list[str], budgets: list[int], tokenizer
+) -> tuple[list[str], int]:
+    """Each prompt as ``strategy`` shortens it to its budget (one that fits comes back
+    whole), and how many were shortened."""
+    count = token_counter(tokenizer)
+    out, shortened = [], 0
+    for prompt, budget in zip(prompts, budgets, strict=True):
+        result = strategy.shorten(prompt, budget, count)
+        out.append(result.text)
+        shortened += result.kept_tokens < result.total_tokens
+    return out, shortened
 
 
 def render_conversation(tokenizer, conversation: list[dict[str, str]]) -> tuple[str, list]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from forgeline import cluster, modelio
 from forgeline.artifacts import ArtifactRecord, ArtifactStore
+from forgeline.contracts.long_inputs import LongInputStrategy
 from forgeline.datasets import Dataset, DatasetRepository, output_name
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound, Violations, excerpt
 from forgeline.finetune.columns import resolve_columns
@@ -39,6 +40,7 @@ from forgeline.registry import (
     TASKS,
     FinetuneContext,
     FinetuneStrategy,
+    PluginChoice,
     PluginRegistry,
     Tracker,
 )
@@ -77,6 +79,10 @@ class TrainPlan:
     # seq2seq and instruction: the columns they read, by role (forgeline.finetune.columns).
     columns: dict[str, str] = field(default_factory=dict)
     eval_columns: dict[str, str] = field(default_factory=dict)
+    # seq2seq and instruction: the strategy shortening each prompt (None: the truncation rule
+    # alone) and the most tokens a shortened prompt keeps (0: the room its row leaves).
+    long_inputs: LongInputStrategy | None = None
+    input_token_budget: int = 0
 
 
 class TrainPlanner:
@@ -137,6 +143,7 @@ class TrainPlanner:
                 "hyper_parameters.max_sequence_length",
                 f"{hyper['max_length']} is longer than this model's {positions} positions",
             )
+        long_inputs = self._long_inputs(spec, task, columns, hyper["max_length"])
         strategy.check(
             _skeleton_of(model, spec.model, task, labels),
             FinetuneContext(
@@ -166,7 +173,58 @@ class TrainPlanner:
             output_name=name,
             columns=columns,
             eval_columns=eval_columns,
+            long_inputs=long_inputs,
+            input_token_budget=spec.input_token_budget,
         )
+
+    def _long_inputs(
+        self, spec: TrainSpec, task: str, columns: dict[str, str], max_length: int
+    ) -> LongInputStrategy | None:
+        """The long_inputs strategy that shortens each prompt (source text) of an instruction or
+        seq2seq run, checked against the task and the sequence length; None when neither
+        long_inputs nor input_token_budget is set. Only a single-pass strategy can make a
+        training example: the one input it reads is the one the model learns from."""
+        budget = spec.input_token_budget
+        if spec.long_inputs is None and not budget:
+            return None
+        where = "long_inputs" if spec.long_inputs is not None else "input_token_budget"
+        if task not in (INSTRUCTION, SEQ2SEQ):
+            raise InvalidArgument.for_field(
+                where,
+                f"a {task} run has no prompt to shorten; long inputs apply to instruction (the "
+                "prompt column) and seq2seq (the text column)",
+            )
+        if "messages" in columns:
+            raise InvalidArgument.for_field(
+                where,
+                "a messages column holds whole conversations, not one prompt per row; long "
+                "inputs shorten a prompt column: name train.prompt_column and response_column",
+            )
+        if budget < 0:
+            raise InvalidArgument.for_field("input_token_budget", "must be >= 0")
+        if task == INSTRUCTION and budget >= max_length:
+            raise InvalidArgument.for_field(
+                "input_token_budget",
+                f"{budget} prompt tokens leave no room for the response within "
+                f"hyper_parameters.max_sequence_length ({max_length})",
+            )
+        if task == SEQ2SEQ and budget > max_length:
+            raise InvalidArgument.for_field(
+                "input_token_budget",
+                f"{budget} is more than the source text's hyper_parameters.max_sequence_length "
+                f"({max_length})",
+            )
+        choice = spec.long_inputs or PluginChoice("truncate")
+        strategy = self.registry.create("long_inputs", choice.name, choice.config, "long_inputs")
+        if not strategy.single_pass:
+            raise InvalidArgument.for_field(
+                "long_inputs.name",
+                f"{choice.name!r} reads a document in several passes (it generates from its "
+                "parts, then from their outputs), and a training example is one input per row; "
+                "train with a single-pass strategy (truncate, extract) and keep "
+                f"{choice.name!r} for EvaluateModel's generation.long_inputs",
+            )
+        return strategy
 
     def _model_plan(self, choice: ModelChoice) -> ModelPlan:
         from transformers import AutoConfig

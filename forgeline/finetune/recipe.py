@@ -71,6 +71,11 @@ class RecipeConfig(BaseModel):
     # as forgeline.finetune.columns resolved them.
     columns: dict[str, str] = Field(default_factory=dict)
     eval_columns: dict[str, str] = Field(default_factory=dict)
+    # seq2seq and instruction: a single-pass long_inputs plugin shortening each prompt (source
+    # text) to the tokens its row leaves, or to input_token_budget when smaller ("": none).
+    long_inputs: str = ""
+    long_inputs_config: dict[str, Any] = Field(default_factory=dict)
+    input_token_budget: int = 0
     # Optional held-out rows, scored by rank 0 after every epoch and at the end.
     eval_path: str = ""
     eval_text_column: str = "text"
@@ -269,11 +274,14 @@ class FinetuneRecipe:
 
         config, rank, world = self.config, self.rank, self.world
         self.data_counts: dict[str, int] = {}
+        self.long_inputs = _long_inputs(config)
         if config.task in (INSTRUCTION, SEQ2SEQ):
             encoded = self.encoded(config.train_path, config.columns)
             examples = encoded.examples
             # What the truncation rule cut (rows are never dropped), in the run's metrics.
             self.data_counts = {"rows": len(examples), "truncated_rows": encoded.truncated}
+            if self.long_inputs is not None:  # and what the long_inputs plugin shortened
+                self.data_counts["shortened_rows"] = encoded.shortened
             collate = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE)
         else:
             examples = encode(config, self.tokenizer)
@@ -311,7 +319,15 @@ class FinetuneRecipe:
     def encoded(self, path: str, columns: dict[str, str]) -> Encoded:
         """A generative task's rows (train or held-out) as examples with their labels."""
         config = self.config
-        return encode_generative(config.task, path, columns, self.tokenizer, config.max_length)
+        return encode_generative(
+            config.task,
+            path,
+            columns,
+            self.tokenizer,
+            config.max_length,
+            long_inputs=self.long_inputs,
+            input_token_budget=config.input_token_budget,
+        )
 
     def setup_optimizer(self) -> None:
         """AdamW over the trainable weights, with a linear warm-up and decay over the schedule."""
@@ -591,6 +607,17 @@ class FinetuneRecipe:
         if not written and self.rank == 0:
             at = self.step / self.steps_per_epoch
             self.save_model({**self.parameter_counts, **self.evaluate(at), "progress": 1.0})
+
+
+def _long_inputs(config: RecipeConfig):
+    """The long_inputs plugin that shortens the prompts, or None."""
+    if not config.long_inputs:
+        return None
+    from forgeline.registry import PluginRegistry
+
+    return PluginRegistry().create(
+        "long_inputs", config.long_inputs, config.long_inputs_config, "long_inputs"
+    )
 
 
 def _regularizer(config: RecipeConfig, model, tokenizer):

@@ -58,6 +58,10 @@ class TrainSpec:
     keep_checkpoints: int = 0
     max_failures: int = 0
     output_name: str = ""
+    # Instruction and seq2seq: a long_inputs plugin shortening each prompt (source text), and
+    # the most tokens a shortened prompt keeps (0: the room its row leaves).
+    long_inputs: PluginChoice | None = None
+    input_token_budget: int = 0
 
 
 # The wire's task enum -> the task names of forgeline.models (planning checks which are served).
@@ -113,4 +117,6 @@ def train_spec(r: pb.TrainModelRequest) -> TrainSpec:
         keep_checkpoints=r.checkpoint.keep,
         max_failures=r.failure.max_failures,
         output_name=r.output_name,
+        long_inputs=plugin_choice(r.long_inputs) if r.HasField("long_inputs") else None,
+        input_token_budget=r.input_token_budget,
     )

@@ -59,7 +59,7 @@ class LatencyOptions(_message.Message):
     def __init__(self, single_runs: _Optional[int] = ..., batch_size: _Optional[int] = ..., batch_runs: _Optional[int] = ..., threads: _Optional[int] = ...) -> None: ...
 
 class Measurement(_message.Message):
-    __slots__ = ("format", "weights_bytes", "folder_bytes", "linear_weight_bytes", "parameters", "latency_p50_ms", "latency_p95_ms", "throughput", "batch_size", "batch_latency_ms", "accuracy", "f1_macro", "loss", "num_examples")
+    __slots__ = ("format", "weights_bytes", "folder_bytes", "linear_weight_bytes", "parameters", "latency_p50_ms", "latency_p95_ms", "throughput", "batch_size", "batch_latency_ms", "accuracy", "f1_macro", "loss", "num_examples", "perplexity")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_BYTES_FIELD_NUMBER: _ClassVar[int]
     FOLDER_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class Measurement(_message.Message):
     F1_MACRO_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     NUM_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_FIELD_NUMBER: _ClassVar[int]
     format: str
     weights_bytes: int
     folder_bytes: int
@@ -88,10 +89,11 @@ class Measurement(_message.Message):
     f1_macro: float
     loss: float
     num_examples: int
-    def __init__(self, format: _Optional[str] = ..., weights_bytes: _Optional[int] = ..., folder_bytes: _Optional[int] = ..., linear_weight_bytes: _Optional[int] = ..., parameters: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., throughput: _Optional[float] = ..., batch_size: _Optional[int] = ..., batch_latency_ms: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., loss: _Optional[float] = ..., num_examples: _Optional[int] = ...) -> None: ...
+    perplexity: float
+    def __init__(self, format: _Optional[str] = ..., weights_bytes: _Optional[int] = ..., folder_bytes: _Optional[int] = ..., linear_weight_bytes: _Optional[int] = ..., parameters: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., throughput: _Optional[float] = ..., batch_size: _Optional[int] = ..., batch_latency_ms: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., loss: _Optional[float] = ..., num_examples: _Optional[int] = ..., perplexity: _Optional[float] = ...) -> None: ...
 
 class CompressionStep(_message.Message):
-    __slots__ = ("index", "compressor", "config", "outcome", "measurement", "size_ratio", "linear_size_ratio", "latency_ratio", "batch_latency_ratio", "accuracy_delta", "model", "details", "seconds", "reason")
+    __slots__ = ("index", "compressor", "config", "outcome", "measurement", "size_ratio", "linear_size_ratio", "latency_ratio", "batch_latency_ratio", "accuracy_delta", "perplexity_ratio", "model", "details", "seconds", "reason")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     COMPRESSOR_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +104,7 @@ class CompressionStep(_message.Message):
     LATENCY_RATIO_FIELD_NUMBER: _ClassVar[int]
     BATCH_LATENCY_RATIO_FIELD_NUMBER: _ClassVar[int]
     ACCURACY_DELTA_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_RATIO_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -116,14 +119,15 @@ class CompressionStep(_message.Message):
     latency_ratio: float
     batch_latency_ratio: float
     accuracy_delta: float
+    perplexity_ratio: float
     model: _common_pb2.Artifact
     details: _struct_pb2.Struct
     seconds: float
     reason: str
-    def __init__(self, index: _Optional[int] = ..., compressor: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., measurement: _Optional[_Union[Measurement, _Mapping]] = ..., size_ratio: _Optional[float] = ..., linear_size_ratio: _Optional[float] = ..., latency_ratio: _Optional[float] = ..., batch_latency_ratio: _Optional[float] = ..., accuracy_delta: _Optional[float] = ..., model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seconds: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., compressor: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outcome: _Optional[_Union[StepOutcome, str]] = ..., measurement: _Optional[_Union[Measurement, _Mapping]] = ..., size_ratio: _Optional[float] = ..., linear_size_ratio: _Optional[float] = ..., latency_ratio: _Optional[float] = ..., batch_latency_ratio: _Optional[float] = ..., accuracy_delta: _Optional[float] = ..., perplexity_ratio: _Optional[float] = ..., model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seconds: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CompressModelResponse(_message.Message):
-    __slots__ = ("model", "original", "steps", "budget_exceeded", "size_ratio", "latency_ratio", "batch_latency_ratio", "accuracy_delta", "accuracy_budget", "budget_metric", "seconds")
+    __slots__ = ("model", "original", "steps", "budget_exceeded", "size_ratio", "latency_ratio", "batch_latency_ratio", "accuracy_delta", "accuracy_budget", "budget_metric", "seconds", "perplexity_ratio")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +139,7 @@ class CompressModelResponse(_message.Message):
     ACCURACY_BUDGET_FIELD_NUMBER: _ClassVar[int]
     BUDGET_METRIC_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_RATIO_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.Artifact
     original: Measurement
     steps: _containers.RepeatedCompositeFieldContainer[CompressionStep]
@@ -146,4 +151,5 @@ class CompressModelResponse(_message.Message):
     accuracy_budget: float
     budget_metric: str
     seconds: float
-    def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., original: _Optional[_Union[Measurement, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[CompressionStep, _Mapping]]] = ..., budget_exceeded: _Optional[bool] = ..., size_ratio: _Optional[float] = ..., latency_ratio: _Optional[float] = ..., batch_latency_ratio: _Optional[float] = ..., accuracy_delta: _Optional[float] = ..., accuracy_budget: _Optional[float] = ..., budget_metric: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
+    perplexity_ratio: float
+    def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., original: _Optional[_Union[Measurement, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[CompressionStep, _Mapping]]] = ..., budget_exceeded: _Optional[bool] = ..., size_ratio: _Optional[float] = ..., latency_ratio: _Optional[float] = ..., batch_latency_ratio: _Optional[float] = ..., accuracy_delta: _Optional[float] = ..., accuracy_budget: _Optional[float] = ..., budget_metric: _Optional[str] = ..., seconds: _Optional[float] = ..., perplexity_ratio: _Optional[float] = ...) -> None: ...

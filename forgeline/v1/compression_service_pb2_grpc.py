@@ -31,7 +31,8 @@ class CompressionServiceStub:
     structured pruning, distillation, ONNX export with ONNX Runtime): every step is measured
     against the original (size on disk, parameters, latency on this machine's CPU, accuracy and
     F1 on an evaluation set), and a step that costs more accuracy than the budget allows is rolled
-    back and ends the chain.
+    back and ends the chain. A decoder-only language model is compressed by the compressors that
+    apply to it (dynamic_int8) and measured by its eval perplexity instead of accuracy.
     """
 
     def __init__(self, channel):
@@ -52,7 +53,8 @@ class CompressionServiceServicer:
     structured pruning, distillation, ONNX export with ONNX Runtime): every step is measured
     against the original (size on disk, parameters, latency on this machine's CPU, accuracy and
     F1 on an evaluation set), and a step that costs more accuracy than the budget allows is rolled
-    back and ends the chain.
+    back and ends the chain. A decoder-only language model is compressed by the compressors that
+    apply to it (dynamic_int8) and measured by its eval perplexity instead of accuracy.
     """
 
     def CompressModel(self, request, context):
@@ -85,7 +87,8 @@ class CompressionService:
     structured pruning, distillation, ONNX export with ONNX Runtime): every step is measured
     against the original (size on disk, parameters, latency on this machine's CPU, accuracy and
     F1 on an evaluation set), and a step that costs more accuracy than the budget allows is rolled
-    back and ends the chain.
+    back and ends the chain. A decoder-only language model is compressed by the compressors that
+    apply to it (dynamic_int8) and measured by its eval perplexity instead of accuracy.
     """
 
     @staticmethod

@@ -72,7 +72,7 @@ class FailurePolicy(_message.Message):
     def __init__(self, max_failures: _Optional[int] = ...) -> None: ...
 
 class TrainModelRequest(_message.Message):
-    __slots__ = ("train", "eval", "model", "task", "finetune", "hyper_parameters", "scaling", "checkpoint", "failure", "trackers", "output_name", "request_id")
+    __slots__ = ("train", "eval", "model", "task", "finetune", "hyper_parameters", "scaling", "checkpoint", "failure", "trackers", "output_name", "request_id", "long_inputs", "input_token_budget")
     TRAIN_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,8 @@ class TrainModelRequest(_message.Message):
     TRACKERS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LONG_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
     train: _common_pb2.DatasetInput
     eval: _common_pb2.DatasetInput
     model: ModelSource
@@ -97,7 +99,9 @@ class TrainModelRequest(_message.Message):
     trackers: _containers.RepeatedCompositeFieldContainer[_common_pb2.PluginSpec]
     output_name: str
     request_id: str
-    def __init__(self, train: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., model: _Optional[_Union[ModelSource, _Mapping]] = ..., task: _Optional[_Union[Task, str]] = ..., finetune: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., hyper_parameters: _Optional[_Union[_common_pb2.HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[_common_pb2.Scaling, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointPolicy, _Mapping]] = ..., failure: _Optional[_Union[FailurePolicy, _Mapping]] = ..., trackers: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    long_inputs: _common_pb2.PluginSpec
+    input_token_budget: int
+    def __init__(self, train: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., eval: _Optional[_Union[_common_pb2.DatasetInput, _Mapping]] = ..., model: _Optional[_Union[ModelSource, _Mapping]] = ..., task: _Optional[_Union[Task, str]] = ..., finetune: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., hyper_parameters: _Optional[_Union[_common_pb2.HyperParameters, _Mapping]] = ..., scaling: _Optional[_Union[_common_pb2.Scaling, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointPolicy, _Mapping]] = ..., failure: _Optional[_Union[FailurePolicy, _Mapping]] = ..., trackers: _Optional[_Iterable[_Union[_common_pb2.PluginSpec, _Mapping]]] = ..., output_name: _Optional[str] = ..., request_id: _Optional[str] = ..., long_inputs: _Optional[_Union[_common_pb2.PluginSpec, _Mapping]] = ..., input_token_budget: _Optional[int] = ...) -> None: ...
 
 class TrainModelResponse(_message.Message):
     __slots__ = ("model", "metrics", "steps", "trainable_parameters", "total_parameters", "evaluation")
@@ -249,7 +253,7 @@ class ImportModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., cached: _Optional[bool] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ...) -> None: ...
 
 class Evaluation(_message.Message):
-    __slots__ = ("num_examples", "loss", "accuracy", "f1_macro", "confusion_matrix", "perplexity", "metrics", "generation_settings", "samples")
+    __slots__ = ("num_examples", "loss", "accuracy", "f1_macro", "confusion_matrix", "perplexity", "metrics", "generation_settings", "samples", "outputs_id")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -266,6 +270,7 @@ class Evaluation(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_ID_FIELD_NUMBER: _ClassVar[int]
     num_examples: int
     loss: float
     accuracy: float
@@ -275,7 +280,8 @@ class Evaluation(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     generation_settings: _struct_pb2.Struct
     samples: _containers.RepeatedCompositeFieldContainer[GenerationSample]
-    def __init__(self, num_examples: _Optional[int] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., perplexity: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., generation_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., samples: _Optional[_Iterable[_Union[GenerationSample, _Mapping]]] = ...) -> None: ...
+    outputs_id: str
+    def __init__(self, num_examples: _Optional[int] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., perplexity: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., generation_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., samples: _Optional[_Iterable[_Union[GenerationSample, _Mapping]]] = ..., outputs_id: _Optional[str] = ...) -> None: ...
 
 class ConfusionMatrix(_message.Message):
     __slots__ = ("labels", "counts")
@@ -321,3 +327,116 @@ class Prediction(_message.Message):
     scores: _containers.ScalarMap[str, float]
     generated_text: str
     def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ..., scores: _Optional[_Mapping[str, float]] = ..., generated_text: _Optional[str] = ...) -> None: ...
+
+class ReviewSystem(_message.Message):
+    __slots__ = ("name", "outputs_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    outputs_id: str
+    def __init__(self, name: _Optional[str] = ..., outputs_id: _Optional[str] = ...) -> None: ...
+
+class ExportReviewSheetRequest(_message.Message):
+    __slots__ = ("systems", "num_documents", "seed", "excerpt_chars", "criteria", "blind", "output_name", "output_path", "request_id")
+    SYSTEMS_FIELD_NUMBER: _ClassVar[int]
+    NUM_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EXCERPT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    CRITERIA_FIELD_NUMBER: _ClassVar[int]
+    BLIND_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    systems: _containers.RepeatedCompositeFieldContainer[ReviewSystem]
+    num_documents: int
+    seed: int
+    excerpt_chars: int
+    criteria: _containers.RepeatedScalarFieldContainer[str]
+    blind: bool
+    output_name: str
+    output_path: str
+    request_id: str
+    def __init__(self, systems: _Optional[_Iterable[_Union[ReviewSystem, _Mapping]]] = ..., num_documents: _Optional[int] = ..., seed: _Optional[int] = ..., excerpt_chars: _Optional[int] = ..., criteria: _Optional[_Iterable[str]] = ..., blind: _Optional[bool] = ..., output_name: _Optional[str] = ..., output_path: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ExportReviewSheetResponse(_message.Message):
+    __slots__ = ("sheet", "num_documents", "rows")
+    SHEET_FIELD_NUMBER: _ClassVar[int]
+    NUM_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    sheet: _common_pb2.Artifact
+    num_documents: int
+    rows: int
+    def __init__(self, sheet: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., num_documents: _Optional[int] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class IngestReviewSheetRequest(_message.Message):
+    __slots__ = ("sheet_id", "sheet_paths", "request_id")
+    SHEET_ID_FIELD_NUMBER: _ClassVar[int]
+    SHEET_PATHS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    sheet_id: str
+    sheet_paths: _containers.RepeatedScalarFieldContainer[str]
+    request_id: str
+    def __init__(self, sheet_id: _Optional[str] = ..., sheet_paths: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SystemRatings(_message.Message):
+    __slots__ = ("mean", "count", "overall_mean", "rated_rows", "unrated_cells")
+    class MeanEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class CountEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_MEAN_FIELD_NUMBER: _ClassVar[int]
+    RATED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    UNRATED_CELLS_FIELD_NUMBER: _ClassVar[int]
+    mean: _containers.ScalarMap[str, float]
+    count: _containers.ScalarMap[str, int]
+    overall_mean: float
+    rated_rows: int
+    unrated_cells: int
+    def __init__(self, mean: _Optional[_Mapping[str, float]] = ..., count: _Optional[_Mapping[str, int]] = ..., overall_mean: _Optional[float] = ..., rated_rows: _Optional[int] = ..., unrated_cells: _Optional[int] = ...) -> None: ...
+
+class RaterAgreement(_message.Message):
+    __slots__ = ("criterion", "pairs", "exact", "within_one", "mean_absolute_difference")
+    CRITERION_FIELD_NUMBER: _ClassVar[int]
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_ONE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_ABSOLUTE_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    criterion: str
+    pairs: int
+    exact: float
+    within_one: float
+    mean_absolute_difference: float
+    def __init__(self, criterion: _Optional[str] = ..., pairs: _Optional[int] = ..., exact: _Optional[float] = ..., within_one: _Optional[float] = ..., mean_absolute_difference: _Optional[float] = ...) -> None: ...
+
+class IngestReviewSheetResponse(_message.Message):
+    __slots__ = ("systems", "rated_rows", "unrated_cells", "raters", "agreement")
+    class SystemsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: SystemRatings
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[SystemRatings, _Mapping]] = ...) -> None: ...
+    SYSTEMS_FIELD_NUMBER: _ClassVar[int]
+    RATED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    UNRATED_CELLS_FIELD_NUMBER: _ClassVar[int]
+    RATERS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    systems: _containers.MessageMap[str, SystemRatings]
+    rated_rows: int
+    unrated_cells: int
+    raters: _containers.RepeatedScalarFieldContainer[str]
+    agreement: _containers.RepeatedCompositeFieldContainer[RaterAgreement]
+    def __init__(self, systems: _Optional[_Mapping[str, SystemRatings]] = ..., rated_rows: _Optional[int] = ..., unrated_cells: _Optional[int] = ..., raters: _Optional[_Iterable[str]] = ..., agreement: _Optional[_Iterable[_Union[RaterAgreement, _Mapping]]] = ...) -> None: ...

@@ -58,6 +58,16 @@ class TrainingServiceStub:
                 request_serializer=forgeline_dot_v1_dot_training__service__pb2.ImportModelRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.ExportReviewSheet = channel.unary_unary(
+                '/forgeline.v1.TrainingService/ExportReviewSheet',
+                request_serializer=forgeline_dot_v1_dot_training__service__pb2.ExportReviewSheetRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
+        self.IngestReviewSheet = channel.unary_unary(
+                '/forgeline.v1.TrainingService/IngestReviewSheet',
+                request_serializer=forgeline_dot_v1_dot_training__service__pb2.IngestReviewSheetRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
         self.Predict = channel.unary_unary(
                 '/forgeline.v1.TrainingService/Predict',
                 request_serializer=forgeline_dot_v1_dot_training__service__pb2.PredictRequest.SerializeToString,
@@ -103,6 +113,24 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportReviewSheet(self, request, context):
+        """Writes a human review sheet: a seeded sample of documents from evaluations of several
+        systems over the same eval dataset, each system's output beside the source excerpt and the
+        reference, with blank rating columns, as a CSV artifact holding its key (which summary
+        letter is which system). Response: ExportReviewSheetResponse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IngestReviewSheet(self, request, context):
+        """Reads filled review sheets back, unblinded through the sheet's key, as ratings per system.
+        Response: IngestReviewSheetResponse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Predict(self, request, context):
         """Predicts a small batch of texts at once.
         """
@@ -131,6 +159,16 @@ def add_TrainingServiceServicer_to_server(servicer, server):
             'ImportModel': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportModel,
                     request_deserializer=forgeline_dot_v1_dot_training__service__pb2.ImportModelRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'ExportReviewSheet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportReviewSheet,
+                    request_deserializer=forgeline_dot_v1_dot_training__service__pb2.ExportReviewSheetRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'IngestReviewSheet': grpc.unary_unary_rpc_method_handler(
+                    servicer.IngestReviewSheet,
+                    request_deserializer=forgeline_dot_v1_dot_training__service__pb2.IngestReviewSheetRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
             'Predict': grpc.unary_unary_rpc_method_handler(
@@ -249,6 +287,60 @@ class TrainingService:
             target,
             '/forgeline.v1.TrainingService/ImportModel',
             forgeline_dot_v1_dot_training__service__pb2.ImportModelRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportReviewSheet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forgeline.v1.TrainingService/ExportReviewSheet',
+            forgeline_dot_v1_dot_training__service__pb2.ExportReviewSheetRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestReviewSheet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forgeline.v1.TrainingService/IngestReviewSheet',
+            forgeline_dot_v1_dot_training__service__pb2.IngestReviewSheetRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,

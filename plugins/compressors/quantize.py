@@ -24,6 +24,9 @@ class DynamicInt8(Compressor):
 
     name = "dynamic_int8"
     accepts = (modelio.HF, modelio.HF_PRUNED)
+    # Any model built of Linear layers: a classifier, or a decoder-only LM (its attention and
+    # MLP projections and its output head are Linears).
+    tasks = ("sequence_classification", "causal_lm", "instruction")
 
     class Config(PluginConfig):
         per_channel: bool = Field(
@@ -49,7 +52,7 @@ class DynamicInt8(Compressor):
     def compress(self, model_dir: Path, output_dir: Path, ctx: CompressContext) -> CompressResult:
         import torch
 
-        model = modelio.load_torch(model_dir)
+        model = modelio.load_torch(model_dir, task=ctx.task)
         qconfig = (
             torch.ao.quantization.per_channel_dynamic_qconfig
             if self.config.per_channel

@@ -34,15 +34,25 @@ def compress(
         str, typer.Option("--train", help="Rows distill / structured_prune train on.")
     ] = "",
     budget: Annotated[
-        float | None, typer.Option(help="Largest accuracy drop allowed (0.01 = a point).")
+        float | None,
+        typer.Option(
+            help="Largest accuracy drop allowed (0.01 = a point); for a language model, the "
+            "largest perplexity rise (0.01 = 1% higher)."
+        ),
     ] = None,
-    metric: Annotated[str, typer.Option(help="What the budget guards: accuracy, f1_macro.")] = "",
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="What the budget guards: accuracy, f1_macro; perplexity (a language model's)."
+        ),
+    ] = "",
     output_name: str = "",
     address: AddressOpt = None,
     wait: WaitOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compress a classifier with a chain of compressors, each step measured against it."""
+    """Compress a classifier (or a causal LM) with a chain of compressors, each step measured
+    against it."""
     from google.protobuf import json_format
 
     from forgeline.v1 import compression_service_pb2 as pb
@@ -67,7 +77,9 @@ def compress(
     if as_json:
         print(json_format.MessageToJson(result, preserving_proto_field_name=True))
         return
-    table = Table("step", "outcome", "format", "size", "p50 ms", "batch ms", "accuracy", "model")
+    lm = result.budget_metric == "perplexity"  # a language model: scored by perplexity
+    quality = "perplexity" if lm else "accuracy"
+    table = Table("step", "outcome", "format", "size", "p50 ms", "batch ms", quality, "model")
     o = result.original
     rows = [("original", "", o, "", 1.0, 1.0)] + [
         (
@@ -91,7 +103,7 @@ def compress(
             f"{m.weights_bytes / 2**20:.1f} MB (x{size:.2f})",
             f"{m.latency_p50_ms:.2f}",
             f"{m.batch_latency_ms:.1f} (x{latency:.2f})",
-            f"{m.accuracy:.4f}",
+            f"{m.perplexity:.3f}" if lm else f"{m.accuracy:.4f}",
             model_id,
         )
     console.print(table)
@@ -99,8 +111,13 @@ def compress(
         if s.reason:
             console.print(f"[yellow]{s.reason}[/yellow]")
             break
+    change = (
+        f"perplexity x{result.perplexity_ratio:.4f} (budget +{100 * result.accuracy_budget:.2f}%)"
+        if lm
+        else f"{result.budget_metric} {100 * result.accuracy_delta:+.2f} points (budget "
+        f"{100 * result.accuracy_budget:.2f})"
+    )
     console.print(
         f"[bold]{result.model.id}[/bold]  size x{result.size_ratio:.3f}, batch latency "
-        f"x{result.batch_latency_ratio:.3f}, {result.budget_metric} "
-        f"{100 * result.accuracy_delta:+.2f} points (budget {100 * result.accuracy_budget:.2f})"
+        f"x{result.batch_latency_ratio:.3f}, {change}"
     )

@@ -1,5 +1,6 @@
 """The compression service's work: run a chain of compressors, measuring every step against
-the original and rolling back the step that breaks the accuracy budget. No gRPC here.
+the original and rolling back the step that breaks the accuracy budget (a language model's
+perplexity budget). No gRPC here.
 
 An adapter is merged into its base first; the original is measured; then each compressor
 writes its output into a scratch folder, the service adds the tokenizer and the labels, checks
@@ -23,7 +24,7 @@ from forgeline.errors import FailedPrecondition, ForgelineError, Internal, cause
 from forgeline.finetune.data import read_rows
 from forgeline.finetune.runner import compressor_recipe_config, train_on_ray
 from forgeline.logging import get_logger
-from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository, merge_adapter
+from forgeline.models import ModelRepository, merge_adapter, perplexity_of
 from forgeline.operations import Interrupted
 from forgeline.paths import folder_name
 from forgeline.registry import CompressContext, PluginRegistry, TrainRun
@@ -68,18 +69,28 @@ class CompressOutcome:
 
 def ratios(m: Measurement, original: Measurement, metric: str) -> dict[str, float]:
     """A measurement against the original's: sizes and latencies as ratios, the budget metric
-    as a difference (negative: a drop)."""
+    as a change, negative when worse: a classifier's accuracy (F1) difference; a language
+    model's 1 - perplexity ratio (-0.01: 1% higher perplexity), so one budget rule serves
+    both. The perplexity ratio is exp(loss - original loss): the same number, finite even
+    where both perplexities overflow."""
 
     def ratio(a: float, b: float) -> float:
         return a / b if b else 0.0
 
-    return {
+    out = {
         "size_ratio": ratio(m.weights_bytes, original.weights_bytes),
         "linear_size_ratio": ratio(m.linear_weight_bytes, original.linear_weight_bytes),
         "latency_ratio": ratio(m.latency_p50_ms, original.latency_p50_ms),
         "batch_latency_ratio": ratio(m.batch_latency_ms, original.batch_latency_ms),
-        "accuracy_delta": m.score(metric) - original.score(metric),
     }
+    if metric == "perplexity":
+        perplexity_ratio = perplexity_of(m.loss - original.loss)
+        return {
+            **out,
+            "accuracy_delta": 1.0 - perplexity_ratio,
+            "perplexity_ratio": perplexity_ratio,
+        }
+    return {**out, "accuracy_delta": m.score(metric) - original.score(metric)}
 
 
 class CompressionJobs:
@@ -159,10 +170,12 @@ class CompressionJobs:
                 seconds = time.monotonic() - began
                 ctx.metrics({**m.scalars(), **r}, step=step.index)
                 if -r["accuracy_delta"] > plan.budget + 1e-9:
-                    stopped = (
-                        f"compressors[{step.index - 1}] ({name}) was rolled back: it cost "
-                        f"{-r['accuracy_delta'] * 100:.2f} points of {plan.metric}, over the "
-                        f"budget of {plan.budget * 100:.2f}"
+                    stopped = f"compressors[{step.index - 1}] ({name}) was rolled back: " + (
+                        f"it raised perplexity by {-r['accuracy_delta'] * 100:.2f}%, over the "
+                        f"budget of {plan.budget * 100:.2f}%"
+                        if plan.metric == "perplexity"
+                        else f"it cost {-r['accuracy_delta'] * 100:.2f} points of {plan.metric}, "
+                        f"over the budget of {plan.budget * 100:.2f}"
                     )
                     steps.append(
                         StepOutcome(
@@ -219,7 +232,7 @@ class CompressionJobs:
         if modelio.read_format(folder).get("merged"):
             return folder
         shutil.rmtree(folder, ignore_errors=True)
-        merge_adapter(plan.model_dir, plan.base_dir, folder, SEQUENCE_CLASSIFICATION)
+        merge_adapter(plan.model_dir, plan.base_dir, folder, plan.task)
         self._label(plan, folder, {"merged": plan.model.id})
         return folder
 
@@ -230,10 +243,12 @@ class CompressionJobs:
             str(self.artifacts.verify(plan.eval.dataset.record)),
             plan.eval.text,
             plan.eval.label,
-            SEQUENCE_CLASSIFICATION,
+            plan.task,
         )
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        return tokenize(tokenizer, texts, labels, plan.labels, plan.max_length, plan.latency)
+        return tokenize(
+            tokenizer, texts, labels, plan.labels, plan.max_length, plan.latency, plan.task
+        )
 
     def _compress(
         self, plan: CompressPlan, step, current: Path, output: Path, ctx, work: Path
@@ -244,7 +259,7 @@ class CompressionJobs:
         scratch.mkdir(parents=True)
         total = len(plan.steps)
         context = CompressContext(
-            task=SEQUENCE_CLASSIFICATION,
+            task=plan.task,
             labels=tuple(plan.labels),
             max_length=plan.max_length,
             seed=0,
@@ -290,7 +305,7 @@ class CompressionJobs:
         modelio.write_format(
             folder,
             {
-                "task": SEQUENCE_CLASSIFICATION,
+                "task": plan.task,
                 "labels": plan.labels,
                 "max_length": plan.max_length,
                 **extra,
@@ -357,7 +372,7 @@ class CompressionJobs:
             name=f"{plan.output_name}-{name}",
             metadata={
                 "format": modelio.folder_format(output),
-                "task": SEQUENCE_CLASSIFICATION,
+                "task": plan.task,
                 "labels": plan.labels,
                 "max_length": plan.max_length,
                 "compressed_from": plan.model.id,

@@ -1,6 +1,7 @@
-"""Measures a classifier folder of any format the same way: size on disk, parameters, the bytes
+"""Measures a model folder of any format the same way: size on disk, parameters, the bytes
 of its Linear (MatMul) weights, forward-pass latency on this machine's CPU (p50 / p95 of single
-inputs, throughput of full batches) and accuracy / macro F1 / loss on the evaluation rows.
+inputs, throughput of full batches) and, on the evaluation rows, a classifier's accuracy / macro
+F1 / loss or a decoder-only language model's next-token loss and perplexity.
 
 Every model of one chain is measured on the same tokenized inputs, with the same threads, so the
 ratios against the original compare models and nothing else. Tokenization is not timed.
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeline import modelio
+from forgeline.models import SEQUENCE_CLASSIFICATION, perplexity_of
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Measurement:
     f1_macro: float
     loss: float
     num_examples: int
+    perplexity: float = 0.0  # a language model's exp(loss); 0 for a classifier
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,9 +61,10 @@ class EvalInputs:
 
     singles: list[dict[str, Any]]  # one input each, unpadded
     timed_batches: list[dict[str, Any]]  # LatencyOptions.batch_size inputs each
-    eval_batches: list[dict[str, Any]]  # every eval row, in batches of 32
-    truth: list[int]
+    eval_batches: list[dict[str, Any]]  # every eval row (batches of 32; 8 for an LM)
+    truth: list[int]  # a classifier's class index per row; empty for a language model
     labels: list[str]
+    task: str = SEQUENCE_CLASSIFICATION
 
 
 def tokenize(
@@ -70,9 +74,16 @@ def tokenize(
     names: list[str],
     max_length: int,
     options: LatencyOptions,
+    task: str = SEQUENCE_CLASSIFICATION,
 ) -> EvalInputs:
-    """``names`` are the model's labels in class-index order."""
+    """``names`` are the model's labels in class-index order. A language model (``task``
+    causal_lm or instruction) has no labels: its texts are padded on the right, where the
+    positions of the real tokens stay those of an unpadded text and the loss skips the pads."""
     index = {name: i for i, name in enumerate(names)}
+    if task != SEQUENCE_CLASSIFICATION:
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "right"
 
     def encode(chunk: list[str]) -> dict[str, Any]:
         out = tokenizer(
@@ -84,40 +95,39 @@ def tokenize(
         return [texts[i % len(texts)] for i in range(n)]
 
     size = options.batch_size
+    every = 32 if task == SEQUENCE_CLASSIFICATION else 8  # an LM's logits: one per position
     timed = cycle(size * options.batch_runs)
     return EvalInputs(
         singles=[encode([t]) for t in cycle(options.single_runs)],
         timed_batches=[encode(timed[i : i + size]) for i in range(0, len(timed), size)],
-        eval_batches=[encode(texts[i : i + 32]) for i in range(0, len(texts), 32)],
-        truth=[index[label] for label in labels],
+        eval_batches=[encode(texts[i : i + every]) for i in range(0, len(texts), every)],
+        truth=[index[label] for label in labels or []],
         labels=list(names),
+        task=task,
     )
 
 
 def measure(folder: Path, inputs: EvalInputs, options: LatencyOptions) -> Measurement:
-    """Loads the classifier in ``folder`` and measures it."""
+    """Loads the model in ``folder`` (a classifier, or a language model for ``inputs.task``)
+    and measures it."""
     import numpy as np
 
-    from forgeline.models import score_classification
+    from forgeline.models import Evaluation
 
     threads = options.threads or _cores()
     kind = modelio.folder_format(folder)
     with _torch_threads(threads):
-        runner = modelio.load_classifier(folder, threads)
+        runner = _runner(folder, inputs.task, threads)
         parameters, linear = _counts(runner, folder)
-        predicted: list[int] = []
-        losses = 0.0
-        for batch in inputs.eval_batches:
-            logits = runner.logits(batch).astype(np.float64)
-            start = len(predicted)
-            truth = np.array(inputs.truth[start : start + len(logits)])
-            shifted = logits - logits.max(-1, keepdims=True)
-            log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-            losses += float(-log_probs[np.arange(len(truth)), truth].sum())
-            predicted += logits.argmax(-1).tolist()
-        scores = score_classification(
-            inputs.truth, predicted, inputs.labels, loss=losses / max(len(predicted), 1)
-        )
+        if inputs.task == SEQUENCE_CLASSIFICATION:
+            scores = _classification(runner, inputs)
+        else:
+            loss = _next_token_loss(runner, inputs)
+            scores = Evaluation(
+                num_examples=sum(len(b["input_ids"]) for b in inputs.eval_batches),
+                loss=loss,
+                perplexity=perplexity_of(loss),
+            )
         singles = _timed(runner, inputs.singles)
         # Each batch's best of three passes: a full batch takes long enough for a passing
         # burst of other work (a Ray worker exiting) to show; the best pass is the model's own.
@@ -139,7 +149,61 @@ def measure(folder: Path, inputs: EvalInputs, options: LatencyOptions) -> Measur
         f1_macro=scores.f1_macro,
         loss=scores.loss,
         num_examples=scores.num_examples,
+        perplexity=scores.perplexity,
     )
+
+
+def _runner(folder: Path, task: str, threads: int) -> modelio.Classifier:
+    """Logits of any format's folder: a classifier's, or a language model's per position."""
+    if task == SEQUENCE_CLASSIFICATION or modelio.folder_format(folder) == modelio.ONNX:
+        return modelio.load_classifier(folder, threads)
+    return modelio.TorchClassifier(modelio.load_torch(folder, task=task))
+
+
+def _log_softmax(logits):
+    import numpy as np
+
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def _classification(runner: modelio.Classifier, inputs: EvalInputs):
+    """Accuracy, macro F1 and the mean cross-entropy of the eval rows."""
+    import numpy as np
+
+    from forgeline.models import score_classification
+
+    predicted: list[int] = []
+    losses = 0.0
+    for batch in inputs.eval_batches:
+        logits = runner.logits(batch).astype(np.float64)
+        start = len(predicted)
+        truth = np.array(inputs.truth[start : start + len(logits)])
+        log_probs = _log_softmax(logits)
+        losses += float(-log_probs[np.arange(len(truth)), truth].sum())
+        predicted += logits.argmax(-1).tolist()
+    return score_classification(
+        inputs.truth, predicted, inputs.labels, loss=losses / max(len(predicted), 1)
+    )
+
+
+def _next_token_loss(runner: modelio.Classifier, inputs: EvalInputs) -> float:
+    """The mean cross-entropy of every real token given the ones before it (the first token of
+    a text and the padding predict nothing), over all eval texts: the same number for every
+    format, since it is computed here from the logits."""
+    import numpy as np
+
+    nll, counted = 0.0, 0
+    for batch in inputs.eval_batches:
+        logits = runner.logits(batch)
+        targets = np.asarray(batch["input_ids"])[:, 1:]
+        mask = np.asarray(batch["attention_mask"])[:, 1:].astype(bool)
+        for row in range(len(logits)):  # a row at a time: sequence x vocabulary in float64
+            log_probs = _log_softmax(logits[row, :-1].astype(np.float64))
+            picked = np.take_along_axis(log_probs, targets[row][:, None], axis=-1)[:, 0]
+            nll += float(-picked[mask[row]].sum())
+            counted += int(mask[row].sum())
+    return nll / max(counted, 1)
 
 
 def _timed(runner, feeds: list[dict[str, Any]], warmup: int = 3) -> list[float]:

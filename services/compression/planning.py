@@ -1,9 +1,10 @@
 """Checks a whole compression request before any step runs, and resolves it into a plan.
 
-The model (a sequence classifier in a safe format: never a pickle), the evaluation rows (a label
-column whose labels the model knows), the optional training rows, the budget, the latency
-options, and the chain: every compressor must accept the format the step before it produces,
-and must accept the model's architecture (its ``check`` sees the model built on the meta
+The model (a sequence classifier, or a decoder-only language model, in a safe format: never a
+pickle), the evaluation rows (a label column whose labels the classifier knows; a text column
+for a language model), the optional training rows, the budget, the latency options, and the
+chain: every compressor must list the model's task, accept the format the step before it
+produces, and accept the model's architecture (its ``check`` sees the model built on the meta
 device). Every refusal names the request field. No gRPC here.
 """
 
@@ -18,11 +19,19 @@ from forgeline import modelio
 from forgeline.artifacts import ArtifactRecord
 from forgeline.datasets import Dataset, DatasetRef, DatasetRepository, output_name
 from forgeline.errors import FailedPrecondition, InvalidArgument
-from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository, positions_of, skeleton
+from forgeline.models import (
+    DECODER_TASKS,
+    SEQUENCE_CLASSIFICATION,
+    ModelRepository,
+    positions_of,
+    skeleton,
+)
 from forgeline.registry import CompressionTarget, Compressor, PluginChoice, PluginRegistry
 from forgeline.services.compression.measure import LatencyOptions
 
 METRICS = ("accuracy", "f1_macro")
+# A decoder-only language model's budget metric: its eval perplexity (relative rise).
+LM_METRICS = ("perplexity",)
 DEFAULT_BUDGET = 0.01
 MAX_STEPS = 16
 
@@ -67,6 +76,7 @@ class CompressPlan:
     eval: Rows
     train: Rows | None
     steps: list[Step]
+    task: str  # sequence_classification, or causal_lm / instruction (a language model)
     budget: float
     metric: str
     latency: LatencyOptions
@@ -85,23 +95,26 @@ class CompressPlanner:
 
     def plan(self, spec: CompressSpec) -> CompressPlan:
         record, fmt = self._model(spec.model_id)
+        task = str(record.metadata["task"])
         labels = [str(v) for v in record.metadata.get("labels", [])]
         folder = self.artifacts.verify(record)
         modelio.check_safe(folder)
         base = self.models.adapter_base(record) if fmt == "peft_adapter" else None
         if base is not None:
             modelio.check_safe(base, "model_id (its base model)")
-        evaluation = self._rows(spec.eval, "eval", labels)
-        train = self._rows(spec.train, "train", labels) if spec.train else None
+        evaluation = self._rows(spec.eval, "eval", task, labels)
+        train = self._rows(spec.train, "train", task, labels) if spec.train else None
         budget = DEFAULT_BUDGET if spec.accuracy_budget is None else spec.accuracy_budget
         if not (math.isfinite(budget) and 0.0 <= budget <= 1.0):
             raise InvalidArgument.for_field(
                 "accuracy_budget", f"{budget} is not a fraction in [0, 1] (0.01 = one point)"
             )
-        metric = spec.budget_metric or "accuracy"
-        if metric not in METRICS:
+        known = METRICS if task == SEQUENCE_CLASSIFICATION else LM_METRICS
+        metric = spec.budget_metric or known[0]
+        if metric not in known:
             raise InvalidArgument.for_field(
-                "budget_metric", f"unknown metric {metric!r}; known: {', '.join(METRICS)}"
+                "budget_metric",
+                f"unknown metric {metric!r} for a {task} model; known: {', '.join(known)}",
             )
         latency = _latency(spec.latency)
         hf_config = self._hf_config(base or folder, fmt)
@@ -112,7 +125,7 @@ class CompressPlanner:
                 "max_sequence_length",
                 f"{max_length} is outside [8, {positions or 1_000_000}] (the model's positions)",
             )
-        steps = self._steps(spec, fmt, hf_config, labels, train is not None)
+        steps = self._steps(spec, fmt, hf_config, task, labels, train is not None)
         name = output_name(spec.output_name or record.name)
         return CompressPlan(
             spec=spec,
@@ -124,6 +137,7 @@ class CompressPlanner:
             eval=evaluation,
             train=train,
             steps=steps,
+            task=task,
             budget=budget,
             metric=metric,
             latency=latency,
@@ -143,16 +157,24 @@ class CompressPlanner:
             ),
         )
         task = record.metadata["task"]
+        if task in DECODER_TASKS:
+            return record, str(record.metadata.get("format", modelio.HF))
         if task != SEQUENCE_CLASSIFICATION or not record.metadata.get("labels"):
             raise FailedPrecondition(
-                f"model_id: {record.id} is a {task} model; compression measures accuracy, so it "
-                f"takes {SEQUENCE_CLASSIFICATION} models with their labels",
+                f"model_id: {record.id} is a {task} model; compression measures a classifier "
+                f"by accuracy ({SEQUENCE_CLASSIFICATION} models with their labels) and a "
+                f"decoder-only language model by perplexity ({' and '.join(DECODER_TASKS)} "
+                f"models); an encoder-decoder's generated text has no such measure here yet",
                 reason="NOT_A_CLASSIFIER",
                 metadata={"field": "model_id"},
             )
         return record, str(record.metadata.get("format", modelio.HF))
 
-    def _rows(self, ref: DatasetRef, name: str, labels: list[str]) -> Rows:
+    def _rows(self, ref: DatasetRef, name: str, task: str, labels: list[str]) -> Rows:
+        """A classifier's text and label columns (labels it knows); a language model's text."""
+        if task != SEQUENCE_CLASSIFICATION:
+            dataset, text, _ = self.datasets.resolve(ref, name, task)
+            return Rows(dataset, text, "")
         dataset, text, label = self.datasets.resolve(ref, name, SEQUENCE_CLASSIFICATION)
         self.datasets.check_labels(dataset, label, labels, name, "are unknown to the model")
         return Rows(dataset, text, label)
@@ -166,7 +188,13 @@ class CompressPlanner:
         return AutoConfig.from_pretrained(folder, local_files_only=True)
 
     def _steps(
-        self, spec: CompressSpec, fmt: str, hf_config: Any, labels: list[str], has_train: bool
+        self,
+        spec: CompressSpec,
+        fmt: str,
+        hf_config: Any,
+        task: str,
+        labels: list[str],
+        has_train: bool,
     ) -> list[Step]:
         if not spec.compressors:
             raise InvalidArgument.for_field(
@@ -179,11 +207,21 @@ class CompressPlanner:
                 "compressors", f"{len(spec.compressors)} steps is over the limit of {MAX_STEPS}"
             )
         plugins = self.registry.create_all("compressors", list(spec.compressors), "compressors")
-        meta = skeleton(hf_config, SEQUENCE_CLASSIFICATION, labels) if hf_config else None
+        meta = skeleton(hf_config, task, labels) if hf_config else None
         current = modelio.HF if fmt == "peft_adapter" else fmt  # an adapter is merged first
         steps, before = [], "the model"
         for i, (choice, plugin) in enumerate(zip(spec.compressors, plugins, strict=True)):
             where = f"compressors[{i}]"
+            if task not in plugin.tasks:
+                applies = [
+                    c.name for c in self.registry.load_kind("compressors") if task in c.tasks
+                ]
+                raise FailedPrecondition(
+                    f"{where}.name: {plugin.name} compresses {', '.join(plugin.tasks)} models, "
+                    f"not this {task} model; for it these apply: {', '.join(applies) or 'none'}",
+                    reason="COMPRESSOR_NOT_APPLICABLE",
+                    metadata={"field": f"{where}.name"},
+                )
             if current not in plugin.accepts:
                 raise InvalidArgument.for_field(
                     f"{where}.name",
@@ -197,6 +235,7 @@ class CompressPlanner:
                     model=meta,
                     field=where,
                     has_train_rows=has_train,
+                    task=task,
                 )
             )
             produced = plugin.output_format(current)

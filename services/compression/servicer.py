@@ -93,6 +93,7 @@ def response(o: CompressOutcome) -> pb.CompressModelResponse:
         latency_ratio=o.ratios["latency_ratio"],
         batch_latency_ratio=o.ratios["batch_latency_ratio"],
         accuracy_delta=o.ratios["accuracy_delta"],
+        perplexity_ratio=o.ratios.get("perplexity_ratio", 0.0),
         accuracy_budget=o.budget,
         budget_metric=o.metric,
         seconds=o.seconds,

@@ -32,7 +32,7 @@ from forgeline.datasets import Dataset, DatasetRef, DatasetRepository, output_na
 from forgeline.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from forgeline.finetune.recipe import RecipeConfig
 from forgeline.finetune.runner import recipe_hyper, train_on_ray
-from forgeline.models import SEQUENCE_CLASSIFICATION, ModelRepository
+from forgeline.models import GENERATIVE_TASKS, SEQUENCE_CLASSIFICATION, ModelRepository
 from forgeline.paths import folder_name
 from forgeline.registry import PluginChoice, ScoredRows
 from forgeline.services.memory.memories import SERVICE, Memories
@@ -213,6 +213,8 @@ class ContinualJobs:
             config = store.config(spec.memory)  # NotFound names the memories there are
             state = store.continual_state(spec.memory)
         else:
+            if spec.model_id:  # refused before the new memory's embedding model loads
+                self._classifier(spec.model_id, spec.memory)
             new_memory = _prefixed(
                 "create_memory.",
                 self.memories.config_for,
@@ -237,15 +239,7 @@ class ContinualJobs:
             raise InvalidArgument.for_field(
                 "model_id", f"memory {spec.memory!r} has no model yet: name the one to update"
             )
-        record = self.models.model_record(model_id, formats=FORMATS)
-        labels = [str(v) for v in record.metadata.get("labels", [])]
-        if record.metadata["task"] != SEQUENCE_CLASSIFICATION or not labels:
-            raise FailedPrecondition(
-                f"model_id: {record.id} is a {record.metadata['task']} model; a continual update "
-                f"measures forgetting as accuracy, so it takes {SEQUENCE_CLASSIFICATION} models",
-                reason="NOT_A_CLASSIFIER",
-                metadata={"field": "model_id"},
-            )
+        record, labels = self._classifier(model_id, spec.memory)
         folder = self.artifacts.verify(record)
         modelio.check_safe(folder)
         fmt = record.metadata.get("format", modelio.HF)
@@ -380,6 +374,36 @@ class ContinualJobs:
         if labels:
             self.datasets.check_labels(dataset, label, labels, name, "are unknown to the model")
         return Rows(dataset, text, label)
+
+    def _classifier(self, model_id: str, memory: str) -> tuple[ArtifactRecord, list[str]]:
+        """The model to update and its labels. Every stage of an update is a classifier's:
+        the selector picks new rows by the model's confidence in their labels, replay mixes in
+        labelled samples, EWC anchors on the old task's labelled rows, and forgetting is the
+        drop of each task's accuracy. A generative model (causal LM, instruction, seq2seq) has
+        none of these, so it is refused here, before any work, rather than trained on labels
+        it does not have."""
+        record = self.models.model_record(model_id, formats=FORMATS)
+        task = record.metadata["task"]
+        labels = [str(v) for v in record.metadata.get("labels", [])]
+        if task in GENERATIVE_TASKS:
+            raise FailedPrecondition(
+                f"model_id: {record.id} is a generative {task} model; a continual update "
+                f"selects rows by a classifier's confidence in their labels, replays labelled "
+                f"samples and measures forgetting as each task's accuracy, so it takes "
+                f"{SEQUENCE_CLASSIFICATION} models only. Keep a generative model learning by "
+                f"training it again (TrainModel) on the new rows mixed with replayed old ones "
+                f"(SampleReplay of memory {memory!r})",
+                reason="NOT_A_CLASSIFIER",
+                metadata={"field": "model_id"},
+            )
+        if task != SEQUENCE_CLASSIFICATION or not labels:
+            raise FailedPrecondition(
+                f"model_id: {record.id} is a {task} model; a continual update measures "
+                f"forgetting as accuracy, so it takes {SEQUENCE_CLASSIFICATION} models",
+                reason="NOT_A_CLASSIFIER",
+                metadata={"field": "model_id"},
+            )
+        return record, labels
 
     @staticmethod
     def _hyper(h: Hyper, record: ArtifactRecord) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from forgeline.generation import score_texts
 from forgeline.logging import get_logger
 from forgeline.models import CAUSAL_LM, SEQUENCE_CLASSIFICATION, Evaluation, score_classification
 from forgeline.registry import Baseline, BaselineContext, BaselineResult, PluginChoice
+from forgeline.services.training.review import SystemOutputs, keep_outputs
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -169,6 +170,8 @@ class BaselineTrainer:
             result = self._fit(plan, train_texts, train_labels, eval_texts, ctx, output)
             ctx.progress(0.9, f"scoring {len(eval_texts)} rows")
             evaluation = self._score(plan, eval_texts, eval_labels, result)
+            if plan.summarization:
+                evaluation.outputs_id = self._keep(plan, ctx, key, eval_texts, eval_labels, result)
             scores = (
                 evaluation.scalars("eval_")
                 if plan.summarization
@@ -247,6 +250,37 @@ class BaselineTrainer:
                 }
                 for i in range(min(SAMPLES, len(summaries)))
             ],
+        )
+
+    def _keep(
+        self,
+        plan: BaselinePlan,
+        ctx: OperationContext,
+        key: str,
+        sources: list[str],
+        references: list[str],
+        result: BaselineResult,
+    ) -> str:
+        """Every summary the baseline wrote, kept as a dataset for human review (the samples
+        hold only a few); its id."""
+        plugin = plan.plugin
+        summaries = list(result.predictions)
+        return keep_outputs(
+            self.planner.datasets,
+            SystemOutputs(list(range(len(summaries))), sources, references, summaries),
+            system=plugin.name,
+            lineage=Lineage(
+                parent_ids=[plan.train.id, plan.eval.id],
+                producer=self.producer,
+                operation=ctx.name,
+                config={
+                    "system": plugin.name,
+                    "baseline": plugin.name,
+                    "config": plugin.config.model_dump(),
+                    "eval_dataset": plan.eval.id,
+                },
+            ),
+            request_id=f"{key}/outputs",
         )
 
     def _references(self, dataset: Dataset, column: str) -> list[str]:

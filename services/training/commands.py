@@ -1,5 +1,5 @@
-"""`forgeline train ...`: the training service's commands (run, evaluate, predict, import), each
-a thin client of its gRPC API."""
+"""`forgeline train ...`: the training service's commands (run, evaluate, predict, import, and
+review export / ingest), each a thin client of its gRPC API."""
 
 from __future__ import annotations
 
@@ -20,10 +20,17 @@ from forgeline.cli.app import (
 from forgeline.cli.training import (
     EvalOpt,
     FinetuneOpt,
+    LabelColumnOpt,
+    MessagesColumnOpt,
     ModelConfigOpt,
     ModelOpt,
+    PromptColumnOpt,
+    ResponseColumnOpt,
+    TargetColumnOpt,
     TaskOpt,
+    TextColumnOpt,
     VocabSizeOpt,
+    dataset_input,
     model_source,
     task_number,
 )
@@ -58,6 +65,8 @@ def _print_evaluation(evaluation) -> None:
                     str(sample.row), sample.source_excerpt[:200], sample.reference, sample.output
                 )
             console.print(table)
+        if evaluation.outputs_id:
+            console.print(f"every output: {evaluation.outputs_id} (for `train review export`)")
 
 
 @app.command("run")
@@ -72,8 +81,12 @@ def train_run(
     tracker: Annotated[
         list[str] | None, typer.Option(help="Tracker plugin (repeatable), e.g. tensorboard.")
     ] = None,
-    text_column: str = "",
-    label_column: str = "",
+    text_column: TextColumnOpt = "",
+    label_column: LabelColumnOpt = "",
+    target_column: TargetColumnOpt = "",
+    prompt_column: PromptColumnOpt = "",
+    response_column: ResponseColumnOpt = "",
+    messages_column: MessagesColumnOpt = "",
     learning_rate: Annotated[float, typer.Option("--lr", help="0: the strategy's default.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Per worker.")] = 16,
     epochs: int = 1,
@@ -102,10 +115,16 @@ def train_run(
 
     from forgeline.v1 import training_service_pb2 as pb
 
+    columns = {
+        "text_column": text_column,
+        "label_column": label_column,
+        "target_column": target_column,
+        "prompt_column": prompt_column,
+        "response_column": response_column,
+        "messages_column": messages_column,
+    }
     request = pb.TrainModelRequest(
-        train=common_pb2.DatasetInput(
-            dataset_id=dataset, text_column=text_column, label_column=label_column
-        ),
+        train=dataset_input(dataset, **columns),
         model=model_source(model, model_config, vocab_size),
         task=task_number(task),
         finetune=plugin_specs([finetune], "--finetune")[0],
@@ -130,11 +149,7 @@ def train_run(
         output_name=name,
     )
     if eval_dataset:
-        request.eval.CopyFrom(
-            common_pb2.DatasetInput(
-                dataset_id=eval_dataset, text_column=text_column, label_column=label_column
-            )
-        )
+        request.eval.CopyFrom(dataset_input(eval_dataset, **columns))
     with client(address, "training") as service:
         result = follow(
             service, service.training.TrainModel(request), pb.TrainModelResponse, wait, as_json
@@ -275,3 +290,133 @@ def train_import(
         f"{result.parameters:,} parameters  {size:,.1f} MB"
         + ("  (imported before: the same bytes)" if result.cached else "")
     )
+
+
+review = typer.Typer(
+    no_args_is_help=True, help="Human review: export a rating sheet, ingest it filled."
+)
+app.add_typer(review, name="review")
+
+
+@review.command("export")
+def review_export(
+    systems: Annotated[
+        list[str],
+        typer.Argument(
+            help="NAME=OUTPUTS_ID per system compared: an evaluation's outputs_id "
+            "(EvaluateModel --generate, or a summarization baseline), all on the same rows."
+        ),
+    ],
+    documents: Annotated[int, typer.Option(help="Documents sampled (0: 20).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and of the blind order.")] = 0,
+    excerpt_chars: Annotated[
+        int, typer.Option(help="Characters of each source shown (0: 2000).")
+    ] = 0,
+    criterion: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A rating column, 1-5 (repeatable; default faithfulness, coverage, fluency)."
+        ),
+    ] = None,
+    blind: Annotated[
+        bool, typer.Option("--blind/--no-blind", help="Hide which system wrote each summary.")
+    ] = True,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            help="Also write the sheet to this new .csv inside the service's data roots.",
+        ),
+    ] = "",
+    name: Annotated[str, typer.Option("--name", help="Name of the sheet artifact.")] = "",
+    address: AddressOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a review sheet (CSV) of sampled documents with each system's output."""
+    from google.protobuf import json_format
+
+    from forgeline.errors import InvalidArgument
+    from forgeline.v1 import training_service_pb2 as pb
+
+    compared = []
+    for i, item in enumerate(systems):
+        system, sep, outputs_id = item.partition("=")
+        if not sep:
+            raise InvalidArgument.for_field(f"systems[{i}]", "write NAME=OUTPUTS_ID")
+        compared.append(pb.ReviewSystem(name=system.strip(), outputs_id=outputs_id.strip()))
+    request = pb.ExportReviewSheetRequest(
+        systems=compared,
+        num_documents=documents,
+        seed=seed,
+        excerpt_chars=excerpt_chars,
+        criteria=criterion or [],
+        blind=blind,
+        output_name=name,
+        output_path=output,
+    )
+    with client(address, "training") as service:
+        result = follow(
+            service,
+            service.training.ExportReviewSheet(request),
+            pb.ExportReviewSheetResponse,
+            wait,
+            as_json,
+        )
+    if as_json:
+        print(json_format.MessageToJson(result))
+        return
+    console.print(
+        f"[bold]{result.sheet.id}[/bold]  {result.num_documents} documents  {result.rows} rows"
+        + (f"  written to {output}" if output else "")
+    )
+
+
+@review.command("ingest")
+def review_ingest(
+    sheet: Annotated[str, typer.Argument(help="The sheet artifact (its key unblinds).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Filled copies (CSV) inside the service's data roots, one per rater."),
+    ],
+    address: AddressOpt = None,
+    wait: WaitOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read filled review sheets back as ratings per system."""
+    from google.protobuf import json_format
+
+    from forgeline.v1 import training_service_pb2 as pb
+
+    request = pb.IngestReviewSheetRequest(sheet_id=sheet, sheet_paths=paths)
+    with client(address, "training") as service:
+        result = follow(
+            service,
+            service.training.IngestReviewSheet(request),
+            pb.IngestReviewSheetResponse,
+            wait,
+            as_json,
+        )
+    if as_json:
+        print(json_format.MessageToJson(result))
+        return
+    criteria = sorted({c for s in result.systems.values() for c in s.mean})
+    table = Table("system", *criteria, "overall", "rated rows", "blank cells")
+    for system, ratings in sorted(result.systems.items()):
+        table.add_row(
+            system,
+            *(
+                f"{ratings.mean[c]:.2f} ({ratings.count[c]})" if c in ratings.mean else "-"
+                for c in criteria
+            ),
+            f"{ratings.overall_mean:.2f}",
+            str(ratings.rated_rows),
+            str(ratings.unrated_cells),
+        )
+    console.print(table)
+    console.print(f"raters: {', '.join(result.raters) or 'none'}")
+    for a in result.agreement:
+        console.print(
+            f"{a.criterion}: {a.pairs} pairs  exact {a.exact:.2f}  within one "
+            f"{a.within_one:.2f}  mean difference {a.mean_absolute_difference:.2f}"
+        )

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline.contracts.long_inputs import LongInputStrategy
+from forgeline.contracts.long_inputs import LongInputStrategy, token_counter
 from forgeline.datasets import STRING_TYPES, Dataset
 from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.generation import (
@@ -30,6 +31,7 @@ from forgeline.generation import (
 )
 from forgeline.models import DECODER_TASKS, SEQUENCE_CLASSIFICATION, Evaluation, positions_of
 from forgeline.registry import PluginChoice, PluginRegistry
+from forgeline.services.training.review import SystemOutputs
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -185,8 +187,11 @@ def run_generation(
     references: list[str],
     batch_size: int,
     ctx: OperationContext,
+    keep: Callable[[SystemOutputs], str] | None = None,
 ) -> Evaluation:
-    """Generates for every text and scores the outputs against ``references``."""
+    """Generates for every text and scores the outputs against ``references``; ``keep``
+    stores every output (the full texts, not the samples' excerpts) and returns the id that
+    ``Evaluation.outputs_id`` reports."""
     rows = subset(len(texts), plan.spec.max_examples, plan.spec.seed)
     texts = [texts[i] for i in rows]
     references = [references[i] for i in rows]
@@ -197,8 +202,7 @@ def run_generation(
     # calls: to the model through generate_batch; inputs: texts generated for in all.
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "inputs": 0}
 
-    def count_tokens(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    count_tokens = token_counter(tokenizer)
 
     def generate_batch(inputs: list[str]) -> list[str]:
         prompts = [render_chat(tokenizer, t) if chat else t for t in inputs]
@@ -229,7 +233,7 @@ def run_generation(
     strategy = plan.long_inputs
     started = time.perf_counter()
     outputs: list[str] = []
-    single_pass = type(strategy).generate is LongInputStrategy.generate
+    single_pass = strategy.single_pass
     for start in range(0, len(texts), batch_size):
         ctx.progress(0.3 + 0.6 * start / max(len(texts), 1), f"generating {start}/{len(texts)}")
         part = texts[start : start + batch_size]
@@ -259,8 +263,14 @@ def run_generation(
         "seconds": seconds,
         **usage,
     }
+    outputs_id = keep(SystemOutputs(rows, texts, references, outputs)) if keep else ""
     return Evaluation(
-        num_examples=len(rows), loss=0.0, metrics=metrics, generation=settings, samples=samples
+        num_examples=len(rows),
+        loss=0.0,
+        metrics=metrics,
+        generation=settings,
+        samples=samples,
+        outputs_id=outputs_id,
     )
 
 

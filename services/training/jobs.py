@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeline import cluster
-from forgeline.artifacts import ArtifactRecord, ArtifactStore
+from forgeline.artifacts import ArtifactRecord, ArtifactStore, Lineage
 from forgeline.datasets import DatasetRef, DatasetRepository
 from forgeline.errors import Cancelled, InvalidArgument
 from forgeline.finetune.build import materialize
@@ -26,7 +26,12 @@ from forgeline.finetune.commit import commit_run
 from forgeline.finetune.planning import TrainPlan, TrainPlanner
 from forgeline.finetune.runner import recipe_config, train_on_ray
 from forgeline.finetune.spec import TrainSpec
-from forgeline.generation import DecodingOptions, generate_texts
+from forgeline.generation import (
+    MAX_BATCH_SEQUENCES,
+    DecodingOptions,
+    generate_texts,
+    generation_batch_size,
+)
 from forgeline.logging import get_logger
 from forgeline.model_import import ImportedModel, ModelImporter
 from forgeline.models import (
@@ -49,6 +54,7 @@ from forgeline.services.training.generative import (
     run_generation,
     subset,
 )
+from forgeline.services.training.review import ReviewSheets, SystemOutputs, keep_outputs
 
 if TYPE_CHECKING:
     from forgeline.operations import OperationContext
@@ -94,6 +100,7 @@ class TrainingJobs:
         self.runs_dir = settings.home.expanduser() / "services" / "training" / "runs"
         self.models = ModelRepository(artifacts)
         self.importer = ModelImporter(artifacts, paths)
+        self.reviews = ReviewSheets(datasets, artifacts, paths, SERVICE)
 
     # === TrainModel =============================================================================
 
@@ -234,9 +241,12 @@ class TrainingJobs:
         dataset: DatasetRef,
         generation: GenerationSpec | None = None,
         max_length: int = 0,
+        batch_size: int = 0,
     ) -> tuple[ArtifactRecord, Any, GenerationPlan | None]:
         """Every check of an EvaluateModel request; the generation plan when the evaluation
-        generates (asked for, or a seq2seq model, which has nothing else to be scored by)."""
+        generates (asked for, or a seq2seq model, which has nothing else to be scored by).
+        A generating evaluation's ``batch_size`` is held to the generation cap
+        (forgeline.generation.MAX_BATCH_SEQUENCES)."""
         record = self.model_record(model_id, baselines=True)
         task = record.metadata["task"]
         found, text, label = self.datasets.resolve(dataset, "dataset", task)
@@ -264,6 +274,7 @@ class TrainingJobs:
                 self._hf_config(record),
                 max_length,
             )
+            generation_batch_size(batch_size, plan.options)
         return record, (found, text, label), plan
 
     def _hf_config(self, record: ArtifactRecord) -> Any:
@@ -297,7 +308,7 @@ class TrainingJobs:
         from forgeline.models import evaluate
 
         record, (found, text, label), plan = self.plan_evaluate(
-            model_id, dataset, generation, max_length
+            model_id, dataset, generation, max_length, batch_size
         )
         task = record.metadata["task"]
         texts, labels = read_rows(str(self.artifacts.verify(found.record)), text, label, task)
@@ -311,8 +322,36 @@ class TrainingJobs:
                 str(v or "")
                 for v in self.datasets.read(found, [plan.reference_column]).column(0).to_pylist()
             ]
+
+            def keep(outputs: SystemOutputs) -> str:
+                return keep_outputs(
+                    self.datasets,
+                    outputs,
+                    system=record.name,
+                    lineage=Lineage(
+                        parent_ids=[record.id, found.id],
+                        producer=f"{SERVICE}/EvaluateModel",
+                        operation=ctx.name,
+                        config={
+                            "system": record.name,
+                            "model_id": record.id,
+                            "eval_dataset": found.id,
+                            "generation": plan.settings(),
+                        },
+                    ),
+                    request_id=f"{ctx.name}/outputs",
+                )
+
             scores = run_generation(
-                plan, model, tokenizer, task, texts, references, batch_size or 8, ctx
+                plan,
+                model,
+                tokenizer,
+                task,
+                texts,
+                references,
+                generation_batch_size(batch_size, plan.options),
+                ctx,
+                keep,
             )
             if task in DECODER_TASKS:  # perplexity stays for the decoder-only models
                 ctx.progress(0.97, "perplexity")
@@ -379,10 +418,17 @@ class TrainingJobs:
                     )
                 return out
         # Generation pads the side the architecture needs (left for a decoder-only model,
-        # whatever its tokenizer's padding_side says), so a batch answers as single texts do.
+        # whatever its tokenizer's padding_side says), so a batch answers as single texts do;
+        # an encoder-decoder's output is the decoder's alone (no prompt to cut off). The texts
+        # go through in batches of at most the generation cap (MAX_BATCH_SEQUENCES).
         options = DecodingOptions(max_new_tokens=max_new_tokens or 20)
         generated = generate_texts(
-            model, tokenizer, texts, options, batch_size=len(texts), max_input_tokens=length
+            model,
+            tokenizer,
+            texts,
+            options,
+            batch_size=min(len(texts), MAX_BATCH_SEQUENCES),
+            max_input_tokens=length,
         )
         return [Predicted(generated_text=g.text) for g in generated]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from forgeline.convert import artifact, plugin_choice, struct
+from forgeline.convert import artifact, decoding_values, plugin_choice, struct
 from forgeline.datasets import dataset_ref
 from forgeline.errors import InvalidArgument
 from forgeline.finetune.spec import train_spec
@@ -15,6 +15,7 @@ from forgeline.server import Kernel, ServiceDefinition
 from forgeline.services.training.baselines import DEFAULT_BASELINE, BaselineSpec
 from forgeline.services.training.generative import GenerationSpec
 from forgeline.services.training.jobs import SERVICE, TrainingJobs
+from forgeline.services.training.review import SheetSpec
 from forgeline.v1 import training_service_pb2 as pb
 from forgeline.v1 import training_service_pb2_grpc
 
@@ -43,39 +44,12 @@ def baseline_spec(r: pb.TrainBaselineRequest) -> BaselineSpec:
     )
 
 
-STRATEGIES = {
-    pb.DECODING_STRATEGY_UNSPECIFIED: "greedy",
-    pb.DECODING_STRATEGY_GREEDY: "greedy",
-    pb.DECODING_STRATEGY_BEAM: "beam",
-    pb.DECODING_STRATEGY_SAMPLE: "sample",
-}
-
-
-def decoding_values(d: pb.DecodingOptions) -> dict[str, Any]:
-    """The decoding options a client set (a proto3 zero is "unset": the default applies;
-    temperature, top_p and repetition_penalty are optional, so an explicit 0 is refused)."""
-    if d.strategy not in STRATEGIES:
-        raise InvalidArgument.for_field(
-            "generation.decoding.strategy", f"unknown strategy value {d.strategy}"
-        )
-    values: dict[str, Any] = {"strategy": STRATEGIES[d.strategy]}
-    for name in ("num_beams", "top_k", "seed", "max_new_tokens"):
-        if getattr(d, name):
-            values[name] = getattr(d, name)
-    for name in ("temperature", "top_p", "repetition_penalty"):
-        if d.HasField(name):
-            values[name] = getattr(d, name)
-    if d.stop:
-        values["stop"] = list(d.stop)
-    return values
-
-
 def generation_spec(r: pb.EvaluateModelRequest) -> GenerationSpec | None:
     if not r.HasField("generation"):
         return None
     g = r.generation
     return GenerationSpec(
-        decoding=decoding_values(g.decoding),
+        decoding=decoding_values(g.decoding, "generation.decoding"),
         metrics=tuple(plugin_choice(m) for m in g.metrics),
         reference_column=g.reference_column,
         long_inputs=plugin_choice(g.long_inputs) if g.long_inputs.name else None,
@@ -107,6 +81,20 @@ def evaluation_pb(values: dict[str, Any] | None) -> pb.Evaluation | None:
         metrics=values.get("metrics") or {},
         generation_settings=struct(values["generation"]) if values.get("generation") else None,
         samples=[pb.GenerationSample(**sample) for sample in values.get("samples") or []],
+        outputs_id=values.get("outputs_id", ""),
+    )
+
+
+def sheet_spec(r: pb.ExportReviewSheetRequest) -> SheetSpec:
+    return SheetSpec(
+        systems=tuple((s.name, s.outputs_id) for s in r.systems),
+        num_documents=r.num_documents,
+        seed=r.seed,
+        excerpt_chars=r.excerpt_chars,
+        criteria=tuple(r.criteria),
+        blind=r.blind if r.HasField("blind") else True,
+        output_name=r.output_name,
+        output_path=r.output_path,
     )
 
 
@@ -156,13 +144,35 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                 parameters=imported.parameters,
             )
 
+        def export_review(r: pb.ExportReviewSheetRequest, ctx) -> pb.ExportReviewSheetResponse:
+            outcome = jobs.reviews.export(sheet_spec(r), ctx, r.request_id)
+            return pb.ExportReviewSheetResponse(
+                sheet=artifact(outcome.sheet),
+                num_documents=outcome.num_documents,
+                rows=outcome.rows,
+            )
+
+        def ingest_review(r: pb.IngestReviewSheetRequest, ctx) -> pb.IngestReviewSheetResponse:
+            summary = jobs.reviews.ingest(r.sheet_id, list(r.sheet_paths), ctx)
+            return pb.IngestReviewSheetResponse(
+                systems={n: pb.SystemRatings(**v) for n, v in summary.systems.items()},
+                rated_rows=summary.rated_rows,
+                unrated_cells=summary.unrated_cells,
+                raters=summary.raters,
+                agreement=[pb.RaterAgreement(**a) for a in summary.agreement],
+            )
+
         def check_evaluate(r: pb.EvaluateModelRequest) -> None:
             if r.batch_size < 0 or r.max_sequence_length < 0:
                 raise InvalidArgument.for_field(
                     "batch_size" if r.batch_size < 0 else "max_sequence_length", "must be >= 0"
                 )
             jobs.plan_evaluate(
-                r.model_id, dataset_ref(r.dataset), generation_spec(r), r.max_sequence_length
+                r.model_id,
+                dataset_ref(r.dataset),
+                generation_spec(r),
+                r.max_sequence_length,
+                r.batch_size,
             )
 
         return [
@@ -175,6 +185,16 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                 "ImportModel",
                 import_model,
                 lambda r: jobs.plan_import(r.source_path, r.output_name),
+            ),
+            MethodSpec(
+                "ExportReviewSheet",
+                export_review,
+                lambda r: jobs.reviews.plan_export(sheet_spec(r)),
+            ),
+            MethodSpec(
+                "IngestReviewSheet",
+                ingest_review,
+                lambda r: jobs.reviews.plan_ingest(r.sheet_id, list(r.sheet_paths)),
             ),
         ]
 

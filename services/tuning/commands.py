@@ -23,10 +23,17 @@ from forgeline.cli.app import (
 from forgeline.cli.training import (
     EvalOpt,
     FinetuneOpt,
+    LabelColumnOpt,
+    MessagesColumnOpt,
     ModelConfigOpt,
     ModelOpt,
+    PromptColumnOpt,
+    ResponseColumnOpt,
+    TargetColumnOpt,
     TaskOpt,
+    TextColumnOpt,
     VocabSizeOpt,
+    dataset_input,
     model_source,
     task_number,
 )
@@ -55,7 +62,8 @@ def tune(
         list[str] | None,
         typer.Option(
             help="METRIC or METRIC:max|min, repeatable (the first ranks the trials), e.g. "
-            "eval_accuracy:max. Default: eval_accuracy with --eval, else loss."
+            "eval_accuracy:max. Default: with --eval, eval_accuracy (classification) or "
+            "eval_loss (causal_lm, instruction, seq2seq); else loss."
         ),
     ] = None,
     trials: Annotated[int, typer.Option(help="Trials to run (0: 10; grid: its whole grid).")] = 0,
@@ -68,8 +76,12 @@ def tune(
     vocab_size: VocabSizeOpt = 0,
     task: TaskOpt = "classification",
     finetune: FinetuneOpt = "full",
-    text_column: str = "",
-    label_column: str = "",
+    text_column: TextColumnOpt = "",
+    label_column: LabelColumnOpt = "",
+    target_column: TargetColumnOpt = "",
+    prompt_column: PromptColumnOpt = "",
+    response_column: ResponseColumnOpt = "",
+    messages_column: MessagesColumnOpt = "",
     learning_rate: Annotated[float, typer.Option("--lr", help="0: the strategy's default.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Per worker.")] = 16,
     epochs: int = 1,
@@ -87,8 +99,14 @@ def tune(
     from forgeline.v1 import tuning_service_pb2 as pb
 
     def columns(dataset_id: str) -> common_pb2.DatasetInput:
-        return common_pb2.DatasetInput(
-            dataset_id=dataset_id, text_column=text_column, label_column=label_column
+        return dataset_input(
+            dataset_id,
+            text_column=text_column,
+            label_column=label_column,
+            target_column=target_column,
+            prompt_column=prompt_column,
+            response_column=response_column,
+            messages_column=messages_column,
         )
 
     training = tpb.TrainModelRequest(

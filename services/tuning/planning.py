@@ -4,7 +4,9 @@ The training request is planned by the training planner of forgeline.finetune (t
 as TrainModel). Every searched parameter must name a field of that request; each end of its range
 (each of its choices) is planned as a training request of its own, so a value the training would
 refuse is refused here, naming ``search_space[i]``. The objectives must be metrics the training
-reports after every epoch, and the cluster must hold the concurrent trials. No gRPC here.
+reports after every epoch (a generative training's eval loss and perplexity; a generation
+metric such as ROUGE is refused: trials do not generate), and the cluster must hold the
+concurrent trials. No gRPC here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from forgeline.datasets import output_name
 from forgeline.errors import FailedPrecondition, ForgelineError, InvalidArgument
 from forgeline.finetune.planning import TrainPlan, TrainPlanner
 from forgeline.finetune.spec import TrainSpec
-from forgeline.models import CAUSAL_LM, SEQUENCE_CLASSIFICATION
+from forgeline.models import GENERATIVE_TASKS, SEQUENCE_CLASSIFICATION
 from forgeline.registry import (
     DISTRIBUTIONS,
     Objective,
@@ -114,6 +116,27 @@ def plain(value: Any) -> Any:
 
 def default_mode(metric: str) -> str:
     return "min" if any(w in metric for w in ("loss", "perplexity", "parameters")) else "max"
+
+
+def reported_metrics(train: TrainPlan) -> list[str]:
+    """The metrics every trial of ``train`` reports after each epoch (what the recipe's
+    ``epoch_metrics`` and its held-out scoring give): a classifier's accuracy, macro F1 and
+    loss; a generative model's (causal LM, instruction, seq2seq) loss on the held-out label
+    tokens and its perplexity."""
+    reported = list(ALWAYS_REPORTED)
+    if train.eval is not None:
+        if train.task == SEQUENCE_CLASSIFICATION:
+            reported += ["eval_accuracy", "eval_f1_macro", "eval_loss"]
+        elif train.task in GENERATIVE_TASKS:
+            reported += ["eval_loss", "eval_perplexity"]
+    return reported
+
+
+def _generation_metric(metric: str, plugins: set[str]) -> str:
+    """The generation_metrics plugin ``metric`` names ("rouge" for "eval_rouge_rougeL"), or
+    ""."""
+    name = metric.removeprefix("eval_")
+    return next((p for p in sorted(plugins) if name == p or name.startswith(p + "_")), "")
 
 
 class TunePlanner:
@@ -282,25 +305,31 @@ class TunePlanner:
 
     # --- objectives -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _objectives(spec: TuneSpec, train: TrainPlan) -> tuple[Objective, ...]:
-        reported = list(ALWAYS_REPORTED)
-        if train.eval is not None:
-            if train.task == SEQUENCE_CLASSIFICATION:
-                reported += ["eval_accuracy", "eval_f1_macro", "eval_loss"]
-            elif train.task == CAUSAL_LM:
-                reported += ["eval_loss", "eval_perplexity"]
+    def _objectives(self, spec: TuneSpec, train: TrainPlan) -> tuple[Objective, ...]:
+        reported = reported_metrics(train)
         if not spec.objectives:
             if train.eval is None:
                 return (Objective("loss", "min"),)
             metric = "eval_accuracy" if train.task == SEQUENCE_CLASSIFICATION else "eval_loss"
             return (Objective(metric, default_mode(metric)),)
+        generated = {e.name for e in self.registry.discover("generation_metrics")}
         out, seen = [], set()
         for i, o in enumerate(spec.objectives):
             if o.metric not in reported:
+                where = f"objectives[{i}].metric"
+                plugin = _generation_metric(o.metric, generated)
+                if plugin:
+                    raise InvalidArgument.for_field(
+                        where,
+                        f"{o.metric!r} scores generated text ({plugin}) and a trial "
+                        f"generates nothing: generating every eval row after every epoch of "
+                        f"every trial would cost more than the training. Tune on "
+                        f"{' or '.join(m for m in reported if m.startswith('eval_')) or 'loss'}"
+                        f", then score the best model with EvaluateModel's generation",
+                    )
                 hint = "" if train.eval is not None else " (eval_* metrics need training.eval)"
                 raise InvalidArgument.for_field(
-                    f"objectives[{i}].metric",
+                    where,
                     f"the training does not report {o.metric!r}; it reports "
                     f"{', '.join(reported)}{hint}",
                 )

@@ -183,7 +183,8 @@ def test_an_adapter_is_merged_into_its_base_first(compressor, models):
 
 @pytest.fixture(scope="module")
 def odd_models(compression, models, tmp_path_factory):
-    """A model folder holding a pickle, a GPT-2 classifier, a causal LM, a text-only dataset."""
+    """A model folder holding a pickle, a GPT-2 classifier, a causal LM, a seq2seq model, a
+    text-only dataset."""
     import shutil
 
     import pyarrow as pa
@@ -213,6 +214,13 @@ def odd_models(compression, models, tmp_path_factory):
             metadata={**meta, "task": "causal_lm"},
             lineage=Lineage(),
         ).id,
+        "seq2seq": store.commit_dir(
+            shutil.copytree(path_of_record(models.full), work / "seq2seq"),
+            kind="model",
+            name="seq2seq",
+            metadata={**meta, "task": "seq2seq"},
+            lineage=Lineage(),
+        ).id,
         "texts": compression.dataset(pa.table({"text": ["a", "b"]}), "texts", label="").id,
         "other_labels": compression.dataset(
             pa.table({"text": ["a", "b"], "label": ["neg", "maybe"]}), "other-labels"
@@ -229,7 +237,13 @@ REFUSALS = {
     "unknown model": (dict(model_id="mdl_nope"), NotFound, "model_id"),
     "a dataset as the model": (dict(model_id="@train"), FailedPrecondition, "NOT_A_MODEL"),
     "a pickle in the folder": (dict(model_id="pickled"), FailedPrecondition, "PICKLE_REFUSED"),
-    "a causal LM": (dict(model_id="causal"), FailedPrecondition, "NOT_A_CLASSIFIER"),
+    "a seq2seq model": (dict(model_id="seq2seq"), FailedPrecondition, "NOT_A_CLASSIFIER"),
+    # A causal LM is compressed by what applies to it (dynamic_int8), never pruned.
+    "pruning a causal LM": (
+        dict(model_id="causal"),
+        FailedPrecondition,
+        "COMPRESSOR_NOT_APPLICABLE",
+    ),
     "pruning GPT-2": (dict(model_id="gpt2"), FailedPrecondition, "COMPRESSOR_NOT_APPLICABLE"),
     "eval without labels": (dict(eval="texts"), InvalidArgument, "eval.label_column"),
     "eval labels unknown": (dict(eval="other_labels"), InvalidArgument, "eval.label_column"),
