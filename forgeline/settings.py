@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     max_predict_texts: int = Field(
         default=256, ge=1, description="Most texts one Predict call may carry."
     )
+    max_generations: int = Field(
+        default=8,
+        ge=1,
+        description="Most generations (Generate and GenerateStream) one serving deployment runs "
+        "at once; more are refused with RESOURCE_EXHAUSTED.",
+    )
     worker_threads: int = Field(
         default=4, ge=1, description="Threads running operations and blocking calls."
     )

@@ -23,12 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from forgeline.v1 import common_pb2 as forgeline_dot_v1_dot_common__pb2
+from forgeline.v1 import training_service_pb2 as forgeline_dot_v1_dot_training__service__pb2
 from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"forgeline/v1/serving_service.proto\x12\x0c\x66orgeline.v1\x1a\x19\x66orgeline/v1/common.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"W\n\x0f\x42\x61tchingOptions\x12$\n\x0emax_batch_size\x18\x01 \x01(\x05R\x0cmaxBatchSize\x12\x1e\n\x0bmax_wait_ms\x18\x02 \x01(\x01R\tmaxWaitMs\"\xeb\x04\n\nDeployment\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x42\n\x08\x61\x64\x61pters\x18\x03 \x03(\x0b\x32&.forgeline.v1.Deployment.AdaptersEntryR\x08\x61\x64\x61pters\x12\'\n\x0f\x64\x65\x66\x61ult_adapter\x18\x04 \x01(\tR\x0e\x64\x65\x66\x61ultAdapter\x12\x16\n\x06\x66ormat\x18\x05 \x01(\tR\x06\x66ormat\x12\x16\n\x06labels\x18\x06 \x03(\tR\x06labels\x12\x32\n\x06policy\x18\x07 \x01(\x0b\x32\x1a.forgeline.v1.SafetyPolicyR\x06policy\x12#\n\rpolicy_sha256\x18\x08 \x01(\tR\x0cpolicySha256\x12\x39\n\x08\x62\x61tching\x18\t \x01(\x0b\x32\x1d.forgeline.v1.BatchingOptionsR\x08\x62\x61tching\x12\x33\n\x05state\x18\n \x01(\x0e\x32\x1d.forgeline.v1.DeploymentStateR\x05state\x12;\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x1a\n\x08requests\x18\x0c \x01(\x03R\x08requests\x12\x18\n\x07\x62locked\x18\r \x01(\x03R\x07\x62locked\x12\x18\n\x07\x62\x61tches\x18\x0e \x01(\x03R\x07\x62\x61tches\x1a;\n\rAdaptersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xb3\x03\n\x12\x44\x65ployModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12J\n\x08\x61\x64\x61pters\x18\x03 \x03(\x0b\x32..forgeline.v1.DeployModelRequest.AdaptersEntryR\x08\x61\x64\x61pters\x12\'\n\x0f\x64\x65\x66\x61ult_adapter\x18\x04 \x01(\tR\x0e\x64\x65\x66\x61ultAdapter\x12\x32\n\x06policy\x18\x05 \x01(\x0b\x32\x1a.forgeline.v1.PolicySourceR\x06policy\x12\x39\n\x08\x62\x61tching\x18\x06 \x01(\x0b\x32\x1d.forgeline.v1.BatchingOptionsR\x08\x62\x61tching\x12.\n\x13max_sequence_length\x18\x07 \x01(\x05R\x11maxSequenceLength\x12\x1d\n\nrequest_id\x18\x08 \x01(\tR\trequestId\x1a;\n\rAdaptersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"r\n\x13\x44\x65ployModelResponse\x12\x38\n\ndeployment\x18\x01 \x01(\x0b\x32\x18.forgeline.v1.DeploymentR\ndeployment\x12!\n\x0cload_seconds\x18\x02 \x01(\x01R\x0bloadSeconds\"*\n\x14UndeployModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"Q\n\x15UndeployModelResponse\x12\x38\n\ndeployment\x18\x01 \x01(\x0b\x32\x18.forgeline.v1.DeploymentR\ndeployment\"T\n\x16ListDeploymentsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"}\n\x17ListDeploymentsResponse\x12:\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x18.forgeline.v1.DeploymentR\x0b\x64\x65ployments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb2\x03\n\x10ServedPrediction\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\x12W\n\rprobabilities\x18\x03 \x03(\x0b\x32\x31.forgeline.v1.ServedPrediction.ProbabilitiesEntryR\rprobabilities\x12\x1f\n\x0bmodel_input\x18\x04 \x01(\tR\nmodelInput\x12\x16\n\x06output\x18\x05 \x01(\tR\x06output\x12@\n\rinput_verdict\x18\x06 \x01(\x0b\x32\x1b.forgeline.v1.SafetyVerdictR\x0cinputVerdict\x12\x42\n\x0eoutput_verdict\x18\x07 \x01(\x0b\x32\x1b.forgeline.v1.SafetyVerdictR\routputVerdict\x12\x18\n\x07\x61\x64\x61pter\x18\x08 \x01(\tR\x07\x61\x64\x61pter\x1a@\n\x12ProbabilitiesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"l\n\x1cServingServicePredictRequest\x12\x1e\n\ndeployment\x18\x01 \x01(\tR\ndeployment\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x18\n\x07\x61\x64\x61pter\x18\x03 \x01(\tR\x07\x61\x64\x61pter\"_\n\x1dServingServicePredictResponse\x12>\n\nprediction\x18\x01 \x01(\x0b\x32\x1e.forgeline.v1.ServedPredictionR\nprediction\"e\n\x13PredictBatchRequest\x12\x1e\n\ndeployment\x18\x01 \x01(\tR\ndeployment\x12\x14\n\x05texts\x18\x02 \x03(\tR\x05texts\x12\x18\n\x07\x61\x64\x61pter\x18\x03 \x01(\tR\x07\x61\x64\x61pter\"{\n\rPredictResult\x12*\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.StatusR\x06status\x12>\n\nprediction\x18\x02 \x01(\x0b\x32\x1e.forgeline.v1.ServedPredictionR\nprediction\"M\n\x14PredictBatchResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32\x1b.forgeline.v1.PredictResultR\x07results\"t\n\x14PredictStreamRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\ndeployment\x12\x12\n\x04text\x18\x03 \x01(\tR\x04text\x12\x18\n\x07\x61\x64\x61pter\x18\x04 \x01(\tR\x07\x61\x64\x61pter\"\\\n\x15PredictStreamResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32\x1b.forgeline.v1.PredictResultR\x06result*\x8c\x01\n\x0f\x44\x65ploymentState\x12 \n\x1c\x44\x45PLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45PLOYMENT_STATE_LOADING\x10\x01\x12\x1c\n\x18\x44\x45PLOYMENT_STATE_SERVING\x10\x02\x12\x1b\n\x17\x44\x45PLOYMENT_STATE_FAILED\x10\x03\x32\xe0\x04\n\x0eServingService\x12{\n\x0b\x44\x65ployModel\x12 .forgeline.v1.DeployModelRequest\x1a\x1d.google.longrunning.Operation\"+\xca\x41(\n\x13\x44\x65ployModelResponse\x12\x11OperationMetadata\x12X\n\rUndeployModel\x12\".forgeline.v1.UndeployModelRequest\x1a#.forgeline.v1.UndeployModelResponse\x12^\n\x0fListDeployments\x12$.forgeline.v1.ListDeploymentsRequest\x1a%.forgeline.v1.ListDeploymentsResponse\x12\x62\n\x07Predict\x12*.forgeline.v1.ServingServicePredictRequest\x1a+.forgeline.v1.ServingServicePredictResponse\x12U\n\x0cPredictBatch\x12!.forgeline.v1.PredictBatchRequest\x1a\".forgeline.v1.PredictBatchResponse\x12\\\n\rPredictStream\x12\".forgeline.v1.PredictStreamRequest\x1a#.forgeline.v1.PredictStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"forgeline/v1/serving_service.proto\x12\x0c\x66orgeline.v1\x1a\x19\x66orgeline/v1/common.proto\x1a#forgeline/v1/training_service.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"W\n\x0f\x42\x61tchingOptions\x12$\n\x0emax_batch_size\x18\x01 \x01(\x05R\x0cmaxBatchSize\x12\x1e\n\x0bmax_wait_ms\x18\x02 \x01(\x01R\tmaxWaitMs\"\xfb\x05\n\nDeployment\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x42\n\x08\x61\x64\x61pters\x18\x03 \x03(\x0b\x32&.forgeline.v1.Deployment.AdaptersEntryR\x08\x61\x64\x61pters\x12\'\n\x0f\x64\x65\x66\x61ult_adapter\x18\x04 \x01(\tR\x0e\x64\x65\x66\x61ultAdapter\x12\x16\n\x06\x66ormat\x18\x05 \x01(\tR\x06\x66ormat\x12\x16\n\x06labels\x18\x06 \x03(\tR\x06labels\x12\x32\n\x06policy\x18\x07 \x01(\x0b\x32\x1a.forgeline.v1.SafetyPolicyR\x06policy\x12#\n\rpolicy_sha256\x18\x08 \x01(\tR\x0cpolicySha256\x12\x39\n\x08\x62\x61tching\x18\t \x01(\x0b\x32\x1d.forgeline.v1.BatchingOptionsR\x08\x62\x61tching\x12\x33\n\x05state\x18\n \x01(\x0e\x32\x1d.forgeline.v1.DeploymentStateR\x05state\x12;\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x1a\n\x08requests\x18\x0c \x01(\x03R\x08requests\x12\x18\n\x07\x62locked\x18\r \x01(\x03R\x07\x62locked\x12\x18\n\x07\x62\x61tches\x18\x0e \x01(\x03R\x07\x62\x61tches\x12\x12\n\x04task\x18\x0f \x01(\tR\x04task\x12%\n\x0e\x63ontext_window\x18\x10 \x01(\x05R\rcontextWindow\x12$\n\x0emax_new_tokens\x18\x11 \x01(\x05R\x0cmaxNewTokens\x12-\n\x12\x61\x63tive_generations\x18\x12 \x01(\x05R\x11\x61\x63tiveGenerations\x1a;\n\rAdaptersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xd9\x03\n\x12\x44\x65ployModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12J\n\x08\x61\x64\x61pters\x18\x03 \x03(\x0b\x32..forgeline.v1.DeployModelRequest.AdaptersEntryR\x08\x61\x64\x61pters\x12\'\n\x0f\x64\x65\x66\x61ult_adapter\x18\x04 \x01(\tR\x0e\x64\x65\x66\x61ultAdapter\x12\x32\n\x06policy\x18\x05 \x01(\x0b\x32\x1a.forgeline.v1.PolicySourceR\x06policy\x12\x39\n\x08\x62\x61tching\x18\x06 \x01(\x0b\x32\x1d.forgeline.v1.BatchingOptionsR\x08\x62\x61tching\x12.\n\x13max_sequence_length\x18\x07 \x01(\x05R\x11maxSequenceLength\x12\x1d\n\nrequest_id\x18\x08 \x01(\tR\trequestId\x12$\n\x0emax_new_tokens\x18\t \x01(\x05R\x0cmaxNewTokens\x1a;\n\rAdaptersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"r\n\x13\x44\x65ployModelResponse\x12\x38\n\ndeployment\x18\x01 \x01(\x0b\x32\x18.forgeline.v1.DeploymentR\ndeployment\x12!\n\x0cload_seconds\x18\x02 \x01(\x01R\x0bloadSeconds\"*\n\x14UndeployModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"Q\n\x15UndeployModelResponse\x12\x38\n\ndeployment\x18\x01 \x01(\x0b\x32\x18.forgeline.v1.DeploymentR\ndeployment\"T\n\x16ListDeploymentsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"}\n\x17ListDeploymentsResponse\x12:\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x18.forgeline.v1.DeploymentR\x0b\x64\x65ployments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb2\x03\n\x10ServedPrediction\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\x12W\n\rprobabilities\x18\x03 \x03(\x0b\x32\x31.forgeline.v1.ServedPrediction.ProbabilitiesEntryR\rprobabilities\x12\x1f\n\x0bmodel_input\x18\x04 \x01(\tR\nmodelInput\x12\x16\n\x06output\x18\x05 \x01(\tR\x06output\x12@\n\rinput_verdict\x18\x06 \x01(\x0b\x32\x1b.forgeline.v1.SafetyVerdictR\x0cinputVerdict\x12\x42\n\x0eoutput_verdict\x18\x07 \x01(\x0b\x32\x1b.forgeline.v1.SafetyVerdictR\routputVerdict\x12\x18\n\x07\x61\x64\x61pter\x18\x08 \x01(\tR\x07\x61\x64\x61pter\x1a@\n\x12ProbabilitiesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01\"l\n\x1cServingServicePredictRequest\x12\x1e\n\ndeployment\x18\x01 \x01(\tR\ndeployment\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x18\n\x07\x61\x64\x61pter\x18\x03 \x01(\tR\x07\x61\x64\x61pter\"_\n\x1dServingServicePredictResponse\x12>\n\nprediction\x18\x01 \x01(\x0b\x32\x1e.forgeline.v1.ServedPredictionR\nprediction\"e\n\x13PredictBatchRequest\x12\x1e\n\ndeployment\x18\x01 \x01(\tR\ndeployment\x12\x14\n\x05texts\x18\x02 \x03(\tR\x05texts\x12\x18\n\x07\x61\x64\x61pter\x18\x03 \x01(\tR\x07\x61\x64\x61pter\"{\n\rPredictResult\x12*\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.StatusR\x06status\x12>\n\nprediction\x18\x02 \x01(\x0b\x32\x1e.forgeline.v1.ServedPredictionR\nprediction\"M\n\x14PredictBatchResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32\x1b.forgeline.v1.PredictResultR\x07results\"t\n\x14PredictStreamRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\ndeployment\x12\x12\n\x04text\x18\x03 \x01(\tR\x04text\x12\x18\n\x07\x61\x64\x61pter\x18\x04 \x01(\tR\x07\x61\x64\x61pter\"\\\n\x15PredictStreamResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32\x1b.forgeline.v1.PredictResultR\x06result\"8\n\x08\x43hatTurn\x12\x12\n\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\"c\n\x0fGenerationUsage\x12#\n\rprompt_tokens\x18\x01 \x01(\x05R\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05R\x10\x63ompletionTokens\"\xd2\x01\n\x0fGenerateRequest\x12\x1e\n\ndeployment\x18\x01 \x01(\tR\ndeployment\x12\x16\n\x06prompt\x18\x02 \x01(\tR\x06prompt\x12\x32\n\x08messages\x18\x03 \x03(\x0b\x32\x16.forgeline.v1.ChatTurnR\x08messages\x12\x39\n\x08\x64\x65\x63oding\x18\x04 \x01(\x0b\x32\x1d.forgeline.v1.DecodingOptionsR\x08\x64\x65\x63oding\x12\x18\n\x07\x61\x64\x61pter\x18\x05 \x01(\tR\x07\x61\x64\x61pter\"\xa2\x02\n\x10GenerateResponse\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12#\n\rfinish_reason\x18\x02 \x01(\tR\x0c\x66inishReason\x12\x33\n\x05usage\x18\x03 \x01(\x0b\x32\x1d.forgeline.v1.GenerationUsageR\x05usage\x12\x42\n\x0einput_verdicts\x18\x04 \x03(\x0b\x32\x1b.forgeline.v1.SafetyVerdictR\rinputVerdicts\x12\x42\n\x0eoutput_verdict\x18\x05 \x01(\x0b\x32\x1b.forgeline.v1.SafetyVerdictR\routputVerdict\x12\x18\n\x07\x61\x64\x61pter\x18\x06 \x01(\tR\x07\x61\x64\x61pter\"\xd8\x01\n\x15GenerateStreamRequest\x12\x1e\n\ndeployment\x18\x01 \x01(\tR\ndeployment\x12\x16\n\x06prompt\x18\x02 \x01(\tR\x06prompt\x12\x32\n\x08messages\x18\x03 \x03(\x0b\x32\x16.forgeline.v1.ChatTurnR\x08messages\x12\x39\n\x08\x64\x65\x63oding\x18\x04 \x01(\x0b\x32\x1d.forgeline.v1.DecodingOptionsR\x08\x64\x65\x63oding\x12\x18\n\x07\x61\x64\x61pter\x18\x05 \x01(\tR\x07\x61\x64\x61pter\"~\n\x0fGenerationBlock\x12\x12\n\x04rule\x18\x01 \x01(\tR\x04rule\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x1f\n\x0b\x61udit_event\x18\x03 \x01(\tR\nauditEvent\x12\x1c\n\twithdrawn\x18\x04 \x01(\x08R\twithdrawn\"\xd3\x01\n\x16GenerateStreamResponse\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12#\n\rfinish_reason\x18\x02 \x01(\tR\x0c\x66inishReason\x12\x33\n\x05usage\x18\x03 \x01(\x0b\x32\x1d.forgeline.v1.GenerationUsageR\x05usage\x12\x16\n\x06output\x18\x04 \x01(\tR\x06output\x12\x33\n\x05\x62lock\x18\x05 \x01(\x0b\x32\x1d.forgeline.v1.GenerationBlockR\x05\x62lock*\x8c\x01\n\x0f\x44\x65ploymentState\x12 \n\x1c\x44\x45PLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45PLOYMENT_STATE_LOADING\x10\x01\x12\x1c\n\x18\x44\x45PLOYMENT_STATE_SERVING\x10\x02\x12\x1b\n\x17\x44\x45PLOYMENT_STATE_FAILED\x10\x03\x32\x8a\x06\n\x0eServingService\x12{\n\x0b\x44\x65ployModel\x12 .forgeline.v1.DeployModelRequest\x1a\x1d.google.longrunning.Operation\"+\xca\x41(\n\x13\x44\x65ployModelResponse\x12\x11OperationMetadata\x12X\n\rUndeployModel\x12\".forgeline.v1.UndeployModelRequest\x1a#.forgeline.v1.UndeployModelResponse\x12^\n\x0fListDeployments\x12$.forgeline.v1.ListDeploymentsRequest\x1a%.forgeline.v1.ListDeploymentsResponse\x12\x62\n\x07Predict\x12*.forgeline.v1.ServingServicePredictRequest\x1a+.forgeline.v1.ServingServicePredictResponse\x12U\n\x0cPredictBatch\x12!.forgeline.v1.PredictBatchRequest\x1a\".forgeline.v1.PredictBatchResponse\x12\\\n\rPredictStream\x12\".forgeline.v1.PredictStreamRequest\x1a#.forgeline.v1.PredictStreamResponse(\x01\x30\x01\x12I\n\x08Generate\x12\x1d.forgeline.v1.GenerateRequest\x1a\x1e.forgeline.v1.GenerateResponse\x12]\n\x0eGenerateStream\x12#.forgeline.v1.GenerateStreamRequest\x1a$.forgeline.v1.GenerateStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,46 +44,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVEDPREDICTION_PROBABILITIESENTRY']._serialized_options = b'8\001'
   _globals['_SERVINGSERVICE'].methods_by_name['DeployModel']._loaded_options = None
   _globals['_SERVINGSERVICE'].methods_by_name['DeployModel']._serialized_options = b'\312A(\n\023DeployModelResponse\022\021OperationMetadata'
-  _globals['_DEPLOYMENTSTATE']._serialized_start=2943
-  _globals['_DEPLOYMENTSTATE']._serialized_end=3083
-  _globals['_BATCHINGOPTIONS']._serialized_start=174
-  _globals['_BATCHINGOPTIONS']._serialized_end=261
-  _globals['_DEPLOYMENT']._serialized_start=264
-  _globals['_DEPLOYMENT']._serialized_end=883
-  _globals['_DEPLOYMENT_ADAPTERSENTRY']._serialized_start=824
-  _globals['_DEPLOYMENT_ADAPTERSENTRY']._serialized_end=883
-  _globals['_DEPLOYMODELREQUEST']._serialized_start=886
-  _globals['_DEPLOYMODELREQUEST']._serialized_end=1321
-  _globals['_DEPLOYMODELREQUEST_ADAPTERSENTRY']._serialized_start=824
-  _globals['_DEPLOYMODELREQUEST_ADAPTERSENTRY']._serialized_end=883
-  _globals['_DEPLOYMODELRESPONSE']._serialized_start=1323
-  _globals['_DEPLOYMODELRESPONSE']._serialized_end=1437
-  _globals['_UNDEPLOYMODELREQUEST']._serialized_start=1439
-  _globals['_UNDEPLOYMODELREQUEST']._serialized_end=1481
-  _globals['_UNDEPLOYMODELRESPONSE']._serialized_start=1483
-  _globals['_UNDEPLOYMODELRESPONSE']._serialized_end=1564
-  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_start=1566
-  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_end=1650
-  _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_start=1652
-  _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_end=1777
-  _globals['_SERVEDPREDICTION']._serialized_start=1780
-  _globals['_SERVEDPREDICTION']._serialized_end=2214
-  _globals['_SERVEDPREDICTION_PROBABILITIESENTRY']._serialized_start=2150
-  _globals['_SERVEDPREDICTION_PROBABILITIESENTRY']._serialized_end=2214
-  _globals['_SERVINGSERVICEPREDICTREQUEST']._serialized_start=2216
-  _globals['_SERVINGSERVICEPREDICTREQUEST']._serialized_end=2324
-  _globals['_SERVINGSERVICEPREDICTRESPONSE']._serialized_start=2326
-  _globals['_SERVINGSERVICEPREDICTRESPONSE']._serialized_end=2421
-  _globals['_PREDICTBATCHREQUEST']._serialized_start=2423
-  _globals['_PREDICTBATCHREQUEST']._serialized_end=2524
-  _globals['_PREDICTRESULT']._serialized_start=2526
-  _globals['_PREDICTRESULT']._serialized_end=2649
-  _globals['_PREDICTBATCHRESPONSE']._serialized_start=2651
-  _globals['_PREDICTBATCHRESPONSE']._serialized_end=2728
-  _globals['_PREDICTSTREAMREQUEST']._serialized_start=2730
-  _globals['_PREDICTSTREAMREQUEST']._serialized_end=2846
-  _globals['_PREDICTSTREAMRESPONSE']._serialized_start=2848
-  _globals['_PREDICTSTREAMRESPONSE']._serialized_end=2940
-  _globals['_SERVINGSERVICE']._serialized_start=3086
-  _globals['_SERVINGSERVICE']._serialized_end=3694
+  _globals['_DEPLOYMENTSTATE']._serialized_start=4388
+  _globals['_DEPLOYMENTSTATE']._serialized_end=4528
+  _globals['_BATCHINGOPTIONS']._serialized_start=211
+  _globals['_BATCHINGOPTIONS']._serialized_end=298
+  _globals['_DEPLOYMENT']._serialized_start=301
+  _globals['_DEPLOYMENT']._serialized_end=1064
+  _globals['_DEPLOYMENT_ADAPTERSENTRY']._serialized_start=1005
+  _globals['_DEPLOYMENT_ADAPTERSENTRY']._serialized_end=1064
+  _globals['_DEPLOYMODELREQUEST']._serialized_start=1067
+  _globals['_DEPLOYMODELREQUEST']._serialized_end=1540
+  _globals['_DEPLOYMODELREQUEST_ADAPTERSENTRY']._serialized_start=1005
+  _globals['_DEPLOYMODELREQUEST_ADAPTERSENTRY']._serialized_end=1064
+  _globals['_DEPLOYMODELRESPONSE']._serialized_start=1542
+  _globals['_DEPLOYMODELRESPONSE']._serialized_end=1656
+  _globals['_UNDEPLOYMODELREQUEST']._serialized_start=1658
+  _globals['_UNDEPLOYMODELREQUEST']._serialized_end=1700
+  _globals['_UNDEPLOYMODELRESPONSE']._serialized_start=1702
+  _globals['_UNDEPLOYMODELRESPONSE']._serialized_end=1783
+  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_start=1785
+  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_end=1869
+  _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_start=1871
+  _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_end=1996
+  _globals['_SERVEDPREDICTION']._serialized_start=1999
+  _globals['_SERVEDPREDICTION']._serialized_end=2433
+  _globals['_SERVEDPREDICTION_PROBABILITIESENTRY']._serialized_start=2369
+  _globals['_SERVEDPREDICTION_PROBABILITIESENTRY']._serialized_end=2433
+  _globals['_SERVINGSERVICEPREDICTREQUEST']._serialized_start=2435
+  _globals['_SERVINGSERVICEPREDICTREQUEST']._serialized_end=2543
+  _globals['_SERVINGSERVICEPREDICTRESPONSE']._serialized_start=2545
+  _globals['_SERVINGSERVICEPREDICTRESPONSE']._serialized_end=2640
+  _globals['_PREDICTBATCHREQUEST']._serialized_start=2642
+  _globals['_PREDICTBATCHREQUEST']._serialized_end=2743
+  _globals['_PREDICTRESULT']._serialized_start=2745
+  _globals['_PREDICTRESULT']._serialized_end=2868
+  _globals['_PREDICTBATCHRESPONSE']._serialized_start=2870
+  _globals['_PREDICTBATCHRESPONSE']._serialized_end=2947
+  _globals['_PREDICTSTREAMREQUEST']._serialized_start=2949
+  _globals['_PREDICTSTREAMREQUEST']._serialized_end=3065
+  _globals['_PREDICTSTREAMRESPONSE']._serialized_start=3067
+  _globals['_PREDICTSTREAMRESPONSE']._serialized_end=3159
+  _globals['_CHATTURN']._serialized_start=3161
+  _globals['_CHATTURN']._serialized_end=3217
+  _globals['_GENERATIONUSAGE']._serialized_start=3219
+  _globals['_GENERATIONUSAGE']._serialized_end=3318
+  _globals['_GENERATEREQUEST']._serialized_start=3321
+  _globals['_GENERATEREQUEST']._serialized_end=3531
+  _globals['_GENERATERESPONSE']._serialized_start=3534
+  _globals['_GENERATERESPONSE']._serialized_end=3824
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=3827
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=4043
+  _globals['_GENERATIONBLOCK']._serialized_start=4045
+  _globals['_GENERATIONBLOCK']._serialized_end=4171
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=4174
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=4385
+  _globals['_SERVINGSERVICE']._serialized_start=4531
+  _globals['_SERVINGSERVICE']._serialized_end=5309
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from forgeline.v1 import common_pb2 as _common_pb2
+from forgeline.v1 import training_service_pb2 as _training_service_pb2
 from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
@@ -33,7 +34,7 @@ class BatchingOptions(_message.Message):
     def __init__(self, max_batch_size: _Optional[int] = ..., max_wait_ms: _Optional[float] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("name", "model_id", "adapters", "default_adapter", "format", "labels", "policy", "policy_sha256", "batching", "state", "create_time", "requests", "blocked", "batches")
+    __slots__ = ("name", "model_id", "adapters", "default_adapter", "format", "labels", "policy", "policy_sha256", "batching", "state", "create_time", "requests", "blocked", "batches", "task", "context_window", "max_new_tokens", "active_generations")
     class AdaptersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +56,10 @@ class Deployment(_message.Message):
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_id: str
     adapters: _containers.ScalarMap[str, str]
@@ -69,10 +74,14 @@ class Deployment(_message.Message):
     requests: int
     blocked: int
     batches: int
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., format: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_common_pb2.SafetyPolicy, _Mapping]] = ..., policy_sha256: _Optional[str] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requests: _Optional[int] = ..., blocked: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...
+    task: str
+    context_window: int
+    max_new_tokens: int
+    active_generations: int
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., format: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_common_pb2.SafetyPolicy, _Mapping]] = ..., policy_sha256: _Optional[str] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requests: _Optional[int] = ..., blocked: _Optional[int] = ..., batches: _Optional[int] = ..., task: _Optional[str] = ..., context_window: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., active_generations: _Optional[int] = ...) -> None: ...
 
 class DeployModelRequest(_message.Message):
-    __slots__ = ("name", "model_id", "adapters", "default_adapter", "policy", "batching", "max_sequence_length", "request_id")
+    __slots__ = ("name", "model_id", "adapters", "default_adapter", "policy", "batching", "max_sequence_length", "request_id", "max_new_tokens")
     class AdaptersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +97,7 @@ class DeployModelRequest(_message.Message):
     BATCHING_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_id: str
     adapters: _containers.ScalarMap[str, str]
@@ -96,7 +106,8 @@ class DeployModelRequest(_message.Message):
     batching: BatchingOptions
     max_sequence_length: int
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.PolicySource, _Mapping]] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    max_new_tokens: int
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.PolicySource, _Mapping]] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., max_sequence_length: _Optional[int] = ..., request_id: _Optional[str] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class DeployModelResponse(_message.Message):
     __slots__ = ("deployment", "load_seconds")
@@ -220,3 +231,89 @@ class PredictStreamResponse(_message.Message):
     id: str
     result: PredictResult
     def __init__(self, id: _Optional[str] = ..., result: _Optional[_Union[PredictResult, _Mapping]] = ...) -> None: ...
+
+class ChatTurn(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class GenerationUsage(_message.Message):
+    __slots__ = ("prompt_tokens", "completion_tokens")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    completion_tokens: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("deployment", "prompt", "messages", "decoding", "adapter")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    DECODING_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    prompt: str
+    messages: _containers.RepeatedCompositeFieldContainer[ChatTurn]
+    decoding: _training_service_pb2.DecodingOptions
+    adapter: str
+    def __init__(self, deployment: _Optional[str] = ..., prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatTurn, _Mapping]]] = ..., decoding: _Optional[_Union[_training_service_pb2.DecodingOptions, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("text", "finish_reason", "usage", "input_verdicts", "output_verdict", "adapter")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_VERDICT_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    finish_reason: str
+    usage: GenerationUsage
+    input_verdicts: _containers.RepeatedCompositeFieldContainer[_common_pb2.SafetyVerdict]
+    output_verdict: _common_pb2.SafetyVerdict
+    adapter: str
+    def __init__(self, text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[GenerationUsage, _Mapping]] = ..., input_verdicts: _Optional[_Iterable[_Union[_common_pb2.SafetyVerdict, _Mapping]]] = ..., output_verdict: _Optional[_Union[_common_pb2.SafetyVerdict, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
+
+class GenerateStreamRequest(_message.Message):
+    __slots__ = ("deployment", "prompt", "messages", "decoding", "adapter")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    DECODING_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    prompt: str
+    messages: _containers.RepeatedCompositeFieldContainer[ChatTurn]
+    decoding: _training_service_pb2.DecodingOptions
+    adapter: str
+    def __init__(self, deployment: _Optional[str] = ..., prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatTurn, _Mapping]]] = ..., decoding: _Optional[_Union[_training_service_pb2.DecodingOptions, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
+
+class GenerationBlock(_message.Message):
+    __slots__ = ("rule", "message", "audit_event", "withdrawn")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_EVENT_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    message: str
+    audit_event: str
+    withdrawn: bool
+    def __init__(self, rule: _Optional[str] = ..., message: _Optional[str] = ..., audit_event: _Optional[str] = ..., withdrawn: _Optional[bool] = ...) -> None: ...
+
+class GenerateStreamResponse(_message.Message):
+    __slots__ = ("text", "finish_reason", "usage", "output", "block")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    finish_reason: str
+    usage: GenerationUsage
+    output: str
+    block: GenerationBlock
+    def __init__(self, text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[GenerationUsage, _Mapping]] = ..., output: _Optional[str] = ..., block: _Optional[_Union[GenerationBlock, _Mapping]] = ...) -> None: ...

@@ -27,11 +27,13 @@ if _version_not_supported:
 
 
 class ServingServiceStub:
-    """Serves trained text classifiers behind their safety policy: every request's text goes
-    through the deployment's input filters before the model and its answer through the output
-    rules after it; a blocked request is refused with the rule that fired and recorded in the
-    audit log. Concurrent requests to one deployment are grouped into micro-batches (up to
-    max_batch_size texts, waiting at most max_wait_ms for company).
+    """Serves trained text classifiers (Predict) and language models (Generate) behind their safety
+    policy: every request's text goes through the deployment's input filters before the model and
+    its answer through the output rules after it; a blocked request is refused with the rule that
+    fired and recorded in the audit log. Concurrent requests to one deployment are grouped into
+    micro-batches (up to max_batch_size texts, waiting at most max_wait_ms for company); for a
+    language model, concurrent unary greedy Generate requests without stop strings are batched
+    (left padded), the others each generate on their own.
     """
 
     def __init__(self, channel):
@@ -70,14 +72,26 @@ class ServingServiceStub:
                 request_serializer=forgeline_dot_v1_dot_serving__service__pb2.PredictStreamRequest.SerializeToString,
                 response_deserializer=forgeline_dot_v1_dot_serving__service__pb2.PredictStreamResponse.FromString,
                 _registered_method=True)
+        self.Generate = channel.unary_unary(
+                '/forgeline.v1.ServingService/Generate',
+                request_serializer=forgeline_dot_v1_dot_serving__service__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=forgeline_dot_v1_dot_serving__service__pb2.GenerateResponse.FromString,
+                _registered_method=True)
+        self.GenerateStream = channel.unary_stream(
+                '/forgeline.v1.ServingService/GenerateStream',
+                request_serializer=forgeline_dot_v1_dot_serving__service__pb2.GenerateStreamRequest.SerializeToString,
+                response_deserializer=forgeline_dot_v1_dot_serving__service__pb2.GenerateStreamResponse.FromString,
+                _registered_method=True)
 
 
 class ServingServiceServicer:
-    """Serves trained text classifiers behind their safety policy: every request's text goes
-    through the deployment's input filters before the model and its answer through the output
-    rules after it; a blocked request is refused with the rule that fired and recorded in the
-    audit log. Concurrent requests to one deployment are grouped into micro-batches (up to
-    max_batch_size texts, waiting at most max_wait_ms for company).
+    """Serves trained text classifiers (Predict) and language models (Generate) behind their safety
+    policy: every request's text goes through the deployment's input filters before the model and
+    its answer through the output rules after it; a blocked request is refused with the rule that
+    fired and recorded in the audit log. Concurrent requests to one deployment are grouped into
+    micro-batches (up to max_batch_size texts, waiting at most max_wait_ms for company); for a
+    language model, concurrent unary greedy Generate requests without stop strings are batched
+    (left padded), the others each generate on their own.
     """
 
     def DeployModel(self, request, context):
@@ -126,6 +140,24 @@ class ServingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Generate(self, request, context):
+        """Text from a generative deployment (causal LM, instruction or seq2seq) for a raw prompt or
+        chat messages. A blocked prompt or output is refused with PERMISSION_DENIED (reason
+        INPUT_BLOCKED or OUTPUT_BLOCKED, the rule in the error's metadata), audited like Predict.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateStream(self, request, context):
+        """The same, streamed: text as the model produces it. Output rules run on the text produced so
+        far before each piece is sent; a block ends the stream with a last message naming the rule
+        and saying that the text already sent is withdrawn (finish_reason "safety").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ServingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +191,16 @@ def add_ServingServiceServicer_to_server(servicer, server):
                     request_deserializer=forgeline_dot_v1_dot_serving__service__pb2.PredictStreamRequest.FromString,
                     response_serializer=forgeline_dot_v1_dot_serving__service__pb2.PredictStreamResponse.SerializeToString,
             ),
+            'Generate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Generate,
+                    request_deserializer=forgeline_dot_v1_dot_serving__service__pb2.GenerateRequest.FromString,
+                    response_serializer=forgeline_dot_v1_dot_serving__service__pb2.GenerateResponse.SerializeToString,
+            ),
+            'GenerateStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.GenerateStream,
+                    request_deserializer=forgeline_dot_v1_dot_serving__service__pb2.GenerateStreamRequest.FromString,
+                    response_serializer=forgeline_dot_v1_dot_serving__service__pb2.GenerateStreamResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'forgeline.v1.ServingService', rpc_method_handlers)
@@ -168,11 +210,13 @@ def add_ServingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ServingService:
-    """Serves trained text classifiers behind their safety policy: every request's text goes
-    through the deployment's input filters before the model and its answer through the output
-    rules after it; a blocked request is refused with the rule that fired and recorded in the
-    audit log. Concurrent requests to one deployment are grouped into micro-batches (up to
-    max_batch_size texts, waiting at most max_wait_ms for company).
+    """Serves trained text classifiers (Predict) and language models (Generate) behind their safety
+    policy: every request's text goes through the deployment's input filters before the model and
+    its answer through the output rules after it; a blocked request is refused with the rule that
+    fired and recorded in the audit log. Concurrent requests to one deployment are grouped into
+    micro-batches (up to max_batch_size texts, waiting at most max_wait_ms for company); for a
+    language model, concurrent unary greedy Generate requests without stop strings are batched
+    (left padded), the others each generate on their own.
     """
 
     @staticmethod
@@ -327,6 +371,60 @@ class ServingService:
             '/forgeline.v1.ServingService/PredictStream',
             forgeline_dot_v1_dot_serving__service__pb2.PredictStreamRequest.SerializeToString,
             forgeline_dot_v1_dot_serving__service__pb2.PredictStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Generate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forgeline.v1.ServingService/Generate',
+            forgeline_dot_v1_dot_serving__service__pb2.GenerateRequest.SerializeToString,
+            forgeline_dot_v1_dot_serving__service__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/forgeline.v1.ServingService/GenerateStream',
+            forgeline_dot_v1_dot_serving__service__pb2.GenerateStreamRequest.SerializeToString,
+            forgeline_dot_v1_dot_serving__service__pb2.GenerateStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

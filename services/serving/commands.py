@@ -13,7 +13,8 @@ from forgeline.cli.app import AddressOpt, JsonOpt, WaitOpt, client, console, fol
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Serving: deploy a classifier behind its safety policy, predict, list, stop.",
+    help="Serving: deploy a classifier or a language model behind its safety policy, predict, "
+    "generate, list, stop.",
 )
 NameArg = Annotated[str, typer.Argument(help="The deployment's name, e.g. sentiment.")]
 
@@ -45,6 +46,9 @@ def deploy_model(
     max_batch_size: Annotated[int, typer.Option(help="Texts per forward pass (0: 32).")] = 0,
     max_wait_ms: Annotated[float, typer.Option(help="Wait for a batch to fill (0: 5).")] = 0,
     max_length: Annotated[int, typer.Option(help="Tokens per input (0: the model's).")] = 0,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Language models: most new tokens a request may ask (0: 512).")
+    ] = 0,
     address: AddressOpt = None,
     wait: WaitOpt = True,
     as_json: JsonOpt = False,
@@ -75,6 +79,7 @@ def deploy_model(
         policy=source,
         batching=pb.BatchingOptions(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms),
         max_sequence_length=max_length,
+        max_new_tokens=max_new_tokens,
     )
     with client(address, "serving") as service:
         result = follow(
@@ -159,3 +164,58 @@ def deploy_stop(name: NameArg, address: AddressOpt = None, as_json: JsonOpt = Fa
         print_json(reply)
     else:
         console.print(f"stopped {reply.deployment.name} ({reply.deployment.requests} requests)")
+
+
+@app.command("generate")
+def deploy_generate(
+    name: NameArg,
+    text: Annotated[str, typer.Argument(help="The prompt.")],
+    chat: Annotated[
+        bool, typer.Option(help="Send the text as the user's turn of a chat (chat template).")
+    ] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Most new tokens (0: 64).")] = 0,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sample at this temperature (default: greedy).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    stop: Annotated[list[str] | None, typer.Option(help="Stop string, repeatable.")] = None,
+    adapter: Annotated[str, typer.Option(help="One of its adapters (empty: its default).")] = "",
+    address: AddressOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate text with a language-model deployment, streamed as it is produced; a block by
+    the output rules says which rule fired and that the text shown is withdrawn (exit 1)."""
+    from forgeline.v1 import serving_service_pb2 as pb
+    from forgeline.v1 import training_service_pb2 as tpb
+
+    decoding = tpb.DecodingOptions(max_new_tokens=max_new_tokens, stop=stop or [])
+    if temperature is not None:
+        decoding.strategy = tpb.DECODING_STRATEGY_SAMPLE
+        decoding.temperature, decoding.seed = temperature, seed
+    fields: dict[str, Any] = {
+        "deployment": name,
+        "decoding": decoding,
+        "adapter": adapter,
+        **({"messages": [pb.ChatTurn(role="user", content=text)]} if chat else {"prompt": text}),
+    }
+    with client(address, "serving") as service:
+        if as_json:
+            print_json(service.serving.Generate(pb.GenerateRequest(**fields)))
+            return
+        last = None
+        for message in service.serving.GenerateStream(pb.GenerateStreamRequest(**fields)):
+            if message.text:
+                console.print(message.text, end="", soft_wrap=True, markup=False)
+            last = message
+    console.print()
+    if last is not None and last.HasField("block"):
+        console.print(
+            f"[red]blocked by rule {last.block.rule!r}[/red]: the text above is withdrawn",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    usage = last.usage if last is not None else pb.GenerationUsage()
+    console.print(
+        f"[dim]{last.finish_reason if last else ''}: {usage.prompt_tokens} prompt + "
+        f"{usage.completion_tokens} generated tokens[/dim]"
+    )

@@ -6,7 +6,7 @@ import asyncio
 
 from google.rpc import status_pb2
 
-from forgeline.convert import timestamp
+from forgeline.convert import decoding_values, timestamp
 from forgeline.errors import ForgelineError, InvalidArgument, PermissionDenied, to_status
 from forgeline.modelio import safety_context
 from forgeline.models import ModelRepository
@@ -24,7 +24,9 @@ from forgeline.services.serving.deployments import (
     Deployments,
     DeploySpec,
     ModelPlanner,
+    Refusal,
 )
+from forgeline.services.serving.generate import Finished, GenerateInput, Piece
 from forgeline.v1 import serving_service_pb2 as pb
 from forgeline.v1 import serving_service_pb2_grpc
 
@@ -49,6 +51,7 @@ def build(kernel: Kernel) -> list[ServiceDefinition]:
         policies,
         kernel.audit.record,  # blocked requests (the kernel closes the outbox after us)
         settings.worker_threads,
+        settings.max_generations,
     )
     deployments.restore()
     servicer = ServingServicer(kernel, deployments)
@@ -73,6 +76,7 @@ def deploy_spec(r: pb.DeployModelRequest) -> DeploySpec:
         max_batch_size=r.batching.max_batch_size,
         max_wait_ms=r.batching.max_wait_ms,
         max_length=r.max_sequence_length,
+        max_new_tokens=r.max_new_tokens,
     )
 
 
@@ -101,6 +105,9 @@ def deployment_pb(d: Deployment) -> pb.Deployment:
             "batching": pb.BatchingOptions(
                 max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms
             ),
+            "task": m.task,
+            "context_window": m.window,
+            "max_new_tokens": m.max_new_tokens,
         }
     return pb.Deployment(
         name=d.name,
@@ -109,6 +116,7 @@ def deployment_pb(d: Deployment) -> pb.Deployment:
         requests=d.requests,
         blocked=d.blocked,
         batches=d.batches,
+        active_generations=d.generations,
         **shown,
     )
 
@@ -126,8 +134,7 @@ def prediction_pb(a: Answer) -> pb.ServedPrediction:
     )
 
 
-def refusal_error(deployment: str, a: Answer) -> PermissionDenied:
-    r = a.refusal
+def refusal_error(deployment: str, r: Refusal) -> PermissionDenied:
     return PermissionDenied(
         f"deployment {deployment!r}: the {r.stage} was blocked by rule {r.rule!r}: {r.message}",
         reason="INPUT_BLOCKED" if r.stage == INPUT_STAGE else "OUTPUT_BLOCKED",
@@ -136,7 +143,7 @@ def refusal_error(deployment: str, a: Answer) -> PermissionDenied:
 
 
 def result_pb(deployment: str, a: Answer) -> pb.PredictResult:
-    status = to_status(refusal_error(deployment, a)) if a.refusal else status_pb2.Status()
+    status = to_status(refusal_error(deployment, a.refusal)) if a.refusal else status_pb2.Status()
     return pb.PredictResult(status=status, prediction=prediction_pb(a))
 
 
@@ -181,7 +188,7 @@ class ServingServicer(serving_service_pb2_grpc.ServingServiceServicer):
             request.deployment, [request.text], request.adapter
         )
         if answer.refusal is not None:
-            raise refusal_error(request.deployment, answer)
+            raise refusal_error(request.deployment, answer.refusal)
         return pb.ServingServicePredictResponse(prediction=prediction_pb(answer))
 
     async def PredictBatch(self, request, context):
@@ -225,3 +232,66 @@ class ServingServicer(serving_service_pb2_grpc.ServingServiceServicer):
             await reader  # a failure reading the stream fails the call
         finally:
             reader.cancel()
+
+    async def Generate(self, request, context):
+        finished = None
+        async for event in self._deployments.generate(
+            request.deployment, generate_input(request), stream=False
+        ):
+            if isinstance(event, Refusal):
+                raise refusal_error(request.deployment, event)
+            if isinstance(event, Finished):  # its output is the whole text: pieces not needed
+                finished = event
+        if finished.blocked is not None:
+            raise refusal_error(request.deployment, finished.refusal)
+        return pb.GenerateResponse(
+            text=finished.output,
+            finish_reason=finished.finish_reason,
+            usage=usage_pb(finished),
+            input_verdicts=[verdict_pb(v) for v in finished.input_verdicts],
+            output_verdict=verdict_pb(finished.output_verdict) if finished.output_verdict else None,
+            adapter=finished.adapter,
+        )
+
+    async def GenerateStream(self, request, context):
+        async for event in self._deployments.generate(
+            request.deployment, generate_input(request), stream=True
+        ):
+            if isinstance(event, Refusal):
+                raise refusal_error(request.deployment, event)
+            if isinstance(event, Piece):
+                yield pb.GenerateStreamResponse(text=event.text)
+                continue
+            block = None
+            if event.blocked is not None:
+                r = event.refusal
+                block = pb.GenerationBlock(
+                    rule=r.rule, message=r.message, audit_event=r.audit_event, withdrawn=True
+                )
+            yield pb.GenerateStreamResponse(
+                finish_reason=event.finish_reason,
+                usage=usage_pb(event),
+                output=event.output,
+                block=block,
+            )
+
+
+def generate_input(r: pb.GenerateRequest | pb.GenerateStreamRequest) -> GenerateInput:
+    """A request's prompt or messages (exactly one), decoding and adapter."""
+    if bool(r.prompt) == bool(r.messages):
+        raise InvalidArgument.for_field(
+            "prompt", "give exactly one of prompt (raw text) and messages (a chat)"
+        )
+    for i, m in enumerate(r.messages):
+        if not m.role:
+            raise InvalidArgument.for_field(f"messages[{i}].role", "name the turn's role")
+    return GenerateInput(
+        prompt=r.prompt,
+        messages=tuple((m.role, m.content) for m in r.messages),
+        decoding=decoding_values(r.decoding, "decoding"),
+        adapter=r.adapter,
+    )
+
+
+def usage_pb(f: Finished) -> pb.GenerationUsage:
+    return pb.GenerationUsage(prompt_tokens=f.prompt_tokens, completion_tokens=f.completion_tokens)
