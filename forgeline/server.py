@@ -577,13 +577,17 @@ class ServiceThread:
         async def run() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await serve(self.name, self.settings, port=0, on_ready=self._on_ready, stop=self._stop)
+            await self._serve(self._stop)
 
         try:
             asyncio.run(run())
         except BaseException as exc:  # surfaced by start()
             self._error = exc
             self._ready.set()
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        """What the thread runs until ``stop`` is set (a face of its own overrides it)."""
+        await serve(self.name, self.settings, port=0, on_ready=self._on_ready, stop=stop)
 
     def _on_ready(self, port: int) -> None:
         self.port = port

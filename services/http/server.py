@@ -4,13 +4,12 @@ settings as the gRPC services, a graceful stop, and an embedded variant for test
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
-import threading
 from collections.abc import Callable
 
 from forgeline import logging as flog
+from forgeline.server import ServiceThread
 from forgeline.services.http import DEFAULT_PORT
 from forgeline.services.http.upstream import Upstream
 from forgeline.settings import Settings
@@ -91,49 +90,17 @@ async def _ready_when(server, port: int, settings: Settings, on_ready) -> None:
         on_ready(port)
 
 
-class HttpThread:
+class HttpThread(ServiceThread):
     """The HTTP face embedded in this process on a free loopback port (tests, benchmarks)."""
 
     def __init__(self, settings: Settings, upstream: str | None = None) -> None:
-        self.settings, self.upstream = settings, upstream
-        self.port = 0
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
+        super().__init__("http", settings)
+        self.upstream = upstream
 
-    def _main(self) -> None:
-        async def run() -> None:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            await serve(
-                self.settings, port=0, upstream=self.upstream, on_ready=self._on_ready,
-                stop=self._stop,
-            )  # fmt: skip
-
-        try:
-            asyncio.run(run())
-        except BaseException as exc:  # surfaced by start()
-            self._error = exc
-            self._ready.set()
-
-    def _on_ready(self, port: int) -> None:
-        self.port = port
-        self._ready.set()
-
-    def start(self, timeout: float = 60.0) -> HttpThread:
-        self._thread.start()
-        self._ready.wait(timeout)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._stop and self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread.is_alive():
-            self._thread.join(30)
+    async def _serve(self, stop: asyncio.Event) -> None:
+        await serve(
+            self.settings, port=0, upstream=self.upstream, on_ready=self._on_ready, stop=stop
+        )
 
     @property
     def url(self) -> str:
