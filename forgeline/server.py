@@ -451,7 +451,14 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Runs service ``name`` until SIGTERM/SIGINT (or ``stop`` is set)."""
+    """Runs service ``name`` until SIGTERM/SIGINT (or ``stop`` is set). A service whose spec
+    names its own serve() (not a gRPC server: the HTTP face) runs that instead, on the same
+    port rules."""
+    own = installed_spec(name).server()
+    if own is not None:
+        chosen = settings.port_for(name) if port is None else port
+        await own(settings, port=chosen, on_ready=on_ready, stop=stop)
+        return
     build = service_builder(name)
     kernel = Kernel.open(settings, name)
     limits = [

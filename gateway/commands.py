@@ -639,13 +639,18 @@ def status(as_json: JsonOpt = False) -> None:
     """Health of the gateway and every installed service at their configured addresses."""
     from forgeline.client import Client
     from forgeline.server import installed_services
+    from forgeline.service_spec import health_kind, probe_http
 
     current = settings()
     rows = []
     for name in ["gateway", *[n for n in installed_services() if n != "gateway"]]:
         address = current.address_for(name)
-        with Client(address, token=current.auth_token or None) as client:
-            rows.append({"service": name, "address": address, "serving": _answers(client)})
+        if health_kind(name) == "http":  # the HTTP face: its GET /healthz answers 200
+            serving = probe_http(address, tls=bool(current.tls_cert)) == 200
+        else:
+            with Client(address, token=current.auth_token or None) as client:
+                serving = _answers(client)
+        rows.append({"service": name, "address": address, "serving": serving})
     if as_json:
         console.print_json(json.dumps(rows))
         return

@@ -15,6 +15,7 @@ from forgeline.gateway.orchestrator import Audit, Orchestrator, RunOutcome
 from forgeline.gateway.remote import RemoteService
 from forgeline.gateway.spec import Pipeline, PipelineInvalid, invalid
 from forgeline.server import installed_services
+from forgeline.service_spec import health_kind
 from forgeline.settings import Settings
 
 
@@ -96,4 +97,5 @@ def known_services(settings: Settings) -> list[str]:
     """Services a step may call: those installed here (the platform's among them) and any the
     settings give an address for (a third party's service runs anywhere)."""
     names = {*installed_services(), *settings.addresses}
-    return sorted(names - {"gateway"})
+    # Not a step's service: a non-gRPC face (the HTTP face) has no methods a pipeline calls.
+    return sorted(n for n in names - {"gateway"} if health_kind(n) == "grpc")

@@ -21,6 +21,7 @@ from forgeline import raynodes
 from forgeline.client import Client
 from forgeline.errors import Unavailable
 from forgeline.server import installed_services
+from forgeline.service_spec import health_kind, probe_http
 from forgeline.settings import Settings
 
 START_TIMEOUT_S = 120.0
@@ -67,7 +68,7 @@ class Stack:
         started are stopped and Unavailable names the service and its log. ``data_roots`` are
         added after the configured ones (the first root, against which a service resolves a
         relative path, stays the same): the paths a command started this stack to read."""
-        names = [n for n in (services or installed_services()) if n != "gateway"]
+        names = members(services, detach)
         logs = settings.home.expanduser() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         stack = cls()
@@ -82,7 +83,7 @@ class Stack:
             stack._launch("gateway", settings, logs, fixed_ports, detach, stack.addresses)
             for member in stack.members:
                 if member.name != RAY:
-                    stack._wait_ready(member, settings.auth_token or None)
+                    stack._wait_ready(member, settings)
         except BaseException:
             stack.stop()
             raise
@@ -130,30 +131,34 @@ class Stack:
         # Its token goes to the stack's Ray services (and nothing else).
         self._ray_env = {"RAY_ADDRESS": head.address, **head.env}
 
-    def _wait_ready(self, member: Member, token: str | None) -> None:
-        """Waits until ``member`` answers health SERVING; Unavailable with its log if it exits
-        first or stays silent for START_TIMEOUT_S."""
+    def _wait_ready(self, member: Member, settings: Settings) -> None:
+        """Waits until ``member`` answers health SERVING (an HTTP service: until GET /healthz
+        answers at all, since its 503 only says its upstream is not up yet); Unavailable with
+        its log if it exits first or stays silent for START_TIMEOUT_S."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        with Client(member.address, token=token) as client:
+        if health_kind(member.name) == "http":
+            self._wait_http(member, settings, deadline)
+            return
+        with Client(member.address, token=settings.auth_token or None) as client:
             while True:
                 if not _alive(member.pid):
                     _reap(self._procs, member.pid)
-                    raise Unavailable(
-                        f"the {member.name} service exited while starting; see {member.log}",
-                        reason="SERVICE_DID_NOT_START",
-                        metadata={"service": member.name, "log": member.log},
-                    )
+                    raise _not_started(member, "exited while starting")
                 try:
                     client.wait_ready(min(2.0, max(0.1, deadline - time.monotonic())))
                     return
                 except Unavailable:
                     if time.monotonic() >= deadline:
-                        raise Unavailable(
-                            f"the {member.name} service did not answer on {member.address} "
-                            f"within {START_TIMEOUT_S:.0f} s; see {member.log}",
-                            reason="SERVICE_DID_NOT_START",
-                            metadata={"service": member.name, "log": member.log},
-                        ) from None
+                        raise _not_started(member, _silent(member)) from None
+
+    def _wait_http(self, member: Member, settings: Settings, deadline: float) -> None:
+        while probe_http(member.address, tls=bool(settings.tls_cert), timeout=2.0) is None:
+            if not _alive(member.pid):
+                _reap(self._procs, member.pid)
+                raise _not_started(member, "exited while starting")
+            if time.monotonic() >= deadline:
+                raise _not_started(member, _silent(member))
+            time.sleep(0.1)
 
     # --- stopping ---------------------------------------------------------------------------------
     def stop(self, grace_s: float = 30.0) -> None:
@@ -183,6 +188,29 @@ class Stack:
     @classmethod
     def load(cls, path: Path) -> Stack:
         return cls(members=[Member(**m) for m in json.loads(path.read_text())])
+
+
+def members(services: list[str] | None, detach: bool) -> list[str]:
+    """The services a stack starts besides the gateway: ``services``, else every installed one,
+    except that an embedded stack (not detached: `forgeline run` with no gateway) leaves out the
+    non-gRPC faces no pipeline step calls, so its startup costs what it did. A non-gRPC face
+    (the HTTP face) is a client of the gRPC services: it comes after them, so a stack on free
+    ports can tell it where they listen."""
+    every = [n for n in installed_services() if detach or health_kind(n) == "grpc"]
+    names = [n for n in (services or every) if n != "gateway"]
+    return sorted(names, key=lambda n: health_kind(n) != "grpc")
+
+
+def _not_started(member: Member, what: str) -> Unavailable:
+    return Unavailable(
+        f"the {member.name} service {what}; see {member.log}",
+        reason="SERVICE_DID_NOT_START",
+        metadata={"service": member.name, "log": member.log},
+    )
+
+
+def _silent(member: Member) -> str:
+    return f"did not answer on {member.address} within {START_TIMEOUT_S:.0f} s"
 
 
 def state_file(settings: Settings) -> Path:

@@ -59,6 +59,21 @@ MessagesColumnOpt = Annotated[
     ),
 ]
 FinetuneOpt = Annotated[str, typer.Option(help="Strategy, e.g. lora or 'lora={\"r\": 16}'.")]
+LongInputsOpt = Annotated[
+    str,
+    typer.Option(
+        help="instruction / seq2seq: a single-pass long_inputs plugin that shortens each prompt "
+        "(source text) to the room its row leaves, NAME or NAME=JSON config, e.g. "
+        '\'truncate={"keep": "head_tail"}\' or extract (empty: the truncation rule alone).'
+    ),
+]
+InputTokenBudgetOpt = Annotated[
+    int,
+    typer.Option(
+        help="instruction / seq2seq: most tokens of a shortened prompt (0: the room its row "
+        "leaves); without --long-inputs, prompts are shortened with truncate."
+    ),
+]
 
 
 def model_source(

@@ -6,5 +6,13 @@ streamed), ``/healthz`` and FastAPI's own ``/docs`` and ``/openapi.json``. It ho
 answer comes from the serving service over gRPC, with the caller's bearer token forwarded.
 """
 
-# The port `forgeline http serve` listens on unless told otherwise (DESIGN.md's table).
+from forgeline.service_spec import ServiceSpec
+
+# The port `forgeline serve http` listens on unless told otherwise (DESIGN.md's table).
 DEFAULT_PORT = 8080
+
+# Not a gRPC server: `forgeline serve http` and `forgeline up` run its own serve() (uvicorn),
+# and the stack and `forgeline status` see it up when GET /healthz answers.
+SPEC = ServiceSpec(
+    default_port=DEFAULT_PORT, serve="forgeline.services.http.server:serve", health="http"
+)

@@ -1,4 +1,5 @@
-"""`forgeline http serve`: the HTTP face in the foreground."""
+"""`forgeline http serve`: the HTTP face in the foreground, with an --upstream of choice
+(`forgeline serve http` runs it like any service, upstream from the settings)."""
 
 from __future__ import annotations
 

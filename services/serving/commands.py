@@ -17,6 +17,14 @@ app = typer.Typer(
     "generate, list, stop.",
 )
 NameArg = Annotated[str, typer.Argument(help="The deployment's name, e.g. sentiment.")]
+# The decoding options of `forgeline deploy generate` / `forgeline generate` and `forgeline chat`.
+MaxNewTokensOpt = Annotated[int, typer.Option(help="Most new tokens (0: 64).")]
+TemperatureOpt = Annotated[
+    float | None, typer.Option(help="Sample at this temperature (default: greedy).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Sampling seed.")]
+StopOpt = Annotated[list[str] | None, typer.Option(help="Stop string, repeatable.")]
+AdapterOpt = Annotated[str, typer.Option(help="One of its adapters (empty: its default).")]
 
 
 def _print_deployment(d: Any) -> None:
@@ -173,28 +181,22 @@ def deploy_generate(
     chat: Annotated[
         bool, typer.Option(help="Send the text as the user's turn of a chat (chat template).")
     ] = False,
-    max_new_tokens: Annotated[int, typer.Option(help="Most new tokens (0: 64).")] = 0,
-    temperature: Annotated[
-        float | None, typer.Option(help="Sample at this temperature (default: greedy).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    stop: Annotated[list[str] | None, typer.Option(help="Stop string, repeatable.")] = None,
-    adapter: Annotated[str, typer.Option(help="One of its adapters (empty: its default).")] = "",
+    max_new_tokens: MaxNewTokensOpt = 0,
+    temperature: TemperatureOpt = None,
+    seed: SeedOpt = 0,
+    stop: StopOpt = None,
+    adapter: AdapterOpt = "",
     address: AddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate text with a language-model deployment, streamed as it is produced; a block by
-    the output rules says which rule fired and that the text shown is withdrawn (exit 1)."""
+    the output rules says which rule fired and that the text shown is withdrawn (exit 1).
+    `forgeline generate` is this same command."""
     from forgeline.v1 import serving_service_pb2 as pb
-    from forgeline.v1 import training_service_pb2 as tpb
 
-    decoding = tpb.DecodingOptions(max_new_tokens=max_new_tokens, stop=stop or [])
-    if temperature is not None:
-        decoding.strategy = tpb.DECODING_STRATEGY_SAMPLE
-        decoding.temperature, decoding.seed = temperature, seed
     fields: dict[str, Any] = {
         "deployment": name,
-        "decoding": decoding,
+        "decoding": decoding_options(max_new_tokens, temperature, seed, stop),
         "adapter": adapter,
         **({"messages": [pb.ChatTurn(role="user", content=text)]} if chat else {"prompt": text}),
     }
@@ -202,20 +204,53 @@ def deploy_generate(
         if as_json:
             print_json(service.serving.Generate(pb.GenerateRequest(**fields)))
             return
-        last = None
-        for message in service.serving.GenerateStream(pb.GenerateStreamRequest(**fields)):
-            if message.text:
-                console.print(message.text, end="", soft_wrap=True, markup=False)
-            last = message
+        last = stream_answer(service, fields)
+    if not report_end(last):
+        raise typer.Exit(1)
+
+
+def decoding_options(
+    max_new_tokens: int, temperature: float | None, seed: int, stop: list[str] | None
+) -> Any:
+    """The DecodingOptions of the generate commands' options: greedy unless a temperature is
+    given."""
+    from forgeline.v1 import training_service_pb2 as tpb
+
+    decoding = tpb.DecodingOptions(max_new_tokens=max_new_tokens, stop=stop or [])
+    if temperature is not None:
+        decoding.strategy = tpb.DECODING_STRATEGY_SAMPLE
+        decoding.temperature, decoding.seed = temperature, seed
+    return decoding
+
+
+def stream_answer(service: Any, fields: dict[str, Any]) -> Any:
+    """Sends one GenerateStream request, prints its text as it arrives (then a newline) and
+    returns its last message (None when the stream sent nothing)."""
+    from forgeline.v1 import serving_service_pb2 as pb
+
+    last = None
+    for message in service.serving.GenerateStream(pb.GenerateStreamRequest(**fields)):
+        if message.text:
+            console.print(message.text, end="", soft_wrap=True, markup=False)
+        last = message
     console.print()
+    return last
+
+
+def report_end(last: Any) -> bool:
+    """Prints how a streamed answer ended (a block by the output rules, else the finish reason
+    and token counts); False when it was blocked."""
+    from forgeline.v1 import serving_service_pb2 as pb
+
     if last is not None and last.HasField("block"):
         console.print(
             f"[red]blocked by rule {last.block.rule!r}[/red]: the text above is withdrawn",
             soft_wrap=True,
         )
-        raise typer.Exit(1)
+        return False
     usage = last.usage if last is not None else pb.GenerationUsage()
     console.print(
         f"[dim]{last.finish_reason if last else ''}: {usage.prompt_tokens} prompt + "
         f"{usage.completion_tokens} generated tokens[/dim]"
     )
+    return True

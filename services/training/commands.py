@@ -20,7 +20,9 @@ from forgeline.cli.app import (
 from forgeline.cli.training import (
     EvalOpt,
     FinetuneOpt,
+    InputTokenBudgetOpt,
     LabelColumnOpt,
+    LongInputsOpt,
     MessagesColumnOpt,
     ModelConfigOpt,
     ModelOpt,
@@ -87,6 +89,8 @@ def train_run(
     prompt_column: PromptColumnOpt = "",
     response_column: ResponseColumnOpt = "",
     messages_column: MessagesColumnOpt = "",
+    long_inputs: LongInputsOpt = "",
+    input_token_budget: InputTokenBudgetOpt = 0,
     learning_rate: Annotated[float, typer.Option("--lr", help="0: the strategy's default.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Per worker.")] = 16,
     epochs: int = 1,
@@ -147,6 +151,8 @@ def train_run(
         checkpoint=pb.CheckpointPolicy(every_steps=checkpoint_every),
         failure=pb.FailurePolicy(max_failures=max_failures),
         output_name=name,
+        long_inputs=plugin_specs([long_inputs], "--long-inputs")[0] if long_inputs else None,
+        input_token_budget=input_token_budget,
     )
     if eval_dataset:
         request.eval.CopyFrom(dataset_input(eval_dataset, **columns))

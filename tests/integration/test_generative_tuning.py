@@ -3,7 +3,8 @@ a TuneModel of an instruction SFT of a tiny llama (two trials ranked by eval per
 trial's adapter back), a tiny llama causal LM compressed to int8 and measured by perplexity, a
 continual update of a generative model refused before any work, Predict on a seq2seq model (the
 decoder's whole output, no prompt cut off), the generation batch cap of EvaluateModel, and the
-column flags of `forgeline train run` / `forgeline tune` reaching the requests."""
+column flags of `forgeline train run` / `forgeline tune` (and train run's --long-inputs and
+--input-token-budget) reaching the requests."""
 
 from __future__ import annotations
 
@@ -338,3 +339,24 @@ def test_train_run_and_tune_send_the_column_flags(training, tuning):
     )  # fmt: skip
     assert tuned.returncode == 1, tuned.stdout
     assert "response_column" in tuned.stderr and "'reply'" in tuned.stderr, tuned.stderr
+
+
+def test_train_run_sends_the_long_inputs_flags(training):
+    """Each refusal names a field only --long-inputs (its plugin name, its config) or
+    --input-token-budget could have set: both reached TrainModelRequest."""
+    dataset(training, pa.table({"prompt": TEXTS, "response": TEXTS}), "cli-long")
+    cases = [  # (arguments, the field refused, what the refusal says)
+        (("--long-inputs", "chunk"), "long_inputs.name", "'chunk' reads a document in several"),
+        (("--long-inputs", 'truncate={"keep": "sideways"}'), "long_inputs.config.keep",
+         "'head' or 'head_tail'"),
+        (("--input-token-budget", "200", "--max-length", "64"), "input_token_budget",
+         "200 prompt tokens leave no room"),
+    ]  # fmt: skip
+    for args, field, said in cases:
+        done = forgeline(
+            {"training": training.service.address},
+            "train", "run", "cli-long", "--task", "instruction", "--batch-size", "4", *args,
+            *LLAMA_OPTIONS,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout
+        assert field in done.stderr and said in done.stderr, done.stderr

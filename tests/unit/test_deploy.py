@@ -27,7 +27,7 @@ import yaml
 
 from forgeline.gateway.stack import RAY_SERVICES
 from forgeline.server import installed_services
-from forgeline.service_spec import default_ports
+from forgeline.service_spec import default_ports, health_kind
 from forgeline.settings import Settings
 
 # The ports the services declare in their specs (entry points): deploy/ must match them.
@@ -383,8 +383,11 @@ def test_kubernetes_manifests_match_the_code(rendering, monkeypatch):
             f"{where}: args {container.get('args')} do not run `forgeline serve {service}`"
         )
         assert "command" not in container, f"{where}: overrides the image's `forgeline serve`"
+        # A service whose spec says health "http" (the HTTP face) serves HTTP, the rest gRPC.
+        http = health_kind(service) == "http"
+        protocol = "http" if http else "grpc"
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports == {"grpc": port}, f"{where}: containerPort {ports}, settings say {port}"
+        assert ports == {protocol: port}, f"{where}: containerPort {ports}, settings say {port}"
 
         tls = "FORGELINE_TLS_CERT" in _env(container)
         probes = {k: container.get(k) for k in ("startupProbe", "readinessProbe", "livenessProbe")}
@@ -394,7 +397,22 @@ def test_kubernetes_manifests_match_the_code(rendering, monkeypatch):
         for kind, probe in probes.items():
             if probe is None:
                 continue
-            if tls:  # kubelet's gRPC probe cannot do TLS: it would never see SERVING
+            if http:  # ready on GET /healthz (200 once serving answers), alive while listening
+                want = (
+                    {
+                        "httpGet": {
+                            "path": "/healthz",
+                            "port": port,
+                            "scheme": "HTTPS" if tls else "HTTP",
+                        }
+                    }
+                    if kind == "readinessProbe"
+                    else {"tcpSocket": {"port": port}}
+                )
+                key = next(iter(want))
+                got = {key: {"scheme": "HTTP", **probe.get(key, {})}} if key == "httpGet" else probe
+                assert {key: got.get(key)} == want, f"{where}: {kind} {probe}, want {want}"
+            elif tls:  # kubelet's gRPC probe cannot do TLS: it would never see SERVING
                 assert probe.get("tcpSocket") == {"port": port}, (
                     f"{where}: serves TLS, so its {kind} must be a TCP probe on {port}: {probe}"
                 )
@@ -436,7 +454,7 @@ def test_kubernetes_manifests_match_the_code(rendering, monkeypatch):
         assert service_port["port"] == port, (
             f"{name}: Service forgeline-{service} port {service_port['port']}, settings say {port}"
         )
-        assert service_port["targetPort"] in ("grpc", port), f"{name}: Service targetPort"
+        assert service_port["targetPort"] in (protocol, port), f"{name}: Service targetPort"
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         selector = k8s_service["spec"]["selector"]
         assert selector.items() <= labels.items(), (
@@ -587,13 +605,16 @@ def test_compose_matches_the_code(monkeypatch):
             assert "RAY_ADDRESS" not in env, f"{where}: sets RAY_ADDRESS but does not use Ray"
             assert "RAY_AUTH_MODE" not in env, f"{where}: sets RAY_AUTH_MODE but does not use Ray"
         published = service.get("ports", [])
-        if name == "gateway":
+        if name == "gateway" or health_kind(name) == "http":
             assert [p.rsplit(":", 1)[1] for p in published] == [str(port)], f"{where}: ports"
         else:
-            assert not published, f"{where}: only the gateway is published, not {published}"
+            assert not published, f"{where}: only the gateway and HTTP faces are published"
 
-    codes = {s["healthcheck"]["test"][3] for s in forgeline.values()}
-    assert len(codes) == 1, "the services' health checks differ in more than their port"
+    for kind in ("grpc", "http"):
+        codes = {
+            s["healthcheck"]["test"][3] for n, s in forgeline.items() if health_kind(n) == kind
+        }
+        assert len(codes) <= 1, f"the {kind} services' health checks differ in more than a port"
     for name, service in spec.items():
         for target, condition in service.get("depends_on", {}).items():
             assert condition == {"condition": "service_healthy"}, f"{name} -> {target}"
@@ -705,7 +726,9 @@ def test_dockerfile_matches_the_code(monkeypatch):
     for deployment in _by_kind(_base_resources(), "Deployment").values():
         security = deployment["spec"]["template"]["spec"]["securityContext"]
         assert security["runAsUser"] == int(user), "Kubernetes runs another UID than the image"
-    assert "'.[training,memory,safety]'" in " ".join(ops["RUN"]), "service extras not installed"
+    assert "'.[training,memory,safety,http]'" in " ".join(ops["RUN"]), (
+        "service extras not installed"
+    )
 
 
 def test_dockerfile_passes_hadolint():

@@ -73,8 +73,51 @@ def test_the_shipped_services_keep_their_ports_and_safety_keeps_the_audit_log() 
         "memory": 50055,
         "safety": 50056,
         "serving": 50057,
+        "http": 8080,
     }
     assert audit_log_service() == "safety"
+    assert service_spec("http").health == "http" and service_spec("serving").health == "grpc"
+
+
+def test_a_service_with_its_own_serve_runs_it_in_place_of_the_grpc_bootstrap(tmp_path) -> None:
+    """forgeline.server.serve() runs the HTTP face's serve() (uvicorn, no gRPC server) on the
+    port given: GET /healthz answers there (503: no serving service behind it), a gRPC health
+    check does not, and ``stop`` ends it."""
+    import asyncio
+
+    from forgeline.errors import ForgelineError
+    from forgeline.server import serve
+    from forgeline.service_spec import probe_http
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, [tmp_path], addresses={"serving": "127.0.0.1:9"})
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        stop, ready = asyncio.Event(), asyncio.Event()
+
+        def on_ready(port: int) -> None:
+            seen["port"] = port
+            ready.set()
+
+        task = asyncio.create_task(serve("http", settings, port=0, on_ready=on_ready, stop=stop))
+        await asyncio.wait_for(ready.wait(), 60)
+        address = f"127.0.0.1:{seen['port']}"
+        seen["code"] = await asyncio.to_thread(probe_http, address)
+        with Client(address) as client:
+            try:
+                client.wait_ready(0.5)
+                seen["grpc"] = True
+            except ForgelineError:
+                seen["grpc"] = False
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        seen["after"] = await asyncio.to_thread(probe_http, address)
+
+    asyncio.run(main())
+    assert (seen["code"], seen["grpc"], seen["after"]) == (503, False, None)
+    with pytest.raises(TypeError, match="its own serve"):
+        service_spec("http").builder()
 
 
 def test_reading_a_port_imports_no_service_module() -> None:
