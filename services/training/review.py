@@ -323,6 +323,10 @@ def build_sheet(
     index = {name: i for i, (name, _, _) in enumerate(systems)}
     table = [sheet_columns(list(criteria), blind)]
     for document, letters in documents.items():
+        # One excerpt per document, the first system's source, on every one of its rows: the
+        # systems' own sources differ (a baseline keeps the bare text, a model its prompt with
+        # the instruction), and a difference there would tell a blind rater which system is which.
+        excerpt = _cell(outputs[0].sources[positions[0][document]], excerpt_chars)
         for letter, name in letters.items():
             out = outputs[index[name]]
             at = positions[index[name]][document]
@@ -330,7 +334,7 @@ def build_sheet(
                 [key.token, str(document), letter]
                 + ([] if blind else [name])
                 + [
-                    _cell(out.sources[at], excerpt_chars),
+                    excerpt,
                     _cell(out.references[at], CELL_CHARS),
                     _cell(out.outputs[at], CELL_CHARS),
                 ]

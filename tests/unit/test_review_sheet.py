@@ -47,6 +47,33 @@ def sheet(blind: bool = True, **options):
     return build_sheet(SYSTEMS, criteria=list(DEFAULT_CRITERIA), **settings)
 
 
+def test_every_summary_of_a_document_shows_the_same_excerpt_so_sources_do_not_unblind():
+    # A baseline keeps the bare text, a model its prompt with the instruction: the sheet shows
+    # the first system's source on every row of a document, whichever letter it is.
+    prompted = SystemOutputs(
+        list(ROWS),
+        [f"Summarize: {SOURCES[r]}" for r in ROWS],
+        list(REFERENCES),
+        [f"MODEL {r}" for r in ROWS],
+    )
+    systems = [SYSTEMS[0], ("model-sys", "ds_m", prompted)]
+    table, key = build_sheet(
+        systems,
+        criteria=list(DEFAULT_CRITERIA),
+        num_documents=10,
+        seed=3,
+        excerpt_chars=2000,
+        blind=True,
+    )
+    rows = as_rows(table)
+    assert {key.documents[int(r["document"])][r["summary"]] for r in rows} == {
+        "alpha-sys",
+        "model-sys",
+    }
+    for row in rows:
+        assert row["source_excerpt"] == SOURCES[int(row["document"])]
+
+
 def as_rows(table: list[list[str]]) -> list[dict[str, str]]:
     return [dict(zip(table[0], row, strict=True)) for row in table[1:]]
 
