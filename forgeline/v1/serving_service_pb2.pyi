@@ -34,7 +34,7 @@ class BatchingOptions(_message.Message):
     def __init__(self, max_batch_size: _Optional[int] = ..., max_wait_ms: _Optional[float] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("name", "model_id", "adapters", "default_adapter", "format", "labels", "policy", "policy_sha256", "batching", "state", "create_time", "requests", "blocked", "batches", "task", "context_window", "max_new_tokens", "active_generations")
+    __slots__ = ("name", "model_id", "adapters", "default_adapter", "format", "labels", "policy", "policy_sha256", "batching", "state", "create_time", "requests", "blocked", "batches", "task", "context_window", "max_new_tokens", "active_generations", "batched_rows")
     class AdaptersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class Deployment(_message.Message):
     CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    BATCHED_ROWS_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_id: str
     adapters: _containers.ScalarMap[str, str]
@@ -78,7 +79,8 @@ class Deployment(_message.Message):
     context_window: int
     max_new_tokens: int
     active_generations: int
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., format: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_common_pb2.SafetyPolicy, _Mapping]] = ..., policy_sha256: _Optional[str] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requests: _Optional[int] = ..., blocked: _Optional[int] = ..., batches: _Optional[int] = ..., task: _Optional[str] = ..., context_window: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., active_generations: _Optional[int] = ...) -> None: ...
+    batched_rows: int
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., adapters: _Optional[_Mapping[str, str]] = ..., default_adapter: _Optional[str] = ..., format: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_common_pb2.SafetyPolicy, _Mapping]] = ..., policy_sha256: _Optional[str] = ..., batching: _Optional[_Union[BatchingOptions, _Mapping]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requests: _Optional[int] = ..., blocked: _Optional[int] = ..., batches: _Optional[int] = ..., task: _Optional[str] = ..., context_window: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., active_generations: _Optional[int] = ..., batched_rows: _Optional[int] = ...) -> None: ...
 
 class DeployModelRequest(_message.Message):
     __slots__ = ("name", "model_id", "adapters", "default_adapter", "policy", "batching", "max_sequence_length", "request_id", "max_new_tokens")

@@ -51,6 +51,7 @@ from forgeline.models import (
 )
 from forgeline.policy import Policy, PolicyLoader, Verdict
 from forgeline.services.serving.batcher import BatchingBounds, MicroBatcher
+from forgeline.services.serving.continuous import DecodeLoop, continuous_batching
 from forgeline.services.serving.generate import (
     DEFAULT_MAX_NEW_TOKENS,
     Batched,
@@ -581,6 +582,9 @@ class Deployment:
         self.generations, self.max_generations = 0, max_generations
         self._generations_lock = threading.Lock()
         self.batcher: MicroBatcher[Request, Answer] | None = None
+        # A decoder-only generative deployment's continuous batcher (None: batching off, or a
+        # model it cannot serve).
+        self.decoder: DecodeLoop | None = None
         self.loaded: Future[None] = Future()  # done when loading ended, either way
         self.load_seconds = 0.0
         self.requests = self.blocked = 0
@@ -588,7 +592,14 @@ class Deployment:
 
     @property
     def batches(self) -> int:
-        return self.batcher.stats.batches if self.batcher else 0
+        """Micro-batches run, plus the decode loop's forward passes."""
+        passes = self.decoder.stats.passes if self.decoder else 0
+        return (self.batcher.stats.batches if self.batcher else 0) + passes
+
+    @property
+    def batched_rows(self) -> int:
+        """Sequences the decode loop's passes advanced (rows / passes: its mean batch)."""
+        return self.decoder.stats.rows if self.decoder else 0
 
     def load(self, planner: Deployments) -> None:
         """Plans and loads the model and policy; FAILED (and the error raised) otherwise."""
@@ -605,9 +616,16 @@ class Deployment:
             self.loaded.set_result(None)
             raise
         self.plan, self.load_seconds = plan, time.perf_counter() - start
-        # A generative deployment's batcher groups unary greedy requests (generate.py).
+        # A generative deployment's batcher groups an encoder-decoder's unary greedy requests;
+        # a decoder-only model's requests share its decode loop (generate.py, continuous.py).
         run = self.model.generate_batch if plan.model.generative else self.answer
         self.batcher = MicroBatcher(self.name, run, self._executor, plan.bounds)
+        if (
+            plan.model.generative
+            and plan.bounds.max_batch_size > 1
+            and continuous_batching(self.model)
+        ):
+            self.decoder = DecodeLoop(self.model, self.name, plan.bounds.max_batch_size)
         self.state = SERVING
         self.loaded.set_result(None)
 
@@ -740,11 +758,19 @@ class Deployment:
             self.generations += 1
         self._count()
         guard = OutputCheck(judge, on_block) if plan.policy.output_rules else None
-        if model.batchable(options, stream) and plan.bounds.max_batch_size > 1:
+        looped = self.decoder is not None and self.decoder.serves(options)
+        if not looped and model.batchable(options, stream) and plan.bounds.max_batch_size > 1:
             return Batched(encoded, options, adapter, tuple(verdicts), guard)
         every = OUTPUT_CHECK_EVERY if stream else 0
         run = GenerationRun(model, encoded.ids, options, adapter, guard, every, emit)
         run.input_verdicts = verdicts
+        if looped:
+            try:
+                self.decoder.join(run, lambda last: self._ended(last, emit))
+            except BaseException:
+                self.end_generation()
+                raise
+            return run
         threading.Thread(
             target=self._generation, args=(run, emit), name=f"generate-{self.name}", daemon=True
         ).start()
@@ -755,6 +781,10 @@ class Deployment:
             last = run.run()
         finally:
             self.end_generation()
+        emit(last)
+
+    def _ended(self, last: Event, emit: Callable[[Event], None]) -> None:
+        self.end_generation()
         emit(last)  # after the count: a client may send its next request at once
 
     def end_generation(self) -> None:
@@ -769,6 +799,8 @@ class Deployment:
             self.blocked += blocked
 
     async def drain(self) -> None:
+        if self.decoder is not None:
+            self.decoder.close()  # what it has runs to its end, in its own thread
         if self.batcher is not None:
             await self.batcher.drain()
 
@@ -873,6 +905,8 @@ class Deployments:
             self._live[spec.name] = deployment
         if old is not None and old.batcher is not None:
             old.batcher.close_soon()
+        if old is not None and old.decoder is not None:
+            old.decoder.close()
         log.info("deployed", deployment=spec.name, format=deployment.plan.model.format)
         return deployment
 

@@ -1,15 +1,17 @@
 """Generation in the serving service: a generative model loaded for serving (a causal LM,
 instruction or seq2seq model, or PEFT adapters on one), a request turned into the model's input
-within its limits, and one generation run in its own thread that hands out text as the tokens
-come, runs the output rules on the text produced so far, and stops at the next token once its
-caller is gone. No gRPC here.
+within its limits, and one generation run (in its own thread, or fed by the decode loop) that
+hands out text as the tokens come, runs the output rules on the text produced so far, and stops
+at the next token once its caller is gone. No gRPC here.
 
-A stream, a sampled or beam request, one with stop strings, and every request to an adapter
-deployment runs its own ``model.generate`` in its own thread (torch runs concurrent forward
-passes side by side; adapters take turns). Concurrent unary greedy requests without stop strings
-are micro-batched instead (``generate_batch``: one left-padded ``generate_texts`` call per
-group sharing decoding options); every row of a batch runs until the batch's longest ends, and
-a cancelled one is not stopped. ``Settings.max_generations`` bounds how many requests one
+On a decoder-only model every greedy or sampled request, streamed or not, is continuously
+batched: the deployment's decode loop (continuous.py) feeds a GenerationRun one token per pass.
+A beam request and every request to an adapter deployment run their own ``model.generate`` in
+their own thread instead (torch runs concurrent forward passes side by side; adapters take
+turns). On an encoder-decoder, concurrent unary greedy requests without stop strings are
+micro-batched (``generate_batch``: one left-padded ``generate_texts`` call per group sharing
+decoding options; every row of such a batch runs until the batch's longest ends); its other
+requests run in their own threads. ``Settings.max_generations`` bounds how many requests one
 deployment generates for at once."""
 
 from __future__ import annotations
@@ -268,21 +270,40 @@ class GenerationRun:
         self._sent = ""
         self._seen = 0  # tokens already judged by the output rules
         self.input_verdicts: list[Verdict] = []  # what the input filters did, for the answer
+        self._config, self._end_ids = generation_config(model.model, model.tokenizer, options)
+        # Stop strings are found in the decoded text as tokens come (``add``), for any
+        # tokenizer: transformers' own search needs one whose tokens it can map to strings.
+        self._config.stop_strings = None
 
     def cancel(self) -> None:
         """The caller is gone: generation stops at the next token."""
         self.cancelled = True
         self._stop.set()
 
+    @property
+    def stopped(self) -> bool:
+        """It needs no more tokens: an end of sequence or a stop string came, an output rule
+        blocked, or its caller is gone."""
+        return self._stop.is_set()
+
     def run(self) -> Finished | Failed:
-        """Generates (emitting Pieces) and returns the last event, for the caller to emit once
-        it has counted this generation as ended."""
+        """Generates with ``model.generate`` in this thread (emitting Pieces) and returns the
+        last event, for the caller to emit once it has counted this generation as ended."""
         try:
-            return self._generate()
+            self._generate()
         except BaseException as exc:  # the caller raises it
             return Failed(exc)
+        return self.finish()
 
-    def _generate(self) -> Finished:
+    def finish(self) -> Finished | Failed:
+        """The last event once no more tokens come (here, or from the decode loop that fed
+        ``add``): the whole output through the output rules."""
+        try:
+            return self._finish()
+        except BaseException as exc:
+            return Failed(exc)
+
+    def _generate(self) -> None:
         import torch
         from transformers import StoppingCriteria
 
@@ -293,10 +314,7 @@ class GenerationRun:
             def __call__(self, input_ids, scores, **kwargs):
                 return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
 
-        config, self._end_ids = generation_config(model.model, model.tokenizer, options)
-        # Stop strings are found in the decoded text as tokens come (``add``), for any
-        # tokenizer: transformers' own search needs one whose tokens it can map to strings.
-        config.stop_strings = None
+        config = self._config
         streaming = options.strategy != "beam"  # transformers streams one sequence only
         extra: dict[str, Any] = {}
         if model.adapters:
@@ -308,7 +326,7 @@ class GenerationRun:
         if model.exclusive is not None:
             while not model.exclusive.acquire(timeout=TURN_POLL_SECONDS):
                 if stop.is_set():  # cancelled while waiting for its turn
-                    return self._finish()
+                    return
         try:
             out = self._call_generate(ids, config, Stopped(), extra)
         finally:
@@ -318,7 +336,6 @@ class GenerationRun:
             row = out[0].tolist()
             start = 1 if model.encoder_decoder else len(self.ids)
             self.add(row[start:])
-        return self._finish()
 
     def _call_generate(self, ids: Any, config: Any, stopped: Any, extra: dict[str, Any]) -> Any:
         import torch

@@ -116,6 +116,7 @@ def deployment_pb(d: Deployment) -> pb.Deployment:
         requests=d.requests,
         blocked=d.blocked,
         batches=d.batches,
+        batched_rows=d.batched_rows,
         active_generations=d.generations,
         **shown,
     )

@@ -1,7 +1,8 @@
 """Generate and GenerateStream through a real serving service: a tiny random-init llama (raw
 prompts and chat messages), LoRA adapters on it chosen per request, a tiny t5, the deployment's
 safety policy on the prompt and on the streamed output (audited in a real safety service),
-limits, and a cancelled stream stopping its generation thread."""
+limits, a cancelled stream stopping its generation, and concurrent requests continuously
+batched (a short one joining a long generation and leaving at its own end)."""
 
 from __future__ import annotations
 
@@ -376,8 +377,12 @@ def test_a_cancelled_stream_stops_its_generation_and_streams_are_bounded(serving
     assert listed(serving, "long").active_generations == 0
     assert time.perf_counter() - cancelled < min(bound, 4000 * per_token / 4)
     assert all(call.code() == grpc.StatusCode.CANCELLED for call in calls)
-    threads = [t.name for t in threading.enumerate() if t.name == "generate-long"]
-    assert not threads
+    # The decode loop leaves with its last row (a beam or adapter generation's own thread
+    # with its request).
+    deadline = time.perf_counter() + 5
+    while any(t.name == "decode-long" for t in threading.enumerate()):
+        assert time.perf_counter() < deadline
+        time.sleep(0.01)
     channel.close()
 
 
@@ -408,20 +413,69 @@ def test_the_cli_streams_a_generation_and_says_when_it_is_withdrawn(serving, mod
     assert "withdrawn" in blocked.stdout
 
 
-def test_concurrent_unary_greedy_requests_share_batches(serving, models):
+def test_concurrent_requests_are_continuously_batched(serving, models):
     _, records = models
-    deploy(serving, "batched", records["llama"].id, batching=pb.BatchingOptions(max_wait_ms=50))
-    prompts = ["w1 w2 w3", "w4", "w5 w6", "w7 w8 w9 w10"]
-    alone = [generate(serving, "batched", p, decoding=greedy(30)) for p in prompts]
+    deploy(serving, "batched", records["llama"].id)
+    prompts = ["w1 w2 w3", "w4", "w5 w6", "w7 w8 w9 w10"]  # MAX_GENERATIONS at once
+    lengths = [60, 10, 36, 48]
+    alone = [
+        generate(serving, "batched", p, decoding=greedy(n))
+        for p, n in zip(prompts, lengths, strict=True)
+    ]
     before = listed(serving, "batched")
+
+    def call(i: int) -> tuple[str, int, str]:
+        if i % 2:  # half of them streamed: streams share the passes too
+            events = stream(serving, "batched", prompts[i], decoding=greedy(lengths[i]))
+            last = events[-1]
+            return "".join(e.text for e in events), last.usage.completion_tokens, last.finish_reason
+        answer = generate(serving, "batched", prompts[i], decoding=greedy(lengths[i]))
+        return answer.text, answer.usage.completion_tokens, answer.finish_reason
+
     with ThreadPoolExecutor(len(prompts)) as pool:
-        together = list(
-            pool.map(lambda p: generate(serving, "batched", p, decoding=greedy(30)), prompts)
-        )
+        together = list(pool.map(call, range(len(prompts))))
     after = listed(serving, "batched")
-    # Left padding: a prompt's answer does not depend on its company.
-    assert [a.text for a in together] == [a.text for a in alone]
-    assert [a.usage.prompt_tokens for a in together] == [a.usage.prompt_tokens for a in alone]
+    # Left padding and per-row decoding: an answer does not depend on its company.
+    assert [t for t, _, _ in together] == [a.text for a in alone]
+    assert [n for _, n, _ in together] == [a.usage.completion_tokens for a in alone]
+    assert [r for _, _, r in together] == [a.finish_reason for a in alone]
     assert after.requests - before.requests == len(prompts)
-    # Batched, and some requests shared a generate call.
-    assert 1 <= after.batches - before.batches < len(prompts)
+    passes = after.batches - before.batches
+    rows = after.batched_rows - before.batched_rows
+    # Every token generated (and each prompt read) is one row of one pass: rows left the batch
+    # as they ended (no row stepped past its end), and passes carried several rows at once.
+    generated = sum(n + (reason == "stop") for _, n, reason in together)  # + an end token
+    assert rows == generated
+    assert rows / passes > 1.5 and passes < generated
+
+
+def test_a_new_request_does_not_wait_for_a_long_generation(serving, models):
+    _, records = models
+    deploy(serving, "joined", records["long"].id, max_new_tokens=4000)
+    start = time.perf_counter()
+    timed = generate(serving, "joined", "w1 w2 w3", decoding=greedy(40))
+    per_token = (time.perf_counter() - start) / timed.usage.completion_tokens
+    sampled = tpb.DecodingOptions(
+        strategy=tpb.DECODING_STRATEGY_SAMPLE, seed=11, temperature=1.3, max_new_tokens=12
+    )
+    short_alone = generate(serving, "joined", "w5 w6", decoding=greedy(8))
+    sampled_alone = generate(serving, "joined", "w7", decoding=sampled)
+
+    channel = grpc.insecure_channel(serving.address)
+    stub = serving_service_pb2_grpc.ServingServiceStub(channel)
+    long = stub.GenerateStream(
+        pb.GenerateStreamRequest(deployment="joined", prompt="w1 w2", decoding=greedy(4000))
+    )
+    assert next(long).text  # the long generation runs
+    joined = time.perf_counter()
+    short = generate(serving, "joined", "w5 w6", decoding=greedy(8))
+    waited = time.perf_counter() - joined
+    assert listed(serving, "joined").active_generations == 1  # the long one goes on
+    company = generate(serving, "joined", "w7", decoding=sampled)
+    long.cancel()
+    channel.close()
+    # It joined the running batch and left it after its own 8 tokens: far sooner than the
+    # 4000 the long one asked for, and with the answer it gets alone (a seeded sample too).
+    assert short.text == short_alone.text and short.usage == short_alone.usage
+    assert company.text == sampled_alone.text
+    assert waited < 2.0 + 40 * per_token
