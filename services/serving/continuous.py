@@ -17,12 +17,14 @@ through the request's GenerationRun (generate.py), which streams them, finds sto
 runs the output rules exactly as when it drives ``model.generate`` itself.
 
 Served here: decoder-only models whose cache is all full-attention layers and whose forward
-takes ``cache``, ``position_ids`` and ``logits_to_keep``, greedy or sampled (beam search,
-adapters and encoder-decoders keep their own paths). A long prompt's prefill holds the other
+takes ``cache``, ``position_ids`` and ``logits_to_keep``, and PEFT adapters on one (each row on
+its request's adapter, PEFT's mixed batch), greedy or sampled (beam search and encoder-decoders
+keep their own paths). A long prompt's prefill holds the other
 rows for that pass (no chunked prefill). No gRPC here."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 from collections import deque
@@ -39,18 +41,19 @@ Done = Callable[[Finished | Failed], None]
 
 def continuous_batching(model: GenerativeModel) -> bool:
     """Whether the decode loop can serve ``model`` (see the module's docstring)."""
-    if model.encoder_decoder or model.adapters:
+    if model.encoder_decoder:
         return False
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
+    inner = model.model.get_base_model() if model.adapters else model.model
     try:
-        layers = DynamicCache(config=model.model.config).layers
+        layers = DynamicCache(config=inner.config).layers
     except Exception:  # a config the cache cannot read: the model keeps its own path
         return False
     if any(type(layer) is not DynamicLayer for layer in layers):
         return False  # sliding-window or other layers: their caches cannot be re-padded here
-    taken = inspect.signature(model.model.forward).parameters
+    taken = inspect.signature(inner.forward).parameters
     return {"cache", "position_ids", "attention_mask", "logits_to_keep"} <= set(taken)
 
 
@@ -169,15 +172,22 @@ class DecodeLoop:
 
     # --- passes ---------------------------------------------------------------------------------
 
-    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
-        out = self.model.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+    def _forward(self, rows: list[_Row], ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+        """One pass over ``rows`` (in order); the logits of each row's last position."""
+        model = self.model
+        extra: dict[str, Any] = {}
+        if model.adapters:  # PEFT's mixed batch: each row on its own adapter
+            extra["adapter_names"] = [row.run.adapter or "__base__" for row in rows]
+        with model.exclusive or contextlib.nullcontext():  # adapters' hooks are model-wide
+            out = model.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+                **extra,
+            )
         self.stats.passes += 1
         self.stats.rows += ids.shape[0]
         return out.logits[:, -1, :]
@@ -206,7 +216,7 @@ class DecodeLoop:
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
-        logits = self._forward(ids, mask, positions, cache)
+        logits = self._forward(live, ids, mask, positions, cache)
         _merge(batch, cache, mask, live)
         self._advance(batch, live, logits)
 
@@ -218,7 +228,7 @@ class DecodeLoop:
         tokens = torch.tensor([[row.next_token] for row in batch.rows], device=mask.device)
         positions = mask.sum(dim=1, keepdim=True)  # the real tokens before this one
         batch.mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-        logits = self._forward(tokens, batch.mask, positions, batch.cache)
+        logits = self._forward(batch.rows, tokens, batch.mask, positions, batch.cache)
         self._advance(batch, batch.rows, logits)
 
     def _advance(self, batch: _Batch, rows: list[_Row], logits: Any) -> None:

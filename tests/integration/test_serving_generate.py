@@ -260,6 +260,7 @@ def test_adapters_are_chosen_per_request_and_seq2seq_serves(serving, models):
             )
         )
     assert concurrent == [texts["a"].text, texts["b"].text, texts[""].text, texts["a"].text]
+    assert listed(serving, "tuned").batched_rows > 0  # rows on different adapters, one loop
     only = deploy(serving, "lora-only", records["lora-a"].id)
     assert only.default_adapter == "default"
     assert generate(serving, "lora-only", "w1 w2 w3", decoding=greedy(8)).text == texts["a"].text
