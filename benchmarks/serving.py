@@ -8,7 +8,7 @@ GenerateStream (gRPC) and the OpenAI-compatible HTTP API (SSE) against bare `mod
         classifier: [--requests 100] [--requests-16 15] [--clients 16] [--warmup 10]
         [--seq-len 128]
         generation: [--gen-clients 8] [--gen-requests 6] [--gen-requests-many 2]
-        [--gen-warmup 1] [--max-new-tokens 64] [--overhead-requests 30]
+        [--gen-warmup 1] [--max-new-tokens 64] [--overhead-requests 50]
         [--overhead-tokens 8]
 
 Writes benchmarks/results/serving.json (``--out`` elsewhere: a smoke run). ``--parts`` picks
@@ -47,8 +47,9 @@ counts as answered (counted under ``guarded_*_refused``).
 
 One more case, ``http_predict`` (1 client): ``--requests`` pairs, after ``--warmup`` untimed
 ones, each pair one gRPC Predict (forgeline Client) and one ``POST
-/v1/deployments/plain:predict`` with one text (httpx, one kept-alive connection), the same text
-for both, their order alternating from pair to pair. ``http_predict_overhead_p50_ms`` = p50 of
+/v1/deployments/plain:predict`` with one text (httpx, one kept-alive connection), one fixed
+text for every call (so each p50 is the middle of one request's jitter, not of a mix of texts),
+the order alternating from pair to pair. ``http_predict_overhead_p50_ms`` = p50 of
 the HTTP calls - p50 of the gRPC calls (the face's own cost: HTTP parsing, JSON, its gRPC hop to
 the serving service); ``http_predict_overhead_paired_p50_ms`` is the median of the per-pair
 differences.
@@ -95,14 +96,16 @@ together, until the last one is done). Completion tokens: the usage the service 
 last GenerateStream message; the SSE usage chunk), and for the bare side the tokens generated up
 to (not counting) the end-of-sequence token. Time to first token (``*_ttft_p50_ms``,
 ``*_ttft_p99_ms``): from sending the request to the first message carrying non-empty text.
-``*_latency_p50_ms``: the whole request. ``generation_same_texts_share``: the share of served
+``*_latency_p50_ms``: the whole request. ``*_rows_per_pass`` (served, where the deployment
+batches continuously): ListDeployments' batched_rows / batches over the case, warm-up included,
+prefill passes counted as passes. ``generation_same_texts_share``: the share of served
 and static-batch outputs that equal the bare per-prompt output for the same prompt (a check
 that every side did the same work; batched rows may differ in the last float bits).
 
-The HTTP layer's overhead, ``gen_overhead`` (1 client): ``--overhead-requests`` pairs (after one
-untimed pair), each a unary gRPC Generate (forgeline Client) and a non-streamed ``POST
-/v1/completions`` (httpx, one kept-alive connection) of the same prompt with
-``--overhead-tokens`` new tokens, on ``gen``, the order alternating from pair to pair.
+The HTTP layer's overhead, ``gen_overhead`` (1 client): ``--overhead-requests`` pairs (after two
+untimed pairs), each a unary gRPC Generate (forgeline Client) and a non-streamed ``POST
+/v1/completions`` (httpx, one kept-alive connection) of one fixed prompt (the first of the 64)
+with ``--overhead-tokens`` new tokens, on ``gen``, the order alternating from pair to pair.
 ``http_generate_overhead_p50_ms`` = p50 of the HTTP calls - p50 of the gRPC calls
 (``http_generate_overhead_paired_p50_ms``: the median of the per-pair differences).
 
@@ -120,8 +123,8 @@ overhead pairs last); ``--repeats`` repetitions run interleaved, every metric is
 them with its spread in the JSON, and the goals are judged on the medians. Before each case the
 benchmark waits (up to ``--quiet-wait`` seconds) for other processes to use under 10% of the
 CPUs, and records the share they took during the case ("noise" in the JSON). The default
-generation part takes about 10 minutes on a quiet 2-core machine (``gen_part_wall_s`` in the
-JSON); the classifier part about 5.
+generation part takes about 9 minutes on a quiet 2-core machine (``gen_part_wall_s`` in the
+JSON), the classifier part about 2.5.
 """
 
 from __future__ import annotations
@@ -160,6 +163,8 @@ from _common import (  # noqa: E402 - benchmarks/ is on sys.path when run as a s
 )
 
 LABELS = ["negative", "positive"]
+# The one text of every http_predict pair (a fixed request: see ``paired``).
+PAIR_TEXT = "The battery lasts all day and charges quickly."
 POLICY = """
 input_filters:
   - filter: {name: pii}
@@ -354,17 +359,17 @@ def served_caller(address: str, deployment: str):
 # --- the HTTP face: predict overhead --------------------------------------------------------------
 
 
-def paired(first, second, pairs: int, warmup: int, item) -> tuple[list[float], list[float]]:
-    """Latencies (ms) of ``first(x)`` and ``second(x)`` called on the same ``x = item(i)`` for
-    each of ``pairs`` pairs (after ``warmup`` untimed pairs), the order alternating (A B, B A,
-    ...) so neither always runs right after the other."""
-    for i in range(warmup):
-        first(item(i))
-        second(item(i))
+def paired(first, second, pairs: int, warmup: int, x) -> tuple[list[float], list[float]]:
+    """Latencies (ms) of ``first(x)`` and ``second(x)``, the same request, for each of ``pairs``
+    pairs (after ``warmup`` untimed pairs), the order alternating (A B, B A, ...) so neither
+    always runs right after the other. One fixed request: with varied ones, each side's p50
+    would land on whichever request's latency the jitter put in the middle."""
+    for _ in range(warmup):
+        first(x)
+        second(x)
     a: list[float] = []
     b: list[float] = []
     for i in range(pairs):
-        x = item(warmup + i)
         order = ((first, a), (second, b)) if i % 2 == 0 else ((second, b), (first, a))
         for call, into in order:
             began = time.perf_counter()
@@ -390,9 +395,10 @@ def overhead_metrics(grpc_ms: list[float], http_ms: list[float]) -> dict[str, fl
 
 
 def http_predict_pairs(
-    address: str, url: str, deployment: str, pairs: int, warmup: int, sentences: list[str]
+    address: str, url: str, deployment: str, pairs: int, warmup: int
 ) -> dict[str, float]:
-    """gRPC Predict against ``POST /v1/deployments/{name}:predict`` with one text, paired."""
+    """gRPC Predict against ``POST /v1/deployments/{name}:predict`` with one text (PAIR_TEXT),
+    paired."""
     import httpx
 
     from forgeline.client import Client
@@ -410,9 +416,7 @@ def http_predict_pairs(
             reply.raise_for_status()
             reply.json()
 
-        grpc_ms, http_ms = paired(
-            grpc_call, http_call, pairs, warmup, lambda i: sentences[(7 + i) % len(sentences)]
-        )
+        grpc_ms, http_ms = paired(grpc_call, http_call, pairs, warmup, PAIR_TEXT)
     return overhead_metrics(grpc_ms, http_ms)
 
 
@@ -535,7 +539,6 @@ def classifier_part(args: argparse.Namespace) -> Part:
                     "plain",
                     args.requests,
                     args.warmup,
-                    sentences,
                 )
                 rounds = interleave(contenders, args.repeats, quiet_wait=args.quiet_wait, log=log)
         finally:
@@ -566,7 +569,7 @@ def classifier_part(args: argparse.Namespace) -> Part:
         "plain and guarded batch with the defaults (max_batch_size 32, max_wait_ms 5); a lone "
         "request after a batch of one does not wait, so 1 client pays no batching wait",
         "http_predict: gRPC Predict and POST /v1/deployments/plain:predict (httpx, one text) in "
-        "alternating pairs on the same text; the overhead is the HTTP p50 - the gRPC p50",
+        "alternating pairs, one fixed text; the overhead is the HTTP p50 - the gRPC p50",
         f"metrics are medians over {args.repeats} repetitions (every case interleaved in each)",
     ]
     return Part(
@@ -868,10 +871,10 @@ def sse_caller(url: str, deployment: str):
 
 
 def generate_pairs(
-    address: str, url: str, deployment: str, pairs: int, new: int, prompts: list[str]
+    address: str, url: str, deployment: str, pairs: int, new: int, prompt: str
 ) -> GenRun:
     """Unary gRPC Generate against a non-streamed ``POST /v1/completions`` (httpx) of the same
-    prompt and ``new`` tokens, paired (one untimed pair first)."""
+    ``prompt`` and ``new`` tokens, paired (two untimed pairs first)."""
     import httpx
 
     from forgeline.client import Client
@@ -899,9 +902,7 @@ def generate_pairs(
             reply.raise_for_status()
             tokens["http"] += reply.json()["usage"]["completion_tokens"]
 
-        grpc_ms, http_ms = paired(
-            grpc_call, http_call, pairs, 1, lambda i: prompts[i % len(prompts)]
-        )
+        grpc_ms, http_ms = paired(grpc_call, http_call, pairs, 2, prompt)
     found = overhead_metrics(grpc_ms, http_ms)
     found["same_tokens"] = float(tokens["grpc"] == tokens["http"])
     return GenRun(found, {})
@@ -975,44 +976,39 @@ def generation_part(args: argparse.Namespace) -> Part | str:
                     )
                     log(f"deployed {name} in {done.load_seconds:.2f}s")
 
-                def served(make_call, deployment: str, clients: int, per: int) -> GenRun:
-                    before = _counts(client, deployment)
-                    found = run_generation(make_call, clients, per, args.gen_warmup, prompts, new)
-                    after = _counts(client, deployment)
-                    if after[1] > before[1]:  # the service formed batches: their mean size
-                        found.metrics["mean_batch"] = (after[0] - before[0]) / (
-                            after[1] - before[1]
-                        )
+                def timed(make_call, clients: int, per: int) -> Callable[[], GenRun]:
+                    return partial(
+                        run_generation, make_call, clients, per, args.gen_warmup, prompts, new
+                    )
+
+                def served(deployment: str, make_call, clients: int, per: int) -> GenRun:
+                    """A served contender, with the decode loop's mean rows per pass."""
+                    before = _rows(client, deployment)
+                    found = timed(make_call, clients, per)()
+                    after = _rows(client, deployment)
+                    if after[0] > before[0]:
+                        passes = after[1] - before[1]
+                        found.metrics["rows_per_pass"] = (after[0] - before[0]) / passes
                     return found
 
+                def on(deployment: str, make_call, clients: int, per: int):
+                    return partial(served, deployment, make_call, clients, per)
+
+                stream, unbatched = (stream_caller(serving.address, d) for d in deployments)
                 contenders: dict[str, Callable[[], GenRun]] = {}
                 for clients, per in ((1, args.gen_requests), (many, args.gen_requests_many)):
-                    contenders[f"gen_bare_c{clients}"] = partial(
-                        run_generation,
-                        bare_caller(bare),
-                        clients,
-                        per,
-                        args.gen_warmup,
-                        prompts,
-                        new,
-                    )
+                    contenders[f"gen_bare_c{clients}"] = timed(bare_caller(bare), clients, per)
                     if clients > 1:
                         contenders[f"gen_bare_static_c{clients}"] = partial(
                             static_batch, bare, clients, per, prompts, new
                         )
-                    contenders[f"gen_stream_c{clients}"] = partial(
-                        served, stream_caller(serving.address, "gen"), "gen", clients, per
-                    )
+                    contenders[f"gen_stream_c{clients}"] = on("gen", stream, clients, per)
                     if clients > 1:
-                        contenders[f"gen_stream_unbatched_c{clients}"] = partial(
-                            served,
-                            stream_caller(serving.address, "gen-unbatched"),
-                            "gen-unbatched",
-                            clients,
-                            per,
+                        contenders[f"gen_stream_unbatched_c{clients}"] = on(
+                            "gen-unbatched", unbatched, clients, per
                         )
-                    contenders[f"gen_http_c{clients}"] = partial(
-                        served, sse_caller(url, "gen"), "gen", clients, per
+                    contenders[f"gen_http_c{clients}"] = on(
+                        "gen", sse_caller(url, "gen"), clients, per
                     )
                 contenders["gen_overhead"] = partial(
                     generate_pairs,
@@ -1021,7 +1017,7 @@ def generation_part(args: argparse.Namespace) -> Part | str:
                     "gen",
                     args.overhead_requests,
                     args.overhead_tokens,
-                    prompts,
+                    prompts[0],
                 )
                 rounds = interleave(contenders, args.repeats, quiet_wait=args.quiet_wait, log=log)
         finally:
@@ -1075,7 +1071,7 @@ def generation_part(args: argparse.Namespace) -> Part | str:
         f"gen_bare_static_c{many} is one left-padded model.generate of the {many} prompts of each "
         "round: a ceiling reference, not a goal",
         "gen_overhead: unary gRPC Generate and non-streamed POST /v1/completions (httpx) in "
-        f"alternating pairs on the same prompt, {args.overhead_tokens} new tokens; the overhead "
+        f"alternating pairs, one fixed prompt, {args.overhead_tokens} new tokens; the overhead "
         "is the HTTP p50 - the gRPC p50",
         f"FORGELINE_MAX_GENERATIONS={limit} for the serving service (a cap, above the clients)",
     ]
@@ -1151,7 +1147,7 @@ def at_least_two(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     add = parser.add_argument
     add(
         "--parts",
@@ -1177,7 +1173,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--overhead-requests",
         type=at_least_one,
-        default=30,
+        default=50,
         help="generation: gRPC Generate / HTTP completion pairs for the HTTP overhead",
     )
     add(
@@ -1262,6 +1258,17 @@ def _counts(client, name: str) -> tuple[int, int]:
     return 0, 0
 
 
+def _rows(client, name: str) -> tuple[int, int]:
+    """A generative deployment's (batched_rows, batches): the rows its decode passes advanced
+    and its passes (prefills included)."""
+    from forgeline.v1 import serving_service_pb2 as pb
+
+    for d in client.serving.ListDeployments(pb.ListDeploymentsRequest()).deployments:
+        if d.name == name:
+            return d.batched_rows, d.batches
+    return 0, 0
+
+
 def print_table(metrics: dict[str, float], many: int) -> None:
     print(f"{'case':<11}{'clients':>8}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'batch':>8}")
     for case in ("direct", "plain", "guarded", "unbatched"):
@@ -1290,7 +1297,7 @@ def print_generation_table(metrics: dict[str, float], many: int) -> None:
     print()
     print(
         f"{'generation':<22}{'clients':>8}{'tok/s':>9}{'ttft p50':>10}{'ttft p99':>10}"
-        f"{'req p50 ms':>12}{'tokens':>8}"
+        f"{'req p50 ms':>12}{'tokens':>8}{'rows/pass':>11}"
     )
 
     def cell(key: str, fmt: str, width: int) -> str:
@@ -1307,6 +1314,7 @@ def print_generation_table(metrics: dict[str, float], many: int) -> None:
                 f"{cell(f'{key}_ttft_p50_ms', '.1f', 10)}{cell(f'{key}_ttft_p99_ms', '.1f', 10)}"
                 f"{cell(f'{key}_latency_p50_ms', '.1f', 12)}"
                 f"{cell(f'{key}_completion_tokens', '.0f', 8)}"
+                f"{cell(f'{key}_rows_per_pass', '.2f', 11)}"
             )
     print(
         f"GenerateStream batching gain at {many} clients: "
