@@ -77,6 +77,11 @@ class _Row:
     next_token: int = -1
     ended: bool = False
 
+    @property
+    def plain(self) -> bool:
+        """Greedy without processors: its token is the argmax of its logits."""
+        return self.generator is None and not self.processors
+
     def pick(self, logits: Any) -> int:
         """The row's next token from its logits (1, vocabulary)."""
         import torch
@@ -235,8 +240,9 @@ class DecodeLoop:
         """Each of ``rows`` (the logits' rows, in order) takes its next token; the ones that
         ended leave the batch."""
         ended = []
+        plain = logits.argmax(-1).tolist()  # every greedy row without processors, in one op
         for i, row in enumerate(rows):
-            token = row.pick(logits[i : i + 1])
+            token = plain[i] if row.plain else row.pick(logits[i : i + 1])
             row.produced += 1
             row.history.append(token)
             row.next_token = token
