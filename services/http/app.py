@@ -1,8 +1,9 @@
 """The ASGI app: health, REST predict for classifiers, the OpenAI-compatible routes, auth, and
 every failure answered with the status errors.HTTP_STATUS gives it.
 
-Blocking gRPC calls run in the threadpool, never on the event loop. /healthz and the OpenAPI
-page are public (like gRPC health); every /v1 route needs the bearer token when auth is on.
+The serving service is called over asyncio gRPC on the app's own event loop. /healthz and the
+OpenAPI page are public (like gRPC health); every /v1 route needs the bearer token when auth is
+on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from forgeline.errors import (
@@ -47,7 +47,7 @@ def create_app(settings: Settings, upstream: Upstream | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        client.close()
+        await client.close()
 
     app = FastAPI(
         title="forgeline HTTP API",
@@ -65,7 +65,7 @@ def create_app(settings: Settings, upstream: Upstream | None = None) -> FastAPI:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
         """200 when the serving service answers SERVING, else 503."""
-        up = await run_in_threadpool(client.serving)
+        up = await client.serving()
         state = "SERVING" if up else "NOT_SERVING"
         return JSONResponse(
             {"status": state, "upstream": {"serving": state}}, status_code=200 if up else 503
@@ -210,8 +210,7 @@ async def predict(name: str, body: PredictBody, request: Request) -> JSONRespons
     policy blocks any text the answer is 403, its error naming the first blocked text's rule
     and index; ``results`` still carries every text's outcome."""
     upstream: Upstream = request.app.state.upstream
-    answer = await run_in_threadpool(
-        upstream.predict_batch,
+    answer = await upstream.predict_batch(
         pb.PredictBatchRequest(deployment=name, texts=body.texts, adapter=body.adapter),
         caller_token(request),
     )

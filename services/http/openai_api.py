@@ -24,19 +24,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from forgeline.errors import FieldViolation, ForgelineError, InvalidArgument
 from forgeline.services.http.app import caller_token
 from forgeline.services.http.errors import openai_body
-from forgeline.services.http.upstream import Upstream
+from forgeline.services.http.upstream import Stream, Upstream
 from forgeline.v1 import serving_service_pb2 as pb
 from forgeline.v1 import training_service_pb2 as tpb
 
@@ -208,7 +206,7 @@ class CompletionRequest(Sampling):
 async def list_models(request: Request) -> JSONResponse:
     """Every deployment, and each of its adapters as deployment:adapter."""
     upstream: Upstream = request.app.state.upstream
-    found = await run_in_threadpool(upstream.deployments, caller_token(request))
+    found = await upstream.deployments(caller_token(request))
     models = []
     for d in found:
         created = d.create_time.seconds
@@ -351,14 +349,18 @@ async def _answer(request: Request, body: Sampling, fields: dict, shape: _Shape)
     token = caller_token(request)
     try:
         if not body.stream:
-            answer = await run_in_threadpool(upstream.generate, pb.GenerateRequest(**fields), token)
+            answer = await upstream.generate(pb.GenerateRequest(**fields), token)
             return JSONResponse(
                 shape.whole(answer.text, _finish(answer.finish_reason), _usage(answer.usage))
             )
         messages = upstream.generate_stream(pb.GenerateStreamRequest(**fields), token)
         # The first message is awaited here, so a refusal (no such deployment, a blocked
         # prompt, too many streams) is an HTTP status, not an event in a 200 stream.
-        first = await run_in_threadpool(next, messages, None)
+        try:
+            first = await messages.next()
+        except BaseException:
+            messages.close()
+            raise
     except ForgelineError as exc:
         raise _as_openai(exc) from None
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -375,7 +377,7 @@ def _sse(data: dict[str, Any] | str) -> bytes:
 
 
 async def _events(
-    messages: Iterator[pb.GenerateStreamResponse],
+    messages: Stream,
     first: pb.GenerateStreamResponse | None,
     shape: _Shape,
     include_usage: bool,
@@ -405,10 +407,8 @@ async def _events(
                     yield _sse(shape.envelope(last["object"], [], usage=_usage(message.usage)))
                 yield _sse("[DONE]")
                 return
-            message = await anyio.to_thread.run_sync(next, messages, None)
+            message = await messages.next()
     except ForgelineError as exc:  # after the 200 went out: an error event, as OpenAI sends
         yield _sse(openai_body(_as_openai(exc)))
     finally:
-        close = getattr(messages, "close", None)
-        if close is not None:
-            close()
+        messages.close()
