@@ -545,28 +545,12 @@ def child_plain(path: str) -> dict:
     import transformers  # noqa: F401
 
     from forgeline.finetune.recipe import RecipeConfig, run_recipe
+    from forgeline.finetune.sessions import LocalSession
     from forgeline.registry import PluginRegistry
 
     torch.set_num_threads(spec["cpus"])
     PluginRegistry().get("finetune", "lora")
     imports_s = time.perf_counter() - start
-
-    class LocalSession:
-        """run_recipe's session in a plain process: no Ray, no checkpoints to resume."""
-
-        rank, world = 0, 1
-
-        def __init__(self) -> None:
-            self.last: dict[str, float] = {}
-
-        def prepare(self, model):
-            return model
-
-        def checkpoint(self):
-            return None
-
-        def report(self, metrics: dict[str, float], folder: str | None, name: str) -> None:
-            self.last = dict(metrics)
 
     runs = []
     for raw in spec["configs"]:
@@ -574,7 +558,8 @@ def child_plain(path: str) -> dict:
         config = RecipeConfig.model_validate(raw)
         begin = time.perf_counter()
         run_recipe(config, session)
-        runs.append({"seconds": time.perf_counter() - begin, "metrics": session.last})
+        last = session.reports[-1] if session.reports else {}
+        runs.append({"seconds": time.perf_counter() - begin, "metrics": last})
     return {"runs": runs, "imports_s": imports_s, "threads": torch.get_num_threads()}
 
 
