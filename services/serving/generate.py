@@ -4,15 +4,15 @@ within its limits, and one generation run (in its own thread, or fed by the deco
 hands out text as the tokens come, runs the output rules on the text produced so far, and stops
 at the next token once its caller is gone. No gRPC here.
 
-On a decoder-only model (adapters included) every greedy or sampled request, streamed or not,
-is continuously batched: the deployment's decode loop (continuous.py) feeds a GenerationRun one
+On a decoder-only model (adapters included) every greedy or sampled request, streamed or not, is
+continuously batched: the deployment's decode loop (continuous.py) feeds a GenerationRun one
 token per pass. A beam request, and every request when batching is off, runs its own
-``model.generate`` in its own thread instead (torch runs concurrent forward passes side by
-side; on adapters they take turns). On an encoder-decoder, concurrent unary greedy requests without stop strings are
-micro-batched (``generate_batch``: one left-padded ``generate_texts`` call per group sharing
-decoding options; every row of such a batch runs until the batch's longest ends); its other
-requests run in their own threads. ``Settings.max_generations`` bounds how many requests one
-deployment generates for at once."""
+``model.generate`` in its own thread instead (torch runs concurrent forward passes side by side;
+on adapters they take turns). On an encoder-decoder, concurrent unary greedy requests without
+stop strings are micro-batched (``generate_batch``: one left-padded ``generate_texts`` call per
+group sharing decoding options; every row of such a batch runs until the batch's longest ends);
+its other requests run in their own threads. ``Settings.max_generations`` bounds how many
+requests one deployment generates for at once."""
 
 from __future__ import annotations
 
