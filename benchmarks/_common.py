@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,14 +101,31 @@ class ForeignLoad:
 
     It is the machine's busy time less our tree's, not a sum over the other processes: summing
     theirs counts a child's whole life at the moment its parent reaps it (a share over 100%) and
-    misses the short-lived processes that start and end between two looks."""
+    misses the short-lived processes that start and end between two looks. Our own processes
+    are looked at every ``every_s`` seconds while it measures, so one of ours that starts and
+    ends in between (a Ray Train worker of one run) still counts as ours, up to its last look."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_s: float = 0.5) -> None:
         self._start, self._busy, self._before = time.perf_counter(), _busy_cpu_s(), _ours()
+        self._seen: dict[tuple[int, float], float] = dict(self._before)
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, args=(every_s,), daemon=True)
+        self._watcher.start()
+
+    def _look(self) -> None:
+        for key, cpu in _ours().items():
+            self._seen[key] = max(cpu, self._seen.get(key, 0.0))
+
+    def _watch(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self._look()
 
     def share(self) -> float:
+        self._stop.set()
+        self._watcher.join()
+        self._look()
         busy = _busy_cpu_s() - self._busy
-        ours = sum(max(0.0, v - self._before.get(k, 0.0)) for k, v in _ours().items())
+        ours = sum(max(0.0, v - self._before.get(k, 0.0)) for k, v in self._seen.items())
         capacity = (time.perf_counter() - self._start) * (os.cpu_count() or 1)
         return min(1.0, max(0.0, busy - ours) / capacity) if capacity > 0 else 0.0
 

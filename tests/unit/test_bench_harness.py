@@ -191,3 +191,31 @@ def test_processes_the_benchmark_started_outside_its_tree_are_its_own(common, tm
         assert (pid in {p for p, _ in common._ours()}) is marked
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_short_lived_process_of_the_benchmark_is_its_own_though_it_ended_in_the_window(
+    common, tmp_path
+):
+    """A Ray Train worker of one run starts and ends inside the window, outside the tree: looked
+    at only at the window's ends it would be invisible, and its CPU other people's load. The
+    same burner without the run's mark is other people's load."""
+    import subprocess
+
+    burn = "import os\nwhile sum(os.times()[:2]) < 1.0: pass\n"
+
+    def share_with(marked: bool, name: str) -> float:
+        env = dict(os.environ)
+        if not marked:
+            env.pop("FORGELINE_BENCHMARK_RUN", None)
+        done = tmp_path / name
+        load = common.ForeignLoad(every_s=0.05)
+        script = f'({sys.executable} -c "{burn}"; touch "{done}") &'
+        subprocess.run(["sh", "-c", script], env=env, check=True)  # detached, as ray's daemons
+        _wait_for(done, limit_s=60)
+        return load.share()
+
+    ours, theirs = share_with(True, "ours"), share_with(False, "theirs")
+    # 1 CPU-second over a window of a few seconds on every core: the unmarked burner is a
+    # visible share; the marked one is ours but for its last 0.05 s between two looks.
+    assert theirs - ours > 0.1, (ours, theirs)
