@@ -183,6 +183,7 @@ def test_status_shows_every_service_serving(stack):
         "memory": True,
         "safety": True,
         "serving": True,
+        "http": True,  # the HTTP face: up with the rest, seen through its /healthz
     }
 
 
