@@ -25,6 +25,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -554,6 +555,53 @@ class ModelPlanner:
         return GenerativeModel(plan, tokenizer, model, adapters=True)
 
 
+def _drop(event: Event) -> None:
+    pass
+
+
+class _Mailbox:
+    """Hands events from generation threads to one event loop's queues, waking the loop once
+    per burst: a decode pass that yields a token for each of its rows costs the loop one
+    wakeup, not one per row."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[tuple[asyncio.Queue, Event]] = []
+
+    def sender(self, queue: asyncio.Queue) -> Callable[[Event], None]:
+        def send(event: Event) -> None:
+            with self._lock:
+                self._pending.append((queue, event))
+                if len(self._pending) > 1:
+                    return  # a wakeup is already on its way
+            try:
+                self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is gone: nobody listens
+                pass
+
+        return send
+
+    def _deliver(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for queue, event in pending:
+            queue.put_nowait(event)
+
+
+_MAILBOXES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Mailbox] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _mailbox(loop: asyncio.AbstractEventLoop) -> _Mailbox:
+    """The loop's mailbox (looked up and made on the loop's own thread)."""
+    found = _MAILBOXES.get(loop)
+    if found is None:
+        found = _MAILBOXES[loop] = _Mailbox(loop)
+    return found
+
+
 def _config(folder: Path) -> dict[str, Any]:
     path = Path(folder, "config.json")
     return json.loads(path.read_text()) if path.exists() else {}
@@ -762,7 +810,9 @@ class Deployment:
         if not looped and model.batchable(options, stream) and plan.bounds.max_batch_size > 1:
             return Batched(encoded, options, adapter, tuple(verdicts), guard)
         every = OUTPUT_CHECK_EVERY if stream else 0
-        run = GenerationRun(model, encoded.ids, options, adapter, guard, every, emit)
+        # A unary answer is its last event: its pieces would only wake the caller for nothing.
+        pieces = emit if stream else _drop
+        run = GenerationRun(model, encoded.ids, options, adapter, guard, every, pieces)
         run.input_verdicts = verdicts
         if looped:
             try:
@@ -966,14 +1016,8 @@ class Deployments:
         found = self.get(name)
         if not found.loaded.done():
             await asyncio.wrap_future(found.loaded)
-        loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
-
-        def emit(event: Event) -> None:
-            try:
-                loop.call_soon_threadsafe(events.put_nowait, event)
-            except RuntimeError:  # the loop is gone: nobody listens
-                pass
+        emit = _mailbox(asyncio.get_running_loop()).sender(events)
 
         deployment = self.get(name)
         started = await asyncio.to_thread(deployment.start_generation, request, stream, emit)
