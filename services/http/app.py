@@ -1,9 +1,9 @@
-"""The ASGI app: health, REST predict for classifiers, the OpenAI-compatible routes, auth, and
-every failure answered with the status errors.HTTP_STATUS gives it.
+"""The ASGI app: health, REST predict for classifiers, the OpenAI-compatible routes, the web
+console (console/), auth, and every failure answered with the status errors.HTTP_STATUS gives it.
 
-The serving service is called over asyncio gRPC on the app's own event loop. /healthz and the
-OpenAPI page are public (like gRPC health); every /v1 route needs the bearer token when auth is
-on.
+The serving service and the gateway are called over asyncio gRPC on the app's own event loop.
+/healthz, the OpenAPI page and the console's pages are public (like gRPC health; the pages hold
+no data); every /v1 and /console/api route needs the bearer token when auth is on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -30,7 +31,7 @@ from forgeline.errors import (
 )
 from forgeline.server import bearer_accepted
 from forgeline.services.http.errors import http_status, openai_body, rest_body
-from forgeline.services.http.upstream import Upstream
+from forgeline.services.http.upstream import Gateway, Upstream
 from forgeline.settings import Settings
 from forgeline.v1 import serving_service_pb2 as pb
 
@@ -38,16 +39,23 @@ from forgeline.v1 import serving_service_pb2 as pb
 OPENAI_PREFIXES = ("/v1/models", "/v1/chat/", "/v1/completions")
 
 
-def create_app(settings: Settings, upstream: Upstream | None = None) -> FastAPI:
-    """The app over ``upstream`` (default: the serving service the settings name)."""
+def create_app(
+    settings: Settings, upstream: Upstream | None = None, gateway: Gateway | None = None
+) -> FastAPI:
+    """The app over ``upstream`` (default: the serving service the settings name) and, for the
+    web console, ``gateway`` (default: the gateway the settings name)."""
+    from forgeline.services.http.console import STATIC
+    from forgeline.services.http.console import router as console_router
     from forgeline.services.http.openai_api import router as openai_router
 
     client = upstream or Upstream(settings)
+    runs = gateway or Gateway(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await client.close()
+        await runs.close()
 
     app = FastAPI(
         title="forgeline HTTP API",
@@ -56,7 +64,7 @@ def create_app(settings: Settings, upstream: Upstream | None = None) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
-    app.state.settings, app.state.upstream = settings, client
+    app.state.settings, app.state.upstream, app.state.gateway = settings, client, runs
     app.add_middleware(BodyLimit, limit=settings.max_message_bytes)
     app.add_exception_handler(ForgelineError, _forgeline_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -71,9 +79,20 @@ def create_app(settings: Settings, upstream: Upstream | None = None) -> FastAPI:
             {"status": state, "upstream": {"serving": state}}, status_code=200 if up else 503
         )
 
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/console")
+
+    @app.get("/console", tags=["console"])
+    async def console() -> FileResponse:
+        """The web console (its pages hold no data; what they show comes from /console/api)."""
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     guarded = [Depends(authorized)]
     app.include_router(rest_router, dependencies=guarded)
     app.include_router(openai_router, dependencies=guarded)
+    app.include_router(console_router, dependencies=guarded)
     return app
 
 
