@@ -30,6 +30,9 @@ DECODER_TASKS = (CAUSAL_LM, INSTRUCTION)
 GENERATIVE_TASKS = (CAUSAL_LM, INSTRUCTION, SEQ2SEQ)
 
 MANIFEST = "forgeline_training.json"
+# A classification evaluation keeps this many of its mistakes, each text cut to EXCERPT_CHARS.
+MISCLASSIFIED = 20
+EXCERPT_CHARS = 500
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -180,6 +183,9 @@ class Evaluation:
     # The dataset artifact holding every output (row, source, reference, output), kept for
     # human review; "" when the evaluation generated nothing.
     outputs_id: str = ""
+    # Classification: the rows labelled wrongly, most confident first (at most MISCLASSIFIED):
+    # {row, text_excerpt, label, predicted, confidence}.
+    misclassified: list[dict[str, Any]] = field(default_factory=list)
 
     def scalars(self, prefix: str = "") -> dict[str, float]:
         """The headline numbers of this task, e.g. {"eval_accuracy": 0.93, ...}."""
@@ -196,13 +202,38 @@ class Evaluation:
 
 
 def score_classification(
-    truth: list[int], predicted: list[int], names: list[str], *, loss: float = 0.0
+    truth: list[int],
+    predicted: list[int],
+    names: list[str],
+    *,
+    loss: float = 0.0,
+    texts: list[str] | None = None,
+    confidence: list[float] | None = None,
 ) -> Evaluation:
     """Accuracy, macro F1 and the confusion matrix of predicted class indexes against the true
-    ones; ``names`` are the labels in class-index order."""
+    ones; ``names`` are the labels in class-index order. With the rows' ``texts`` (and the
+    probability each prediction had, ``confidence``) it also keeps the mistakes, the most
+    confident first."""
     import numpy as np
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+    wrong = [i for i, (t, p) in enumerate(zip(truth, predicted, strict=True)) if t != p]
+    if confidence is not None:
+        wrong.sort(key=lambda i: -confidence[i])
+    mistakes = (
+        [
+            {
+                "row": i,
+                "text_excerpt": texts[i][:EXCERPT_CHARS],
+                "label": names[truth[i]],
+                "predicted": names[predicted[i]],
+                "confidence": float(confidence[i]) if confidence is not None else 0.0,
+            }
+            for i in wrong[:MISCLASSIFIED]
+        ]
+        if texts is not None
+        else []
+    )
     return Evaluation(
         num_examples=len(truth),
         loss=loss,
@@ -212,6 +243,7 @@ def score_classification(
         confusion=confusion_matrix(truth, predicted, labels=list(range(len(names))))
         .astype(np.int64)
         .tolist(),
+        misclassified=mistakes,
     )
 
 
@@ -288,7 +320,15 @@ def evaluate(
         )
         picked = probabilities[np.arange(len(truth)), truth] if truth else np.zeros(0)
         loss = float(-np.log(np.maximum(picked, 1e-12)).mean()) if truth else 0.0
-        return score_classification(truth, probabilities.argmax(-1).tolist(), names, loss=loss)
+        predicted = probabilities.argmax(-1)
+        return score_classification(
+            truth,
+            predicted.tolist(),
+            names,
+            loss=loss,
+            texts=[str(t) for t in texts],
+            confidence=probabilities[np.arange(len(truth)), predicted].tolist() if truth else [],
+        )
     model.eval()
     if task == CAUSAL_LM:
         if tokenizer.pad_token is None:

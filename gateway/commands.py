@@ -7,6 +7,7 @@ in the root's first panels: a newcomer meets `forgeline run` first.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +26,7 @@ from forgeline.cli.app import (
     plugin_registry,
     settings,
 )
+from forgeline.gateway.run_output import StepLines, apply, headline, new_rows
 
 if TYPE_CHECKING:
     from forgeline.gateway.local_run import LocalRun
@@ -36,6 +38,15 @@ runs_app = typer.Typer(
 SetOpt = Annotated[
     list[str],
     typer.Option("--set", help="STEP.PATH=VALUE override, e.g. train.with.seed=3 (repeatable)."),
+]
+PlainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--plain",
+        envvar="FORGELINE_PLAIN",
+        help="A line per step state change and per long step's progress (every 30 s at most) "
+        "instead of the live table: the default when the output is not a terminal, or in CI.",
+    ),
 ]
 RECONNECT_FOR_S = 120.0  # how long `run` keeps reconnecting to a gateway that went away
 STATE_STYLE = {
@@ -180,13 +191,18 @@ def run(
         bool, typer.Option("--detach", help="Print the run's name and return at once.")
     ] = False,
     as_json: JsonOpt = False,
+    plain: PlainOpt = False,
 ) -> None:
     """Run a pipeline on the gateway (FORGELINE_GATEWAY), following every step live.
 
     When no gateway answers, this command starts one (with the services the steps call) for
     the run; then a relative path in the file is taken relative to the file's folder, and one
     in --set relative to this directory. A running gateway's services resolve relative paths
-    against their first data root (FORGELINE_DATA_ROOTS where they run)."""
+    against their first data root (FORGELINE_DATA_ROOTS where they run).
+
+    On a terminal a live table follows the steps; in a file, a pipe or CI (or with --plain)
+    each step's state changes are lines, with its progress and latest metrics every 30 s at
+    most while it runs. With --json they go to stderr, the run's JSON alone to stdout."""
     from forgeline.v1 import pipeline_service_pb2 as pb
 
     text = _read(pipeline)
@@ -206,7 +222,7 @@ def run(
             console.print(op.name)
             return
         try:
-            _watch(client, op.name, order, quiet=as_json)
+            _watch(client, op.name, order, quiet=as_json, plain=plain)
         except KeyboardInterrupt:
             err.print(f"[yellow]cancelling {op.name}[/yellow]")
             client.pipelines.CancelPipelineRun(pb.CancelPipelineRunRequest(name=op.name))
@@ -219,16 +235,22 @@ def run(
     raise typer.Exit(_exit_code(result))
 
 
-def _watch(client, run: str, order: list[str], quiet: bool) -> None:
-    """Live table of the steps from the run's event stream (resumed after a reconnect)."""
-    import grpc
+def _watch(client, run: str, order: list[str], quiet: bool, plain: bool = False) -> None:
+    """Follows the run's event stream (resumed after a reconnect) to its end: a live table of
+    the steps on a terminal, else a line per step state change and per long step's progress
+    (run_output.StepLines) for a log. With --json (``quiet``) on stderr, stdout kept for it."""
+    out = err if quiet else console
+    if plain or not _live_ok(out):
+        lines = StepLines(
+            order,
+            lambda line: out.print(line, markup=False, highlight=False, soft_wrap=True),
+        )
+        lines.header(run)
+        with lines.ticking():
+            _follow_events(client, run, lines.event)
+        return
 
-    from forgeline.errors import ForgelineError
-
-    rows = {
-        name: {"state": "PENDING", "progress": 0.0, "metrics": {}, "message": ""} for name in order
-    }
-    last = 0
+    rows = new_rows(order)
 
     def render() -> Table:
         table = Table("step", "state", "progress", "latest", title=run, title_justify="left")
@@ -245,52 +267,50 @@ def _watch(client, run: str, order: list[str], quiet: bool) -> None:
             )
         return table
 
-    with Live(render(), console=console, transient=True, refresh_per_second=4) as live:
-        failing_since = None
-        while True:
-            try:
-                for event in client.stream_events(run, after_sequence=last):
-                    last, failing_since = event.sequence, None
-                    _apply(rows, event)
-                    live.update(render())
-                return
-            except ForgelineError as exc:
-                # The stream's deadline, or a gateway restarting: resume after the last event.
-                if exc.code not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
-                    raise
-                failing_since = failing_since or time.monotonic()
-                if time.monotonic() - failing_since > RECONNECT_FOR_S:
-                    raise
-                time.sleep(1)
+    with Live(render(), console=out, transient=True, refresh_per_second=4) as live:
+
+        def show(event) -> None:
+            apply(rows, event)
+            live.update(render())
+
+        _follow_events(client, run, show)
+
+
+def _live_ok(out) -> bool:
+    """Whether ``out`` takes a live table: a terminal that moves its cursor, outside CI (whose
+    log keeps every frame of one when it gives the command a pseudo-terminal)."""
+    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return out.is_terminal and not out.is_dumb_terminal and not ci
+
+
+def _follow_events(client, run: str, on_event) -> None:
+    """Every event of the run to ``on_event`` until the run ends, the stream resumed after the
+    last event seen when it breaks (its deadline, a gateway restarting) for RECONNECT_FOR_S."""
+    import grpc
+
+    from forgeline.errors import ForgelineError
+
+    last = 0
+    failing_since = None
+    while True:
+        try:
+            for event in client.stream_events(run, after_sequence=last):
+                last, failing_since = event.sequence, None
+                on_event(event)
+            return
+        except ForgelineError as exc:
+            if exc.code not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                raise
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since > RECONNECT_FOR_S:
+                raise
+            time.sleep(1)
 
 
 def _fmt(value: float) -> str:
     from forgeline.gateway.spec import number
 
     return number(value, grouped=True)
-
-
-def _apply(rows: dict, event) -> None:
-    from forgeline.v1 import common_pb2
-
-    if not event.step or event.step not in rows:
-        return
-    row = rows[event.step]
-    if event.HasField("progress"):
-        row["progress"] = event.progress.progress
-        row["message"] = event.progress.message
-    elif event.HasField("metrics"):
-        for point in event.metrics.points:
-            row["metrics"].pop(point.name, None)
-            row["metrics"][point.name] = point.value
-    elif event.HasField("state"):
-        name = common_pb2.OperationState.Name(event.state.state).removeprefix("OPERATION_STATE_")
-        if event.state.message.startswith("skipped:"):
-            name = "SKIPPED"
-        row["state"] = name
-        row["message"] = event.state.message
-        if name == "SUCCEEDED":
-            row["progress"] = 1.0
 
 
 def _wait_done(client, run: str, timeout: float = 120) -> None:
@@ -327,7 +347,7 @@ def _summary(run) -> None:
             if step.end_time.seconds and step.start_time.seconds
             else ""
         )
-        metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in _headline(step.metrics))
+        metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in headline(step.metrics))
         table.add_row(
             step.name, f"[{style}]{state}[/{style}]", "yes" if step.cached else "", seconds, metrics
         )
@@ -353,12 +373,6 @@ def _report_page(run) -> str:
     if uri.scheme == "file":
         return str(Path(unquote(uri.path)) / REPORT_HTML)
     return f"{run.report.uri.rstrip('/')}/{REPORT_HTML}"
-
-
-def _headline(metrics) -> list[tuple[str, float]]:
-    """At most four of a step's metrics: evaluation and row counts first, per-plugin ones last."""
-    ranked = sorted(metrics.items(), key=lambda kv: ("." in kv[0], "seconds" in kv[0], kv[0]))
-    return ranked[:4]
 
 
 def _run_json(run) -> str:
@@ -538,6 +552,7 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run name.")]) -> None:
 def runs_retry(
     run: Annotated[str, typer.Argument(help="A failed or cancelled run.")],
     as_json: JsonOpt = False,
+    plain: PlainOpt = False,
 ) -> None:
     """Run a failed or cancelled run again from its unfinished steps.
 
@@ -551,7 +566,7 @@ def runs_retry(
             s.name
             for s in client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=run)).run.steps
         ]
-        _watch(client, op.name, order, quiet=as_json)
+        _watch(client, op.name, order, quiet=as_json, plain=plain)
         result = client.pipelines.GetPipelineRun(pb.GetPipelineRunRequest(name=op.name)).run
     console.print_json(_run_json(result)) if as_json else _summary(result)
     raise typer.Exit(_exit_code(result))

@@ -253,7 +253,7 @@ class ImportModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., cached: _Optional[bool] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ...) -> None: ...
 
 class Evaluation(_message.Message):
-    __slots__ = ("num_examples", "loss", "accuracy", "f1_macro", "confusion_matrix", "perplexity", "metrics", "generation_settings", "samples", "outputs_id")
+    __slots__ = ("num_examples", "loss", "accuracy", "f1_macro", "confusion_matrix", "perplexity", "metrics", "generation_settings", "samples", "outputs_id", "misclassified")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +271,7 @@ class Evaluation(_message.Message):
     GENERATION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_ID_FIELD_NUMBER: _ClassVar[int]
+    MISCLASSIFIED_FIELD_NUMBER: _ClassVar[int]
     num_examples: int
     loss: float
     accuracy: float
@@ -281,7 +282,22 @@ class Evaluation(_message.Message):
     generation_settings: _struct_pb2.Struct
     samples: _containers.RepeatedCompositeFieldContainer[GenerationSample]
     outputs_id: str
-    def __init__(self, num_examples: _Optional[int] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., perplexity: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., generation_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., samples: _Optional[_Iterable[_Union[GenerationSample, _Mapping]]] = ..., outputs_id: _Optional[str] = ...) -> None: ...
+    misclassified: _containers.RepeatedCompositeFieldContainer[ClassificationExample]
+    def __init__(self, num_examples: _Optional[int] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., f1_macro: _Optional[float] = ..., confusion_matrix: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., perplexity: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., generation_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., samples: _Optional[_Iterable[_Union[GenerationSample, _Mapping]]] = ..., outputs_id: _Optional[str] = ..., misclassified: _Optional[_Iterable[_Union[ClassificationExample, _Mapping]]] = ...) -> None: ...
+
+class ClassificationExample(_message.Message):
+    __slots__ = ("row", "text_excerpt", "label", "predicted", "confidence")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    TEXT_EXCERPT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    text_excerpt: str
+    label: str
+    predicted: str
+    confidence: float
+    def __init__(self, row: _Optional[int] = ..., text_excerpt: _Optional[str] = ..., label: _Optional[str] = ..., predicted: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class ConfusionMatrix(_message.Message):
     __slots__ = ("labels", "counts")

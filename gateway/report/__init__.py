@@ -8,6 +8,11 @@ document (an Evaluation with a confusion matrix, a cleaning report with rows in 
 cleaner, metric series per training step) wherever a step's response holds it, so a new service's
 results join the report by adding a section, with no change to the orchestrator. plots.py draws
 the figures in a style of its own, leaving matplotlib's global settings as they were.
+
+The page opens with what a reader wants first (overview.py): a summary card (the run's name,
+state, start and duration, the final evaluation's scores against the baseline, compression and
+every gate), then the configuration (each step's model, data and hyper-parameters, and the
+library versions); every evaluation names the split it was scored on.
 """
 
 from forgeline.gateway.report.document import document
@@ -22,6 +27,7 @@ from forgeline.gateway.report.sections import (
     section_evaluations,
     section_fairness,
     section_generation,
+    section_profile,
     section_searches,
 )
 
@@ -39,6 +45,7 @@ __all__ = [
     "section_evaluations",
     "section_fairness",
     "section_generation",
+    "section_profile",
     "section_searches",
     "write",
 ]

@@ -10,12 +10,22 @@ from typing import Any
 from google.protobuf import json_format
 
 
-def document(run, events: Iterable, audit_head: dict[str, Any] | None = None) -> dict[str, Any]:
+def document(
+    run,
+    events: Iterable,
+    audit_head: dict[str, Any] | None = None,
+    versions: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The report's JSON: ``run`` (a PipelineRun) and the step events of the run, and the audit
     log's head after the run (``forgeline.audit.AuditHead.as_dict()``; None without a log): a
     copy kept away from the log's host, so a later ``forgeline audit verify --expect-head``
     catches the log truncated or rewritten up to this run. A run with generative evaluations
-    also gets "generation": its systems compared (systems.Comparison.as_dict())."""
+    also gets "generation": its systems compared (systems.Comparison.as_dict()).
+
+    Read from those (overview.py): "summary" (the run's name, times, headline scores, gates),
+    "config" (each step's model, data and hyper-parameters, and ``versions``: the libraries the
+    report was built with, those installed here when None) and "evaluations" (each classifier
+    evaluation with its split and per-class scores)."""
     as_dict = json_format.MessageToDict(
         run, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
@@ -30,6 +40,8 @@ def document(run, events: Iterable, audit_head: dict[str, Any] | None = None) ->
                 "cached": step.get("cached", False),
                 "depends_on": step.get("depends_on", []),
                 "seconds": _seconds(step.get("start_time"), step.get("end_time")),
+                "start_time": step.get("start_time", ""),
+                "end_time": step.get("end_time", ""),
                 "message": step.get("message", ""),
                 "metrics": step.get("metrics", {}),
                 "gates": step.get("gates", []),
@@ -69,6 +81,13 @@ def document(run, events: Iterable, audit_head: dict[str, Any] | None = None) ->
     generation = comparison(doc)
     if generation.systems:
         doc["generation"] = generation.as_dict()
+    from forgeline.gateway.report import overview
+
+    doc["summary"] = overview.summary(doc)
+    doc["config"] = overview.config(
+        doc, overview.installed_versions() if versions is None else versions
+    )
+    doc["evaluations"] = overview.evaluations(doc)
     return doc
 
 
@@ -125,4 +144,11 @@ def _artifacts(steps: list[dict]) -> Iterator[dict[str, Any]]:
             "size_bytes": int(value.get("size_bytes", 0) or 0),
             "parent_ids": lineage.get("parent_ids", []),
             "producer": lineage.get("producer", ""),
+            "split": split_of(path),
         }
+
+
+def split_of(field: str) -> str:
+    """The split an artifact is, by where a split step's response holds it ("test.artifact")."""
+    head = field.removesuffix(".artifact")
+    return head if head in ("train", "validation", "test") and head != field else ""

@@ -89,28 +89,119 @@ def _labelled(axes, xlabel: str, ylabel: str):
 # --- training curves ---------------------------------------------------------------------------
 
 
+SERIES_COLORS = {"train": "#4c78a8", "eval": "#f58518"}
+
+
 @_styled
-def curves_svg(metrics: dict[str, list[list[float]]], names: list[str]) -> str:
-    """One panel per metric series (``names`` of ``metrics``), by training step."""
-    columns = min(3, len(names))
-    rows = math.ceil(len(names) / columns)
-    figure = _new_figure(4.0 * columns, 2.6 * rows)
-    for i, name in enumerate(sorted(names, key=_metric_order)):
+def curves_svg(
+    metrics: dict[str, list[list[float]]],
+    panels: list[tuple[str, list[str]]],
+    epoch: list[list[float]] | None = None,
+) -> str:
+    """One panel per (title, series) of ``panels``, by training step: a metric's training and
+    evaluation series on the same axes (evaluation in orange), ranges that keep a loss's early
+    spikes from flattening the rest; ``epoch`` (the epoch reached at each step) labels a second
+    axis on top."""
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure = _new_figure(4.0 * columns, 2.8 * rows)
+    from matplotlib.ticker import MaxNLocator
+
+    to_epoch = _epoch_axis(epoch)
+    steps = [p[0] for _, names in panels for name in names for p in metrics[name]]
+    pad = (max(steps) - min(steps)) * 0.03 or 1  # every panel over the same steps
+    for i, (title, names) in enumerate(panels):
         axes = figure.add_subplot(rows, columns, i + 1)
-        points = sorted(metrics[name])
-        stride = max(1, len(points) // MAX_POINTS)
-        xs = [p[0] for p in points[::stride]]
-        ys = [p[1] for p in points[::stride]]
-        if len(ys) > SMOOTH_FROM:  # noisy per-batch values: faint raw line, smoothed on top
-            axes.plot(xs, ys, linewidth=0.8, alpha=0.3, color="#4c78a8")
-            axes.plot(xs, _ema(ys), linewidth=1.5, color="#4c78a8")
-        else:
-            axes.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, color="#4c78a8")
-        axes.set_title(name, fontsize=10)
+        drawn: list[float] = []
+        for name in names:
+            color = SERIES_COLORS["eval" if name.startswith("eval_") else "train"]
+            points = sorted(metrics[name])
+            stride = max(1, len(points) // MAX_POINTS)
+            xs = [p[0] for p in points[::stride]]
+            ys = [p[1] for p in points[::stride]]
+            if len(ys) > SMOOTH_FROM and not _scheduled(name):
+                # Noisy per-batch values: a faint raw line, smoothed on top.
+                axes.plot(xs, ys, linewidth=0.8, alpha=0.3, color=color)
+                axes.plot(xs, _ema(ys), linewidth=1.5, color=color, label=name)
+                drawn += _ema(ys) + _robust(ys)
+            else:
+                marker = "o" if len(ys) <= SMOOTH_FROM else None  # a long series: a line
+                evaluated = name.startswith("eval_")  # a few points, drawn over the training
+                axes.plot(
+                    xs,
+                    ys,
+                    marker=marker,
+                    markersize=6 if evaluated else 4,
+                    linewidth=1.2,
+                    color=color,
+                    label=name,
+                    zorder=3 if evaluated else 2,
+                )
+                drawn += ys
+        _range(axes, title, [y for y in drawn if math.isfinite(y)])
+        axes.set_xlim(min(steps) - pad, max(steps) + pad)
+        axes.set_title(names[0] if len(names) == 1 else title, fontsize=10)
         axes.set_xlabel("step", fontsize=8)
         axes.tick_params(labelsize=8)
         axes.grid(alpha=0.3)
+        if len(names) > 1:
+            axes.legend(fontsize=7)
+        if to_epoch:
+            top = axes.secondary_xaxis("top", functions=to_epoch)
+            top.set_xlabel("epoch", fontsize=8)
+            top.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            top.tick_params(labelsize=7)
     return _svg(figure)
+
+
+def _scheduled(name: str) -> bool:
+    """A series a schedule sets (the learning rate): smoothing would only make it lag."""
+    return "learning_rate" in name or name in ("lr", "momentum")
+
+
+def _robust(values: list[float]) -> list[float]:
+    """The values' 2nd and 98th percentiles: where a noisy series' range ends."""
+    ordered = sorted(v for v in values if math.isfinite(v))
+    if not ordered:
+        return []
+    return [ordered[int(0.02 * (len(ordered) - 1))], ordered[int(0.98 * (len(ordered) - 1))]]
+
+
+def _range(axes, title: str, values: list[float]) -> None:
+    """A panel's value range: a loss from 0 to a little over its (robust) top; a score in 0..1
+    to a margin around its values, within 0..1."""
+    if not values:
+        return
+    low, high = min(values), max(values)
+    if "loss" in title and low >= 0:
+        axes.set_ylim(0, high * 1.08 if high > 0 else 1)
+    elif (
+        any(w in title for w in ("accuracy", "f1", "precision", "recall")) and 0 <= low <= high <= 1
+    ):
+        margin = max(0.02, (high - low) * 0.1)
+        axes.set_ylim(max(0.0, low - margin), min(1.0, high + margin) + 0.005)
+
+
+def _epoch_axis(epoch: list[list[float]] | None):
+    """Step -> epoch and back (for a second axis), from the epoch reached at each step; None
+    without a series that grows with the steps."""
+    if not epoch or len(epoch) < 2:
+        return None
+    points = sorted((float(s), float(e)) for s, e in epoch)
+    steps, epochs = [p[0] for p in points], [p[1] for p in points]
+    if any(b <= a for a, b in zip(epochs, epochs[1:], strict=False)) or any(
+        b <= a for a, b in zip(steps, steps[1:], strict=False)
+    ):
+        return None
+    import numpy
+
+    def forward(x):
+        return numpy.interp(x, steps, epochs)
+
+    def backward(x):
+        return numpy.interp(x, epochs, steps)
+
+    return forward, backward
 
 
 def _ema(values: list[float], weight: float = 0.9) -> list[float]:
@@ -122,7 +213,7 @@ def _ema(values: list[float], weight: float = 0.9) -> list[float]:
     return out
 
 
-def _metric_order(name: str) -> tuple[int, str]:
+def metric_order(name: str) -> tuple[int, str]:
     for rank, word in enumerate(("loss", "accuracy", "f1", "learning_rate")):
         if word in name:
             return rank, name

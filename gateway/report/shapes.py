@@ -82,6 +82,18 @@ def is_continual_update(value: Any) -> bool:
     )
 
 
+def is_profile(value: Any) -> bool:
+    """A DatasetProfile: label counts or text lengths, with its row count or duplicate rate."""
+    return (
+        isinstance(value, dict)
+        and (
+            isinstance(value.get("label_counts"), dict)
+            or isinstance(value.get("text_length"), dict)
+        )
+        and any(k in value for k in ("num_rows", "duplicate_rate", "null_counts"))
+    )
+
+
 def is_fairness_metrics(value: Any) -> bool:
     """A FairnessMetrics message: overall metrics and groups."""
     return (

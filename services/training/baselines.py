@@ -227,7 +227,9 @@ class BaselineTrainer:
         result: BaselineResult,
     ) -> Evaluation:
         if not plan.summarization:
-            return score_predictions(plan.plugin.name, plan.labels, eval_labels, result.predictions)
+            return score_predictions(
+                plan.plugin.name, plan.labels, eval_labels, result.predictions, eval_texts
+            )
         summaries = result.predictions
         return Evaluation(
             num_examples=len(summaries),
@@ -333,7 +335,7 @@ class BaselineTrainer:
                 f"{len(texts)} rows",
                 reason="BASELINE_BROKEN",
             )
-        return score_predictions(plugin.name, record.metadata["labels"], labels, predictions)
+        return score_predictions(plugin.name, record.metadata["labels"], labels, predictions, texts)
 
     def _commit(
         self,
@@ -375,7 +377,11 @@ class BaselineTrainer:
 
 
 def score_predictions(
-    plugin: str, labels: list[str], truth: list[str], predictions: list[str]
+    plugin: str,
+    labels: list[str],
+    truth: list[str],
+    predictions: list[str],
+    texts: list[str] | None = None,
 ) -> Evaluation:
     """A baseline's predicted labels scored against the true ones (``labels``: the classes in
     the model's order) with the code that scores a fine-tuned model."""
@@ -388,7 +394,7 @@ def score_predictions(
             reason="BASELINE_BROKEN",
         )
     return score_classification(
-        [index[str(v)] for v in truth], [index[p] for p in predictions], labels
+        [index[str(v)] for v in truth], [index[p] for p in predictions], labels, texts=texts
     )
 
 

@@ -82,6 +82,9 @@ def evaluation_pb(values: dict[str, Any] | None) -> pb.Evaluation | None:
         generation_settings=struct(values["generation"]) if values.get("generation") else None,
         samples=[pb.GenerationSample(**sample) for sample in values.get("samples") or []],
         outputs_id=values.get("outputs_id", ""),
+        misclassified=[
+            pb.ClassificationExample(**row) for row in values.get("misclassified") or []
+        ],
     )
 
 

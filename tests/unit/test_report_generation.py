@@ -244,8 +244,10 @@ def test_the_scores_table_has_a_row_per_system_the_best_marked_and_the_subset_no
     (table,) = Tables(scores).tables
     header, *rows = table
     metrics = ["rouge_rouge1", "rouge_rouge2", "rouge_rougeL", "bleu_bleu"]
-    assert header == ["system", "what", *metrics, "examples", "comparable?"]
+    assert header == ["system", "what", *metrics, "examples", "split", "comparable?"]
     by_system = {row[0]: row for row in rows}
+    # Every system names the split it was scored on (the pipeline's reference to it, resolved).
+    assert {row[-2] for row in rows} == {"ds_test (test split)"}
     assert list(by_system) == ["lead", "textrank", "zero-shot", "sft-eval"]
     assert by_system["lead"][1] == "baseline lead_k"
     assert by_system["textrank"][1] == "baseline textrank"

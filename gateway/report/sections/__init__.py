@@ -10,10 +10,12 @@ from forgeline.gateway.report.sections.curves import section_curves
 from forgeline.gateway.report.sections.evaluation import section_evaluations
 from forgeline.gateway.report.sections.fairness import section_fairness
 from forgeline.gateway.report.sections.generation import section_generation
+from forgeline.gateway.report.sections.profile import section_profile
 from forgeline.gateway.report.sections.search import section_searches
 
 # A later service adds its section here. (section_generation is drawn by section_evaluations.)
 SECTIONS: list[Callable[[dict], str]] = [
+    section_profile,
     section_evaluations,
     section_curves,
     section_cleaning,
@@ -32,5 +34,6 @@ __all__ = [
     "section_evaluations",
     "section_fairness",
     "section_generation",
+    "section_profile",
     "section_searches",
 ]

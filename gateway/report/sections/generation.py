@@ -39,14 +39,19 @@ def section_generation(doc: dict) -> str:
     found = comparison(doc)
     if not found.systems:
         return ""
-    return _scores(found) + _documents(found) + _settings(found.systems)
+    from forgeline.gateway.report.overview import dataset_label, describe_dataset, split_datasets
+
+    splits = split_datasets(doc)
+    where = {s.name: describe_dataset(dataset_label(s.dataset, splits)) for s in found.systems}
+    return _scores(found, where) + _documents(found) + _settings(found.systems)
 
 
-def _scores(found: Comparison) -> str:
+def _scores(found: Comparison, where: dict[str, str]) -> str:
     notes = any(s.note for s in found.systems)
     outputs = any(s.outputs_id for s in found.systems)
     header = ["system", "what", *found.metrics, "examples"]
     header += ["all outputs"] if outputs else []
+    header += ["split"]
     header += ["comparable?"] if notes else []
     rows = []
     for s in found.systems:
@@ -54,6 +59,7 @@ def _scores(found: Comparison) -> str:
         row += [_score(s, metric) for metric in found.metrics]
         row.append(f"{s.num_examples:,}")
         row += [html.escape(s.outputs_id)] if outputs else []
+        row.append(html.escape(where.get(s.name) or "not known"))
         if notes:
             row.append(
                 '<span class="state cancelled">not comparable</span> ' + html.escape(s.note)

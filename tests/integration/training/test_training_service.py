@@ -62,6 +62,10 @@ def test_lora_from_config_trains_streams_evaluates_and_predicts(training, tclien
     assert done.evaluation.num_examples == 10 and done.evaluation.accuracy >= 0.8
     assert list(done.evaluation.confusion_matrix.labels) == ["neg", "pos"]
     assert sum(done.evaluation.confusion_matrix.counts) == 10
+    counts = list(done.evaluation.confusion_matrix.counts)
+    mistakes = done.evaluation.misclassified  # what a report's table of mistakes lists
+    assert len(mistakes) == 10 - counts[0] - counts[3]
+    assert all(m.label != m.predicted and m.text_excerpt and m.confidence >= 0.5 for m in mistakes)
     assert done.metrics["eval_accuracy"] == pytest.approx(done.evaluation.accuracy)
 
     points = metric_points(tclient, op.name)

@@ -109,6 +109,7 @@ def test_the_json_twin_holds_every_step_series_and_artifact_with_its_lineage():
             "size_bytes": 2048,
             "parent_ids": ["ds_raw"],
             "producer": "forgeline.v1.DataService/CleanDataset",
+            "split": "",
         }
     ]
     json.dumps(doc)  # the twin is plain JSON
@@ -762,6 +763,16 @@ def test_a_run_without_a_fairness_result_has_no_fairness_section():
 # --- the whole report, pinned ------------------------------------------------------------------
 
 GOLDEN = Path(__file__).parent / "golden"
+# The library versions the golden report records (a real one: those installed where it is built).
+GOLDEN_VERSIONS = {"python": "3.12.0", "forgeline": "0.1.0", "torch": "2.5.1"}
+PROFILE = {
+    "dataset_id": "ds_clean",
+    "num_rows": "55",
+    "label_counts": {"neg": "30", "pos": "25"},
+    "text_length": {"min": 4, "max": 120, "mean": 38.5, "std": 12.25, "p50": 35, "p95": 90},
+    "duplicate_rate": 0.02,
+    "null_counts": {"text": "0", "label": "1"},
+}
 
 
 def full_run() -> tuple[pb.PipelineRun, list[event_service_pb2.Event], dict]:
@@ -785,6 +796,7 @@ def full_run() -> tuple[pb.PipelineRun, list[event_service_pb2.Event], dict]:
         ("compress", "compression.CompressModel", compression(always_print=False)),
         ("continual", "memory.ContinualUpdate", continual()),
         ("fair", "safety.MitigateFairness", mitigation),
+        ("profile", "data.ProfileDataset", {"profile": PROFILE}),
     ]:
         step = out.steps.add(name=name, call=call, state=pb.STEP_STATE_SUCCEEDED, cached=True)
         json_format.ParseDict(response, step.response)
@@ -799,7 +811,7 @@ def without_plots(page: str) -> str:
 
 
 def test_the_report_of_a_fixed_run_is_the_golden_one(tmp_path):
-    doc = report.document(*full_run())
+    doc = report.document(*full_run(), versions=GOLDEN_VERSIONS)
     report.write(doc, tmp_path)
     written = (tmp_path / report.REPORT_JSON).read_text()
     golden = (GOLDEN / "report.json").read_text()
@@ -847,3 +859,31 @@ def test_reports_drawn_at_once_each_keep_the_report_s_style():
             pages = list(pool.map(report.render, [doc] * 4))
         assert matplotlib.rcParams["svg.fonttype"] == "path"
     assert ">100<" in alone and pages == [alone] * 4
+
+
+def test_the_mistakes_a_classifier_kept_are_listed_most_confident_first():
+    wrong = run()
+    evaluate = wrong.steps[1]
+    evaluate.response["evaluation"]["misclassified"] = [
+        {
+            "row": 7,
+            "text_excerpt": "cold <b>soup</b>",
+            "label": "neg",
+            "predicted": "pos",
+            "confidence": 0.93,
+        },
+        {
+            "row": 2,
+            "text_excerpt": "fine food",
+            "label": "pos",
+            "predicted": "neg",
+            "confidence": 0.61,
+        },
+    ]
+    page = report.render(report.document(wrong, events()))
+    mistakes = page[page.index('<div class="mistakes">') :]
+    # 10 rows at accuracy 0.7: 3 wrong, 2 of them kept.
+    assert "Mistakes — evaluate (2 of 3, the most confident first)" in mistakes
+    assert mistakes.index("cold &lt;b&gt;soup&lt;/b&gt;") < mistakes.index("fine food")
+    assert "<b>soup" not in mistakes and ">0.93<" in mistakes
+    assert '<div class="mistakes">' not in report.render(report.document(run(), events()))
