@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -131,3 +132,29 @@ def link(uri: str) -> str:
     if scheme not in LINKED_SCHEMES:
         return f'<span class="uri">{escaped}</span>'
     return f'<a class="uri" href="{escaped}">{escaped}</a>'
+
+
+def plugin_text(choice: Any) -> str:
+    """A plugin choice ({name, config}) in short: "extract (method textrank)"."""
+    if not isinstance(choice, dict) or not choice.get("name"):
+        return ""
+    config = compact(choice.get("config") or {})
+    return f"{choice['name']} ({config})" if config else str(choice["name"])
+
+
+def compact(value: Any) -> str:
+    """A settings value on one line, keys sorted (a Struct's order is not kept)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {compact(v)}" for k, v in sorted(value.items()))
+    if isinstance(value, list):
+        return "[" + ", ".join(_item(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return num(value)
+    return "–" if value is None else str(value)
+
+
+def _item(value: Any) -> str:
+    """A list item: a string quoted, so a stop string such as "\\n\\n" shows what it is."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else compact(value)

@@ -110,9 +110,9 @@ def describe_dataset(label: dict[str, str]) -> str:
 
 def requests(doc: dict) -> dict[str, dict[str, Any]]:
     """Each step's request as the pipeline wrote it (with the run's overrides)."""
-    from forgeline.gateway.report.systems import _requests  # one reading of the pipeline
+    from forgeline.gateway.report.systems import step_requests  # one reading of the pipeline
 
-    return _requests(doc)
+    return step_requests(doc)
 
 
 def requested_dataset(
@@ -120,10 +120,10 @@ def requested_dataset(
 ) -> dict[str, str]:
     """The dataset a step scored on: its request's dataset (or eval) input, its references
     resolved; else the one its response's artifacts record in their lineage."""
-    from forgeline.gateway.report.systems import _requested
+    from forgeline.gateway.report.systems import requested
 
     for name in DATASET_FIELDS:
-        value, _ = _requested(request, (name, "dataset_id"), outputs)
+        value, _ = requested(request, (name, "dataset_id"), outputs)
         if value:
             return dataset_label(value, splits)
     for _, value in walk(step.get("response") or {}):
@@ -222,7 +222,7 @@ def evaluations(doc: dict) -> list[dict[str, Any]]:
 
 def _source(kind: str, request: dict, step: dict, outputs: dict) -> str:
     """What was scored: "baseline tfidf_logreg", "model mdl_14913e72a82f"."""
-    from forgeline.gateway.report.systems import _requested
+    from forgeline.gateway.report.systems import requested
 
     if kind == "baseline":
         plugin = request.get("baseline")
@@ -232,7 +232,7 @@ def _source(kind: str, request: dict, step: dict, outputs: dict) -> str:
         model = (step.get("response") or {}).get("model")
         id_ = model.get("id") if isinstance(model, dict) else ""
         return f"model {id_}" if id_ else "model"
-    model, _ = _requested(request, ("model_id",), outputs)
+    model, _ = requested(request, ("model_id",), outputs)
     return f"model {model}" if model and "${{" not in model else "model"
 
 
@@ -400,7 +400,7 @@ def config(doc: dict, versions: dict[str, str] | None = None) -> dict[str, Any]:
     earlier steps resolved, datasets named with their split), grouped as model, data,
     hyper-parameters and other settings; the versions the run's report was built with, and the
     forgeline versions the services wrote into the artifacts they made."""
-    from forgeline.gateway.report.systems import _requests
+    from forgeline.gateway.report.systems import step_requests
     from forgeline.gateway.spec import PipelineInvalid, parse_all
 
     try:
@@ -408,7 +408,7 @@ def config(doc: dict, versions: dict[str, str] | None = None) -> dict[str, Any]:
         description = pipeline.description
     except (PipelineInvalid, ValueError, TypeError):
         description = ""
-    asked = _requests(doc)
+    asked = step_requests(doc)
     splits = split_datasets(doc)
     outputs = {s["name"]: s["response"] for s in doc["steps"] if s.get("response")}
     calls = {s["name"]: s.get("call", "") for s in doc["steps"]}

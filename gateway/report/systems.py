@@ -100,7 +100,7 @@ def comparison(doc: dict) -> Comparison:
     evaluations = list(found(doc, is_generation))
     if not evaluations:
         return Comparison([], [], [])
-    requests = _requests(doc)
+    requests = step_requests(doc)
     outputs = {s["name"]: s["response"] for s in doc["steps"] if s.get("response")}
     per_step = Counter(step for step, _, _ in evaluations)
     systems = [
@@ -122,12 +122,12 @@ def _system(
     if settings.get("baseline"):
         source = f"baseline {settings['baseline']}"
     else:
-        model, origin = _requested(request, ("model_id",), outputs)
+        model, origin = requested(request, ("model_id",), outputs)
         source = f"model {model}" if model else "model"
         source += f" (step {origin})" if origin else ""
     dataset = ""
     for name in DATASET_FIELDS:
-        dataset, _ = _requested(request, (name, "dataset_id"), outputs)
+        dataset, _ = requested(request, (name, "dataset_id"), outputs)
         if dataset:
             break
     return System(
@@ -145,7 +145,7 @@ def _system(
     )
 
 
-def _requests(doc: dict) -> dict[str, dict[str, Any]]:
+def step_requests(doc: dict) -> dict[str, dict[str, Any]]:
     """Each step's request as the pipeline wrote it (with the run's overrides); none when the
     run's pipeline cannot be read."""
     try:
@@ -155,7 +155,7 @@ def _requests(doc: dict) -> dict[str, dict[str, Any]]:
     return {s.name: s.request for s in pipeline.steps}
 
 
-def _requested(request: dict, path: tuple[str, ...], outputs: dict) -> tuple[str, str]:
+def requested(request: dict, path: tuple[str, ...], outputs: dict) -> tuple[str, str]:
     """A request's string field, its references to earlier steps resolved from their responses
     where they can be, and the step it refers to ("" none)."""
     node: Any = request

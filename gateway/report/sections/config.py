@@ -7,8 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from forgeline.gateway.report.markup import section, table
-from forgeline.gateway.report.sections.generation import _compact, _plugin
+from forgeline.gateway.report.markup import compact, plugin_text, section, table
 
 GROUPS = (("model", "model"), ("data", "data"), ("hyper_parameters", "hyper-parameters"))
 
@@ -66,7 +65,7 @@ def _cell(group: dict[str, Any]) -> str:
 def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, dict):
         if prefix and set(value) <= {"name", "config"} and value.get("name"):
-            return [(prefix, _plugin(value))]
+            return [(prefix, plugin_text(value))]
         out = []
         for key, item in value.items():
             out += _flat(item, f"{prefix}.{key}" if prefix else str(key))
@@ -76,7 +75,7 @@ def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
         and value
         and all(isinstance(v, dict) and v.get("name") for v in value)
     ):
-        return [(prefix, ", ".join(_plugin(v) for v in value))]
+        return [(prefix, ", ".join(plugin_text(v) for v in value))]
     if value is None or value == "" or value == [] or value == {}:
         return [(prefix, "")]
-    return [(prefix, value if isinstance(value, str) else _compact(value))]
+    return [(prefix, value if isinstance(value, str) else compact(value))]

@@ -9,10 +9,9 @@ behind a <details>, so the page stays readable and nothing in it runs.
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
-from forgeline.gateway.report.markup import num, section, table
+from forgeline.gateway.report.markup import compact, num, plugin_text, section, table
 from forgeline.gateway.report.systems import Comparison, System, comparison
 
 # Documents shown side by side; every sample stays in report.json.
@@ -129,18 +128,18 @@ def _settings(systems: list[System]) -> str:
         settings = s.settings
         what = s.source
         if s.baseline and settings.get("config"):
-            what += f" ({_compact(settings['config'])})"
+            what += f" ({compact(settings['config'])})"
         rows.append(
             [
                 s.name,
                 what,
                 _decoding(settings.get("decoding")),
-                ", ".join(_plugin(m) for m in settings.get("metrics") or []),
+                ", ".join(plugin_text(m) for m in settings.get("metrics") or []),
                 str(settings.get("reference_column", "")),
-                _plugin(settings.get("long_inputs")),
+                plugin_text(settings.get("long_inputs")),
                 num(settings.get("input_token_budget")),
                 _rows(s),
-                _compact({k: v for k, v in settings.items() if k not in COLUMNS}),
+                compact({k: v for k, v in settings.items() if k not in COLUMNS}),
             ]
         )
     header = ["system", "what", "decoding", "metrics", "reference column", "long inputs"]
@@ -169,30 +168,4 @@ def _decoding(options: Any) -> str:
         if k in ("strategy", "max_new_tokens") or v != defaults.get(k)
     }
     strategy = str(shown.pop("strategy", ""))
-    return ", ".join(filter(None, [strategy, _compact(shown)]))
-
-
-def _plugin(choice: Any) -> str:
-    """A plugin choice ({name, config}) in short: "extract (method textrank)"."""
-    if not isinstance(choice, dict) or not choice.get("name"):
-        return ""
-    config = _compact(choice.get("config") or {})
-    return f"{choice['name']} ({config})" if config else str(choice["name"])
-
-
-def _compact(value: Any) -> str:
-    """A settings value on one line, keys sorted (a Struct's order is not kept)."""
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_compact(v)}" for k, v in sorted(value.items()))
-    if isinstance(value, list):
-        return "[" + ", ".join(_item(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int | float):
-        return num(value)
-    return "–" if value is None else str(value)
-
-
-def _item(value: Any) -> str:
-    """A list item: a string quoted, so a stop string such as "\\n\\n" shows what it is."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else _compact(value)
+    return ", ".join(filter(None, [strategy, compact(shown)]))
