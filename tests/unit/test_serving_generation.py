@@ -150,3 +150,27 @@ def test_decoding_values_from_the_proto():
     with pytest.raises(InvalidArgument) as unknown:
         decoding_values(tpb.DecodingOptions(strategy=9), "decoding")
     assert unknown.value.violations[0].field == "decoding.strategy"
+
+
+def test_loading_runs_in_a_thread_that_ends_with_it():
+    """in_passing_thread: the work's value or its error, from a thread gone once it returns
+    (so no OpenMP pool of torch's outlives a model's load and warm-up)."""
+    import threading
+
+    from forgeline.services.serving.deployments import in_passing_thread
+
+    seen = []
+
+    def work():
+        seen.append(threading.current_thread())
+        return 42
+
+    assert in_passing_thread(work, "load-x") == 42
+    assert seen[0] is not threading.current_thread() and not seen[0].is_alive()
+    assert seen[0].name == "load-x"
+
+    def broken():
+        raise KeyboardInterrupt  # a BaseException too reaches the caller
+
+    with pytest.raises(KeyboardInterrupt):
+        in_passing_thread(broken, "load-y")
