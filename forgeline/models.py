@@ -30,7 +30,8 @@ DECODER_TASKS = (CAUSAL_LM, INSTRUCTION)
 GENERATIVE_TASKS = (CAUSAL_LM, INSTRUCTION, SEQ2SEQ)
 
 MANIFEST = "forgeline_training.json"
-# A classification evaluation keeps this many of its mistakes, each text cut to EXCERPT_CHARS.
+# A classification evaluation keeps this many of its mistakes; every excerpt of a text a
+# result carries (a mistake, a generated sample's source) is cut to EXCERPT_CHARS.
 MISCLASSIFIED = 20
 EXCERPT_CHARS = 500
 

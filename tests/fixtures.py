@@ -151,6 +151,25 @@ def started(tmp_path_factory: pytest.TempPathFactory, name: str, **settings) -> 
         service.stop()
 
 
+def data_gateway(
+    tmp_path_factory, data_service: ServiceThread, data_root: Path
+) -> Iterator[ServiceThread]:
+    """A gateway in this process over the session's data service (its data root too), ready;
+    stopped when the fixture that yields from this ends."""
+    settings = make_settings(
+        tmp_path_factory.mktemp("gateway-home"),
+        [data_root],
+        addresses={"data": data_service.address},
+    )
+    thread = ServiceThread("gateway", settings).start()
+    try:
+        with Client(thread.address) as client:
+            client.wait_ready()
+        yield thread
+    finally:
+        thread.stop()
+
+
 def ready_client(address: str) -> Iterator[Client]:
     """A client of ``address`` once its service reports ready, closed when the fixture ends."""
     with Client(address) as client:

@@ -29,7 +29,13 @@ from forgeline.finetune.data import read_rows
 from forgeline.finetune.planning import TrainPlanner
 from forgeline.generation import score_texts
 from forgeline.logging import get_logger
-from forgeline.models import CAUSAL_LM, SEQUENCE_CLASSIFICATION, Evaluation, score_classification
+from forgeline.models import (
+    CAUSAL_LM,
+    EXCERPT_CHARS,
+    SEQUENCE_CLASSIFICATION,
+    Evaluation,
+    score_classification,
+)
 from forgeline.registry import Baseline, BaselineContext, BaselineResult, PluginChoice
 from forgeline.services.training.review import SystemOutputs, keep_outputs
 
@@ -44,7 +50,6 @@ SUMMARIZATION = "summarization"  # Baseline.task of an extractive summarizer
 DEFAULT_METRIC = "rouge"
 DEFAULT_REFERENCE = "target"
 SAMPLES = 3
-EXCERPT_CHARS = 500
 
 
 @dataclass(frozen=True)

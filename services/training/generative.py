@@ -29,7 +29,13 @@ from forgeline.generation import (
     render_chat,
     score_texts,
 )
-from forgeline.models import DECODER_TASKS, SEQUENCE_CLASSIFICATION, Evaluation, positions_of
+from forgeline.models import (
+    DECODER_TASKS,
+    EXCERPT_CHARS,
+    SEQUENCE_CLASSIFICATION,
+    Evaluation,
+    positions_of,
+)
 from forgeline.registry import PluginChoice, PluginRegistry
 from forgeline.services.training.review import SystemOutputs
 
@@ -39,7 +45,6 @@ if TYPE_CHECKING:
 DEFAULT_METRIC = "rouge"
 DEFAULT_REFERENCE = "target"
 DEFAULT_SAMPLES, MAX_SAMPLES = 3, 50
-EXCERPT_CHARS = 500
 # Input tokens when a model's config states no position limit (T5's relative positions).
 DEFAULT_BUDGET = 512
 

@@ -56,12 +56,17 @@ def config_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _config(doc: dict[str, Any]) -> dict[str, Any]:
+def pipeline_spec(pipeline_yaml: str) -> dict[str, Any]:
+    """A run's pipeline YAML as a mapping; empty when it does not read as one."""
     try:
-        loaded = yaml.safe_load(doc.get("pipeline_yaml") or "") or {}
+        loaded = yaml.safe_load(pipeline_yaml or "")
     except yaml.YAMLError:
-        loaded = {}
-    spec = loaded if isinstance(loaded, dict) else {}
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _config(doc: dict[str, Any]) -> dict[str, Any]:
+    spec = pipeline_spec(doc.get("pipeline_yaml") or "")
     for override in doc.get("overrides", []):  # "path.to.key=value", as `forgeline run --set`
         key, _, value = str(override).partition("=")
         spec.setdefault("overrides", {})[key] = value

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import yaml
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from google.protobuf.json_format import MessageToDict
 
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
 from forgeline.services.http.app import caller_token
-from forgeline.services.http.console.compare import compare
+from forgeline.services.http.console.compare import compare, pipeline_spec
 from forgeline.services.http.upstream import Gateway, Upstream
 from forgeline.v1 import common_pb2
 from forgeline.v1 import pipeline_service_pb2 as ppb
@@ -130,14 +129,12 @@ def detail(run: ppb.PipelineRun) -> dict[str, Any]:
 def step_requests(pipeline_yaml: str) -> dict[str, Any]:
     """Each step's request as the pipeline wrote it (its ``with``: references to earlier steps
     unresolved, --set overrides not applied)."""
-    try:
-        spec = yaml.safe_load(pipeline_yaml or "") or {}
-    except yaml.YAMLError:
+    steps = pipeline_spec(pipeline_yaml).get("steps")
+    if not isinstance(steps, list):
         return {}
-    steps = spec.get("steps") if isinstance(spec, dict) else None
     return {
         str(step["name"]): step.get("with") or {}
-        for step in steps or []
+        for step in steps
         if isinstance(step, dict) and "name" in step
     }
 
@@ -173,8 +170,10 @@ async def list_runs(
     q: str = Query("", description="Only runs whose pipeline or id contains this text."),
     limit: int = Query(100, ge=1, le=MAX_RUNS),
 ) -> JSONResponse:
-    """The newest runs, newest first, filtered by state and name."""
-    runs = await gateway_of(request).runs(caller_token(request), MAX_RUNS)
+    """The newest runs, newest first, filtered by state and name (among the newest MAX_RUNS:
+    the gateway filters by neither, so only a filtered list reads that many)."""
+    wanted = MAX_RUNS if state or q else limit
+    runs = await gateway_of(request).runs(caller_token(request), wanted)
     rows = [summary(run) for run in runs]
     if state:
         rows = [row for row in rows if row["state"] == state.upper()]

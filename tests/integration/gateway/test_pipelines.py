@@ -15,7 +15,7 @@ from forgeline.client import Client
 from forgeline.errors import FailedPrecondition, InvalidArgument
 from forgeline.v1 import common_pb2
 from forgeline.v1 import pipeline_service_pb2 as pb
-from tests.conftest import ServiceThread, make_settings
+from tests.fixtures import data_gateway
 
 ROWS = ["great food", "awful taste", "fresh and tasty", "cold soup", "lovely soup", "slow delivery"]
 
@@ -34,16 +34,9 @@ def reviews(data_root) -> str:
 
 @pytest.fixture(scope="module")
 def gateway(data_service, tmp_path_factory, data_root) -> Iterator[Client]:
-    settings = make_settings(
-        tmp_path_factory.mktemp("gateway-home"),
-        [data_root],
-        addresses={"data": data_service.address},
-    )
-    thread = ServiceThread("gateway", settings).start()
-    with Client(thread.address) as client:
-        client.wait_ready()
-        yield client
-    thread.stop()
+    for thread in data_gateway(tmp_path_factory, data_service, data_root):
+        with Client(thread.address) as client:
+            yield client
 
 
 def pipeline(source: str, gate: str = "dataset.num_rows >= 10") -> str:

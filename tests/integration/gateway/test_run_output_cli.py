@@ -10,25 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from forgeline.client import Client
 from tests.cli_runner import forgeline
-from tests.conftest import ServiceThread, make_settings
+from tests.conftest import ServiceThread
+from tests.fixtures import data_gateway
 
 LINE = re.compile(r"^\d\d:\d\d:\d\d  (\w+)\s+(RUNNING|SUCCEEDED|FAILED|SKIPPED|CANCELLED|\d+%)")
 
 
 @pytest.fixture(scope="module")
 def gateway(data_service, tmp_path_factory, data_root) -> Iterator[ServiceThread]:
-    settings = make_settings(
-        tmp_path_factory.mktemp("gateway-home"),
-        [data_root],
-        addresses={"data": data_service.address},
-    )
-    thread = ServiceThread("gateway", settings).start()
-    with Client(thread.address) as client:
-        client.wait_ready()
-    yield thread
-    thread.stop()
+    yield from data_gateway(tmp_path_factory, data_service, data_root)
 
 
 @pytest.fixture(scope="module")
