@@ -2,6 +2,9 @@
 
 Every line carries the operation or request id bound in context (structlog contextvars), so one
 grep follows one operation across services. Logs are for people; metrics travel as events.
+
+Logs go to standard error, configured or not: standard output is the CLI's data (``--json``), and
+a warning from a background thread (an audit outbox retrying, say) must never land in it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,16 @@ import sys
 from typing import Any
 
 import structlog
+
+
+def _stderr(*_args: Any) -> structlog.PrintLogger:
+    """A logger factory writing to the ``sys.stderr`` of the moment a line is logged (loggers
+    are not cached), so a redirected or replaced stderr is followed."""
+    return structlog.PrintLogger(sys.stderr)
+
+
+if not structlog.is_configured():  # until a process configures itself: defaults, on stderr
+    structlog.configure(logger_factory=_stderr)
 
 
 def configure(*, json: bool, level: str = "INFO") -> None:
@@ -27,7 +40,7 @@ def configure(*, json: bool, level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(name)s %(message)s")

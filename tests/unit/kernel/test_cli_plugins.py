@@ -37,7 +37,7 @@ def test_shows_the_whole_description_and_the_config_schema():
 def test_json_output_and_kind_choose_among_plugins_sharing_a_name():
     result = show("classifier", "--kind", "output_rules", "--json")
     assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)
+    shown = json.loads(result.stdout)  # logs, if any, are on stderr
     cls = REGISTRY.get("output_rules", "classifier")
     assert (shown["kind"], shown["name"], shown["distribution"]) == (
         "output_rules",
