@@ -64,7 +64,7 @@ def test_a_package_adds_a_group_and_broken_ones_are_skipped_by_name(third_party)
     assert why["clash"] == "ValueError: command run is already defined"
 
     said = CliRunner().invoke(root, ["hello", "say", "--name", "you"])
-    assert said.exit_code == 0 and said.output == "hello you\n"
+    assert said.exit_code == 0 and said.stdout == "hello you\n"
     # `run` is still the gateway's: the clashing group was taken out whole.
     run_help = CliRunner().invoke(root, ["run", "--help"], env={"COLUMNS": "200"})
     assert "Run a pipeline on the gateway" in run_help.output

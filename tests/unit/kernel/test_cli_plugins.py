@@ -23,7 +23,7 @@ def show(*args: str):
 def test_shows_the_whole_description_and_the_config_schema():
     result = show("safety_filter")
     assert result.exit_code == 0, result.output
-    header, _, schema_text = result.output.partition("config (JSON Schema):")
+    header, _, schema_text = result.stdout.partition("config (JSON Schema):")
     version = metadata.version("forgeline")
     assert header.splitlines()[0] == f"cleaners:safety_filter  forgeline=={version}"
     # This description was cut at "... or masks what" when it was the docstring's first line.
