@@ -198,6 +198,7 @@ class Orchestrator:
                         rows,
                         state=R.RUNNING,
                         cached=True,
+                        request=request,
                         response=response,
                         metrics=metrics,
                         start_time=time.time(),
@@ -212,6 +213,7 @@ class Orchestrator:
                     state=R.RUNNING,
                     start_time=time.time(),
                     address=service.address,
+                    request=request,
                 )
                 ctx.emit(_state_event(step.name, "RUNNING", f"{step.call} on {service.address}"))
             if not row.operation:

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS steps (
   last_event INTEGER NOT NULL DEFAULT 0,
   start_time REAL,
   end_time REAL,
+  request TEXT NOT NULL DEFAULT '{}',
   PRIMARY KEY (run, step)
 );
 CREATE TABLE IF NOT EXISTS reports (
@@ -80,6 +81,12 @@ class StepRow:
     last_event: int = 0
     start_time: float | None = None
     end_time: float | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+# Columns added to a table after a release, with their definition: a store opened on an older
+# file gains them (the rows it holds get the default).
+ADDED_COLUMNS = {"steps": {"request": "TEXT NOT NULL DEFAULT '{}'"}}
 
 
 class RunStore:
@@ -90,6 +97,11 @@ class RunStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column, definition in columns.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -136,9 +148,9 @@ class RunStore:
         with self._lock:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO steps(run, step, state, operation, address, cached, "
-                "response, metrics, gates, message, last_event, start_time, end_time) "
+                "response, metrics, gates, message, last_event, start_time, end_time, request) "
                 "SELECT ?, step, state, operation, address, cached, response, metrics, gates, "
-                "'kept from ' || run, last_event, start_time, end_time FROM steps "
+                "'kept from ' || run, last_event, start_time, end_time, request FROM steps "
                 "WHERE run = ? AND state = ?",
                 (target, source, SUCCEEDED),
             )
@@ -229,4 +241,5 @@ def _step(row: sqlite3.Row) -> StepRow:
         last_event=row["last_event"],
         start_time=row["start_time"],
         end_time=row["end_time"],
+        request=json.loads(row["request"]),
     )

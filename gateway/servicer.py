@@ -232,6 +232,7 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
                     operation=s.operation,
                     address=s.address,
                     cached=s.cached,
+                    request=_struct(s.request),
                     response=_struct(s.response),
                     metrics=s.metrics,
                     gates=[pb.GateResult(**g) for g in s.gates],

@@ -107,7 +107,7 @@ class PipelineRun(_message.Message):
     def __init__(self, name: _Optional[str] = ..., pipeline: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.OperationState, str]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., message: _Optional[str] = ..., report: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., pipeline_yaml: _Optional[str] = ..., overrides: _Optional[_Iterable[str]] = ..., no_cache: _Optional[bool] = ..., attempt: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepRun(_message.Message):
-    __slots__ = ("name", "call", "method", "state", "operation", "address", "cached", "response", "metrics", "gates", "message", "depends_on", "start_time", "end_time")
+    __slots__ = ("name", "call", "method", "state", "operation", "address", "cached", "response", "metrics", "gates", "message", "depends_on", "start_time", "end_time", "request")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class StepRun(_message.Message):
     DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
     name: str
     call: str
     method: str
@@ -143,7 +144,8 @@ class StepRun(_message.Message):
     depends_on: _containers.RepeatedScalarFieldContainer[str]
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., call: _Optional[str] = ..., method: _Optional[str] = ..., state: _Optional[_Union[StepState, str]] = ..., operation: _Optional[str] = ..., address: _Optional[str] = ..., cached: _Optional[bool] = ..., response: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., gates: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ..., message: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    request: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., call: _Optional[str] = ..., method: _Optional[str] = ..., state: _Optional[_Union[StepState, str]] = ..., operation: _Optional[str] = ..., address: _Optional[str] = ..., cached: _Optional[bool] = ..., response: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., gates: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ..., message: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class GateResult(_message.Message):
     __slots__ = ("expression", "metric", "value", "threshold", "passed", "message")

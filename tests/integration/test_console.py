@@ -263,7 +263,10 @@ def test_runs_list_filters_and_a_run_streams_its_events(stack, finished_runs):
     detail = stack.get(f"/console/api/runs/{finished_runs[0]}").json()
     split = next(s for s in detail["steps_detail"] if s["name"] == "split")
     assert split["depends_on"] == ["clean"] and split["artifacts"]
-    assert split["request"]["train_fraction"] == 0.75  # as the pipeline wrote it
+    # The request as the gateway sent it: the reference to the clean step's dataset resolved.
+    clean = next(s for s in detail["steps_detail"] if s["name"] == "clean")
+    assert split["request_sent"] and split["request"]["train_fraction"] == 0.75
+    assert split["request"]["dataset_id"] == clean["response"]["dataset"]["artifact"]["id"]
     assert split["artifacts"][0]["parents"]  # lineage: made from the cleaned dataset
 
 

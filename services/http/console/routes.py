@@ -107,13 +107,16 @@ def summary(run: ppb.PipelineRun) -> dict[str, Any]:
 
 def detail(run: ppb.PipelineRun) -> dict[str, Any]:
     """The run page's data: the summary, each step as the proto JSON mapping gives it (its
-    response, metrics, gates, times) with its request from the pipeline, and the pipeline's
-    YAML."""
+    request, response, metrics, gates, times), and the pipeline's YAML. A step the gateway has
+    not sent yet (or a run recorded before gateways kept requests) shows its request as the
+    pipeline wrote it; ``request_sent`` says which."""
     requests = step_requests(run.pipeline_yaml)
     steps = []
     for step in run.steps:
         as_dict = MessageToDict(step, preserving_proto_field_name=True)
-        as_dict["request"] = requests.get(step.name)
+        as_dict["request_sent"] = bool(as_dict.get("request"))
+        if not as_dict["request_sent"]:
+            as_dict["request"] = requests.get(step.name)
         as_dict["state"] = ppb.StepState.Name(step.state).removeprefix("STEP_STATE_")
         as_dict["seconds"] = _span(step, "start_time")
         as_dict["artifacts"] = list(_artifacts(as_dict.get("response", {})))

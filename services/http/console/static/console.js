@@ -204,7 +204,7 @@ function stepPanel(step, log) {
       h("td", {}, a.kind), h("td", {}, h("div", { class: "uri" }, a.id), h("div", { class: "uri muted" }, a.uri)),
       h("td", {}, a.parents.length ? h("div", { class: "uri muted" }, "from ", a.parents.join(", ")) : "", a.producer ? h("div", { class: "muted" }, a.producer) : ""))))) : null,
     h("h2", {}, "Events"), h("div", { class: "log step-log" }, log.length ? log.map((line) => h("div", {}, line)) : h("div", { class: "muted" }, "none yet")),
-    step.request ? h("details", { class: "step-request" }, h("summary", {}, "Request (as the pipeline wrote it)"), h("pre", {}, JSON.stringify(step.request, null, 1))) : null,
+    step.request ? h("details", { class: "step-request" }, h("summary", {}, step.request_sent ? "Request (as the gateway sent it)" : "Request (as the pipeline wrote it)"), h("pre", {}, JSON.stringify(step.request, null, 1))) : null,
     step.response ? h("details", { class: "step-response" }, h("summary", {}, "Response"), h("pre", {}, JSON.stringify(step.response, null, 1))) : null);
 }
 
