@@ -64,6 +64,17 @@ class ForgelineError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def under(self, parent: str) -> ForgelineError:
+        """The same error raised about a message nested at ``parent`` (a TuneModelRequest's
+        ``training``, say): every field path prefixed with it, the message naming them so."""
+        if not self.violations:
+            return self
+        violations = [FieldViolation(f"{parent}.{v.field}", v.description) for v in self.violations]
+        message = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        return type(self)(
+            message, reason=self.reason, metadata=self.metadata, violations=violations
+        )
+
 
 class InvalidArgument(ForgelineError):
     code = grpc.StatusCode.INVALID_ARGUMENT

@@ -204,6 +204,31 @@ def train_evaluate(
     max_examples: Annotated[
         int, typer.Option(help="--generate: a seeded subset of this many rows (0: all).")
     ] = 0,
+    seed: Annotated[int, typer.Option(help="--generate: the seed of that subset.")] = 0,
+    long_inputs: Annotated[
+        str,
+        typer.Option(
+            help="--generate: how a text longer than the token budget is read, a long_inputs "
+            "plugin NAME or NAME=JSON config: truncate, chunk or extract (empty: truncate)."
+        ),
+    ] = "",
+    input_token_budget: Annotated[
+        int,
+        typer.Option(
+            help="--generate: tokens of input the model reads per generation (0: what its "
+            "context leaves after --max-new-tokens)."
+        ),
+    ] = 0,
+    samples: Annotated[
+        int, typer.Option(help="--generate: (source, reference, output) samples kept (0: 3).")
+    ] = 0,
+    raw_prompt: Annotated[
+        bool,
+        typer.Option(
+            "--raw-prompt",
+            help="--generate: give a chat model each text as is, not as the user's turn.",
+        ),
+    ] = False,
     address: AddressOpt = None,
     wait: WaitOpt = True,
     as_json: JsonOpt = False,
@@ -214,12 +239,18 @@ def train_evaluate(
     from forgeline.v1 import training_service_pb2 as pb
 
     generation = None
-    if generate or metric or reference_column or max_new_tokens or max_examples:
+    generative = (metric, reference_column, max_new_tokens, max_examples, seed, long_inputs)
+    if generate or any(generative) or input_token_budget or samples or raw_prompt:
         generation = pb.GenerationEvaluation(
             decoding=pb.DecodingOptions(max_new_tokens=max_new_tokens),
             metrics=[common_pb2.PluginSpec(name=name) for name in metric or []],
             reference_column=reference_column,
+            long_inputs=plugin_specs([long_inputs], "--long-inputs")[0] if long_inputs else None,
+            input_token_budget=input_token_budget,
             max_examples=max_examples,
+            seed=seed,
+            samples=samples,
+            raw_prompt=raw_prompt,
         )
     request = pb.EvaluateModelRequest(
         model_id=model,

@@ -23,7 +23,9 @@ from forgeline.cli.app import (
 from forgeline.cli.training import (
     EvalOpt,
     FinetuneOpt,
+    InputTokenBudgetOpt,
     LabelColumnOpt,
+    LongInputsOpt,
     MessagesColumnOpt,
     ModelConfigOpt,
     ModelOpt,
@@ -82,6 +84,8 @@ def tune(
     prompt_column: PromptColumnOpt = "",
     response_column: ResponseColumnOpt = "",
     messages_column: MessagesColumnOpt = "",
+    long_inputs: LongInputsOpt = "",
+    input_token_budget: InputTokenBudgetOpt = 0,
     learning_rate: Annotated[float, typer.Option("--lr", help="0: the strategy's default.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Per worker.")] = 16,
     epochs: int = 1,
@@ -122,6 +126,8 @@ def tune(
             max_sequence_length=max_length,
             seed=seed,
         ),
+        long_inputs=plugin_specs([long_inputs], "--long-inputs")[0] if long_inputs else None,
+        input_token_budget=input_token_budget,
     )
     request = pb.TuneModelRequest(
         training=training,

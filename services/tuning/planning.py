@@ -157,7 +157,13 @@ class TunePlanner:
                 "a search does not mirror its trials into trackers; its trials stream as the "
                 "operation's events (trial_<n>/<metric>)",
             )
-        train = self.train_planner.plan_train(spec.train)
+        try:
+            train = self.train_planner.plan_train(spec.train)
+        except ForgelineError as exc:  # its fields are the training template's
+            nested = exc.under("training")
+            if nested is exc:
+                raise
+            raise nested from exc
         if train.hyper["num_workers"] > 1:
             # A Ray Train run inside a trial that the scheduler stops early keeps its worker
             # group's placement group: Ray Train frees it only through Ray's state API, which

@@ -338,13 +338,16 @@ def test_train_run_and_tune_send_the_column_flags(training, tuning):
         "--task", "instruction", "--response-column", "reply", *LLAMA_OPTIONS,
     )  # fmt: skip
     assert tuned.returncode == 1, tuned.stdout
-    assert "response_column" in tuned.stderr and "'reply'" in tuned.stderr, tuned.stderr
+    assert "training.train.response_column" in tuned.stderr, tuned.stderr
+    assert "'reply'" in tuned.stderr, tuned.stderr
 
 
-def test_train_run_sends_the_long_inputs_flags(training):
+def test_train_run_and_tune_send_the_long_inputs_flags(training, tuning):
     """Each refusal names a field only --long-inputs (its plugin name, its config) or
-    --input-token-budget could have set: both reached TrainModelRequest."""
+    --input-token-budget could have set: both reached TrainModelRequest, and through tune its
+    training template."""
     dataset(training, pa.table({"prompt": TEXTS, "response": TEXTS}), "cli-long")
+    dataset(tuning, pa.table({"prompt": TEXTS, "response": TEXTS}), "cli-long")
     cases = [  # (arguments, the field refused, what the refusal says)
         (("--long-inputs", "chunk"), "long_inputs.name", "'chunk' reads a document in several"),
         (("--long-inputs", 'truncate={"keep": "sideways"}'), "long_inputs.config.keep",
@@ -360,3 +363,10 @@ def test_train_run_sends_the_long_inputs_flags(training):
         )  # fmt: skip
         assert done.returncode == 1, done.stdout
         assert field in done.stderr and said in done.stderr, done.stderr
+        tuned = forgeline(
+            {"tuning": tuning.service.address},
+            "tune", "cli-long", "--param", "hyper_parameters.learning_rate=choice:[0.001,0.01]",
+            "--task", "instruction", "--batch-size", "4", *args, *LLAMA_OPTIONS,
+        )  # fmt: skip
+        assert tuned.returncode == 1, tuned.stdout
+        assert f"training.{field}" in tuned.stderr and said in tuned.stderr, tuned.stderr

@@ -373,6 +373,22 @@ def test_train_evaluate_generates_from_the_command_line(training, models):
     assert f"{len(TEXTS)} examples" in done.stdout
     assert "exact_match_exact_match 0.5000" in done.stdout
 
+    # How long texts are read, the subset and the samples reach the service as given.
+    done = subprocess.run(
+        [sys.executable, "-m", "forgeline", "train", "evaluate", "gen-causal", models["dataset"],
+         "--long-inputs", 'truncate={"keep": "head_tail"}', "--input-token-budget", "6",
+         "--max-examples", "2", "--seed", "3", "--samples", "1", "--raw-prompt",
+         "--max-new-tokens", str(MAX_NEW), "--json"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    evaluation = json.loads(done.stdout)["evaluation"]
+    settings = evaluation["generationSettings"]
+    assert settings["long_inputs"]["name"] == "truncate"
+    assert settings["long_inputs"]["config"]["keep"] == "head_tail"
+    assert (settings["input_token_budget"], settings["max_examples"], settings["seed"]) == (6, 2, 3)
+    assert int(evaluation["numExamples"]) == 2 and len(evaluation["samples"]) == 1
+
 
 def test_the_training_service_lists_its_generation_plugins(tclient):
     from forgeline.services.training import SPEC

@@ -107,3 +107,19 @@ def test_violations_collects_every_field_before_raising():
     assert [v.field for v in caught.value.violations] == ["train_fraction", "test_fraction"]
     assert "train_fraction: must be > 0" in caught.value.message
     assert "test_fraction: fractions must sum to 1" in caught.value.message
+
+
+def test_an_error_about_a_nested_message_names_its_fields_under_the_parent():
+    from forgeline.errors import FailedPrecondition, FieldViolation, InvalidArgument
+
+    one = InvalidArgument.for_field("long_inputs.name", "'chunk' reads in several passes")
+    nested = one.under("training")
+    assert isinstance(nested, InvalidArgument) and nested.reason == one.reason
+    assert [v.field for v in nested.violations] == ["training.long_inputs.name"]
+    assert str(nested) == "training.long_inputs.name: 'chunk' reads in several passes"
+    several = InvalidArgument(
+        "a: x; b: y", violations=[FieldViolation("a", "x"), FieldViolation("b", "y")]
+    ).under("p")
+    assert str(several) == "p.a: x; p.b: y"
+    plain = FailedPrecondition("no cluster")  # no field to prefix: the same error
+    assert plain.under("training") is plain
