@@ -34,7 +34,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from forgeline import __version__, storage
 from forgeline.errors import DataLoss, InvalidArgument, NotFound, excerpt
 from forgeline.logging import get_logger
+from forgeline.versions import process_versions
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -75,6 +76,9 @@ class Lineage:
     forgeline_version: str = __version__
     pipeline_run: str = ""
     pipeline_step: str = ""
+    # Python's and the main libraries' versions where it was made (forgeline.versions); the
+    # store fills them in when it records the artifact.
+    libraries: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -290,6 +294,8 @@ class ArtifactStore:
             raise InvalidArgument.for_field("name", "an artifact name is required")
         artifact_id = f"{ID_PREFIX.get(kind, kind[:3])}_{uuid.uuid4().hex[:12]}"
         now = datetime.now(UTC)
+        if not lineage.libraries:
+            lineage = replace(lineage, libraries=process_versions())
         if self.shared is not None:
             self.sync()
         with self._lock, self._db:

@@ -72,6 +72,7 @@ def artifact(record: ArtifactRecord) -> common_pb2.Artifact:
             forgeline_version=lineage.forgeline_version,
             pipeline_run=lineage.pipeline_run,
             pipeline_step=lineage.pipeline_step,
+            libraries=lineage.libraries,
         ),
     )
     out.create_time.FromDatetime(record.create_time)

@@ -87,7 +87,14 @@ class Artifact(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ArtifactKind, str]] = ..., uri: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Lineage(_message.Message):
-    __slots__ = ("parent_ids", "producer", "operation", "config", "forgeline_version", "pipeline_run", "pipeline_step")
+    __slots__ = ("parent_ids", "producer", "operation", "config", "forgeline_version", "pipeline_run", "pipeline_step", "libraries")
+    class LibrariesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PARENT_IDS_FIELD_NUMBER: _ClassVar[int]
     PRODUCER_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +102,7 @@ class Lineage(_message.Message):
     FORGELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_RUN_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_STEP_FIELD_NUMBER: _ClassVar[int]
+    LIBRARIES_FIELD_NUMBER: _ClassVar[int]
     parent_ids: _containers.RepeatedScalarFieldContainer[str]
     producer: str
     operation: str
@@ -102,7 +110,8 @@ class Lineage(_message.Message):
     forgeline_version: str
     pipeline_run: str
     pipeline_step: str
-    def __init__(self, parent_ids: _Optional[_Iterable[str]] = ..., producer: _Optional[str] = ..., operation: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., forgeline_version: _Optional[str] = ..., pipeline_run: _Optional[str] = ..., pipeline_step: _Optional[str] = ...) -> None: ...
+    libraries: _containers.ScalarMap[str, str]
+    def __init__(self, parent_ids: _Optional[_Iterable[str]] = ..., producer: _Optional[str] = ..., operation: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., forgeline_version: _Optional[str] = ..., pipeline_run: _Optional[str] = ..., pipeline_step: _Optional[str] = ..., libraries: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PluginSpec(_message.Message):
     __slots__ = ("name", "config")

@@ -9,6 +9,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from forgeline.versions import installed_versions
+
 
 def document(
     run,
@@ -84,9 +86,7 @@ def document(
     from forgeline.gateway.report import overview
 
     doc["summary"] = overview.summary(doc)
-    doc["config"] = overview.config(
-        doc, overview.installed_versions() if versions is None else versions
-    )
+    doc["config"] = overview.config(doc, installed_versions() if versions is None else versions)
     doc["evaluations"] = overview.evaluations(doc)
     return doc
 

@@ -11,9 +11,6 @@ library versions, which only the document built at the run's end knows).
 from __future__ import annotations
 
 import math
-import platform
-from collections.abc import Iterable
-from importlib import metadata
 from typing import Any
 
 from forgeline.gateway.report.document import found, walk
@@ -22,24 +19,6 @@ from forgeline.gateway.report.shapes import is_compression, is_evaluation, is_ge
 from forgeline.gateway.spec import REFERENCE
 
 SPLITS = ("train", "validation", "test")
-# The distributions whose versions a report records, those installed.
-LIBRARIES = (
-    "forgeline",
-    "torch",
-    "transformers",
-    "peft",
-    "accelerate",
-    "datasets",
-    "tokenizers",
-    "sentence-transformers",
-    "scikit-learn",
-    "onnxruntime",
-    "ray",
-    "grpcio",
-    "protobuf",
-    "pyarrow",
-    "numpy",
-)
 # Where a step's request names the rows it is scored on: EvaluateModel's dataset, a training
 # or baseline step's eval split.
 DATASET_FIELDS = ("dataset", "eval")
@@ -49,17 +28,6 @@ CLASSIFIER_METRICS = ("accuracy", "f1_macro")
 MODEL_KEYS = ("model", "model_id", "baseline", "finetune", "task", "source_path", "compressors")
 DATA_KEYS = ("dataset_id", "dataset", "train", "eval", "source", "columns", "datasets")
 HYPER_KEYS = ("hyper_parameters",)
-
-
-def installed_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str]:
-    """Python's version and each of ``names`` installed here, with its version."""
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 # --- datasets and the splits they are ----------------------------------------------------------
@@ -441,7 +409,26 @@ def config(doc: dict, versions: dict[str, str] | None = None) -> dict[str, Any]:
         "steps": steps,
         "versions": dict(versions or {}),
         "service_versions": {"forgeline": services} if services else {},
+        "step_versions": step_versions(doc),
     }
+
+
+def step_versions(doc: dict) -> dict[str, dict[str, str]]:
+    """Per step, the library versions the service that ran it recorded in the lineage of the
+    first artifact its response holds (steps whose artifacts predate them are left out)."""
+    out: dict[str, dict[str, str]] = {}
+    for step, _, value in found(doc, _has_libraries):
+        out.setdefault(step, {str(k): str(v) for k, v in value["lineage"]["libraries"].items()})
+    return out
+
+
+def _has_libraries(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("lineage"), dict)
+        and isinstance(value["lineage"].get("libraries"), dict)
+        and bool(value["lineage"]["libraries"])
+    )
 
 
 def _has_version(value: Any) -> bool:

@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -274,6 +275,9 @@ def test_reports_and_compare_come_from_report_json(stack, finished_runs):
     first, second = finished_runs
     report = stack.get(f"/console/api/runs/{first}/report.json").json()
     assert report["run"] == f"operations/{first}"
+    # What the data service recorded in the lineage of the datasets it made.
+    made_with = report["config"]["step_versions"]["split"]
+    assert made_with["pyarrow"] == metadata.version("pyarrow") and "python" in made_with
     html = stack.get(f"/console/api/runs/{first}/report.html")
     assert html.status_code == 200 and "<html" in html.text.lower()
     compared = stack.get(f"/console/api/compare?runs={first},{second}").json()

@@ -36,20 +36,43 @@ def section_config(config: dict[str, Any]) -> str:
                 raw_columns=set(range(6)),
             )
         )
-    versions = config.get("versions") or {}
-    services = (config.get("service_versions") or {}).get("forgeline") or []
     if "versions" not in config:  # a document written before they were recorded
         parts.append("<p class=meta>This report predates recorded library versions.</p>")
-    if versions or services:
-        lines = [[name, version] for name, version in versions.items()]
-        if services:
-            lines.append(["forgeline (the services, from their artifacts)", ", ".join(services)])
-        parts.append(
-            "<h3>Versions</h3><p class=meta>Where the report was built (the gateway), and the "
-            "forgeline version the services wrote into the artifacts they made.</p>"
-            + table(["library", "version"], lines)
+    parts.append(_versions(config))
+    return section("Configuration", "".join(parts)) if any(parts) else ""
+
+
+def _versions(config: dict[str, Any]) -> str:
+    """The library versions where the report was built (the gateway) beside those each step's
+    service recorded in the artifacts it made, steps that agree sharing a column."""
+    versions = config.get("versions") or {}
+    by_step = config.get("step_versions") or {}
+    if by_step:
+        columns: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for step, recorded in by_step.items():
+            columns.setdefault(tuple(sorted(recorded.items())), []).append(step)
+        names = dict.fromkeys([*versions, *(n for r in by_step.values() for n in r)])
+        recorded = [dict(key) for key in columns]
+        lines = [
+            [name, versions.get(name, "—"), *(r.get(name, "—") for r in recorded)] for name in names
+        ]
+        headers = ["library", "the report (gateway)"]
+        headers += ["steps " + ", ".join(steps) for steps in columns.values()]
+        return (
+            "<h3>Versions</h3><p class=meta>Where the report was built, and what each step's "
+            "service recorded in the artifacts it made.</p>" + table(headers, lines)
         )
-    return section("Configuration", "".join(parts)) if parts else ""
+    services = (config.get("service_versions") or {}).get("forgeline") or []
+    if not (versions or services):
+        return ""
+    lines = [[name, version] for name, version in versions.items()]
+    if services:  # artifacts recorded before their libraries were
+        lines.append(["forgeline (the services, from their artifacts)", ", ".join(services)])
+    return (
+        "<h3>Versions</h3><p class=meta>Where the report was built (the gateway), and the "
+        "forgeline version the services wrote into the artifacts they made.</p>"
+        + table(["library", "version"], lines)
+    )
 
 
 def _cell(group: dict[str, Any]) -> str:

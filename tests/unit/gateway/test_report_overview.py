@@ -26,6 +26,7 @@ from forgeline.v1 import (
 )
 from forgeline.v1 import pipeline_service_pb2 as pb
 from forgeline.v1 import training_service_pb2 as tpb
+from forgeline.versions import LIBRARIES
 
 PIPELINE = textwrap.dedent(
     """
@@ -435,6 +436,30 @@ def test_the_config_has_each_step_s_model_data_and_hyper_parameters_and_the_vers
     assert page.index("<details><summary>Pipeline (YAML)</summary>") > page.index("Artifacts")
 
 
+def test_the_versions_each_step_s_service_recorded_stand_beside_the_gateway_s():
+    run = quickstart()
+    steps = {s.name: s for s in run.steps}
+    training = {"python": "3.11.7", "forgeline": "0.1.0", "torch": "2.13.0+cpu", "peft": "0.21"}
+    data = {"python": "3.12.1", "forgeline": "0.1.0", "pyarrow": "26.0.1"}
+    for name, libraries in (("train", training), ("split", data), ("clean", data)):
+        response = json.loads(json_format.MessageToJson(steps[name].response))
+        for value in response.values():  # every artifact the step's response holds
+            holder = value.get("artifact", value) if isinstance(value, dict) else None
+            if isinstance(holder, dict) and "sha256" in holder:
+                holder.setdefault("lineage", {})["libraries"] = libraries
+        steps[name].response.Clear()
+        json_format.ParseDict(response, steps[name].response)
+    doc = report.document(run, events(), versions=VERSIONS)
+    recorded = doc["config"]["step_versions"]
+    assert recorded == {"clean": data, "split": data, "train": training}
+    (_, versions) = Tables(section_html(report.render(doc), "Configuration")).tables
+    assert versions[0] == ["library", "the report (gateway)", "steps clean, split", "steps train"]
+    rows = {row[0]: row[1:] for row in versions[1:]}
+    assert rows["torch"] == ["2.13.0", "—", "2.13.0+cpu"]
+    assert rows["python"] == ["3.12.1", "3.12.1", "3.11.7"]
+    assert rows["pyarrow"] == ["—", "26.0.1", "—"] and rows["peft"] == ["—", "—", "0.21"]
+
+
 def test_the_versions_are_those_installed_where_the_report_is_built():
     from importlib import metadata
 
@@ -443,7 +468,7 @@ def test_the_versions_are_those_installed_where_the_report_is_built():
     assert versions["forgeline"] == metadata.version("forgeline")
     assert versions["protobuf"] == metadata.version("protobuf")
     assert "python" in versions
-    assert set(versions) <= {"python", *overview.LIBRARIES}
+    assert set(versions) <= {"python", *LIBRARIES}
 
 
 # --- evaluations -------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +14,7 @@ import pytest
 
 from forgeline.artifacts import ArtifactStore, Lineage, sha256_file
 from forgeline.errors import DataLoss, InvalidArgument, NotFound
+from forgeline.versions import process_versions
 
 
 @pytest.fixture
@@ -175,7 +178,9 @@ def test_lineage_and_request_id_round_trip_through_a_reopen(tmp_path):
     reopened = ArtifactStore(tmp_path / "artifacts")
     try:
         again = reopened.get(record.id)
-        assert again.lineage == lineage
+        # The store adds the versions of Python and the main libraries that recorded it.
+        assert again.lineage == replace(lineage, libraries=process_versions())
+        assert again.lineage.libraries["pyarrow"] == metadata.version("pyarrow")
         assert again.metadata == {"a": [1, 2]}
         assert again.create_time == record.create_time
         assert reopened.find_by_request_id("req-1").id == record.id
