@@ -8,6 +8,7 @@ no data); every /v1 and /console/api route needs the bearer token when auth is o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -56,6 +57,8 @@ def create_app(
         yield
         await client.close()
         await runs.close()
+        if _app.state.artifacts is not None:  # the console's shared store, when it opened one
+            _app.state.artifacts.close()
 
     app = FastAPI(
         title="forgeline HTTP API",
@@ -65,6 +68,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings, app.state.upstream, app.state.gateway = settings, client, runs
+    app.state.artifacts, app.state.opening = None, asyncio.Lock()
     app.add_middleware(BodyLimit, limit=settings.max_message_bytes)
     app.add_exception_handler(ForgelineError, _forgeline_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

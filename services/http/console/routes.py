@@ -3,6 +3,7 @@ deployments, as JSON the console's script reads. See the package's docstring."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from google.protobuf.json_format import MessageToDict
 
+from forgeline.artifacts import ArtifactStore
 from forgeline.errors import FailedPrecondition, InvalidArgument, NotFound
 from forgeline.services.http.app import caller_token
 from forgeline.services.http.console.compare import compare, pipeline_spec
@@ -249,41 +251,67 @@ def _frame(kind: str, data: Any, sequence: int | None = None) -> str:
 # --- reports ------------------------------------------------------------------------------------
 
 
-async def report_folder(gateway: Gateway, run_id: str, token: str) -> Path:
+async def report_folder(request: Request, run_id: str) -> Path:
     """The folder of the run's report artifact, where this process can read it."""
-    run = await gateway.run(operation_name(run_id), token)
+    run = await gateway_of(request).run(operation_name(run_id), caller_token(request))
     if not run.report.uri:
         raise NotFound(
             f"run {run_id} has no report yet (a run writes it when it ends)",
             reason="NO_REPORT",
             metadata={"run": run_id},
         )
-    parsed = urlparse(run.report.uri)
+    store = await shared_artifacts(request)
+    return await asyncio.to_thread(local_report, run.report, store)
+
+
+def local_report(report: common_pb2.Artifact, shared: ArtifactStore | None) -> Path:
+    """The folder of a report artifact on this machine: where the gateway wrote it when that is
+    here, else fetched (once, its digest checked) from ``shared``, the artifact store the
+    gateway writes to (FORGELINE_ARTIFACT_URI)."""
+    parsed = urlparse(report.uri)
     folder = Path(unquote(parsed.path))
-    if parsed.scheme != "file" or not folder.is_dir():
+    if parsed.scheme == "file" and folder.is_dir():
+        return folder
+    if shared is None:
         raise FailedPrecondition(
-            f"run {run_id}'s report lies at {run.report.uri}, which this HTTP face cannot read "
-            "(it reads reports from the machine's own artifact folder)",
+            f"the report {report.id} lies at {report.uri}, which this HTTP face cannot read: "
+            "it reads reports from this machine's artifact folder, or from the shared store "
+            "FORGELINE_ARTIFACT_URI names (set it to the gateway's)",
             reason="REPORT_NOT_LOCAL",
-            metadata={"run": run_id},
+            metadata={"report": report.id},
         )
-    return folder
+    return shared.verify(shared.get(report.id, kind="report"))
 
 
-async def read_report(gateway: Gateway, run_id: str, token: str) -> dict[str, Any]:
-    folder = await report_folder(gateway, run_id, token)
+async def shared_artifacts(request: Request) -> ArtifactStore | None:
+    """The shared artifact store the settings name (opened on first use, closed with the app),
+    or None when the artifacts are this machine's alone."""
+    state = request.app.state
+    settings = state.settings
+    if not settings.artifact_uri:
+        return None
+    async with state.opening:
+        if getattr(state, "artifacts", None) is None:
+            state.artifacts = await asyncio.to_thread(
+                ArtifactStore, settings.artifacts_dir, shared=settings.artifact_uri
+            )
+    return state.artifacts
+
+
+async def read_report(request: Request, run_id: str) -> dict[str, Any]:
+    folder = await report_folder(request, run_id)
     return json.loads((folder / "report.json").read_text())
 
 
 @router.get("/runs/{run_id}/report.json")
 async def report_json(run_id: str, request: Request) -> JSONResponse:
-    return JSONResponse(await read_report(gateway_of(request), run_id, caller_token(request)))
+    return JSONResponse(await read_report(request, run_id))
 
 
 @router.get("/runs/{run_id}/report.html")
 async def report_html(run_id: str, request: Request) -> FileResponse:
     """The run's report page as the gateway wrote it (self-contained: no script, no fetch)."""
-    folder = await report_folder(gateway_of(request), run_id, caller_token(request))
+    folder = await report_folder(request, run_id)
     return FileResponse(folder / "report.html", media_type="text/html")
 
 
@@ -299,8 +327,7 @@ async def compare_runs(
         raise InvalidArgument.for_field(
             "runs", f"name 2 to {MAX_COMPARED} different run ids, comma-separated"
         )
-    gateway, token = gateway_of(request), caller_token(request)
-    docs = [await read_report(gateway, run_id, token) for run_id in ids]
+    docs = [await read_report(request, run_id) for run_id in ids]
     return JSONResponse(compare(ids, docs))
 
 
