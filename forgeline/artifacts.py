@@ -76,8 +76,8 @@ class Lineage:
     forgeline_version: str = __version__
     pipeline_run: str = ""
     pipeline_step: str = ""
-    # Python's and the main libraries' versions where it was made (forgeline.versions); the
-    # store fills them in when it records the artifact.
+    # Python's and the main libraries' versions in the process that recorded it
+    # (forgeline.versions): the store fills them in when it records the artifact.
     libraries: dict[str, str] = field(default_factory=dict)
 
 
