@@ -27,6 +27,11 @@ log = get_logger(__name__)
 SERVICE = "forgeline.v1.PipelineService"
 SUBMIT = f"{SERVICE}/SubmitPipeline"
 RETRY = f"{SERVICE}/RetryPipelineRun"
+# WatchPipelineRuns: at most one page this often (a training step's metrics change many times a
+# second), and a page rebuilt this often with no change seen (what changes outside the
+# operation store: nothing known; a safety net, not a poll the list relies on).
+WATCH_INTERVAL_S = 1.0
+WATCH_RECHECK_S = 30.0
 FINAL_STATES = {
     R.SUCCEEDED: common_pb2.OPERATION_STATE_SUCCEEDED,
     R.FAILED: common_pb2.OPERATION_STATE_FAILED,
@@ -257,11 +262,31 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         return pb.GetPipelineRunResponse(run=run)
 
     async def ListPipelineRuns(self, request, context):
-        size = min(request.page_size or 50, 500)
-        offset = page_offset(request.page_token)
+        return await self._page(
+            request.pipeline, page_offset(request.page_token), request.page_size
+        )
+
+    async def WatchPipelineRuns(self, request, context):
+        """The first page again whenever the gateway's operations change (a run submitted, a
+        step's state, event or metric, a run's end: each is a write to the operation store, which
+        wakes the wait), at most one page per WATCH_INTERVAL_S, and only when it differs."""
+        store, sent = self._ops.store, None
+        while True:
+            seen = store.version
+            page = await self._page(request.pipeline, 0, request.page_size)
+            if page != sent:
+                yield page
+                sent = page
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            await store.wait_change(seen, WATCH_RECHECK_S)
+
+    async def _page(
+        self, pipeline: str, offset: int, page_size: int
+    ) -> pb.ListPipelineRunsResponse:
+        size = min(page_size or 50, 500)
         loop = asyncio.get_running_loop()
         names = await loop.run_in_executor(
-            None, self._gateway.store.runs, request.pipeline, offset, size + 1
+            None, self._gateway.store.runs, pipeline, offset, size + 1
         )
         runs = [await loop.run_in_executor(None, self.run_message, n) for n in names[:size]]
         token = str(offset + size) if len(names) > size else ""

@@ -193,6 +193,14 @@ class ListPipelineRunsResponse(_message.Message):
     next_page_token: str
     def __init__(self, runs: _Optional[_Iterable[_Union[PipelineRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class WatchPipelineRunsRequest(_message.Message):
+    __slots__ = ("page_size", "pipeline")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    pipeline: str
+    def __init__(self, page_size: _Optional[int] = ..., pipeline: _Optional[str] = ...) -> None: ...
+
 class CancelPipelineRunRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]

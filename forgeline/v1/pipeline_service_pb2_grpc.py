@@ -60,6 +60,11 @@ class PipelineServiceStub:
                 request_serializer=forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsRequest.SerializeToString,
                 response_deserializer=forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsResponse.FromString,
                 _registered_method=True)
+        self.WatchPipelineRuns = channel.unary_stream(
+                '/forgeline.v1.PipelineService/WatchPipelineRuns',
+                request_serializer=forgeline_dot_v1_dot_pipeline__service__pb2.WatchPipelineRunsRequest.SerializeToString,
+                response_deserializer=forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsResponse.FromString,
+                _registered_method=True)
         self.CancelPipelineRun = channel.unary_unary(
                 '/forgeline.v1.PipelineService/CancelPipelineRun',
                 request_serializer=forgeline_dot_v1_dot_pipeline__service__pb2.CancelPipelineRunRequest.SerializeToString,
@@ -109,6 +114,14 @@ class PipelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchPipelineRuns(self, request, context):
+        """The first page of runs, newest first, sent at once and again whenever a run on it (or a new
+        one) changes: a live runs list. Changes are coalesced: at most one page a second.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelPipelineRun(self, request, context):
         """Cancels the run's running service operations; steps not yet started are skipped.
         """
@@ -144,6 +157,11 @@ def add_PipelineServiceServicer_to_server(servicer, server):
             'ListPipelineRuns': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPipelineRuns,
                     request_deserializer=forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsRequest.FromString,
+                    response_serializer=forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsResponse.SerializeToString,
+            ),
+            'WatchPipelineRuns': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPipelineRuns,
+                    request_deserializer=forgeline_dot_v1_dot_pipeline__service__pb2.WatchPipelineRunsRequest.FromString,
                     response_serializer=forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsResponse.SerializeToString,
             ),
             'CancelPipelineRun': grpc.unary_unary_rpc_method_handler(
@@ -269,6 +287,33 @@ class PipelineService:
             target,
             '/forgeline.v1.PipelineService/ListPipelineRuns',
             forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsRequest.SerializeToString,
+            forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPipelineRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/forgeline.v1.PipelineService/WatchPipelineRuns',
+            forgeline_dot_v1_dot_pipeline__service__pb2.WatchPipelineRunsRequest.SerializeToString,
             forgeline_dot_v1_dot_pipeline__service__pb2.ListPipelineRunsResponse.FromString,
             options,
             channel_credentials,

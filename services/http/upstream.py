@@ -172,6 +172,15 @@ class Gateway(_Channel):
         )
         return operation.name
 
+    def watch_runs(self, token: str, limit: int) -> Stream:
+        """Pages of the newest ``limit`` runs, the first at once and then one whenever they
+        change, for as long as the caller reads (no deadline: a console left open)."""
+        call = self._pipelines().WatchPipelineRuns(
+            pipeline_service_pb2.WatchPipelineRunsRequest(page_size=min(limit, 500)),
+            metadata=_metadata(token),
+        )
+        return Stream(call)
+
     def events(self, operation: str, after: int, token: str) -> Stream:
         """The run's events after sequence ``after``, following it until it is done."""
         call = event_service_pb2_grpc.EventServiceStub(self.channel()).StreamEvents(

@@ -290,6 +290,37 @@ def test_reports_and_compare_come_from_report_json(stack, finished_runs):
         assert len(row["values"]) == 2 and row["deltas"][0] in (0, None)
 
 
+def test_the_runs_list_streams_as_runs_start_and_end(stack, finished_runs):
+    seen: list[dict] = []  # each frame's runs: id -> state
+    pages: list[list] = []  # each frame's rows, whole
+    new = ""
+    with httpx.stream(
+        "GET", stack.url + "/console/api/runs/watch?q=console-watch", headers=AUTH, timeout=120
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        buffer = ""
+        for chunk in response.iter_text():
+            buffer += chunk
+            while "\n\n" in buffer:
+                block, buffer = buffer.split("\n\n", 1)
+                ((kind, data, _),) = frames(block)
+                assert kind == "runs"
+                pages.append(data["runs"])
+                seen.append({row["id"]: row["state"] for row in data["runs"]})
+                if len(seen) == 1:  # the first page, at once: no such run yet
+                    assert seen[0] == {}
+                    new = stack.submit(training_pipeline("console-watch", stack.csv, 10))
+            if seen and seen[-1].get(new) == "SUCCEEDED":
+                break
+    states = [page.get(new) for page in seen[1:]]
+    assert states[-1] == "SUCCEEDED" and "RUNNING" in states, seen
+    assert all(a != b for a, b in zip(pages, pages[1:], strict=False))  # only changes are sent
+    # A bad limit is refused naming it, before any stream starts.
+    bad = stack.get("/console/api/runs/watch?limit=0")
+    assert bad.status_code == 400 and "limit" in bad.text
+
+
 def test_bad_requests_name_the_field(stack, finished_runs):
     bad = stack.get("/console/api/runs/not..an..id")
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "run"
@@ -365,7 +396,29 @@ def test_the_runs_list_in_a_browser(stack, browser, finished_runs):
         )
     row = browser.find_element("css selector", f'tr.run-row[data-id="{finished_runs[0]}"]')
     assert "SUCCEEDED" in row.text and "dataset.num_rows >= 10" in row.text
+    assert browser.find_element("id", "live").is_displayed()  # the list is streaming
     shot(browser, "runs")
+    # The list is live: a run started while it is open appears, and ends, without a reload.
+    browser.execute_script("window.notReloaded = true;")
+    new = stack.submit(data_pipeline("console-live", stack.csv, 0.7))
+    wait_for(
+        browser,
+        lambda d: d.find_elements("css selector", f'tr.run-row[data-id="{new}"]'),
+        timeout=60,
+    )
+    wait_for(
+        browser,
+        lambda d: (
+            d.execute_script(
+                "const r = document.querySelector(`tr.run-row[data-id='${arguments[0]}']`);"
+                "return r && r.getAttribute('data-state');",
+                new,
+            )
+            == "SUCCEEDED"
+        ),
+        timeout=120,
+    )
+    assert browser.execute_script("return window.notReloaded === true;")
 
 
 def test_following_a_running_pipeline_to_its_end(stack, browser):

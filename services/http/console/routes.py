@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -179,12 +179,57 @@ async def list_runs(
     the gateway filters by neither, so only a filtered list reads that many)."""
     wanted = MAX_RUNS if state or q else limit
     runs = await gateway_of(request).runs(caller_token(request), wanted)
+    return JSONResponse({"runs": listed(runs, state, q, limit)})
+
+
+@router.get("/runs/watch")
+async def watch_runs(
+    request: Request,
+    state: str = Query("", description="Only runs in this state (RUNNING, SUCCEEDED, ...)."),
+    q: str = Query("", description="Only runs whose pipeline or id contains this text."),
+    limit: int = Query(100, ge=1, le=MAX_RUNS),
+) -> StreamingResponse:
+    """The runs list live, as server-sent events: ``runs`` ({"runs": [...]}, as GET /runs
+    answers) at once and again whenever the list changes (a run submitted, a step's state or
+    metrics, a run's end), from the gateway's WatchPipelineRuns stream."""
+    stream = gateway_of(request).watch_runs(
+        caller_token(request), MAX_RUNS if state or q else limit
+    )
+    try:  # the first page before the answer: a gateway that refuses is an HTTP error, not a frame
+        first = await stream.next()
+    except BaseException:
+        stream.close()
+        raise
+
+    async def frames() -> AsyncIterator[str]:
+        page, sent = first, None
+        try:
+            while page is not None:
+                rows = listed(page.runs, state, q, limit)
+                if rows != sent:
+                    yield _frame("runs", {"runs": rows})
+                    sent = rows
+                page = await stream.next()
+        finally:
+            stream.close()
+        yield _frame("end", {})
+
+    return StreamingResponse(
+        frames(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def listed(runs: Iterable[ppb.PipelineRun], state: str, q: str, limit: int) -> list[dict]:
+    """The runs list's rows: each run's summary, those in ``state`` whose pipeline or id holds
+    ``q`` (either empty: no filter), at most ``limit``."""
     rows = [summary(run) for run in runs]
     if state:
         rows = [row for row in rows if row["state"] == state.upper()]
     if q:
         rows = [row for row in rows if q.lower() in f"{row['pipeline']} {row['id']}".lower()]
-    return JSONResponse({"runs": rows[:limit]})
+    return rows[:limit]
 
 
 @router.get("/runs/{run_id}")

@@ -126,23 +126,44 @@ async function runsPage(params) {
   main.replaceChildren(h("h1", {}, "Runs"), h("div", { class: "sub" }, "Pipeline runs, newest first."),
     h("div", { class: "toolbar" }, stateBox, nameBox, h("button", { onclick: filter }, "Filter"), compareButton), table);
   const query = new URLSearchParams({ state: params.get("state") || "", q: params.get("q") || "" });
-  const { runs } = await api(`/console/api/runs?${query}`);
-  if (!runs.length) body.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No runs yet: `forgeline run PIPELINE.yaml` starts one.")));
-  for (const run of runs) {
-    const box = h("input", { type: "checkbox", class: "pick", "data-id": run.id, disabled: !run.report });
-    box.addEventListener("change", () => {
-      box.checked ? chosen.add(run.id) : chosen.delete(run.id);
-      compareButton.disabled = chosen.size < 2;
-    });
-    body.append(h("tr", { class: "run-row", "data-id": run.id, "data-state": run.state },
-      h("td", {}, box),
-      h("td", {}, run.pipeline),
-      h("td", {}, h("a", { href: `#/runs/${run.id}`, class: "run-link" }, run.id.slice(0, 12)), run.attempt > 1 ? ` (attempt ${run.attempt})` : ""),
-      h("td", {}, state(run.state)),
-      h("td", {}, when(run.create_time)),
-      h("td", { class: "num" }, duration(run.seconds)),
-      h("td", { class: "metrics" }, Object.entries(run.headline).map(([k, v]) => h("span", {}, `${k} ${num(v)}`))),
-      h("td", {}, run.gates.map((g) => h("span", { class: `gate ${g.passed ? "pass" : "fail"}`, title: g.message }, `${g.passed ? "\u2713" : "\u2717"} ${g.expression}`)))));
+  const draw = (runs) => {
+    for (const id of [...chosen]) if (!runs.some((r) => r.id === id && r.report)) chosen.delete(id);
+    compareButton.disabled = chosen.size < 2;
+    body.replaceChildren();
+    if (!runs.length) body.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No runs yet: `forgeline run PIPELINE.yaml` starts one.")));
+    for (const run of runs) {
+      const box = h("input", { type: "checkbox", class: "pick", "data-id": run.id, disabled: !run.report });
+      box.checked = chosen.has(run.id);
+      box.addEventListener("change", () => {
+        box.checked ? chosen.add(run.id) : chosen.delete(run.id);
+        compareButton.disabled = chosen.size < 2;
+      });
+      body.append(h("tr", { class: "run-row", "data-id": run.id, "data-state": run.state },
+        h("td", {}, box),
+        h("td", {}, run.pipeline),
+        h("td", {}, h("a", { href: `#/runs/${run.id}`, class: "run-link" }, run.id.slice(0, 12)), run.attempt > 1 ? ` (attempt ${run.attempt})` : ""),
+        h("td", {}, state(run.state)),
+        h("td", {}, when(run.create_time)),
+        h("td", { class: "num" }, duration(run.seconds)),
+        h("td", { class: "metrics" }, Object.entries(run.headline).map(([k, v]) => h("span", {}, `${k} ${num(v)}`))),
+        h("td", {}, run.gates.map((g) => h("span", { class: `gate ${g.passed ? "pass" : "fail"}`, title: g.message }, `${g.passed ? "\u2713" : "\u2717"} ${g.expression}`)))));
+    }
+  };
+  // The list live: the gateway sends it again whenever a run starts, changes or ends. A stream
+  // that ends (the gateway restarted) is opened again after a pause.
+  const controller = new AbortController();
+  leave = () => controller.abort();
+  const live = document.getElementById("live");
+  live.hidden = false;
+  try {
+    while (!controller.signal.aborted) {
+      await events(`/console/api/runs/watch?${query}`, (kind, data) => { if (kind === "runs") draw(data.runs); }, controller.signal);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  } catch (e) {
+    if (e.name !== "AbortError") throw e;
+  } finally {
+    if (!controller.signal.aborted) live.hidden = true;  // a page left hides it in route()
   }
 }
 
@@ -271,7 +292,7 @@ async function runPage(id) {
     if (e.name !== "AbortError") throw e;
     return;
   } finally {
-    live.hidden = true;
+    if (!controller.signal.aborted) live.hidden = true;  // a page left hides it in route()
   }
   document.body.setAttribute("data-run-ended", id);
   if (run && run.report) await showReport();
@@ -411,6 +432,7 @@ async function deploymentsPage() {
 async function route() {
   leave();
   leave = () => {};
+  document.getElementById("live").hidden = true;
   showError("");
   const [path, query] = (location.hash.slice(1) || "/runs").split("?");
   const params = new URLSearchParams(query || "");
