@@ -9,7 +9,6 @@ import html
 import json
 import re
 import textwrap
-from html.parser import HTMLParser
 
 from google.protobuf import json_format
 
@@ -19,6 +18,7 @@ from forgeline.gateway.report.sections.generation import CLIP, DOCUMENTS_SHOWN
 from forgeline.v1 import common_pb2, data_service_pb2
 from forgeline.v1 import pipeline_service_pb2 as pb
 from forgeline.v1 import training_service_pb2 as tpb
+from tests.report_pages import Tables, section_html
 
 PIPELINE = textwrap.dedent(
     """
@@ -203,39 +203,6 @@ def run(long_output: str = "", outputs_id: str = "", sft_rows=(1, 57)) -> pb.Pip
         out.steps[4].response.Clear()
         json_format.ParseDict(stored, out.steps[4].response)
     return out
-
-
-class Tables(HTMLParser):
-    """Each <table> of a page as rows of cells: (the cell's text, the cell's inner HTML)."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tables: list[list[list[str]]] = []
-        self._cell: list[str] | None = None
-        self.feed(page)
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def section_html(page: str, title: str) -> str:
-    match = re.search(rf"<section><h2>{re.escape(title)}</h2>(.*?)</section>", page, re.S)
-    assert match, f"no section {title!r}"
-    return match[1]
 
 
 def test_the_scores_table_has_a_row_per_system_the_best_marked_and_the_subset_noted():

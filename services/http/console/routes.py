@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote, urlparse
 
 from fastapi import APIRouter, Query, Request
@@ -37,6 +37,10 @@ DONE = {
 }
 
 router = APIRouter(prefix="/console/api", tags=["console"])
+# The runs list's filters, as /runs and /runs/watch take them.
+StateQuery = Annotated[str, Query(description="Only runs in this state (RUNNING, SUCCEEDED, ...).")]
+NameQuery = Annotated[str, Query(description="Only runs whose pipeline or id contains this text.")]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_RUNS)]
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -171,9 +175,9 @@ def _artifacts(value: Any, path: str = "") -> Any:
 @router.get("/runs")
 async def list_runs(
     request: Request,
-    state: str = Query("", description="Only runs in this state (RUNNING, SUCCEEDED, ...)."),
-    q: str = Query("", description="Only runs whose pipeline or id contains this text."),
-    limit: int = Query(100, ge=1, le=MAX_RUNS),
+    state: StateQuery = "",
+    q: NameQuery = "",
+    limit: LimitQuery = 100,
 ) -> JSONResponse:
     """The newest runs, newest first, filtered by state and name (among the newest MAX_RUNS:
     the gateway filters by neither, so only a filtered list reads that many)."""
@@ -185,9 +189,9 @@ async def list_runs(
 @router.get("/runs/watch")
 async def watch_runs(
     request: Request,
-    state: str = Query("", description="Only runs in this state (RUNNING, SUCCEEDED, ...)."),
-    q: str = Query("", description="Only runs whose pipeline or id contains this text."),
-    limit: int = Query(100, ge=1, le=MAX_RUNS),
+    state: StateQuery = "",
+    q: NameQuery = "",
+    limit: LimitQuery = 100,
 ) -> StreamingResponse:
     """The runs list live, as server-sent events: ``runs`` ({"runs": [...]}, as GET /runs
     answers) at once and again whenever the list changes (a run submitted, a step's state or

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from html.parser import HTMLParser
 
 import pytest
 from google.protobuf import json_format
@@ -27,6 +26,7 @@ from forgeline.v1 import (
 from forgeline.v1 import pipeline_service_pb2 as pb
 from forgeline.v1 import training_service_pb2 as tpb
 from forgeline.versions import LIBRARIES
+from tests.report_pages import Tables, section_html
 
 PIPELINE = textwrap.dedent(
     """
@@ -273,41 +273,6 @@ def events() -> list[event_service_pb2.Event]:
 
 def build(failed: bool = False) -> dict:
     return report.document(quickstart(failed), events(), versions=VERSIONS)
-
-
-class Tables(HTMLParser):
-    """Each <table> of a page as rows of cell texts."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tables: list[list[list[str]]] = []
-        self._cell: list[str] | None = None
-        self.feed(page)
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "br" and self._cell is not None:
-            self._cell.append("\n")
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def section_html(page: str, title: str) -> str:
-    match = re.search(rf"<section><h2>{re.escape(title)}</h2>(.*?)</section>", page, re.S)
-    assert match, f"no section {title!r}"
-    return match[1]
 
 
 def card(page: str) -> str:

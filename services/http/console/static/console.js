@@ -82,17 +82,15 @@ async function api(path, options) {
   return response.json();
 }
 
-// Server-sent events read with fetch (so the Authorization header goes with them): calls
-// onEvent(kind, data) per event; resolves when the stream ends.
-async function events(path, onEvent, signal) {
-  const response = await fetch(path, { headers: headers({ Accept: "text/event-stream" }), signal });
-  if (!response.ok) throw await failure(response);
+// The server-sent events of a fetched response: calls onFrame(kind, data) for each frame that
+// carries data; resolves when the stream ends or onFrame returns true.
+async function readFrames(response, onFrame) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) break;
+    if (done) return;
     buffer += decoder.decode(value, { stream: true });
     let cut;
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
@@ -103,9 +101,17 @@ async function events(path, onEvent, signal) {
         if (line.startsWith("event: ")) kind = line.slice(7);
         else if (line.startsWith("data: ")) data += line.slice(6);
       }
-      if (data) onEvent(kind, data === "[DONE]" ? data : JSON.parse(data));
+      if (data && onFrame(kind, data)) return;
     }
   }
+}
+
+// This server's server-sent events, read with fetch (so the Authorization header goes with
+// them): calls onEvent(kind, data) per event; resolves when the stream ends.
+async function events(path, onEvent, signal) {
+  const response = await fetch(path, { headers: headers({ Accept: "text/event-stream" }), signal });
+  if (!response.ok) throw await failure(response);
+  await readFrames(response, (kind, data) => { onEvent(kind, JSON.parse(data)); });
 }
 
 // --- runs list -------------------------------------------------------------------------------
@@ -385,26 +391,16 @@ function tryBox(d) {
 
 async function streamCompletion(response, output) {
   // The OpenAI API's stream: "data: {chunk}" frames, then "data: [DONE]".
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const line = buffer.slice(0, cut).replace(/^data: /, "");
-      buffer = buffer.slice(cut + 2);
-      if (line === "[DONE]") return;
-      const chunk = JSON.parse(line);
-      for (const choice of chunk.choices || []) {
-        if (choice.text) output.append(choice.text);
-        if (choice.finish_reason) output.setAttribute("data-finish", choice.finish_reason);
-        if (chunk.safety_block || choice.finish_reason === "content_filter") output.append(h("div", { class: "gate fail" }, `blocked by ${(chunk.safety_block || {}).rule || "an output rule"}`));
-      }
+  await readFrames(response, (_kind, data) => {
+    if (data === "[DONE]") return true;
+    const chunk = JSON.parse(data);
+    for (const choice of chunk.choices || []) {
+      if (choice.text) output.append(choice.text);
+      if (choice.finish_reason) output.setAttribute("data-finish", choice.finish_reason);
+      if (chunk.safety_block || choice.finish_reason === "content_filter") output.append(h("div", { class: "gate fail" }, `blocked by ${(chunk.safety_block || {}).rule || "an output rule"}`));
     }
-  }
+    return false;
+  });
 }
 
 async function deploymentsPage() {
